@@ -1,0 +1,1 @@
+//! Quantizers (filled in next).

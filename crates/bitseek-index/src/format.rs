@@ -1,0 +1,1 @@
+//! Index file format (filled in next).

@@ -1,0 +1,1 @@
+//! Vector input readers (filled in next).
