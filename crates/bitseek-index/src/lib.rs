@@ -1,8 +1,15 @@
 //! Search over bitseek codes.
 //!
-//! Reads vectors ([`input`]), keeps them as an index of codes in one checksummed, memory-mapped file
-//! ([`format`]), and answers exact top-k queries over the codes with a blocked flat scan, optionally
-//! oversampling and rescoring from a kept `f32` or `int8` copy ([`flat`]).
+//! Reads vectors ([`input`]), builds an [`Index`] of codes and keeps it in one checksummed,
+//! memory-mapped file ([`mod@format`]), and answers exact top-k queries over the codes with a blocked
+//! flat scan ([`flat`]), optionally oversampling and rescoring from a kept `f32` or `int8` copy.
+//! [`exact`] is float brute force: the ground truth for recall and the baseline for speed.
 
+pub mod eval;
+pub mod exact;
+pub mod flat;
 pub mod format;
+pub mod index;
 pub mod input;
+
+pub use index::{BuildOptions, Hit, Index, IndexError, Keep, Meta, Metric, SearchParams};

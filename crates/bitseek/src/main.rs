@@ -1,1 +1,133 @@
-fn main() {}
+//! The `bitseek` command: a thin shell over `bitseek-index`.
+//!
+//! Every subcommand validates through the library, prints human-readable output on a terminal and
+//! JSON with `--json` (one object, or one line per query for `query`), and exits with 0 on success
+//! and 2 on error, printing the whole error chain once.
+
+mod bench;
+mod build;
+mod eval;
+mod query;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Compress float embeddings into binary and multi-bit codes and search them.
+#[derive(Parser)]
+#[command(name = "bitseek", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build an index of codes from vectors (.npy, .fvecs or JSON lines).
+    Build(build::Args),
+    /// Search an index with query vectors.
+    Query(query::Args),
+    /// Recall@k of an index against exact float search, raw and rescored.
+    Eval(eval::Args),
+    /// Queries per second of an index next to exact float search, measured in the same run.
+    Bench(bench::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Build(a) => build::run(a),
+        Command::Query(a) => query::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Bench(a) => bench::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            if err.chain().any(|e| {
+                e.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("bitseek: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Reads query vectors, refusing invalid ones with the file, row and reason.
+pub(crate) fn read_queries(
+    path: &Path,
+    dim: usize,
+) -> anyhow::Result<bitseek_index::input::Vectors> {
+    use bitseek_index::input::{read_vectors, validate, Checks};
+    let v = read_vectors(path)?;
+    validate(
+        &v,
+        path,
+        &Checks {
+            expected_dim: Some(dim),
+            reject_zero: false,
+        },
+    )?;
+    Ok(v)
+}
+
+/// Opens an index, naming the file in the error.
+pub(crate) fn open_index(path: &Path) -> anyhow::Result<bitseek_index::Index> {
+    bitseek_index::Index::open(path)
+        .with_context(|| format!("cannot open index {}", path.display()))
+}
+
+/// A progress bar on a terminal, hidden otherwise (and under `--json`).
+pub(crate) fn progress(len: u64, what: &str, json: bool) -> indicatif::ProgressBar {
+    if json || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    let style = indicatif::ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} ({eta})")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_message(what.to_string());
+    bar
+}
+
+/// Parses a comma-separated list of numbers (`1,2,4`).
+pub(crate) fn parse_list(s: &str) -> Result<Vec<usize>, String> {
+    s.split(',')
+        .map(|p| {
+            p.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("{p:?} is not a whole number"))
+        })
+        .collect()
+}
+
+/// Median of a list of measurements (mean of the middle two for even counts).
+pub(crate) fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
+}
+
+/// Runs `f` on a rayon pool of `threads` threads.
+pub(crate) fn with_threads<T: Send>(
+    threads: usize,
+    f: impl FnOnce() -> T + Send,
+) -> anyhow::Result<T> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?;
+    Ok(pool.install(f))
+}

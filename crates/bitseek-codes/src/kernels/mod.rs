@@ -3,9 +3,25 @@
 //! Every kernel has a plain scalar twin in [`scalar`]; the SIMD versions must agree with it bit for
 //! bit on every input (property tests in `tests/kernels.rs`). [`kernels()`] returns the table for the
 //! best instruction set this CPU has (AVX-512 with VPOPCNTDQ, then AVX2, then portable), detected
-//! once and cached.
+//! once and cached. [`all_available()`] lists every table this CPU can run, for tests and benches.
+//!
+//! The environment variable `BITSEEK_KERNELS` (`scalar`, `avx2` or `avx512`), read once on the first
+//! call to [`kernels()`], caps the table it picks: `BITSEEK_KERNELS=avx2` runs the AVX2 kernels even
+//! on an AVX-512 machine (for A/B benchmarks and for chasing a suspected SIMD bug). It can only lower
+//! the choice; asking for a table the CPU lacks gives the best one it has below that, and an unknown
+//! value is ignored.
+//!
+//! Only x86-64 has SIMD tables so far; other targets (aarch64 included) get [`SCALAR`] — NEON
+//! versions would slot in the same way.
 
 pub mod scalar;
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+
+use std::sync::OnceLock;
 
 /// A table of kernel functions for one instruction set.
 ///
@@ -23,6 +39,7 @@ pub struct Kernels {
     /// `cplanes` planes in `blocks` (plane 0 = least significant). With one plane on each side it is
     /// the AND-popcount; with a 4-plane query it is RaBitQ's asymmetric product; with B planes on
     /// both sides it is the symmetric multi-bit (SDC) product.
+    #[allow(clippy::type_complexity)]
     pub ip_planes_blocks: fn(
         query: &[u64],
         qplanes: usize,
@@ -55,7 +72,94 @@ pub const SCALAR: Kernels = Kernels {
     dot_f32: scalar::dot_f32,
 };
 
-/// The best kernel table for this CPU, detected once per process.
+/// The best kernel table for this CPU, detected once per process (capped by `BITSEEK_KERNELS`,
+/// see the [module docs](self)).
 pub fn kernels() -> &'static Kernels {
-    &SCALAR
+    static CHOSEN: OnceLock<&'static Kernels> = OnceLock::new();
+    CHOSEN.get_or_init(|| {
+        let available = all_available();
+        let cap = std::env::var("BITSEEK_KERNELS")
+            .ok()
+            .and_then(|v| rank(v.trim()))
+            .unwrap_or(usize::MAX);
+        available
+            .iter()
+            .rev()
+            .copied()
+            .find(|k| rank(k.name).is_some_and(|r| r <= cap))
+            .unwrap_or(&SCALAR)
+    })
+}
+
+/// Every kernel table this CPU can run, weakest first: [`SCALAR`] always, then AVX2 and AVX-512
+/// where detected. The last entry is what [`kernels()`] picks when `BITSEEK_KERNELS` is unset.
+pub fn all_available() -> Vec<&'static Kernels> {
+    #[allow(unused_mut)]
+    let mut tables = vec![&SCALAR];
+    #[cfg(target_arch = "x86_64")]
+    {
+        if has_avx2() {
+            tables.push(&avx2::TABLE);
+        }
+        if has_avx512() {
+            tables.push(&avx512::TABLE);
+        }
+    }
+    tables
+}
+
+/// Order of the tables by capability, for the `BITSEEK_KERNELS` cap.
+fn rank(name: &str) -> Option<usize> {
+    match name.to_ascii_lowercase().as_str() {
+        "scalar" => Some(0),
+        "avx2" => Some(1),
+        "avx512" => Some(2),
+        _ => None,
+    }
+}
+
+/// Whether this CPU has everything `avx2::TABLE` is compiled for. Handing that table out only after
+/// this returns true is what makes its `unsafe` calls sound.
+#[cfg(target_arch = "x86_64")]
+fn has_avx2() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+        && std::arch::is_x86_feature_detected!("popcnt")
+}
+
+/// Whether this CPU has everything `avx512::TABLE` is compiled for (every CPU with VPOPCNTDQ and BW
+/// — Ice Lake, Zen 4 and later — also has VNNI). Handing that table out only after this returns
+/// true is what makes its `unsafe` calls sound.
+#[cfg(target_arch = "x86_64")]
+fn has_avx512() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+        && std::arch::is_x86_feature_detected!("avx512vpopcntdq")
+        && std::arch::is_x86_feature_detected!("avx512vnni")
+}
+
+/// Checks the slices handed to a blocked kernel and returns the number of whole blocks in `blocks`
+/// (a trailing partial block is ignored, as `chunks_exact` does in the scalar twins). Panics where
+/// the SIMD code would otherwise read or write out of bounds.
+#[cfg(target_arch = "x86_64")]
+fn check_blocked(
+    query: &[u64],
+    qplanes: usize,
+    blocks: &[u64],
+    cplanes: usize,
+    words: usize,
+    out: &[u32],
+) -> usize {
+    let block_words = crate::layout::block_words(cplanes, words);
+    assert!(block_words > 0, "words and code planes must be positive");
+    assert!(
+        query.len() >= qplanes * words,
+        "query has fewer than qplanes * words words"
+    );
+    let nblocks = blocks.len() / block_words;
+    assert!(
+        out.len() >= nblocks * crate::layout::BLOCK,
+        "out has room for fewer values than there are codes"
+    );
+    nblocks
 }

@@ -1,1 +1,358 @@
-//! Quantizers (filled in next).
+//! Quantizers: fitted on data, they turn stored vectors into codes ([`Quantizer::encode`]) and
+//! queries into query codes ([`Quantizer::encode_query`]), and score codes against a query.
+//!
+//! Every quantizer estimates the inner product `⟨x, q⟩` of the original vectors; the metric layer
+//! (`bitseek-index`) turns that into cosine, dot or L2 scores with the exact `‖x‖²` kept per vector.
+//!
+//! | kind | code | query | score |
+//! |---|---|---|---|
+//! | `sign` | 1 bit/dim of `x − mean` | same | Hamming distance (integer) |
+//! | `rabitq` | 1 bit/dim of the rotated, centred, normalised vector + 3 floats | 4-bit, randomized rounding | RaBitQ unbiased estimator, with error bound |
+//! | `residualB` | B bits/dim on the lattice `s·(U − (2^B−1)/2)` + 3 floats | 4-bit (asymmetric) or B-bit (symmetric, SDC) | Extended-RaBitQ estimator |
+//! | `int8` | one `i8` per dim, per-dimension affine ranges | `i8` | scaled integer dot |
+//!
+//! `rabitq` is the `B = 1` case of the rotated lattice ([`lattice::Lattice`]), so one code path and
+//! one set of kernels serves 1 to 8 bits.
+
+pub mod int8;
+pub mod lattice;
+pub mod sign;
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+pub use int8::Int8;
+pub use lattice::{Lattice, ScaleSearch};
+pub use sign::Sign;
+
+/// Which quantizer, as named on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "kind")]
+pub enum QuantizerKind {
+    /// Centred sign bits, Hamming distance.
+    Sign,
+    /// RaBitQ: rotated 1-bit codes with per-vector corrections and 4-bit asymmetric queries.
+    Rabitq,
+    /// B-bit codes on the recurrent-binarization / Extended-RaBitQ lattice (B = 2..=8).
+    Residual { bits: u8 },
+    /// Per-dimension scalar quantization to `i8`.
+    Int8,
+}
+
+impl QuantizerKind {
+    /// Bits of code per dimension.
+    pub fn bits(&self) -> usize {
+        match self {
+            QuantizerKind::Sign | QuantizerKind::Rabitq => 1,
+            QuantizerKind::Residual { bits } => *bits as usize,
+            QuantizerKind::Int8 => 8,
+        }
+    }
+}
+
+impl fmt::Display for QuantizerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QuantizerKind::Sign => write!(f, "sign"),
+            QuantizerKind::Rabitq => write!(f, "rabitq"),
+            QuantizerKind::Residual { bits } => write!(f, "residual{bits}"),
+            QuantizerKind::Int8 => write!(f, "int8"),
+        }
+    }
+}
+
+/// A quantizer name that is not one of ours.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown quantizer {0:?}: expected sign, rabitq, residual2 .. residual8 or int8")]
+pub struct UnknownQuantizer(pub String);
+
+impl FromStr for QuantizerKind {
+    type Err = UnknownQuantizer;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "sign" => Ok(QuantizerKind::Sign),
+            "rabitq" => Ok(QuantizerKind::Rabitq),
+            "int8" => Ok(QuantizerKind::Int8),
+            _ => match s.strip_prefix("residual").map(str::parse::<u8>) {
+                Some(Ok(bits @ 2..=8)) => Ok(QuantizerKind::Residual { bits }),
+                _ => Err(UnknownQuantizer(s.to_string())),
+            },
+        }
+    }
+}
+
+/// How a query meets the codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueryMode {
+    /// The query keeps more precision than the codes (4-bit bit-planes for lattice codes).
+    Asymmetric,
+    /// The query is encoded exactly like a stored vector (code vs code: Hamming, SDC).
+    Symmetric,
+}
+
+/// Codes of a run of vectors, as produced by [`Quantizer::encode`]: bit-planes in the blocked
+/// layout or `i8` rows, plus per-vector correction factors.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Codes {
+    /// Number of vectors.
+    pub len: usize,
+    /// Bit-planes per code (0 for `int8`).
+    pub planes: usize,
+    /// 64-bit words per plane.
+    pub words: usize,
+    /// Bit-plane codes in the blocked layout (`crate::layout`), empty for `int8`.
+    pub bits: Vec<u64>,
+    /// `i8` codes, row-major (`int8` only).
+    pub bytes: Vec<i8>,
+    /// Per-vector factors, one array per [`Factor`] the quantizer uses, each `len` long.
+    pub factors: Vec<Vec<f32>>,
+}
+
+/// The named per-vector factors of the lattice quantizers, in storage order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Factor {
+    /// `‖o‖ / ⟨y, o'⟩`: rescales the lattice inner product into `⟨x − mean, ·⟩`.
+    Scale = 0,
+    /// `ΣU`: sum of the unsigned lattice values (popcount for 1-bit codes).
+    SumU = 1,
+    /// `⟨x − mean, mean⟩`: completes `⟨x, q⟩` from the centred product.
+    DotMean = 2,
+    /// Half-width of RaBitQ's error bound per unit of `‖q − mean‖`.
+    Bound = 3,
+}
+
+/// A borrowed view of [`Codes`] (from memory or from a memory-mapped index).
+#[derive(Clone, Copy, Debug)]
+pub struct CodesRef<'a> {
+    pub len: usize,
+    pub planes: usize,
+    pub words: usize,
+    pub bits: &'a [u64],
+    pub bytes: &'a [i8],
+    pub factors: [&'a [f32]; 4],
+}
+
+impl Codes {
+    /// An empty set of codes with the given shape.
+    pub fn empty(planes: usize, words: usize, factors: usize) -> Self {
+        Codes {
+            len: 0,
+            planes,
+            words,
+            factors: vec![Vec::new(); factors],
+            ..Default::default()
+        }
+    }
+
+    /// Appends `other`, which must have the same shape; `self.len` must be a multiple of
+    /// [`crate::BLOCK`] so the blocked layout stays contiguous.
+    pub fn append(&mut self, other: Codes) {
+        assert_eq!(
+            (self.planes, self.words),
+            (other.planes, other.words),
+            "code shapes differ"
+        );
+        assert!(
+            self.len.is_multiple_of(crate::BLOCK),
+            "append after a partial block"
+        );
+        self.len += other.len;
+        self.bits.extend(other.bits);
+        self.bytes.extend(other.bytes);
+        for (mine, theirs) in self.factors.iter_mut().zip(other.factors) {
+            mine.extend(theirs);
+        }
+    }
+
+    /// Borrows the codes.
+    pub fn as_ref(&self) -> CodesRef<'_> {
+        let f = |i: usize| self.factors.get(i).map(Vec::as_slice).unwrap_or(&[]);
+        CodesRef {
+            len: self.len,
+            planes: self.planes,
+            words: self.words,
+            bits: &self.bits,
+            bytes: &self.bytes,
+            factors: [f(0), f(1), f(2), f(3)],
+        }
+    }
+
+    /// Bytes per vector of the code itself and its factors.
+    pub fn bytes_per_vector(&self) -> usize {
+        self.planes * self.words * 8 + self.bytes.len() / self.len.max(1) + self.factors.len() * 4
+    }
+}
+
+/// A query prepared for scoring against codes.
+#[derive(Clone, Debug, Default)]
+pub struct QueryCode {
+    /// Query bit-planes, plane-major (`planes[j * words + w]`), plane 0 least significant.
+    pub planes: Vec<u64>,
+    /// Number of query planes.
+    pub qplanes: usize,
+    /// `i8` query (for `int8` codes).
+    pub bytes: Vec<i8>,
+    /// Affine terms of the estimate: `est = Scale·(a·ip + b·ΣU + c) + DotMean`.
+    pub a: f32,
+    pub b: f32,
+    pub c: f32,
+    /// `‖q − mean‖`, which scales the error bound.
+    pub centred_norm: f32,
+    /// `⟨mean, q⟩` (or for `int8` the query's constant term), added to every estimate.
+    pub offset: f32,
+}
+
+/// How a quantizer's raw kernel output ranks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ranking {
+    /// Integer distances in `0..=max`, lower is better (Hamming).
+    Distance { max: u32 },
+    /// Float estimates of `⟨x, q⟩`, higher is better.
+    Estimate,
+}
+
+/// A fitted quantizer.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Quantizer {
+    Sign(Sign),
+    Lattice(Lattice),
+    Int8(Int8),
+}
+
+/// Options for fitting a quantizer.
+#[derive(Clone, Copy, Debug)]
+pub struct FitOptions {
+    /// Seed of the random rotation and of the query's randomized rounding.
+    pub seed: u64,
+    /// How B-bit lattice codes pick their per-vector scale.
+    pub scale_search: ScaleSearch,
+}
+
+impl Default for FitOptions {
+    fn default() -> Self {
+        FitOptions {
+            seed: 0x5eed,
+            scale_search: ScaleSearch::Optimal,
+        }
+    }
+}
+
+impl Quantizer {
+    /// Fits `kind` on `rows` (row-major, `dim` floats each; a sample is enough).
+    pub fn fit(kind: QuantizerKind, dim: usize, rows: &[f32], opts: FitOptions) -> Quantizer {
+        match kind {
+            QuantizerKind::Sign => Quantizer::Sign(Sign::fit(dim, rows)),
+            QuantizerKind::Rabitq => Quantizer::Lattice(Lattice::fit(dim, 1, rows, opts)),
+            QuantizerKind::Residual { bits } => {
+                Quantizer::Lattice(Lattice::fit(dim, bits as usize, rows, opts))
+            }
+            QuantizerKind::Int8 => Quantizer::Int8(Int8::fit(dim, rows)),
+        }
+    }
+
+    /// The kind this quantizer was fitted as.
+    pub fn kind(&self) -> QuantizerKind {
+        match self {
+            Quantizer::Sign(_) => QuantizerKind::Sign,
+            Quantizer::Lattice(l) if l.bits == 1 => QuantizerKind::Rabitq,
+            Quantizer::Lattice(l) => QuantizerKind::Residual { bits: l.bits as u8 },
+            Quantizer::Int8(_) => QuantizerKind::Int8,
+        }
+    }
+
+    /// Input dimension.
+    pub fn dim(&self) -> usize {
+        match self {
+            Quantizer::Sign(q) => q.dim,
+            Quantizer::Lattice(q) => q.dim,
+            Quantizer::Int8(q) => q.dim,
+        }
+    }
+
+    /// Encodes stored vectors (row-major).
+    pub fn encode(&self, rows: &[f32]) -> Codes {
+        match self {
+            Quantizer::Sign(q) => q.encode(rows),
+            Quantizer::Lattice(q) => q.encode(rows),
+            Quantizer::Int8(q) => q.encode(rows),
+        }
+    }
+
+    /// Prepares a query; `nonce` seeds the randomized rounding so results are reproducible.
+    pub fn encode_query(&self, query: &[f32], mode: QueryMode, nonce: u64) -> QueryCode {
+        match self {
+            Quantizer::Sign(q) => q.encode_query(query),
+            Quantizer::Lattice(q) => q.encode_query(query, mode, nonce),
+            Quantizer::Int8(q) => q.encode_query(query),
+        }
+    }
+
+    /// How [`Quantizer::score`] output ranks.
+    pub fn ranking(&self) -> Ranking {
+        match self {
+            Quantizer::Sign(q) => Ranking::Distance { max: q.dim as u32 },
+            _ => Ranking::Estimate,
+        }
+    }
+
+    /// Scores the codes of blocks `blocks` (block `b` holds rows `8b..8b+8`) against `query`:
+    /// Hamming distances into `dist` for [`Ranking::Distance`], estimates of `⟨x, q⟩` into `est`
+    /// otherwise (`dist` is then scratch space). Both buffers hold one entry per row of the blocks.
+    pub fn score(
+        &self,
+        codes: &CodesRef<'_>,
+        query: &QueryCode,
+        blocks: std::ops::Range<usize>,
+        dist: &mut [u32],
+        est: &mut [f32],
+    ) {
+        let k = crate::kernels::kernels();
+        match self {
+            Quantizer::Sign(_) => {
+                let bw = codes.words * crate::BLOCK;
+                let data = &codes.bits[blocks.start * bw..blocks.end * bw];
+                (k.hamming_blocks)(&query.planes, data, codes.words, dist);
+            }
+            Quantizer::Lattice(q) => q.score(codes, query, blocks, dist, est),
+            Quantizer::Int8(q) => q.score(codes, query, blocks, est),
+        }
+    }
+
+    /// A similarity in `[-1, 1]`-like units for an integer distance (sign codes report
+    /// `1 − 2·hamming/dim`, the cosine of ±1 codes).
+    pub fn distance_to_score(&self, dist: u32) -> f32 {
+        1.0 - 2.0 * dist as f32 / self.dim().max(1) as f32
+    }
+
+    /// Half-width of the error bound of the estimate of `⟨x, q⟩` for `row` (RaBitQ codes only):
+    /// the true value lies within `estimate ± bound` with high probability (ε₀ = 1.9).
+    pub fn error_bound(&self, codes: &CodesRef<'_>, query: &QueryCode, row: usize) -> Option<f32> {
+        match self {
+            Quantizer::Lattice(_) => codes.factors[Factor::Bound as usize]
+                .get(row)
+                .map(|b| b * query.centred_norm),
+            _ => None,
+        }
+    }
+}
+
+/// `Σ a_i b_i` in f64, for fitting and tests.
+pub(crate) fn dot64(a: &[f32], b: &[f32]) -> f64 {
+    a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum()
+}
+
+/// Per-dimension mean of row-major `rows`.
+pub(crate) fn mean(dim: usize, rows: &[f32]) -> Vec<f32> {
+    let n = rows.len() / dim.max(1);
+    let mut acc = vec![0f64; dim];
+    for r in rows.chunks_exact(dim) {
+        for (a, &x) in acc.iter_mut().zip(r) {
+            *a += x as f64;
+        }
+    }
+    acc.into_iter()
+        .map(|a| if n > 0 { (a / n as f64) as f32 } else { 0.0 })
+        .collect()
+}

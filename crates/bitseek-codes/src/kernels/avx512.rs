@@ -1,0 +1,477 @@
+//! AVX-512 kernels: F, BW, VPOPCNTDQ and VNNI (Ice Lake, Zen 4 and later).
+//!
+//! Each kernel is a `#[target_feature]` `unsafe fn` behind a safe wrapper. The wrappers are private
+//! to this module and reachable only through [`TABLE`], which `kernels/mod.rs` hands out only after
+//! `has_avx512()` detected every feature in [`FEATURES`]: that detection is what makes the calls in
+//! the wrappers sound. The wrappers also check slice lengths, so the raw-pointer loops inside stay in
+//! bounds.
+//!
+//! Blocked kernels keep the eight per-code counts of a block in the eight `u64` lanes of one zmm
+//! register, so one load reads one word of eight codes and no horizontal sum is needed. Common word
+//! counts get their own monomorphised loop (`W != 0`) so the word loop is fully unrolled and the
+//! query broadcasts are hoisted out of the block loop.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+use core::arch::x86_64::*;
+
+use super::{check_blocked, Kernels};
+use crate::layout::BLOCK;
+
+/// The features every function here is compiled for (documentation; `has_avx512()` checks them).
+#[allow(dead_code)]
+pub(super) const FEATURES: &str = "avx512f,avx512bw,avx512vpopcntdq,avx512vnni";
+
+/// The AVX-512 table. Only hand it out after `has_avx512()` returned true.
+pub(super) static TABLE: Kernels = Kernels {
+    name: "avx512",
+    hamming_blocks,
+    ip_planes_blocks,
+    hamming,
+    and_popcount,
+    dot_i8,
+    dot_f32_i8,
+    dot_f32,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Safe wrappers (only reachable through TABLE).
+
+fn hamming_blocks(query: &[u64], blocks: &[u64], words: usize, out: &mut [u32]) {
+    let nblocks = check_blocked(query, 1, blocks, 1, words, out);
+    let f: HammingBlocksFn = match words {
+        1 => hamming_blocks_w::<1>,
+        2 => hamming_blocks_w::<2>,
+        3 => hamming_blocks_w::<3>,
+        4 => hamming_blocks_w::<4>,
+        6 => hamming_blocks_w::<6>,
+        8 => hamming_blocks_w::<8>,
+        12 => hamming_blocks_w::<12>,
+        16 => hamming_blocks_w::<16>,
+        _ => hamming_blocks_w::<0>,
+    };
+    // SAFETY: TABLE (the only way to reach this fn) is handed out only after the CPU was found to
+    // have FEATURES; check_blocked verified query has `words` words, blocks `nblocks` whole blocks
+    // and out room for `nblocks * BLOCK` values.
+    unsafe {
+        f(
+            &query[..words],
+            blocks.as_ptr(),
+            nblocks,
+            words,
+            out.as_mut_ptr(),
+        )
+    }
+}
+
+fn ip_planes_blocks(
+    query: &[u64],
+    qplanes: usize,
+    blocks: &[u64],
+    cplanes: usize,
+    words: usize,
+    out: &mut [u32],
+) {
+    let nblocks = check_blocked(query, qplanes, blocks, cplanes, words, out);
+    if qplanes == 0 {
+        out[..nblocks * BLOCK].fill(0);
+        return;
+    }
+    // Query planes are processed in groups of up to four, each group adding its part into `out`.
+    let mut j0 = 0;
+    while j0 < qplanes {
+        let g = (qplanes - j0).min(4);
+        let f = ip_fn(g, words);
+        let q = &query[j0 * words..(j0 + g) * words];
+        // SAFETY: as in hamming_blocks: FEATURES were detected before TABLE was handed out, `q`
+        // holds the group's `g * words` words, blocks holds `nblocks` whole blocks of `cplanes`
+        // planes and out has room for `nblocks * BLOCK` values.
+        unsafe {
+            f(
+                q,
+                j0 as u32,
+                j0 > 0,
+                blocks.as_ptr(),
+                nblocks,
+                cplanes,
+                words,
+                out.as_mut_ptr(),
+            )
+        }
+        j0 += g;
+    }
+}
+
+fn hamming(a: &[u64], b: &[u64]) -> u32 {
+    // SAFETY: FEATURES were detected before TABLE was handed out; the fn reads only within the
+    // common length of the two slices.
+    unsafe { pair_popcount::<false>(a, b) }
+}
+
+fn and_popcount(a: &[u64], b: &[u64]) -> u32 {
+    // SAFETY: as in `hamming`.
+    unsafe { pair_popcount::<true>(a, b) }
+}
+
+fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    // SAFETY: FEATURES were detected before TABLE was handed out; reads stay within the common
+    // length of the slices.
+    unsafe { dot_i8_impl(a, b) }
+}
+
+fn dot_f32_i8(a: &[f32], b: &[i8]) -> f32 {
+    // SAFETY: as in `dot_i8`.
+    unsafe { dot_f32_i8_impl(a, b) }
+}
+
+fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    // SAFETY: as in `dot_i8`.
+    unsafe { dot_f32_impl(a, b) }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers.
+
+/// Loads eight `u64`.
+///
+/// # Safety
+/// `p..p + 8` must be readable.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn load8(p: *const u64) -> __m512i {
+    // SAFETY: the caller guarantees the 64 bytes are readable; loadu needs no alignment.
+    unsafe { _mm512_loadu_epi64(p.cast()) }
+}
+
+/// Stores the low 32 bits of each of the eight `u64` lanes of `v` to `out[0..8]`, or adds them to
+/// what is there when `accumulate`.
+///
+/// # Safety
+/// `out..out + 8` must be writable.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn store_u32x8(out: *mut u32, v: __m512i, accumulate: bool) {
+    let mut r = _mm512_cvtepi64_epi32(v);
+    // SAFETY: the caller guarantees the 32 bytes are readable and writable; no alignment needed.
+    unsafe {
+        if accumulate {
+            r = _mm256_add_epi32(r, _mm256_loadu_si256(out.cast()));
+        }
+        _mm256_storeu_si256(out.cast(), r);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Blocked kernels.
+
+type HammingBlocksFn = unsafe fn(&[u64], *const u64, usize, usize, *mut u32);
+
+/// Hamming distance of `q` to every code of `nblocks` one-plane blocks. `W` is the word count when
+/// non-zero (monomorphised hot sizes), else `words` is used.
+///
+/// # Safety
+/// The CPU has FEATURES; `q.len() == words`, `blocks` holds `nblocks * words * BLOCK` words and `out`
+/// has room for `nblocks * BLOCK` values.
+#[target_feature(enable = "avx512f,avx512bw,avx512vpopcntdq")]
+unsafe fn hamming_blocks_w<const W: usize>(
+    q: &[u64],
+    blocks: *const u64,
+    nblocks: usize,
+    words: usize,
+    out: *mut u32,
+) {
+    let words = if W == 0 { words } else { W };
+    let q = &q[..words];
+    let bw = words * BLOCK;
+    let mut b = 0;
+    // SAFETY: every pointer below is `blocks + b * bw + w * BLOCK` with `b < nblocks`, `w < words`
+    // (eight words read) or `out + b * BLOCK` with `b < nblocks` (eight values written), inside the
+    // ranges the caller guarantees.
+    unsafe {
+        // Two blocks per iteration: two independent accumulator chains.
+        while b + 2 <= nblocks {
+            let p0 = blocks.add(b * bw);
+            let p1 = p0.add(bw);
+            let mut a0 = _mm512_setzero_si512();
+            let mut a1 = _mm512_setzero_si512();
+            for (w, &qw) in q.iter().enumerate() {
+                let qv = _mm512_set1_epi64(qw as i64);
+                let x0 = _mm512_xor_si512(load8(p0.add(w * BLOCK)), qv);
+                let x1 = _mm512_xor_si512(load8(p1.add(w * BLOCK)), qv);
+                a0 = _mm512_add_epi64(a0, _mm512_popcnt_epi64(x0));
+                a1 = _mm512_add_epi64(a1, _mm512_popcnt_epi64(x1));
+            }
+            store_u32x8(out.add(b * BLOCK), a0, false);
+            store_u32x8(out.add((b + 1) * BLOCK), a1, false);
+            b += 2;
+        }
+        if b < nblocks {
+            let p0 = blocks.add(b * bw);
+            let mut a0 = _mm512_setzero_si512();
+            for (w, &qw) in q.iter().enumerate() {
+                let x0 = _mm512_xor_si512(load8(p0.add(w * BLOCK)), _mm512_set1_epi64(qw as i64));
+                a0 = _mm512_add_epi64(a0, _mm512_popcnt_epi64(x0));
+            }
+            store_u32x8(out.add(b * BLOCK), a0, false);
+        }
+    }
+}
+
+type IpFn = unsafe fn(&[u64], u32, bool, *const u64, usize, usize, usize, *mut u32);
+
+/// The `ip_planes` loop for a group of `g` (1..=4) query planes and `words` words.
+fn ip_fn(g: usize, words: usize) -> IpFn {
+    macro_rules! by_words {
+        ($g:literal) => {
+            match words {
+                1 => ip_w::<$g, 1>,
+                2 => ip_w::<$g, 2>,
+                3 => ip_w::<$g, 3>,
+                4 => ip_w::<$g, 4>,
+                6 => ip_w::<$g, 6>,
+                8 => ip_w::<$g, 8>,
+                12 => ip_w::<$g, 12>,
+                16 => ip_w::<$g, 16>,
+                _ => ip_w::<$g, 0>,
+            }
+        };
+    }
+    match g {
+        1 => by_words!(1),
+        2 => by_words!(2),
+        3 => by_words!(3),
+        _ => by_words!(4),
+    }
+}
+
+/// `Σ_p Σ_j 2^(p + j0 + j) popcnt(c_p AND q_j)` for the `QP` query planes in `q` (plane-major,
+/// `words` words each, standing for query planes `j0..j0 + QP`) against every code of `nblocks`
+/// blocks of `cplanes` planes; stored to `out`, or added to it when `accumulate`. `W` is the word
+/// count when non-zero, else `words` is used.
+///
+/// Each code word is loaded once and ANDed with all `QP` query planes; the `QP` per-plane counts are
+/// combined with Horner's rule (`t = 2t + acc_j`) and shifted by `p + j0` once per code plane.
+///
+/// # Safety
+/// The CPU has FEATURES; `q.len() == QP * words`, `blocks` holds `nblocks * cplanes * words * BLOCK`
+/// words and `out` has room for `nblocks * BLOCK` values.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vpopcntdq")]
+unsafe fn ip_w<const QP: usize, const W: usize>(
+    q: &[u64],
+    j0: u32,
+    accumulate: bool,
+    blocks: *const u64,
+    nblocks: usize,
+    cplanes: usize,
+    words: usize,
+    out: *mut u32,
+) {
+    let words = if W == 0 { words } else { W };
+    let q = &q[..QP * words];
+    let pw = words * BLOCK;
+    let bw = cplanes * pw;
+    for b in 0..nblocks {
+        let mut total = _mm512_setzero_si512();
+        for p in 0..cplanes {
+            let mut acc = [_mm512_setzero_si512(); QP];
+            for w in 0..words {
+                // SAFETY: `b < nblocks`, `p < cplanes`, `w < words`: the eight words read lie inside
+                // the `nblocks * bw` words the caller guarantees.
+                let x = unsafe { load8(blocks.add(b * bw + p * pw + w * BLOCK)) };
+                for (j, a) in acc.iter_mut().enumerate() {
+                    let qv = _mm512_set1_epi64(q[j * words + w] as i64);
+                    *a = _mm512_add_epi64(*a, _mm512_popcnt_epi64(_mm512_and_si512(x, qv)));
+                }
+            }
+            let mut t = acc[QP - 1];
+            for j in (0..QP - 1).rev() {
+                t = _mm512_add_epi64(_mm512_add_epi64(t, t), acc[j]);
+            }
+            let shift = _mm_cvtsi32_si128((p as u32 + j0) as i32);
+            total = _mm512_add_epi64(total, _mm512_sll_epi64(t, shift));
+        }
+        // SAFETY: `b < nblocks`, so the eight values lie inside the room the caller guarantees.
+        unsafe { store_u32x8(out.add(b * BLOCK), total, accumulate) };
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pairwise kernels.
+
+/// `popcnt(a AND b)` when `AND`, else `popcnt(a XOR b)`, over the common length.
+///
+/// # Safety
+/// The CPU has avx512f and avx512vpopcntdq.
+#[target_feature(enable = "avx512f,avx512vpopcntdq")]
+unsafe fn pair_popcount<const AND: bool>(a: &[u64], b: &[u64]) -> u32 {
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512vpopcntdq")]
+    fn op<const AND: bool>(x: __m512i, y: __m512i) -> __m512i {
+        _mm512_popcnt_epi64(if AND {
+            _mm512_and_si512(x, y)
+        } else {
+            _mm512_xor_si512(x, y)
+        })
+    }
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut acc0 = _mm512_setzero_si512();
+    let mut acc1 = _mm512_setzero_si512();
+    let mut i = 0;
+    // SAFETY: full loads read `i..i + 8` or `i..i + 16` with that end `<= n`; the masked tail load
+    // starts at `i < n` and enables only lanes `i..n` (masked-off lanes are not accessed).
+    unsafe {
+        while i + 16 <= n {
+            acc0 = _mm512_add_epi64(acc0, op::<AND>(load8(pa.add(i)), load8(pb.add(i))));
+            acc1 = _mm512_add_epi64(acc1, op::<AND>(load8(pa.add(i + 8)), load8(pb.add(i + 8))));
+            i += 16;
+        }
+        if i + 8 <= n {
+            acc0 = _mm512_add_epi64(acc0, op::<AND>(load8(pa.add(i)), load8(pb.add(i))));
+            i += 8;
+        }
+        if i < n {
+            let m: __mmask8 = (1u8 << (n - i)) - 1;
+            let x = _mm512_maskz_loadu_epi64(m, pa.add(i).cast());
+            let y = _mm512_maskz_loadu_epi64(m, pb.add(i).cast());
+            acc1 = _mm512_add_epi64(acc1, op::<AND>(x, y));
+        }
+    }
+    _mm512_reduce_add_epi64(_mm512_add_epi64(acc0, acc1)) as u32
+}
+
+/// Exact `Σ a_i b_i` with VNNI: `vpdpbusd` multiplies unsigned by signed bytes, so `a` is biased to
+/// `a + 128` (XOR 0x80) and `128 Σ b_i` (also from `vpdpbusd`, against ones) is subtracted at the
+/// end. All arithmetic wraps, so the result is exact modulo 2^32, like the scalar `i32` sum.
+///
+/// # Safety
+/// The CPU has avx512f, avx512bw and avx512vnni.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn dot_i8_impl(a: &[i8], b: &[i8]) -> i32 {
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let bias = _mm512_set1_epi8(i8::MIN);
+    let ones = _mm512_set1_epi8(1);
+    let zero = _mm512_setzero_si512();
+    let (mut acc0, mut acc1, mut sb0, mut sb1) = (zero, zero, zero, zero);
+    let mut i = 0;
+    // SAFETY: full loads read `i..i + 64` or `i..i + 128` with that end `<= n`; the masked tail
+    // starts at `i < n` and enables only bytes `i..n`.
+    unsafe {
+        while i + 128 <= n {
+            let a0 = _mm512_xor_si512(_mm512_loadu_epi8(pa.add(i)), bias);
+            let b0 = _mm512_loadu_epi8(pb.add(i));
+            let a1 = _mm512_xor_si512(_mm512_loadu_epi8(pa.add(i + 64)), bias);
+            let b1 = _mm512_loadu_epi8(pb.add(i + 64));
+            acc0 = _mm512_dpbusd_epi32(acc0, a0, b0);
+            sb0 = _mm512_dpbusd_epi32(sb0, ones, b0);
+            acc1 = _mm512_dpbusd_epi32(acc1, a1, b1);
+            sb1 = _mm512_dpbusd_epi32(sb1, ones, b1);
+            i += 128;
+        }
+        if i + 64 <= n {
+            let a0 = _mm512_xor_si512(_mm512_loadu_epi8(pa.add(i)), bias);
+            let b0 = _mm512_loadu_epi8(pb.add(i));
+            acc0 = _mm512_dpbusd_epi32(acc0, a0, b0);
+            sb0 = _mm512_dpbusd_epi32(sb0, ones, b0);
+            i += 64;
+        }
+        if i < n {
+            let m: __mmask64 = (1u64 << (n - i)) - 1;
+            // Masked-off bytes are zero in both: (0 ^ 0x80) * 0 adds nothing.
+            let a1 = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, pa.add(i)), bias);
+            let b1 = _mm512_maskz_loadu_epi8(m, pb.add(i));
+            acc1 = _mm512_dpbusd_epi32(acc1, a1, b1);
+            sb1 = _mm512_dpbusd_epi32(sb1, ones, b1);
+        }
+    }
+    let biased = _mm512_reduce_add_epi32(_mm512_add_epi32(acc0, acc1));
+    let sum_b = _mm512_reduce_add_epi32(_mm512_add_epi32(sb0, sb1));
+    biased.wrapping_sub(sum_b.wrapping_mul(128))
+}
+
+/// `Σ a_i b_i` over `f32` and `i8` with four FMA accumulators.
+///
+/// # Safety
+/// The CPU has avx512f and avx512bw.
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn dot_f32_i8_impl(a: &[f32], b: &[i8]) -> f32 {
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn widen(v: __m128i) -> __m512 {
+        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(v))
+    }
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut acc = [_mm512_setzero_ps(); 4];
+    let mut i = 0;
+    // SAFETY: full loads read 16 floats / 16 bytes from `i + 16k` with the end `<= n`; the masked
+    // tail starts at `i < n` and enables only elements `i..n`.
+    unsafe {
+        while i + 64 <= n {
+            for (k, acc) in acc.iter_mut().enumerate() {
+                let x = _mm512_loadu_ps(pa.add(i + 16 * k));
+                let y = widen(_mm_loadu_si128(pb.add(i + 16 * k).cast()));
+                *acc = _mm512_fmadd_ps(x, y, *acc);
+            }
+            i += 64;
+        }
+        while i + 16 <= n {
+            let x = _mm512_loadu_ps(pa.add(i));
+            let y = widen(_mm_loadu_si128(pb.add(i).cast()));
+            acc[0] = _mm512_fmadd_ps(x, y, acc[0]);
+            i += 16;
+        }
+        if i < n {
+            let m: __mmask16 = ((1u32 << (n - i)) - 1) as u16;
+            let x = _mm512_maskz_loadu_ps(m, pa.add(i));
+            let y = widen(_mm512_castsi512_si128(_mm512_maskz_loadu_epi8(
+                m as u64,
+                pb.add(i),
+            )));
+            acc[1] = _mm512_fmadd_ps(x, y, acc[1]);
+        }
+    }
+    let s = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+    _mm512_reduce_add_ps(s)
+}
+
+/// `Σ a_i b_i` over `f32` with four FMA accumulators.
+///
+/// # Safety
+/// The CPU has avx512f.
+#[target_feature(enable = "avx512f")]
+unsafe fn dot_f32_impl(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut acc = [_mm512_setzero_ps(); 4];
+    let mut i = 0;
+    // SAFETY: full loads read 16 floats from `i + 16k` with the end `<= n`; the masked tail starts
+    // at `i < n` and enables only elements `i..n`.
+    unsafe {
+        while i + 64 <= n {
+            for (k, acc) in acc.iter_mut().enumerate() {
+                let x = _mm512_loadu_ps(pa.add(i + 16 * k));
+                let y = _mm512_loadu_ps(pb.add(i + 16 * k));
+                *acc = _mm512_fmadd_ps(x, y, *acc);
+            }
+            i += 64;
+        }
+        while i + 16 <= n {
+            let x = _mm512_loadu_ps(pa.add(i));
+            let y = _mm512_loadu_ps(pb.add(i));
+            acc[0] = _mm512_fmadd_ps(x, y, acc[0]);
+            i += 16;
+        }
+        if i < n {
+            let m: __mmask16 = ((1u32 << (n - i)) - 1) as u16;
+            let x = _mm512_maskz_loadu_ps(m, pa.add(i));
+            let y = _mm512_maskz_loadu_ps(m, pb.add(i));
+            acc[1] = _mm512_fmadd_ps(x, y, acc[1]);
+        }
+    }
+    let s = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+    _mm512_reduce_add_ps(s)
+}

@@ -1,0 +1,82 @@
+//! Exact float search: the ground truth for recall and the baseline for speed.
+//!
+//! A batch of queries meets a chunk of database rows as one matrix product (`matrixmultiply`'s
+//! SGEMM); a single query uses the SIMD `dot_f32` kernel row by row. Chunks are spread over threads
+//! with rayon and the per-thread heaps merged, exactly like the flat scan over codes, so the two are
+//! compared like for like.
+
+use bitseek_codes::kernels::kernels;
+use bitseek_codes::topk::HeapTopK;
+use rayon::prelude::*;
+
+/// Database rows per chunk (4096 × 384 floats = 6 MiB at most per product).
+const CHUNK_ROWS: usize = 4096;
+
+/// The exact best `k` rows for each query: `(key, row)` best first, where the key is `⟨x, q⟩` or,
+/// when `norm2` is given (L2), `2⟨x, q⟩ − ‖x‖²` (`−‖x − q‖²` up to a per-query constant).
+pub fn search(
+    data: &[f32],
+    dim: usize,
+    norm2: Option<&[f32]>,
+    queries: &[f32],
+    k: usize,
+) -> Vec<Vec<(f32, u32)>> {
+    let n = data.len() / dim.max(1);
+    let nq = queries.len() / dim.max(1);
+    if nq == 0 {
+        return Vec::new();
+    }
+    let chunks = n.div_ceil(CHUNK_ROWS);
+    let fresh = || (0..nq).map(|_| HeapTopK::new(k)).collect::<Vec<_>>();
+    let merged = (0..chunks)
+        .into_par_iter()
+        .fold(fresh, |mut heaps, c| {
+            let start = c * CHUNK_ROWS;
+            let rows = CHUNK_ROWS.min(n - start);
+            let block = &data[start * dim..(start + rows) * dim];
+            let mut scores = vec![0f32; nq * rows];
+            if nq == 1 {
+                let dot = kernels().dot_f32;
+                for (s, x) in scores.iter_mut().zip(block.chunks_exact(dim)) {
+                    *s = dot(queries, x);
+                }
+            } else {
+                // SAFETY: `queries` is nq×dim, `block` is rows×dim (read transposed through its
+                // strides) and `scores` is nq×rows; all row-major and sized by the slices above.
+                unsafe {
+                    matrixmultiply::sgemm(
+                        nq,
+                        dim,
+                        rows,
+                        1.0,
+                        queries.as_ptr(),
+                        dim as isize,
+                        1,
+                        block.as_ptr(),
+                        1,
+                        dim as isize,
+                        0.0,
+                        scores.as_mut_ptr(),
+                        rows as isize,
+                        1,
+                    );
+                }
+            }
+            for (heap, row_scores) in heaps.iter_mut().zip(scores.chunks_exact_mut(rows)) {
+                if let Some(norm2) = norm2 {
+                    for (s, n2) in row_scores.iter_mut().zip(&norm2[start..start + rows]) {
+                        *s = 2.0 * *s - n2;
+                    }
+                }
+                heap.push_block(start as u32, row_scores, rows);
+            }
+            heaps
+        })
+        .reduce(fresh, |mut a, b| {
+            for (x, y) in a.iter_mut().zip(b) {
+                x.merge(y);
+            }
+            a
+        });
+    merged.into_iter().map(HeapTopK::into_sorted).collect()
+}

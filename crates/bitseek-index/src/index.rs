@@ -1,0 +1,748 @@
+//! A flat index: fitted quantizer, codes, ids, and an optional copy for rescoring.
+//!
+//! [`Index::build`] validates the vectors, sorts them by id (so the scan's tie-break by row is a
+//! tie-break by id), fits the quantizer, encodes in parallel and keeps the rescoring copy;
+//! [`Index::save`] writes one file; [`Index::open`] maps it back. [`Index::search_batch`] runs the
+//! flat scan for `k × oversample` candidates and rescores them from the kept copy.
+
+use crate::flat::{self, Candidate, Key, KeyFn};
+use crate::format::{write_index, FormatError, IndexFile};
+use crate::input::{validate, Checks, InputError, Vectors};
+use bitseek_codes::quantizer::{
+    Codes, CodesRef, FitOptions, Int8, Lattice, Quantizer, QuantizerKind, QueryCode, QueryMode,
+    ScaleSearch, Sign,
+};
+use bitseek_codes::BLOCK;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// The similarity an index ranks by, chosen at build time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Metric {
+    /// Cosine similarity: vectors and queries are L2-normalised, then compared by dot product.
+    Cosine,
+    /// Inner product.
+    Dot,
+    /// Squared Euclidean distance (lower is better; hits are still returned best first).
+    L2,
+}
+
+impl FromStr for Metric {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "cosine" => Ok(Metric::Cosine),
+            "dot" => Ok(Metric::Dot),
+            "l2" => Ok(Metric::L2),
+            _ => Err(format!("unknown metric {s:?}: expected cosine, dot or l2")),
+        }
+    }
+}
+
+impl fmt::Display for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Metric::Cosine => "cosine",
+            Metric::Dot => "dot",
+            Metric::L2 => "l2",
+        })
+    }
+}
+
+/// What the index keeps besides the codes, for rescoring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Keep {
+    /// The vectors as `f32` (exact rescoring, 4 bytes per dimension).
+    F32,
+    /// An `int8` copy (1 byte per dimension, near-exact rescoring).
+    Int8,
+    /// Codes only: no rescoring.
+    None,
+}
+
+impl FromStr for Keep {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "f32" => Ok(Keep::F32),
+            "int8" => Ok(Keep::Int8),
+            "none" => Ok(Keep::None),
+            _ => Err(format!("unknown --keep {s:?}: expected f32, int8 or none")),
+        }
+    }
+}
+
+impl fmt::Display for Keep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Keep::F32 => "f32",
+            Keep::Int8 => "int8",
+            Keep::None => "none",
+        })
+    }
+}
+
+/// Why an index could not be built, opened or searched.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error("{}: corrupt index: {reason}; rebuild it with `bitseek build`", .path.display())]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("query has dimension {found} but the index has dimension {expected}; embed queries with the model the index was built with")]
+    DimensionMismatch { expected: usize, found: usize },
+    #[error(
+        "query {query} has a non-finite value ({value}) at column {column}; queries must be finite"
+    )]
+    NonFiniteQuery {
+        query: usize,
+        column: usize,
+        value: f32,
+    },
+    #[error("query {query} is a zero vector, which cosine cannot normalise; drop it or build with --metric dot or l2")]
+    ZeroQuery { query: usize },
+    #[error("invalid search parameter: {0}")]
+    BadParam(String),
+}
+
+/// Build-time choices.
+#[derive(Clone, Copy, Debug)]
+pub struct BuildOptions {
+    pub quantizer: QuantizerKind,
+    pub metric: Metric,
+    pub keep: Keep,
+    pub seed: u64,
+    pub scale_search: ScaleSearch,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            quantizer: QuantizerKind::Rabitq,
+            metric: Metric::Cosine,
+            keep: Keep::F32,
+            seed: FitOptions::default().seed,
+            scale_search: ScaleSearch::Optimal,
+        }
+    }
+}
+
+/// The metadata document stored in the index file.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Meta {
+    /// Always `"bitseek-flat"`.
+    pub kind: String,
+    pub dim: usize,
+    pub rows: usize,
+    pub metric: Metric,
+    pub quantizer: QuantizerKind,
+    pub keep: Keep,
+    pub seed: u64,
+    pub scale_search: ScaleSearch,
+    /// Bit-planes and 64-bit words per plane of the codes (0 for int8 codes).
+    pub planes: usize,
+    pub words: usize,
+    /// Number of per-vector factor arrays.
+    pub factors: usize,
+    /// Version of bitseek that wrote the file.
+    pub written_by: String,
+}
+
+/// Search-time choices.
+#[derive(Clone, Copy, Debug)]
+pub struct SearchParams {
+    /// Hits per query.
+    pub k: usize,
+    /// Candidates taken from the codes per hit, when rescoring.
+    pub oversample: usize,
+    /// Rescore candidates from the kept copy (ignored when the index keeps none).
+    pub rescore: bool,
+    /// Asymmetric (4-bit query) or symmetric (code vs code) scoring for lattice codes.
+    pub mode: QueryMode,
+}
+
+impl Default for SearchParams {
+    fn default() -> Self {
+        SearchParams {
+            k: 10,
+            oversample: 1,
+            rescore: true,
+            mode: QueryMode::Asymmetric,
+        }
+    }
+}
+
+/// Largest `k × oversample` a search accepts (a guard against accidental huge requests).
+pub const MAX_CANDIDATES: usize = 1 << 20;
+
+/// One search result.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Hit {
+    /// The vector's id.
+    pub id: u64,
+    /// Cosine similarity, dot product or squared L2 distance (exact when rescored, estimated
+    /// otherwise; sign codes without rescoring report `1 − 2·hamming/dim`).
+    pub score: f32,
+    /// Half-width of the estimate's error bound (RaBitQ-family codes, not rescored).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bound: Option<f32>,
+}
+
+struct Owned {
+    codes: Codes,
+    ids: Vec<u64>,
+    norm2: Vec<f32>,
+    keep_f32: Vec<f32>,
+    keep_int8: Vec<i8>,
+}
+
+enum Backing {
+    Owned(Owned),
+    Mapped(IndexFile),
+}
+
+/// A flat index over codes.
+pub struct Index {
+    meta: Meta,
+    quantizer: Quantizer,
+    /// The int8 quantizer of the rescoring copy (`keep = int8`).
+    keep_quantizer: Option<Int8>,
+    backing: Backing,
+}
+
+/// Borrowed arrays of an index, wherever they live.
+struct Parts<'a> {
+    codes: CodesRef<'a>,
+    ids: &'a [u64],
+    norm2: &'a [f32],
+    keep_f32: &'a [f32],
+    keep_int8: &'a [i8],
+}
+
+/// Rows encoded per parallel task (a multiple of the block size).
+const ENCODE_CHUNK: usize = 8192;
+
+impl Index {
+    /// Validates `vectors` and builds an index in memory. `progress` is called with the number of
+    /// rows encoded so far.
+    pub fn build(
+        mut vectors: Vectors,
+        source: &Path,
+        opts: &BuildOptions,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<Index, IndexError> {
+        let checks = Checks {
+            expected_dim: None,
+            reject_zero: opts.metric == Metric::Cosine,
+        };
+        validate(&vectors, source, &checks)?;
+        let dim = vectors.dim;
+        let rows = vectors.rows();
+        // Sort by id so that ties, broken by row in the scan, are broken by id.
+        let mut ids = vectors.ids_or_rows();
+        if ids.windows(2).any(|w| w[0] > w[1]) {
+            let mut order: Vec<usize> = (0..rows).collect();
+            order.sort_by_key(|&r| ids[r]);
+            let mut data = Vec::with_capacity(vectors.data.len());
+            for &r in &order {
+                data.extend_from_slice(vectors.row(r));
+            }
+            ids = order.iter().map(|&r| ids[r]).collect();
+            vectors.data = data;
+        }
+        let mut data = vectors.data;
+        if opts.metric == Metric::Cosine {
+            data.par_chunks_mut(dim).for_each(normalize);
+        }
+        let norm2: Vec<f32> = data.par_chunks(dim).map(|x| dot(x, x)).collect();
+        let fit = FitOptions {
+            seed: opts.seed,
+            scale_search: opts.scale_search,
+        };
+        let quantizer = Quantizer::fit(opts.quantizer, dim, &data, fit);
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        let chunks: Vec<Codes> = data
+            .par_chunks(ENCODE_CHUNK * dim)
+            .map(|rows| {
+                let codes = quantizer.encode(rows);
+                let n = done.fetch_add(codes.len, std::sync::atomic::Ordering::Relaxed) + codes.len;
+                progress(n);
+                codes
+            })
+            .collect();
+        let mut chunks = chunks.into_iter();
+        let mut codes = chunks.next().unwrap_or_default();
+        for c in chunks {
+            codes.append(c);
+        }
+        let (keep_quantizer, keep_int8) = match (opts.keep, &quantizer) {
+            // int8 codes are their own int8 copy: keep nothing twice.
+            (Keep::Int8, Quantizer::Int8(_)) => (None, Vec::new()),
+            (Keep::Int8, _) => {
+                let q = Int8::fit(dim, &data);
+                let bytes = data
+                    .par_chunks(ENCODE_CHUNK * dim)
+                    .flat_map_iter(|r| q.encode(r).bytes)
+                    .collect();
+                (Some(q), bytes)
+            }
+            _ => (None, Vec::new()),
+        };
+        let keep_f32 = if opts.keep == Keep::F32 {
+            data
+        } else {
+            Vec::new()
+        };
+        let meta = Meta {
+            kind: "bitseek-flat".into(),
+            dim,
+            rows,
+            metric: opts.metric,
+            quantizer: opts.quantizer,
+            keep: opts.keep,
+            seed: opts.seed,
+            scale_search: opts.scale_search,
+            planes: codes.planes,
+            words: codes.words,
+            factors: codes.factors.len(),
+            written_by: env!("CARGO_PKG_VERSION").into(),
+        };
+        let owned = Owned {
+            codes,
+            ids,
+            norm2,
+            keep_f32,
+            keep_int8,
+        };
+        Ok(Index {
+            meta,
+            quantizer,
+            keep_quantizer,
+            backing: Backing::Owned(owned),
+        })
+    }
+
+    /// Writes the index to `path` atomically; returns the file size.
+    pub fn save(&self, path: &Path) -> Result<u64, IndexError> {
+        let p = self.parts();
+        let meta = serde_json::to_value(&self.meta).map_err(|e| IndexError::Corrupt {
+            path: path.to_owned(),
+            reason: format!("cannot serialise metadata: {e}"),
+        })?;
+        let mut sections: Vec<(String, &[u8])> = vec![
+            ("ids".into(), bytemuck::cast_slice(p.ids)),
+            ("norm2".into(), bytemuck::cast_slice(p.norm2)),
+            ("codes.bits".into(), bytemuck::cast_slice(p.codes.bits)),
+            ("codes.bytes".into(), bytemuck::cast_slice(p.codes.bytes)),
+            ("keep.f32".into(), bytemuck::cast_slice(p.keep_f32)),
+            ("keep.int8".into(), bytemuck::cast_slice(p.keep_int8)),
+        ];
+        for (i, f) in p.codes.factors.iter().enumerate().take(self.meta.factors) {
+            sections.push((format!("factor.{i}"), bytemuck::cast_slice(f)));
+        }
+        let params = quantizer_params(&self.quantizer, self.keep_quantizer.as_ref());
+        for (name, values) in &params {
+            sections.push((name.to_string(), bytemuck::cast_slice(values)));
+        }
+        let refs: Vec<(&str, &[u8])> = sections.iter().map(|(n, b)| (n.as_str(), *b)).collect();
+        Ok(write_index(path, &meta, &refs)?)
+    }
+
+    /// Opens an index file (verifying its checksums) and maps it.
+    pub fn open(path: &Path) -> Result<Index, IndexError> {
+        let file = IndexFile::open(path)?;
+        let corrupt = |reason: String| IndexError::Corrupt {
+            path: path.to_owned(),
+            reason,
+        };
+        let meta: Meta = serde_json::from_value(file.meta().clone())
+            .map_err(|e| corrupt(format!("metadata does not describe a flat index: {e}")))?;
+        if meta.kind != "bitseek-flat" {
+            return Err(corrupt(format!("unknown index kind {:?}", meta.kind)));
+        }
+        let f32s = |name: &str| -> Result<Vec<f32>, IndexError> {
+            Ok(file.section_as::<f32>(name)?.to_vec())
+        };
+        let dim = meta.dim;
+        let quantizer = match meta.quantizer {
+            QuantizerKind::Sign => Quantizer::Sign(Sign::from_mean(f32s("q.mean")?)),
+            QuantizerKind::Rabitq | QuantizerKind::Residual { .. } => {
+                let padded = meta.words * 64;
+                Quantizer::Lattice(Lattice {
+                    dim,
+                    padded,
+                    bits: meta.quantizer.bits(),
+                    mean: f32s("q.mean")?,
+                    rotation: f32s("q.rotation")?,
+                    seed: meta.seed,
+                    scale_search: meta.scale_search,
+                })
+            }
+            QuantizerKind::Int8 => {
+                Quantizer::Int8(Int8::from_parts(f32s("q.lo")?, f32s("q.step")?))
+            }
+        };
+        let keep_quantizer = match (meta.keep, meta.quantizer) {
+            (Keep::Int8, q) if q != QuantizerKind::Int8 => {
+                Some(Int8::from_parts(f32s("keep.lo")?, f32s("keep.step")?))
+            }
+            _ => None,
+        };
+        let index = Index {
+            meta,
+            quantizer,
+            keep_quantizer,
+            backing: Backing::Mapped(file),
+        };
+        index.check_shapes().map_err(corrupt)?;
+        Ok(index)
+    }
+
+    /// Checks that every array has the length the metadata promises, so a search can never read
+    /// out of bounds or mix rows.
+    fn check_shapes(&self) -> Result<(), String> {
+        let m = &self.meta;
+        let expect = |name: &str, found: usize, want: usize| {
+            if found == want {
+                Ok(())
+            } else {
+                Err(format!(
+                    "section {name} holds {found} values, expected {want}"
+                ))
+            }
+        };
+        if m.dim == 0 {
+            return Err("dimension 0".into());
+        }
+        match &self.quantizer {
+            Quantizer::Sign(q) => expect("q.mean", q.mean.len(), m.dim)?,
+            Quantizer::Lattice(q) => {
+                if q.padded != crate::index::padded(m.dim) || !(1..=8).contains(&q.bits) {
+                    return Err(format!(
+                        "code shape {} words for dimension {}",
+                        m.words, m.dim
+                    ));
+                }
+                expect("q.mean", q.mean.len(), m.dim)?;
+                expect("q.rotation", q.rotation.len(), q.padded * q.padded)?;
+            }
+            Quantizer::Int8(q) => {
+                expect("q.lo", q.lo.len(), m.dim)?;
+                expect("q.step", q.step.len(), m.dim)?;
+            }
+        }
+        if let Some(q) = &self.keep_quantizer {
+            expect("keep.lo", q.lo.len(), m.dim)?;
+            expect("keep.step", q.step.len(), m.dim)?;
+        }
+        let p = self.parts();
+        let blocks = m.rows.div_ceil(BLOCK);
+        expect("ids", p.ids.len(), m.rows)?;
+        expect("norm2", p.norm2.len(), m.rows)?;
+        expect(
+            "codes.bits",
+            p.codes.bits.len(),
+            blocks * BLOCK * m.planes * m.words,
+        )?;
+        let int8_codes = matches!(self.quantizer, Quantizer::Int8(_));
+        expect(
+            "codes.bytes",
+            p.codes.bytes.len(),
+            if int8_codes { m.rows * m.dim } else { 0 },
+        )?;
+        for i in 0..m.factors {
+            expect(&format!("factor.{i}"), p.codes.factors[i].len(), m.rows)?;
+        }
+        let kept = |k: Keep| if m.keep == k { m.rows * m.dim } else { 0 };
+        expect("keep.f32", p.keep_f32.len(), kept(Keep::F32))?;
+        let int8_copy = if self.keep_quantizer.is_some() {
+            kept(Keep::Int8)
+        } else {
+            0
+        };
+        expect("keep.int8", p.keep_int8.len(), int8_copy)?;
+        if p.ids.windows(2).any(|w| w[0] >= w[1]) {
+            return Err("ids are not strictly increasing".into());
+        }
+        Ok(())
+    }
+
+    fn parts(&self) -> Parts<'_> {
+        match &self.backing {
+            Backing::Owned(o) => Parts {
+                codes: o.codes.as_ref(),
+                ids: &o.ids,
+                norm2: &o.norm2,
+                keep_f32: &o.keep_f32,
+                keep_int8: &o.keep_int8,
+            },
+            Backing::Mapped(file) => {
+                // Sections were checked for presence and type when the file was opened
+                // (`check_shapes`); a missing optional section reads as empty.
+                let f32s = |n: &str| file.section_as::<f32>(n).unwrap_or(&[]);
+                let factors = [
+                    f32s("factor.0"),
+                    f32s("factor.1"),
+                    f32s("factor.2"),
+                    f32s("factor.3"),
+                ];
+                Parts {
+                    codes: CodesRef {
+                        len: self.meta.rows,
+                        planes: self.meta.planes,
+                        words: self.meta.words,
+                        bits: file.section_as::<u64>("codes.bits").unwrap_or(&[]),
+                        bytes: file.section_as::<i8>("codes.bytes").unwrap_or(&[]),
+                        factors,
+                    },
+                    ids: file.section_as::<u64>("ids").unwrap_or(&[]),
+                    norm2: f32s("norm2"),
+                    keep_f32: f32s("keep.f32"),
+                    keep_int8: file.section_as::<i8>("keep.int8").unwrap_or(&[]),
+                }
+            }
+        }
+    }
+
+    /// The stored metadata.
+    pub fn meta(&self) -> &Meta {
+        &self.meta
+    }
+
+    /// The fitted quantizer.
+    pub fn quantizer(&self) -> &Quantizer {
+        &self.quantizer
+    }
+
+    /// The kept `f32` vectors (normalised for cosine), if the index keeps them.
+    pub fn kept_f32(&self) -> Option<&[f32]> {
+        let p = self.parts();
+        (!p.keep_f32.is_empty()).then_some(p.keep_f32)
+    }
+
+    /// Exact `‖x‖²` per row (after normalisation for cosine).
+    pub fn norm2(&self) -> &[f32] {
+        self.parts().norm2
+    }
+
+    /// Ids in row order.
+    pub fn ids(&self) -> &[u64] {
+        self.parts().ids
+    }
+
+    /// Bytes per vector of the codes and their per-vector factors (what a scan reads).
+    pub fn code_bytes_per_vector(&self) -> usize {
+        let m = &self.meta;
+        let per = if matches!(self.quantizer, Quantizer::Int8(_)) {
+            m.dim
+        } else {
+            m.planes * m.words * 8
+        };
+        per + 4 * m.factors
+    }
+
+    /// Bytes a full scan reads: codes and factors (the norms too for L2).
+    pub fn scan_bytes(&self) -> usize {
+        let l2 = if self.meta.metric == Metric::L2 { 4 } else { 0 };
+        self.meta.rows * (self.code_bytes_per_vector() + l2)
+    }
+
+    /// Checks queries (dimension, finiteness, zero under cosine) and normalises them for cosine.
+    pub fn prepare_queries(&self, queries: &[f32], dim: usize) -> Result<Vec<f32>, IndexError> {
+        if dim != self.meta.dim {
+            return Err(IndexError::DimensionMismatch {
+                expected: self.meta.dim,
+                found: dim,
+            });
+        }
+        if queries.len() % dim != 0 {
+            return Err(IndexError::BadParam(format!(
+                "{} query values are not a whole number of {dim}-dimensional vectors",
+                queries.len()
+            )));
+        }
+        let mut out = queries.to_vec();
+        for (qi, q) in out.chunks_exact_mut(dim).enumerate() {
+            if let Some((column, &value)) = q.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+                return Err(IndexError::NonFiniteQuery {
+                    query: qi,
+                    column,
+                    value,
+                });
+            }
+            if self.meta.metric == Metric::Cosine {
+                if q.iter().all(|&v| v == 0.0) {
+                    return Err(IndexError::ZeroQuery { query: qi });
+                }
+                normalize(q);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Searches a batch of row-major queries of dimension `dim`; one list of hits per query,
+    /// best first.
+    pub fn search_batch(
+        &self,
+        queries: &[f32],
+        dim: usize,
+        params: &SearchParams,
+    ) -> Result<Vec<Vec<Hit>>, IndexError> {
+        if params.k == 0 {
+            return Err(IndexError::BadParam("k must be at least 1".into()));
+        }
+        if params.oversample == 0 {
+            return Err(IndexError::BadParam("oversample must be at least 1".into()));
+        }
+        let rescore = params.rescore && self.meta.keep != Keep::None;
+        let wanted = if rescore {
+            params.k.saturating_mul(params.oversample)
+        } else {
+            params.k
+        };
+        if wanted > MAX_CANDIDATES {
+            return Err(IndexError::BadParam(format!(
+                "k × oversample = {wanted} exceeds the limit of {MAX_CANDIDATES} candidates; lower k or oversample"
+            )));
+        }
+        let queries = self.prepare_queries(queries, dim)?;
+        let codes: Vec<QueryCode> = queries
+            .par_chunks(dim)
+            .enumerate()
+            .map(|(i, q)| self.quantizer.encode_query(q, params.mode, i as u64))
+            .collect();
+        let p = self.parts();
+        let key_fn = match self.meta.metric {
+            Metric::L2 => KeyFn::L2 { norm2: p.norm2 },
+            _ => KeyFn::Dot,
+        };
+        let found = flat::scan(
+            &self.quantizer,
+            &p.codes,
+            &codes,
+            wanted.min(self.meta.rows),
+            key_fn,
+        );
+        let hits = found
+            .into_par_iter()
+            .zip(queries.par_chunks(dim))
+            .zip(codes.par_iter())
+            .map(|((cands, q), qc)| {
+                if rescore {
+                    self.rescore(&p, q, cands, params.k)
+                } else {
+                    cands
+                        .into_iter()
+                        .map(|c| self.raw_hit(&p, q, qc, c))
+                        .collect()
+                }
+            })
+            .collect();
+        Ok(hits)
+    }
+
+    /// A hit from the codes' own estimate.
+    fn raw_hit(&self, p: &Parts<'_>, q: &[f32], qc: &QueryCode, c: Candidate) -> Hit {
+        let row = c.row as usize;
+        let (score, bound) = match c.key {
+            Key::Distance(d) => (self.quantizer.distance_to_score(d), None),
+            Key::Score(s) => {
+                let bound = self.quantizer.error_bound(&p.codes, qc, row);
+                match self.meta.metric {
+                    Metric::L2 => (dot(q, q) - 2.0 * qc.offset - s, bound.map(|b| 2.0 * b)),
+                    _ => (s + qc.offset, bound),
+                }
+            }
+        };
+        Hit {
+            id: p.ids[row],
+            score,
+            bound,
+        }
+    }
+
+    /// Exact (or int8) scores for the candidates, best `k` first; ties by row (= by id).
+    fn rescore(&self, p: &Parts<'_>, q: &[f32], cands: Vec<Candidate>, k: usize) -> Vec<Hit> {
+        let dim = self.meta.dim;
+        let int8 = match (&self.keep_quantizer, &self.quantizer) {
+            (Some(kq), _) => Some((kq, p.keep_int8)),
+            (None, Quantizer::Int8(q)) if self.meta.keep == Keep::Int8 => Some((q, p.codes.bytes)),
+            _ => None,
+        };
+        let weights = int8.map(|(kq, _)| kq.weights(q));
+        let dot_f32 = bitseek_codes::kernels::kernels().dot_f32;
+        let mut scored: Vec<(f32, u32)> = cands
+            .iter()
+            .map(|c| {
+                let row = c.row as usize;
+                let ip = match (&int8, &weights) {
+                    (Some((kq, bytes)), Some((w, konst))) => {
+                        kq.dot(w, *konst, &bytes[row * dim..(row + 1) * dim])
+                    }
+                    _ => dot_f32(q, &p.keep_f32[row * dim..(row + 1) * dim]),
+                };
+                let key = if self.meta.metric == Metric::L2 {
+                    2.0 * ip - p.norm2[row]
+                } else {
+                    ip
+                };
+                (key, c.row)
+            })
+            .collect();
+        scored.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        scored.truncate(k);
+        let q2 = dot(q, q);
+        scored
+            .into_iter()
+            .map(|(key, row)| Hit {
+                id: p.ids[row as usize],
+                score: if self.meta.metric == Metric::L2 {
+                    q2 - key
+                } else {
+                    key
+                },
+                bound: None,
+            })
+            .collect()
+    }
+}
+
+/// Fitted parameters stored as sections: quantizer (`q.*`) and int8 copy (`keep.*`).
+fn quantizer_params<'a>(
+    q: &'a Quantizer,
+    keep: Option<&'a Int8>,
+) -> Vec<(&'static str, &'a [f32])> {
+    let mut out: Vec<(&'static str, &'a [f32])> = match q {
+        Quantizer::Sign(s) => vec![("q.mean", &s.mean)],
+        Quantizer::Lattice(l) => vec![("q.mean", &l.mean), ("q.rotation", &l.rotation)],
+        Quantizer::Int8(i) => vec![("q.lo", &i.lo), ("q.step", &i.step)],
+    };
+    if let Some(k) = keep {
+        out.push(("keep.lo", &k.lo));
+        out.push(("keep.step", &k.step));
+    }
+    out
+}
+
+/// The padded code dimension for `dim`.
+pub fn padded(dim: usize) -> usize {
+    dim.div_ceil(64) * 64
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn normalize(x: &mut [f32]) {
+    let n = dot(x, x).sqrt();
+    if n > 0.0 {
+        x.iter_mut().for_each(|v| *v /= n);
+    }
+}

@@ -1,0 +1,445 @@
+//! The flat index against brute force: exact on codes, exact on floats after rescoring, stable
+//! across threads, blocks, save/open, id orders and metamorphic changes of the data.
+
+use bitseek_codes::kernels::scalar;
+use bitseek_codes::quantizer::{Factor, Quantizer, QuantizerKind, QueryMode};
+use bitseek_codes::BitPlanes;
+use bitseek_index::eval::{exact_ids, recall};
+use bitseek_index::input::Vectors;
+use bitseek_index::{BuildOptions, Hit, Index, IndexError, Keep, Metric, SearchParams};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::path::Path;
+
+const DIM: usize = 100;
+
+/// Clustered vectors with a shared offset, like sentence embeddings.
+fn clustered(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let centres: Vec<Vec<f32>> = (0..20)
+        .map(|_| (0..dim).map(|_| rng.gen_range(-1.0f32..1.0)).collect())
+        .collect();
+    let mut out = Vec::with_capacity(n * dim);
+    for _ in 0..n {
+        let c = &centres[rng.gen_range(0..centres.len())];
+        out.extend(c.iter().map(|v| 0.3 + v + rng.gen_range(-0.6f32..0.6)));
+    }
+    out
+}
+
+fn build(
+    data: &[f32],
+    ids: Option<Vec<u64>>,
+    kind: QuantizerKind,
+    metric: Metric,
+    keep: Keep,
+) -> Index {
+    let v = Vectors {
+        dim: DIM,
+        data: data.to_vec(),
+        ids,
+    };
+    let opts = BuildOptions {
+        quantizer: kind,
+        metric,
+        keep,
+        ..Default::default()
+    };
+    Index::build(v, Path::new("test.npy"), &opts, &|_| {}).expect("valid vectors build")
+}
+
+fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("thread pool")
+}
+
+fn raw(k: usize) -> SearchParams {
+    SearchParams {
+        k,
+        oversample: 1,
+        rescore: false,
+        mode: QueryMode::Asymmetric,
+    }
+}
+
+/// Brute force over the codes with the scalar kernels: (score key, row), best first.
+fn brute_force_codes(index: &Index, data_rows: usize, query: &[f32], k: usize) -> Vec<(f32, u32)> {
+    let q = index.prepare_queries(query, DIM).expect("valid query");
+    let quantizer = index.quantizer();
+    let codes = quantizer.encode(&normalised(index, &q, data_rows));
+    let qc = quantizer.encode_query(&q, QueryMode::Asymmetric, 0);
+    let planes = BitPlanes {
+        len: codes.len,
+        planes: codes.planes,
+        words: codes.words,
+        data: codes.bits.clone(),
+    };
+    let mut scored: Vec<(f32, u32)> = (0..codes.len)
+        .map(|r| {
+            let code = planes.get(r);
+            let key = match quantizer {
+                Quantizer::Sign(_) => -(scalar::hamming(&code, &qc.planes) as f32),
+                _ => {
+                    let w = codes.words;
+                    let mut ip = 0u32;
+                    for p in 0..codes.planes {
+                        for j in 0..qc.qplanes {
+                            ip += scalar::and_popcount(
+                                &code[p * w..(p + 1) * w],
+                                &qc.planes[j * w..(j + 1) * w],
+                            ) << (p + j);
+                        }
+                    }
+                    let f = |k: Factor| codes.factors[k as usize][r];
+                    f(Factor::Scale) * (qc.a * ip as f32 + qc.b * f(Factor::SumU) + qc.c)
+                        + f(Factor::DotMean)
+                }
+            };
+            (key, r as u32)
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    scored.truncate(k);
+    scored
+}
+
+/// The index's stored (normalised) vectors, re-derived from the kept copy.
+fn normalised(index: &Index, _q: &[f32], rows: usize) -> Vec<f32> {
+    let kept = index.kept_f32().expect("tests keep f32");
+    assert_eq!(kept.len(), rows * DIM);
+    kept.to_vec()
+}
+
+#[test]
+fn flat_scan_is_exact_on_codes() {
+    let n = 9000; // more than one chunk of 4096 codes, not a multiple of the block size
+    let data = clustered(n + 5, DIM, 1);
+    let (base, queries) = data.split_at(n * DIM);
+    for kind in [
+        QuantizerKind::Sign,
+        QuantizerKind::Rabitq,
+        QuantizerKind::Residual { bits: 2 },
+    ] {
+        let index = build(base, None, kind, Metric::Cosine, Keep::F32);
+        for (qi, q) in queries.chunks_exact(DIM).enumerate() {
+            let want = brute_force_codes(&index, n, q, 25);
+            for threads in [1, 2] {
+                let mut got = pool(threads)
+                    .install(|| index.search_batch(q, DIM, &raw(25)))
+                    .expect("search");
+                let got = got.remove(0);
+                let got_rows: Vec<u64> = got.iter().map(|h| h.id).collect();
+                let want_rows: Vec<u64> = want.iter().map(|w| w.1 as u64).collect();
+                assert_eq!(got_rows, want_rows, "{kind} query {qi} threads {threads}");
+            }
+        }
+    }
+}
+
+#[test]
+fn batches_equal_single_queries_and_threads_agree() {
+    let data = clustered(5000 + 70, DIM, 2);
+    let (base, queries) = data.split_at(5000 * DIM);
+    for kind in [
+        QuantizerKind::Sign,
+        QuantizerKind::Rabitq,
+        QuantizerKind::Residual { bits: 3 },
+        QuantizerKind::Int8,
+    ] {
+        let index = build(base, None, kind, Metric::Dot, Keep::F32);
+        let params = SearchParams {
+            k: 10,
+            oversample: 3,
+            ..Default::default()
+        };
+        let batch = pool(2)
+            .install(|| index.search_batch(queries, DIM, &params))
+            .expect("batch");
+        let one: Vec<Vec<Hit>> = pool(1).install(|| {
+            queries
+                .chunks_exact(DIM)
+                .map(|q| {
+                    index
+                        .search_batch(q, DIM, &params)
+                        .expect("single")
+                        .remove(0)
+                })
+                .collect()
+        });
+        // Each query's rounding is seeded by its position in the batch, so compare batch
+        // searches with batch searches for lattice codes and single with single for the rest.
+        let batch1 = pool(1)
+            .install(|| index.search_batch(queries, DIM, &params))
+            .expect("batch");
+        assert_eq!(batch, batch1, "{kind}: thread count changed results");
+        if matches!(kind, QuantizerKind::Sign | QuantizerKind::Int8) {
+            assert_eq!(batch, one, "{kind}: batch and single searches differ");
+        }
+    }
+}
+
+#[test]
+fn rescoring_everything_equals_exact_float_search() {
+    let data = clustered(3000 + 20, DIM, 3);
+    let (base, queries) = data.split_at(3000 * DIM);
+    for metric in [Metric::Cosine, Metric::Dot, Metric::L2] {
+        let index = build(base, None, QuantizerKind::Sign, metric, Keep::F32);
+        let prepared = index.prepare_queries(queries, DIM).expect("valid");
+        let truth = exact_ids(&index, None, &prepared, 10).expect("exact");
+        let all = SearchParams {
+            k: 10,
+            oversample: 300,
+            ..Default::default()
+        };
+        let hits = index.search_batch(queries, DIM, &all).expect("search");
+        assert_eq!(recall(&hits, &truth), 1.0, "{metric}");
+        for (h, t) in hits.iter().zip(&truth) {
+            assert_eq!(
+                h.iter().map(|h| h.id).collect::<Vec<_>>(),
+                *t,
+                "{metric}: order differs"
+            );
+        }
+        // Scores are the metric's exact values.
+        let q = &prepared[..DIM];
+        let x = &index.kept_f32().expect("kept")[hits[0][0].id as usize * DIM..][..DIM];
+        let want = match metric {
+            Metric::L2 => x.iter().zip(q).map(|(a, b)| (a - b) * (a - b)).sum::<f32>(),
+            _ => x.iter().zip(q).map(|(a, b)| a * b).sum::<f32>(),
+        };
+        assert!(
+            (hits[0][0].score - want).abs() < 1e-4,
+            "{metric}: score {} vs {want}",
+            hits[0][0].score
+        );
+    }
+}
+
+#[test]
+fn oversampling_and_bits_raise_recall() {
+    let data = clustered(4000 + 50, DIM, 4);
+    let (base, queries) = data.split_at(4000 * DIM);
+    let recall_of = |kind, keep, oversample, rescore| {
+        let index = build(base, None, kind, Metric::Cosine, keep);
+        let prepared = index.prepare_queries(queries, DIM).expect("valid");
+        let v = Vectors {
+            dim: DIM,
+            data: base.to_vec(),
+            ids: None,
+        };
+        let truth = exact_ids(&index, Some(&v), &prepared, 10).expect("exact");
+        let params = SearchParams {
+            k: 10,
+            oversample,
+            rescore,
+            ..Default::default()
+        };
+        recall(
+            &index.search_batch(queries, DIM, &params).expect("search"),
+            &truth,
+        )
+    };
+    let sign = recall_of(QuantizerKind::Sign, Keep::None, 1, false);
+    let rabitq = recall_of(QuantizerKind::Rabitq, Keep::None, 1, false);
+    let res4 = recall_of(QuantizerKind::Residual { bits: 4 }, Keep::None, 1, false);
+    let rescored = recall_of(QuantizerKind::Rabitq, Keep::F32, 10, true);
+    let int8_rescored = recall_of(QuantizerKind::Rabitq, Keep::Int8, 10, true);
+    assert!(rabitq > sign, "rabitq {rabitq} vs sign {sign}");
+    assert!(res4 > rabitq, "residual4 {res4} vs rabitq {rabitq}");
+    assert!(rescored > rabitq && rescored > 0.9, "rescored {rescored}");
+    assert!(int8_rescored > 0.9, "int8 rescored {int8_rescored}");
+}
+
+#[test]
+fn hamming_search_is_invariant_under_reflections() {
+    // Reflecting dimensions of data and queries through the mean flips the same bits of every code
+    // (an XOR mask), so sign-code distances, and hence results, must not change.
+    let data = clustered(2000 + 10, DIM, 5);
+    let (base, queries) = data.split_at(2000 * DIM);
+    let index = build(base, None, QuantizerKind::Sign, Metric::Dot, Keep::None);
+    let Quantizer::Sign(sign) = index.quantizer() else {
+        unreachable!()
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let flip: Vec<bool> = (0..DIM).map(|_| rng.gen_bool(0.5)).collect();
+    let reflect = |rows: &[f32]| -> Vec<f32> {
+        rows.chunks_exact(DIM)
+            .flat_map(|x| {
+                (0..DIM)
+                    .map(|i| {
+                        if flip[i] {
+                            2.0 * sign.mean[i] - x[i]
+                        } else {
+                            x[i]
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let mirrored = build(
+        &reflect(base),
+        None,
+        QuantizerKind::Sign,
+        Metric::Dot,
+        Keep::None,
+    );
+    let a = index.search_batch(queries, DIM, &raw(20)).expect("search");
+    let b = mirrored
+        .search_batch(&reflect(queries), DIM, &raw(20))
+        .expect("search");
+    assert_eq!(a, b);
+}
+
+#[test]
+fn duplicates_tie_by_lower_id_and_ids_survive_any_order() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let one = clustered(1, DIM, 8);
+    let mut data = Vec::new();
+    for _ in 0..50 {
+        data.extend_from_slice(&one);
+    }
+    data.extend(clustered(500, DIM, 9));
+    let n = data.len() / DIM;
+    let mut ids: Vec<u64> = (0..n as u64).map(|i| i * 7 + 1000).collect();
+    // Shuffle ids so rows are not in id order: the index sorts them.
+    for i in (1..n).rev() {
+        ids.swap(i, rng.gen_range(0..=i));
+    }
+    let mut dup_ids: Vec<u64> = ids[..50].to_vec();
+    dup_ids.sort();
+    for kind in [
+        QuantizerKind::Sign,
+        QuantizerKind::Rabitq,
+        QuantizerKind::Int8,
+    ] {
+        let index = build(&data, Some(ids.clone()), kind, Metric::Cosine, Keep::F32);
+        for threads in [1, 2] {
+            let hits = pool(threads)
+                .install(|| {
+                    index.search_batch(
+                        &one,
+                        DIM,
+                        &SearchParams {
+                            k: 5,
+                            oversample: 2,
+                            ..Default::default()
+                        },
+                    )
+                })
+                .expect("search");
+            let got: Vec<u64> = hits[0].iter().map(|h| h.id).collect();
+            assert_eq!(
+                got,
+                dup_ids[..5],
+                "{kind}: equal vectors must come back by increasing id"
+            );
+        }
+    }
+}
+
+#[test]
+fn saved_index_answers_like_the_built_one_and_detects_corruption() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = clustered(1000 + 5, DIM, 10);
+    let (base, queries) = data.split_at(1000 * DIM);
+    for (kind, keep) in [
+        (QuantizerKind::Sign, Keep::None),
+        (QuantizerKind::Rabitq, Keep::F32),
+        (QuantizerKind::Residual { bits: 2 }, Keep::Int8),
+        (QuantizerKind::Int8, Keep::Int8),
+    ] {
+        let path = dir.path().join(format!("{kind}.bitseek"));
+        let built = build(base, None, kind, Metric::L2, keep);
+        built.save(&path).expect("save");
+        let opened = Index::open(&path).expect("open");
+        assert_eq!(opened.meta(), built.meta());
+        let params = SearchParams {
+            k: 7,
+            oversample: 4,
+            ..Default::default()
+        };
+        assert_eq!(
+            opened.search_batch(queries, DIM, &params).expect("search"),
+            built.search_batch(queries, DIM, &params).expect("search"),
+            "{kind}"
+        );
+        // A flipped byte in the middle of the file is caught by a checksum.
+        let mut bytes = std::fs::read(&path).expect("read");
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x10;
+        std::fs::write(&path, &bytes).expect("write");
+        assert!(
+            matches!(Index::open(&path), Err(IndexError::Format(_))),
+            "{kind}: corruption not detected"
+        );
+        std::fs::write(&path, &bytes[..mid]).expect("write");
+        let err = Index::open(&path)
+            .err()
+            .expect("truncated file must not open")
+            .to_string();
+        assert!(
+            err.contains("truncated") || err.contains("Truncated"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn bad_queries_and_parameters_are_refused() {
+    let data = clustered(100, DIM, 11);
+    let index = build(
+        &data,
+        None,
+        QuantizerKind::Rabitq,
+        Metric::Cosine,
+        Keep::F32,
+    );
+    let q = &data[..DIM];
+    let err = |r: Result<Vec<Vec<Hit>>, IndexError>| r.err().expect("must fail").to_string();
+    assert!(err(index.search_batch(&q[..DIM - 1], DIM - 1, &raw(5))).contains("dimension 99"));
+    let mut nan = q.to_vec();
+    nan[3] = f32::NAN;
+    assert!(err(index.search_batch(&nan, DIM, &raw(5))).contains("column 3"));
+    assert!(err(index.search_batch(&[0.0; DIM], DIM, &raw(5))).contains("zero vector"));
+    assert!(err(index.search_batch(q, DIM, &raw(0))).contains("k must be"));
+    let huge = SearchParams {
+        k: 1 << 16,
+        oversample: 1 << 10,
+        ..Default::default()
+    };
+    assert!(err(index.search_batch(q, DIM, &huge)).contains("exceeds the limit"));
+    // k larger than the index returns every vector once.
+    let all = index.search_batch(q, DIM, &raw(500)).expect("search");
+    assert_eq!(all[0].len(), 100);
+}
+
+#[test]
+fn invalid_vectors_are_refused_before_building() {
+    let mut data = clustered(10, DIM, 12);
+    data[5 * DIM + 2] = f32::INFINITY;
+    let v = Vectors {
+        dim: DIM,
+        data,
+        ids: None,
+    };
+    let err = Index::build(v, Path::new("v.npy"), &BuildOptions::default(), &|_| {})
+        .err()
+        .expect("must fail");
+    let msg = err.to_string();
+    assert!(msg.contains("v.npy") && msg.contains("row 5"), "{msg}");
+    let mut zero = clustered(10, DIM, 13);
+    zero[DIM..2 * DIM].iter_mut().for_each(|v| *v = 0.0);
+    let v = Vectors {
+        dim: DIM,
+        data: zero,
+        ids: None,
+    };
+    let msg = Index::build(v, Path::new("z.npy"), &BuildOptions::default(), &|_| {})
+        .err()
+        .expect("fail")
+        .to_string();
+    assert!(msg.contains("row 1"), "{msg}");
+}

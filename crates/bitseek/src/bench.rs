@@ -1,0 +1,254 @@
+//! `bitseek bench`: queries per second over codes next to exact float search, in one process.
+//!
+//! Also measures the single-core memory read bandwidth in the same run, so a single-query scan can
+//! be put against its floor: the bytes a scan must read divided by what one core can read per
+//! second. All figures are medians over `--repeat` runs.
+
+use bitseek_index::{exact, Metric, SearchParams};
+use serde_json::json;
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The index file.
+    index: PathBuf,
+    /// Query vectors (.npy, .fvecs or JSON lines).
+    #[arg(long)]
+    queries: PathBuf,
+    /// Hits per query.
+    #[arg(short, long, default_value_t = 10)]
+    k: usize,
+    /// Queries per batch in batch mode.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Thread counts to measure (comma-separated); default 1 and all cores.
+    #[arg(long)]
+    threads: Option<String>,
+    /// Runs per measurement; medians are reported.
+    #[arg(long, default_value_t = 5)]
+    repeat: usize,
+    /// Queries used in batch mode.
+    #[arg(long, default_value_t = 1024)]
+    max_queries: usize,
+    /// Queries used in single-query mode (one scan each).
+    #[arg(long, default_value_t = 100)]
+    single_queries: usize,
+    /// The original vectors for the float baseline, when the index keeps no f32 copy.
+    #[arg(long)]
+    vectors: Option<PathBuf>,
+    /// Skip the float baseline.
+    #[arg(long)]
+    no_float: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Single-core read bandwidth in bytes/s: the median of several passes summing a 512 MiB buffer
+/// (far larger than any cache) with eight independent accumulators.
+fn read_bandwidth(repeat: usize) -> f64 {
+    let words = 64 << 20; // 512 MiB of u64
+    let buf: Vec<u64> = (0..words as u64).collect();
+    let mut times = Vec::new();
+    for _ in 0..repeat.max(3) {
+        let t = Instant::now();
+        let mut acc = [0u64; 8];
+        for c in buf.chunks_exact(8) {
+            for i in 0..8 {
+                acc[i] = acc[i].wrapping_add(c[i]);
+            }
+        }
+        black_box(acc);
+        times.push(t.elapsed().as_secs_f64());
+    }
+    (words * 8) as f64 / crate::median(times)
+}
+
+/// Median seconds of `repeat` runs of `f`.
+fn time(repeat: usize, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<f64> {
+    f()?; // warm-up: page in the mapping, fill caches and the thread pool
+    let mut times = Vec::new();
+    for _ in 0..repeat.max(1) {
+        let t = Instant::now();
+        f()?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    Ok(crate::median(times))
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let index = crate::open_index(&a.index)?;
+    let m = index.meta().clone();
+    let dim = m.dim;
+    let queries = crate::read_queries(&a.queries, dim)?;
+    let all = index.prepare_queries(&queries.data, dim)?;
+    let nq = (all.len() / dim).min(a.max_queries);
+    let batch_q = &all[..nq * dim];
+    let single_n = nq.min(a.single_queries).max(1);
+    let threads = match &a.threads {
+        Some(s) => crate::parse_list(s).map_err(anyhow::Error::msg)?,
+        None => {
+            let n = rayon::current_num_threads();
+            if n > 1 {
+                vec![1, n]
+            } else {
+                vec![1]
+            }
+        }
+    };
+    let base = match (&a.vectors, index.kept_f32(), a.no_float) {
+        (_, _, true) => None,
+        (_, Some(kept), _) => Some((kept.to_vec(), index.norm2().to_vec())),
+        (Some(p), None, _) => {
+            let v = bitseek_index::input::read_vectors(p)?;
+            let mut d = v.data;
+            if m.metric == Metric::Cosine {
+                for x in d.chunks_exact_mut(dim) {
+                    let n = x
+                        .iter()
+                        .map(|a| a * a)
+                        .sum::<f32>()
+                        .sqrt()
+                        .max(f32::MIN_POSITIVE);
+                    x.iter_mut().for_each(|a| *a /= n);
+                }
+            }
+            let n2 = d
+                .chunks_exact(dim)
+                .map(|x| x.iter().map(|a| a * a).sum())
+                .collect();
+            Some((d, n2))
+        }
+        (None, None, false) => None,
+    };
+    let bandwidth = read_bandwidth(a.repeat);
+    let scan_bytes = index.scan_bytes() as f64;
+    let floor = scan_bytes / bandwidth;
+    let params = SearchParams {
+        k: a.k,
+        oversample: 1,
+        rescore: false,
+        ..Default::default()
+    };
+    let bar = crate::progress((threads.len() * 2) as u64, "benchmark", a.json);
+    let mut runs = Vec::new();
+    let mut floats = Vec::new();
+    for &t in &threads {
+        let single = crate::with_threads(t, || {
+            time(a.repeat, || {
+                for q in all[..single_n * dim].chunks_exact(dim) {
+                    black_box(index.search_batch(q, dim, &params)?);
+                }
+                Ok(())
+            })
+        })?? / single_n as f64;
+        let batched = crate::with_threads(t, || {
+            time(a.repeat, || {
+                for b in batch_q.chunks(a.batch * dim) {
+                    black_box(index.search_batch(b, dim, &params)?);
+                }
+                Ok(())
+            })
+        })?? / nq as f64;
+        for (mode, batch, per_query) in [("single", 1, single), ("batch", a.batch, batched)] {
+            runs.push(json!({
+                "mode": mode,
+                "batch": batch,
+                "threads": t,
+                "qps_median": 1.0 / per_query,
+                "ms_per_query_median": per_query * 1e3,
+                "bytes_per_second": scan_bytes / per_query,
+                "floor_ratio": per_query / floor,
+            }));
+        }
+        bar.inc(1);
+        if let Some((data, norm2)) = &base {
+            let l2 = (m.metric == Metric::L2).then_some(&norm2[..]);
+            let single = crate::with_threads(t, || {
+                time(a.repeat, || {
+                    for q in all[..single_n * dim].chunks_exact(dim) {
+                        black_box(exact::search(data, dim, l2, q, a.k));
+                    }
+                    Ok(())
+                })
+            })?? / single_n as f64;
+            let batched = crate::with_threads(t, || {
+                time(a.repeat, || {
+                    for b in batch_q.chunks(a.batch * dim) {
+                        black_box(exact::search(data, dim, l2, b, a.k));
+                    }
+                    Ok(())
+                })
+            })?? / nq as f64;
+            for (mode, batch, per_query) in [("single", 1, single), ("batch", a.batch, batched)] {
+                floats.push(json!({
+                    "mode": mode,
+                    "batch": batch,
+                    "threads": t,
+                    "qps_median": 1.0 / per_query,
+                    "ms_per_query_median": per_query * 1e3,
+                }));
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let report = json!({
+        "index": a.index,
+        "quantizer": m.quantizer.to_string(),
+        "rows": m.rows,
+        "dim": dim,
+        "k": a.k,
+        "kernels": bitseek_codes::kernels::kernels().name,
+        "code_bytes": scan_bytes,
+        "bytes_per_vector": index.code_bytes_per_vector(),
+        "read_bandwidth_gbs": bandwidth / 1e9,
+        "floor_ms_per_query": floor * 1e3,
+        "repeat": a.repeat,
+        "queries_batch_mode": nq,
+        "queries_single_mode": single_n,
+        "runs": runs,
+        "float": floats,
+    });
+    if a.json {
+        println!("{report}");
+        return Ok(());
+    }
+    println!(
+        "{}: {} × {} {} codes ({} B/vector, {:.1} MB scanned per query), kernels {}",
+        a.index.display(),
+        m.rows,
+        dim,
+        m.quantizer,
+        index.code_bytes_per_vector(),
+        scan_bytes / 1e6,
+        bitseek_codes::kernels::kernels().name
+    );
+    println!(
+        "single-core read bandwidth {:.1} GB/s → floor {:.3} ms per single-query scan (medians of {} runs)",
+        bandwidth / 1e9,
+        floor * 1e3,
+        a.repeat
+    );
+    println!(
+        "{:<8} {:>6} {:>8} {:>12} {:>12} {:>12} {:>10}",
+        "mode", "batch", "threads", "codes q/s", "float q/s", "speed-up", "vs floor"
+    );
+    for (i, r) in runs.iter().enumerate() {
+        let fq = floats.get(i).and_then(|f| f["qps_median"].as_f64());
+        let q = r["qps_median"].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "{:<8} {:>6} {:>8} {:>12.1} {:>12} {:>12} {:>9.2}×",
+            r["mode"].as_str().unwrap_or(""),
+            r["batch"],
+            r["threads"],
+            q,
+            fq.map_or("-".into(), |f| format!("{f:.1}")),
+            fq.map_or("-".into(), |f| format!("{:.1}×", q / f)),
+            r["floor_ratio"].as_f64().unwrap_or(f64::NAN)
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,97 @@
+//! `bitseek build`: vectors in, one index file out.
+
+use anyhow::Context;
+use bitseek_codes::quantizer::{QuantizerKind, ScaleSearch};
+use bitseek_index::{BuildOptions, Index, Keep, Metric};
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Vectors: .npy (float32/float16, 2-D), .fvecs, or JSON lines {"id": u64, "vector": [..]}.
+    #[arg(long)]
+    input: PathBuf,
+    /// sign, rabitq, residual2, residual3, residual4 (up to residual8) or int8.
+    #[arg(long, default_value = "rabitq")]
+    quantizer: QuantizerKind,
+    /// What to keep for rescoring: f32, int8 or none.
+    #[arg(long, default_value = "f32")]
+    keep: Keep,
+    /// cosine, dot or l2.
+    #[arg(long, default_value = "cosine")]
+    metric: Metric,
+    /// Seed of the random rotation and of query rounding.
+    #[arg(long, default_value_t = 0x5eed)]
+    seed: u64,
+    /// How multi-bit codes choose their scale: optimal (Extended RaBitQ) or greedy.
+    #[arg(long, default_value = "optimal", value_parser = parse_scale)]
+    scale_search: ScaleSearch,
+    /// Where to write the index (replaced atomically).
+    #[arg(long)]
+    out: PathBuf,
+    /// Print one JSON object instead of a summary.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_scale(s: &str) -> Result<ScaleSearch, String> {
+    match s {
+        "optimal" => Ok(ScaleSearch::Optimal),
+        "greedy" => Ok(ScaleSearch::Greedy),
+        _ => Err(format!(
+            "unknown scale search {s:?}: expected optimal or greedy"
+        )),
+    }
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let vectors = bitseek_index::input::read_vectors(&a.input)?;
+    let rows = vectors.rows();
+    let read_seconds = start.elapsed().as_secs_f64();
+    let opts = BuildOptions {
+        quantizer: a.quantizer,
+        metric: a.metric,
+        keep: a.keep,
+        seed: a.seed,
+        scale_search: a.scale_search,
+    };
+    let bar = crate::progress(rows as u64, "encoding", a.json);
+    let t = Instant::now();
+    let index = Index::build(vectors, &a.input, &opts, &|n| bar.set_position(n as u64))?;
+    let build_seconds = t.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let file_bytes = index
+        .save(&a.out)
+        .with_context(|| format!("cannot write index {}", a.out.display()))?;
+    let m = index.meta();
+    let summary = serde_json::json!({
+        "index": a.out,
+        "rows": m.rows,
+        "dim": m.dim,
+        "metric": m.metric,
+        "quantizer": m.quantizer.to_string(),
+        "keep": m.keep,
+        "bytes_per_vector": index.code_bytes_per_vector(),
+        "read_seconds": read_seconds,
+        "build_seconds": build_seconds,
+        "file_bytes": file_bytes,
+    });
+    if a.json {
+        println!("{summary}");
+    } else {
+        println!(
+            "built {} ({} vectors × {} dims, {}, {}, keep {}): {} code bytes/vector, {:.2} s to encode, {:.1} MB on disk",
+            a.out.display(),
+            m.rows,
+            m.dim,
+            m.quantizer,
+            m.metric,
+            m.keep,
+            index.code_bytes_per_vector(),
+            build_seconds,
+            file_bytes as f64 / 1e6
+        );
+    }
+    Ok(())
+}

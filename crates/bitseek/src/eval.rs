@@ -1,0 +1,112 @@
+//! `bitseek eval`: recall@k against exact float search, raw and rescored.
+
+use bitseek_codes::quantizer::QueryMode;
+use bitseek_index::eval::{exact_ids, recall};
+use bitseek_index::SearchParams;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The index file.
+    index: PathBuf,
+    /// Query vectors (.npy, .fvecs or JSON lines).
+    #[arg(long)]
+    queries: PathBuf,
+    /// Hits per query.
+    #[arg(short, long, default_value_t = 10)]
+    k: usize,
+    /// Oversampling factors to evaluate with rescoring (comma-separated).
+    #[arg(long, default_value = "1,2,4,8,16")]
+    oversample: String,
+    /// The original vectors, for indexes that keep no f32 copy.
+    #[arg(long)]
+    vectors: Option<PathBuf>,
+    /// Evaluate only the first N queries.
+    #[arg(long)]
+    max_queries: Option<usize>,
+    /// Symmetric (code vs code) queries instead of 4-bit asymmetric.
+    #[arg(long)]
+    symmetric: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let index = crate::open_index(&a.index)?;
+    let dim = index.meta().dim;
+    let mut queries = crate::read_queries(&a.queries, dim)?;
+    if let Some(n) = a.max_queries {
+        queries.data.truncate(n.min(queries.rows()) * dim);
+    }
+    let prepared = index.prepare_queries(&queries.data, dim)?;
+    let base = match &a.vectors {
+        Some(p) => Some(bitseek_index::input::read_vectors(p)?),
+        None => None,
+    };
+    let truth = exact_ids(&index, base.as_ref(), &prepared, a.k)?;
+    let mode = if a.symmetric {
+        QueryMode::Symmetric
+    } else {
+        QueryMode::Asymmetric
+    };
+    let raw_params = SearchParams {
+        k: a.k,
+        oversample: 1,
+        rescore: false,
+        mode,
+    };
+    let raw = recall(&index.search_batch(&prepared, dim, &raw_params)?, &truth);
+    let mut results = Vec::new();
+    let oversample = crate::parse_list(&a.oversample).map_err(anyhow::Error::msg)?;
+    for &o in &oversample {
+        let params = SearchParams {
+            k: a.k,
+            oversample: o,
+            rescore: true,
+            mode,
+        };
+        let rescored = recall(&index.search_batch(&prepared, dim, &params)?, &truth);
+        results.push(serde_json::json!({
+            "oversample": o,
+            "recall_raw": raw,
+            "recall_rescored": if index.meta().keep == bitseek_index::Keep::None { None } else { Some(rescored) },
+        }));
+    }
+    let m = index.meta();
+    let report = serde_json::json!({
+        "index": a.index,
+        "quantizer": m.quantizer.to_string(),
+        "keep": m.keep,
+        "metric": m.metric,
+        "mode": mode,
+        "k": a.k,
+        "queries": truth.len(),
+        "rows": m.rows,
+        "bytes_per_vector": index.code_bytes_per_vector(),
+        "recall_raw": raw,
+        "results": results,
+    });
+    if a.json {
+        println!("{report}");
+    } else {
+        println!(
+            "{}: {} ({} code bytes/vector), {} queries, recall@{} raw {:.4}",
+            a.index.display(),
+            m.quantizer,
+            index.code_bytes_per_vector(),
+            truth.len(),
+            a.k,
+            raw
+        );
+        for r in &results {
+            if let Some(v) = r["recall_rescored"].as_f64() {
+                println!(
+                    "  oversample {:>3}: rescored recall@{} {:.4}",
+                    r["oversample"], a.k, v
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,77 @@
+//! `bitseek query`: top-k hits for each query vector.
+
+use bitseek_codes::quantizer::QueryMode;
+use bitseek_index::SearchParams;
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The index file.
+    index: PathBuf,
+    /// Query vectors (.npy, .fvecs or JSON lines).
+    #[arg(long)]
+    queries: PathBuf,
+    /// Hits per query.
+    #[arg(short, long, default_value_t = 10)]
+    k: usize,
+    /// Candidates per hit taken from the codes and rescored from the kept copy.
+    #[arg(long, default_value_t = 4)]
+    oversample: usize,
+    /// Rank by the codes alone (no rescoring even if the index keeps a copy).
+    #[arg(long)]
+    no_rescore: bool,
+    /// Encode queries like stored vectors (code vs code, SDC) instead of 4-bit asymmetric.
+    #[arg(long)]
+    symmetric: bool,
+    /// One JSON line per query: {"query": i, "hits": [{"id", "score"}, ..]}.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let index = crate::open_index(&a.index)?;
+    let queries = crate::read_queries(&a.queries, index.meta().dim)?;
+    let params = SearchParams {
+        k: a.k,
+        oversample: a.oversample,
+        rescore: !a.no_rescore,
+        mode: if a.symmetric {
+            QueryMode::Symmetric
+        } else {
+            QueryMode::Asymmetric
+        },
+    };
+    let results = index.search_batch(&queries.data, queries.dim, &params)?;
+    let names = queries.ids_or_rows();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for (qi, hits) in results.iter().enumerate() {
+        if a.json {
+            let line = serde_json::json!({ "query": names[qi], "hits": hits });
+            writeln!(out, "{line}")?;
+        } else {
+            writeln!(out, "query {}", names[qi])?;
+            for (rank, h) in hits.iter().enumerate() {
+                match h.bound {
+                    Some(b) => writeln!(
+                        out,
+                        "  {:>3}. id {:<10} score {:.4} ± {:.4}",
+                        rank + 1,
+                        h.id,
+                        h.score,
+                        b
+                    )?,
+                    None => writeln!(
+                        out,
+                        "  {:>3}. id {:<10} score {:.4}",
+                        rank + 1,
+                        h.id,
+                        h.score
+                    )?,
+                }
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
