@@ -41,10 +41,12 @@ pub fn exact_ids(
         }
         None => match index.kept_f32() {
             Some(kept) => (kept, index.ids(), index.norm2()),
-            None => return Err(IndexError::BadParam(format!(
+            None => {
+                return Err(IndexError::BadParam(format!(
                 "the index keeps no f32 copy (--keep {}); pass the original vectors with --vectors",
                 m.keep
-            ))),
+            )))
+            }
         },
     };
     let l2 = (m.metric == Metric::L2).then_some(norm2);

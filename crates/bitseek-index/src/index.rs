@@ -562,7 +562,7 @@ impl Index {
                 found: dim,
             });
         }
-        if queries.len() % dim != 0 {
+        if !queries.len().is_multiple_of(dim) {
             return Err(IndexError::BadParam(format!(
                 "{} query values are not a whole number of {dim}-dimensional vectors",
                 queries.len()

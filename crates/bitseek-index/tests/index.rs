@@ -398,7 +398,7 @@ fn bad_queries_and_parameters_are_refused() {
         Keep::F32,
     );
     let q = &data[..DIM];
-    let err = |r: Result<Vec<Vec<Hit>>, IndexError>| r.err().expect("must fail").to_string();
+    let err = |r: Result<Vec<Vec<Hit>>, IndexError>| r.expect_err("must fail").to_string();
     assert!(err(index.search_batch(&q[..DIM - 1], DIM - 1, &raw(5))).contains("dimension 99"));
     let mut nan = q.to_vec();
     nan[3] = f32::NAN;

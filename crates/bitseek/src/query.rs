@@ -29,6 +29,13 @@ pub struct Args {
     json: bool,
 }
 
+/// One line of `--json` output (a struct, so `query` comes before `hits`).
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    query: u64,
+    hits: &'a [bitseek_index::Hit],
+}
+
 pub fn run(a: Args) -> anyhow::Result<()> {
     let index = crate::open_index(&a.index)?;
     let queries = crate::read_queries(&a.queries, index.meta().dim)?;
@@ -47,8 +54,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for (qi, hits) in results.iter().enumerate() {
         if a.json {
-            let line = serde_json::json!({ "query": names[qi], "hits": hits });
-            writeln!(out, "{line}")?;
+            let line = Line {
+                query: names[qi],
+                hits,
+            };
+            writeln!(out, "{}", serde_json::to_string(&line)?)?;
         } else {
             writeln!(out, "query {}", names[qi])?;
             for (rank, h) in hits.iter().enumerate() {
