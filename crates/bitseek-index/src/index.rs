@@ -9,8 +9,8 @@ use crate::flat::{self, Candidate, Key, KeyFn};
 use crate::format::{write_index, FormatError, IndexFile};
 use crate::input::{validate, Checks, InputError, Vectors};
 use bitseek_codes::quantizer::{
-    Codes, CodesRef, FitOptions, Int8, Lattice, Quantizer, QuantizerKind, QueryCode, QueryMode,
-    ScaleSearch, Sign,
+    Codes, CodesRef, Factor, FitOptions, Int8, Lattice, Quantizer, QuantizerKind, QueryCode,
+    QueryMode, ScaleSearch, Sign,
 };
 use bitseek_codes::BLOCK;
 use rayon::prelude::*;
@@ -548,10 +548,16 @@ impl Index {
         per + 4 * m.factors
     }
 
-    /// Bytes a full scan reads: codes and factors (the norms too for L2).
+    /// Bytes a full scan reads: codes and the factors the estimate uses (not the error bound's),
+    /// plus the norms for L2.
     pub fn scan_bytes(&self) -> usize {
         let l2 = if self.meta.metric == Metric::L2 { 4 } else { 0 };
-        self.meta.rows * (self.code_bytes_per_vector() + l2)
+        let unread = if self.meta.factors > Factor::Bound as usize {
+            4
+        } else {
+            0
+        };
+        self.meta.rows * (self.code_bytes_per_vector() - unread + l2)
     }
 
     /// Checks queries (dimension, finiteness, zero under cosine) and normalises them for cosine.

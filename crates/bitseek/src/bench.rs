@@ -242,8 +242,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         println!(
             "{:<8} {:>6} {:>8} {:>12.1} {:>12} {:>12} {:>9.2}×",
             r["mode"].as_str().unwrap_or(""),
-            r["batch"],
-            r["threads"],
+            r["batch"].as_u64().unwrap_or(0),
+            r["threads"].as_u64().unwrap_or(0),
             q,
             fq.map_or("-".into(), |f| format!("{f:.1}")),
             fq.map_or("-".into(), |f| format!("{:.1}×", q / f)),
