@@ -22,8 +22,6 @@ use crate::layout::{words_for, BitPlanes};
 use crate::rotation::{random_orthogonal, rotate_rows};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 
 /// RaBitQ's confidence parameter ε₀ for the error bound (the paper's practical choice).
 pub const EPSILON0: f32 = 1.9;
@@ -306,55 +304,47 @@ impl Lattice {
 
 /// Extended RaBitQ's scale search: levels `k_i = min(⌊t|o_i|⌋, kmax)` for the `t` maximising
 /// `Σ|o_i|(k_i + ½) / ‖k + ½‖`, found by sweeping every critical `t = m/|o_i|` in order.
+///
+/// The `D·kmax` critical values are packed as `(t bits, dim)` into `u64`s and sorted once (for
+/// positive floats the bit patterns sort like the values), which is several times faster than
+/// the priority queue of the reference implementation.
 pub fn optimal_levels(o: &[f32], kmax: u32, levels: &mut [u32]) {
     levels.iter_mut().for_each(|k| *k = 0);
     if kmax == 0 {
         return;
     }
-    let abs: Vec<f64> = o.iter().map(|v| v.abs() as f64).collect();
-    let mut ip = 0.5 * abs.iter().sum::<f64>();
-    let mut y2 = 0.25 * abs.len() as f64;
-    let mut best = ip / y2.sqrt();
-    // Events (t, dim): the next level of `dim` starts at t = (k + 1)/|o_dim|.
-    let mut heap: BinaryHeap<Reverse<(OrdF64, usize)>> = abs
-        .iter()
-        .enumerate()
-        .filter(|(_, &a)| a > 0.0)
-        .map(|(i, &a)| Reverse((OrdF64(1.0 / a), i)))
-        .collect();
-    let mut order = Vec::with_capacity(abs.len() * kmax as usize);
+    let mut events: Vec<u64> = Vec::with_capacity(o.len() * kmax as usize);
+    for (i, v) in o.iter().enumerate() {
+        let a = v.abs();
+        if a > 0.0 {
+            for m in 1..=kmax {
+                let t = m as f32 / a;
+                if t.is_finite() {
+                    events.push(((t.to_bits() as u64) << 32) | i as u64);
+                }
+            }
+        }
+    }
+    events.sort_unstable();
+    let mut ip = 0.5 * o.iter().map(|v| v.abs() as f64).sum::<f64>();
+    let mut y2 = 0.25 * o.len() as f64;
+    let mut best = ip * ip / y2;
     let mut best_len = 0;
-    let mut cur = vec![0u32; abs.len()];
-    while let Some(Reverse((_, i))) = heap.pop() {
+    let mut cur = vec![0u32; o.len()];
+    for (n, e) in events.iter().enumerate() {
+        let i = (e & 0xffff_ffff) as usize;
         let k = cur[i];
-        ip += abs[i];
-        y2 += 2.0 * k as f64 + 2.0;
         cur[i] = k + 1;
-        order.push(i);
-        let cos = ip / y2.sqrt();
-        if cos > best {
-            best = cos;
-            best_len = order.len();
+        ip += o[i].abs() as f64;
+        y2 += 2.0 * k as f64 + 2.0;
+        // ip > 0 throughout, so comparing ip²/y2 ranks like the cosine without a square root.
+        let score = ip * ip / y2;
+        if score > best {
+            best = score;
+            best_len = n + 1;
         }
-        if k + 1 < kmax {
-            heap.push(Reverse((OrdF64((k + 2) as f64 / abs[i]), i)));
-        }
     }
-    for &i in &order[..best_len] {
-        levels[i] += 1;
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct OrdF64(f64);
-impl Eq for OrdF64 {}
-impl PartialOrd for OrdF64 {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for OrdF64 {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.total_cmp(&other.0)
+    for e in &events[..best_len] {
+        levels[(e & 0xffff_ffff) as usize] += 1;
     }
 }
