@@ -18,22 +18,22 @@ pub struct Args {
     #[arg(long)]
     queries: PathBuf,
     /// Hits per query.
-    #[arg(short, long, default_value_t = 10)]
+    #[arg(short, long, default_value_t = 10, value_parser = crate::positive)]
     k: usize,
     /// Queries per batch in batch mode.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = crate::positive)]
     batch: usize,
     /// Thread counts to measure (comma-separated); default 1 and all cores.
     #[arg(long)]
-    threads: Option<String>,
+    threads: Option<crate::List>,
     /// Runs per measurement; medians are reported.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = crate::positive)]
     repeat: usize,
     /// Queries used in batch mode.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 1024, value_parser = crate::positive)]
     max_queries: usize,
     /// Queries used in single-query mode (one scan each).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = crate::positive)]
     single_queries: usize,
     /// The original vectors for the float baseline, when the index keeps no f32 copy.
     #[arg(long)]
@@ -82,13 +82,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let index = crate::open_index(&a.index)?;
     let m = index.meta().clone();
     let dim = m.dim;
-    let queries = crate::read_queries(&a.queries, dim)?;
+    let queries = crate::read_queries(&a.queries, &index)?;
     let all = index.prepare_queries(&queries.data, dim)?;
     let nq = (all.len() / dim).min(a.max_queries);
     let batch_q = &all[..nq * dim];
     let single_n = nq.min(a.single_queries).max(1);
     let threads = match &a.threads {
-        Some(s) => crate::parse_list(s).map_err(anyhow::Error::msg)?,
+        Some(list) => list.0.clone(),
         None => {
             let n = rayon::current_num_threads();
             if n > 1 {

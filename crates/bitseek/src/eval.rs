@@ -13,16 +13,16 @@ pub struct Args {
     #[arg(long)]
     queries: PathBuf,
     /// Hits per query.
-    #[arg(short, long, default_value_t = 10)]
+    #[arg(short, long, default_value_t = 10, value_parser = crate::positive)]
     k: usize,
     /// Oversampling factors to evaluate with rescoring (comma-separated).
     #[arg(long, default_value = "1,2,4,8,16")]
-    oversample: String,
+    oversample: crate::List,
     /// The original vectors, for indexes that keep no f32 copy.
     #[arg(long)]
     vectors: Option<PathBuf>,
     /// Evaluate only the first N queries.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::positive)]
     max_queries: Option<usize>,
     /// Symmetric (code vs code) queries instead of 4-bit asymmetric.
     #[arg(long)]
@@ -35,7 +35,7 @@ pub struct Args {
 pub fn run(a: Args) -> anyhow::Result<()> {
     let index = crate::open_index(&a.index)?;
     let dim = index.meta().dim;
-    let mut queries = crate::read_queries(&a.queries, dim)?;
+    let mut queries = crate::read_queries(&a.queries, &index)?;
     if let Some(n) = a.max_queries {
         queries.data.truncate(n.min(queries.rows()) * dim);
     }
@@ -58,7 +58,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     let raw = recall(&index.search_batch(&prepared, dim, &raw_params)?, &truth);
     let mut results = Vec::new();
-    let oversample = crate::parse_list(&a.oversample).map_err(anyhow::Error::msg)?;
+    let oversample = a.oversample.0;
     for &o in &oversample {
         let params = SearchParams {
             k: a.k,

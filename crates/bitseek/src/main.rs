@@ -9,7 +9,6 @@ mod build;
 mod eval;
 mod query;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
 use std::path::Path;
@@ -58,28 +57,26 @@ fn main() -> ExitCode {
     }
 }
 
-/// Reads query vectors, refusing invalid ones with the file, row and reason.
+/// Reads query vectors for `index`, refusing invalid ones with the file, row and reason (zero
+/// vectors too, when the index ranks by cosine).
 pub(crate) fn read_queries(
     path: &Path,
-    dim: usize,
+    index: &bitseek_index::Index,
 ) -> anyhow::Result<bitseek_index::input::Vectors> {
     use bitseek_index::input::{read_vectors, validate, Checks};
+    let m = index.meta();
     let v = read_vectors(path)?;
-    validate(
-        &v,
-        path,
-        &Checks {
-            expected_dim: Some(dim),
-            reject_zero: false,
-        },
-    )?;
+    let checks = Checks {
+        expected_dim: Some(m.dim),
+        reject_zero: m.metric == bitseek_index::Metric::Cosine,
+    };
+    validate(&v, path, &checks)?;
     Ok(v)
 }
 
-/// Opens an index, naming the file in the error.
+/// Opens an index (its errors name the file).
 pub(crate) fn open_index(path: &Path) -> anyhow::Result<bitseek_index::Index> {
-    bitseek_index::Index::open(path)
-        .with_context(|| format!("cannot open index {}", path.display()))
+    Ok(bitseek_index::Index::open(path)?)
 }
 
 /// A progress bar on a terminal, hidden otherwise (and under `--json`).
@@ -96,15 +93,28 @@ pub(crate) fn progress(len: u64, what: &str, json: bool) -> indicatif::ProgressB
     bar
 }
 
-/// Parses a comma-separated list of numbers (`1,2,4`).
-pub(crate) fn parse_list(s: &str) -> Result<Vec<usize>, String> {
-    s.split(',')
-        .map(|p| {
-            p.trim()
-                .parse::<usize>()
-                .map_err(|_| format!("{p:?} is not a whole number"))
-        })
-        .collect()
+/// A comma-separated list of positive whole numbers (`1,2,4`), parsed by clap so a bad entry is
+/// reported against its flag before any work starts.
+#[derive(Clone, Debug)]
+pub(crate) struct List(pub Vec<usize>);
+
+impl std::str::FromStr for List {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        s.split(',')
+            .map(|p| positive(p.trim()))
+            .collect::<Result<_, _>>()
+            .map(List)
+    }
+}
+
+/// clap parser for counts that must be at least 1.
+pub(crate) fn positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("0 is not allowed; use 1 or more".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{s:?} is not a whole number")),
+    }
 }
 
 /// Median of a list of measurements (mean of the middle two for even counts).

@@ -13,10 +13,10 @@ pub struct Args {
     #[arg(long)]
     queries: PathBuf,
     /// Hits per query.
-    #[arg(short, long, default_value_t = 10)]
+    #[arg(short, long, default_value_t = 10, value_parser = crate::positive)]
     k: usize,
     /// Candidates per hit taken from the codes and rescored from the kept copy.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = crate::positive)]
     oversample: usize,
     /// Rank by the codes alone (no rescoring even if the index keeps a copy).
     #[arg(long)]
@@ -38,7 +38,7 @@ struct Line<'a> {
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     let index = crate::open_index(&a.index)?;
-    let queries = crate::read_queries(&a.queries, index.meta().dim)?;
+    let queries = crate::read_queries(&a.queries, &index)?;
     let params = SearchParams {
         k: a.k,
         oversample: a.oversample,
