@@ -44,7 +44,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         Some(p) => Some(bitseek_index::input::read_vectors(p)?),
         None => None,
     };
+    let oversample = a.oversample.0;
+    let bar = crate::progress(oversample.len() as u64 + 2, "evaluating", a.json);
     let truth = exact_ids(&index, base.as_ref(), &prepared, a.k)?;
+    bar.inc(1);
     let mode = if a.symmetric {
         QueryMode::Symmetric
     } else {
@@ -57,8 +60,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         mode,
     };
     let raw = recall(&index.search_batch(&prepared, dim, &raw_params)?, &truth);
+    bar.inc(1);
     let mut results = Vec::new();
-    let oversample = a.oversample.0;
     for &o in &oversample {
         let params = SearchParams {
             k: a.k,
@@ -72,7 +75,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             "recall_raw": raw,
             "recall_rescored": if index.meta().keep == bitseek_index::Keep::None { None } else { Some(rescored) },
         }));
+        bar.inc(1);
     }
+    bar.finish_and_clear();
     let m = index.meta();
     let report = serde_json::json!({
         "index": a.index,
