@@ -259,3 +259,35 @@ fn quantizer_names_round_trip() {
         .to_string()
         .contains("expected sign"));
 }
+
+#[test]
+fn multi_bit_codes_need_finer_queries() {
+    // With 4-bit codes, a 4-bit query is the larger error: 8 query bits must estimate better,
+    // and the default for multi-bit codes is 8.
+    let dim = 128;
+    let data = embeddings(200, dim, 21);
+    let queries = embeddings(10, dim, 22);
+    let q = Quantizer::fit(
+        QuantizerKind::Residual { bits: 4 },
+        dim,
+        &data,
+        FitOptions::default(),
+    );
+    let codes = q.encode(&data);
+    let blocks = codes.len.div_ceil(BLOCK);
+    let (mut dist, mut est) = (vec![0u32; blocks * BLOCK], vec![0f32; blocks * BLOCK]);
+    let mut error = |bits: Option<usize>| {
+        let mut err = 0.0;
+        for (qi, query) in queries.chunks_exact(dim).enumerate() {
+            let qc = q.encode_query_bits(query, QueryMode::Asymmetric, bits, qi as u64);
+            q.score(&codes.as_ref(), &qc, 0..blocks, &mut dist, &mut est);
+            for (r, x) in data.chunks_exact(dim).enumerate() {
+                err += (est[r] + qc.offset - dot(x, query)).abs();
+            }
+        }
+        err
+    };
+    let (four, eight, default) = (error(Some(4)), error(Some(8)), error(None));
+    assert!(eight < 0.7 * four, "8-bit queries {eight} vs 4-bit {four}");
+    assert_eq!(default, eight);
+}

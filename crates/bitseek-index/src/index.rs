@@ -164,8 +164,10 @@ pub struct SearchParams {
     pub oversample: usize,
     /// Rescore candidates from the kept copy (ignored when the index keeps none).
     pub rescore: bool,
-    /// Asymmetric (4-bit query) or symmetric (code vs code) scoring for lattice codes.
+    /// Asymmetric (quantized float query) or symmetric (code vs code) scoring for lattice codes.
     pub mode: QueryMode,
+    /// Bits of the asymmetric query for lattice codes; `None` = 4 for `rabitq`, 8 for `residualB`.
+    pub query_bits: Option<usize>,
 }
 
 impl Default for SearchParams {
@@ -175,6 +177,7 @@ impl Default for SearchParams {
             oversample: 1,
             rescore: true,
             mode: QueryMode::Asymmetric,
+            query_bits: None,
         }
     }
 }
@@ -622,7 +625,10 @@ impl Index {
         let codes: Vec<QueryCode> = queries
             .par_chunks(dim)
             .enumerate()
-            .map(|(i, q)| self.quantizer.encode_query(q, params.mode, i as u64))
+            .map(|(i, q)| {
+                self.quantizer
+                    .encode_query_bits(q, params.mode, params.query_bits, i as u64)
+            })
             .collect();
         let p = self.parts();
         let key_fn = match self.meta.metric {

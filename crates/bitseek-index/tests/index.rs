@@ -61,6 +61,7 @@ fn raw(k: usize) -> SearchParams {
         oversample: 1,
         rescore: false,
         mode: QueryMode::Asymmetric,
+        query_bits: None,
     }
 }
 

@@ -41,6 +41,10 @@ pub struct Args {
     /// Skip the float baseline.
     #[arg(long)]
     no_float: bool,
+    /// Bits of the asymmetric query for rabitq/residual codes (default: 4 for rabitq, 8 for
+    /// residual codes).
+    #[arg(long, value_parser = crate::positive)]
+    query_bits: Option<usize>,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -130,6 +134,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         k: a.k,
         oversample: 1,
         rescore: false,
+        query_bits: a.query_bits,
         ..Default::default()
     };
     let bar = crate::progress((threads.len() * 2) as u64, "benchmark", a.json);

@@ -27,6 +27,10 @@ pub struct Args {
     /// Symmetric (code vs code) queries instead of 4-bit asymmetric.
     #[arg(long)]
     symmetric: bool,
+    /// Bits of the asymmetric query for rabitq/residual codes (default: 4 for rabitq, 8 for
+    /// residual codes).
+    #[arg(long, value_parser = crate::positive)]
+    query_bits: Option<usize>,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -58,6 +62,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         oversample: 1,
         rescore: false,
         mode,
+        query_bits: a.query_bits,
     };
     let raw = recall(&index.search_batch(&prepared, dim, &raw_params)?, &truth);
     bar.inc(1);
@@ -68,6 +73,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             oversample: o,
             rescore: true,
             mode,
+            query_bits: a.query_bits,
         };
         let rescored = recall(&index.search_batch(&prepared, dim, &params)?, &truth);
         results.push(serde_json::json!({

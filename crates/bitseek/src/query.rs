@@ -24,6 +24,10 @@ pub struct Args {
     /// Encode queries like stored vectors (code vs code, SDC) instead of 4-bit asymmetric.
     #[arg(long)]
     symmetric: bool,
+    /// Bits of the asymmetric query for rabitq/residual codes (default: 4 for rabitq, 8 for
+    /// residual codes).
+    #[arg(long, value_parser = crate::positive)]
+    query_bits: Option<usize>,
     /// One JSON line per query: {"query": i, "hits": [{"id", "score"}, ..]}.
     #[arg(long)]
     json: bool,
@@ -48,6 +52,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         } else {
             QueryMode::Asymmetric
         },
+        query_bits: a.query_bits,
     };
     let results = index.search_batch(&queries.data, queries.dim, &params)?;
     let names = queries.ids_or_rows();

@@ -282,6 +282,22 @@ impl Quantizer {
 
     /// Prepares a query; `nonce` seeds the randomized rounding so results are reproducible.
     pub fn encode_query(&self, query: &[f32], mode: QueryMode, nonce: u64) -> QueryCode {
+        self.encode_query_bits(query, mode, None, nonce)
+    }
+
+    /// [`Quantizer::encode_query`] with the asymmetric query's bits chosen (`None` = the
+    /// quantizer's default: 4 for RaBitQ, 8 for multi-bit codes); ignored by sign and int8.
+    pub fn encode_query_bits(
+        &self,
+        query: &[f32],
+        mode: QueryMode,
+        query_bits: Option<usize>,
+        nonce: u64,
+    ) -> QueryCode {
+        if let Quantizer::Lattice(q) = self {
+            let bits = query_bits.unwrap_or_else(|| q.default_query_bits());
+            return q.encode_query_bits(query, mode, bits, nonce);
+        }
         match self {
             Quantizer::Sign(q) => q.encode_query(query),
             Quantizer::Lattice(q) => q.encode_query(query, mode, nonce),
