@@ -11,5 +11,6 @@ pub mod flat;
 pub mod format;
 pub mod index;
 pub mod input;
+pub mod retrieval;
 
 pub use index::{BuildOptions, Hit, Index, IndexError, Keep, Meta, Metric, SearchParams};

@@ -7,7 +7,11 @@
 mod bench;
 mod build;
 mod eval;
+mod eval_code;
+mod index;
+mod model;
 mod query;
+mod search;
 
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
@@ -30,8 +34,16 @@ enum Command {
     Query(query::Args),
     /// Recall@k of an index against exact float search, raw and rescored.
     Eval(eval::Args),
+    /// Code-search evaluation on query → function pairs: MRR and recall@1/10 over the whole pool.
+    EvalCode(eval_code::Args),
     /// Queries per second of an index next to exact float search, measured in the same run.
     Bench(bench::Args),
+    /// Install, locate and time the embedding model (all-MiniLM-L6-v2 by default).
+    Model(model::Args),
+    /// Index a repository for semantic code search (writes DIR/.bitseek; incremental).
+    Index(index::Args),
+    /// Search an indexed repository with a question in plain words.
+    Search(search::Args),
 }
 
 fn main() -> ExitCode {
@@ -40,7 +52,11 @@ fn main() -> ExitCode {
         Command::Build(a) => build::run(a),
         Command::Query(a) => query::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::EvalCode(a) => eval_code::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Model(a) => model::run(a),
+        Command::Index(a) => index::run(a),
+        Command::Search(a) => search::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""Embedding throughput: bitseek (candle, in-process) next to sentence-transformers (PyTorch, CPU).
+
+Both embed the same 2,000 Python functions from dev-python.jsonl.gz with the same model directory
+(the one `bitseek model fetch` installed), the same 256-token window and the same batch size, and
+each reports the median of 3 timed runs after a warm-up, in texts per second.
+
+    python3 bench/embed_speed.py [--texts 2000] [--batch 32] [--runs 3] [--model-dir DIR]
+
+sentence-transformers and torch come from PyPI into bench/.venv-st (git-ignored), created on first
+use; bitseek is built with `cargo build --release -p bitseek` unless --bitseek names a binary.
+"""
+
+import argparse
+import gzip
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / "bench" / ".venv-st"
+PACKAGES = ["sentence-transformers==5.*", "torch"]
+
+
+def default_model_dir() -> Path:
+    if os.environ.get("BITSEEK_MODEL_DIR"):
+        return Path(os.environ["BITSEEK_MODEL_DIR"])
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "bitseek" / "models" / "all-MiniLM-L6-v2"
+
+
+def default_data() -> Path:
+    for p in [ROOT.parent / "shared" / "data" / "codesearch", Path("/work/shared/data/codesearch")]:
+        if p.exists():
+            return p / "dev-python.jsonl.gz"
+    return Path("dev-python.jsonl.gz")
+
+
+def ensure_venv() -> None:
+    python = VENV / "bin" / "python"
+    if Path(sys.prefix).resolve() == VENV.resolve():
+        return
+    if not python.exists():
+        print(f"creating {VENV} (sentence-transformers, torch from PyPI)", file=sys.stderr)
+        venv.create(VENV, with_pip=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *PACKAGES], check=True)
+    os.execv(str(python), [str(python), *sys.argv])
+
+
+def sentence_transformers_speed(model_dir: Path, texts: list[str], batch: int, runs: int) -> dict:
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(model_dir), device="cpu")
+    model.max_seq_length = 256
+    model.encode(texts[:batch], batch_size=batch)  # warm-up
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        model.encode(texts, batch_size=batch, normalize_embeddings=True)
+        times.append(time.perf_counter() - start)
+    median = statistics.median(times)
+    return {"texts_per_s": len(texts) / median, "median_s": median, "runs_s": times,
+            "threads": torch.get_num_threads(), "version": f"torch {torch.__version__}"}
+
+
+def bitseek_speed(binary: str, model_dir: Path, texts: list[str], batch: int, runs: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "texts.jsonl"
+        path.write_text("".join(json.dumps(t) + "\n" for t in texts), encoding="utf-8")
+        out = subprocess.run(
+            [binary, "model", "bench", "--texts", str(path), "--batch", str(batch),
+             "--runs", str(runs), "--model-dir", str(model_dir), "--json"],
+            check=True, capture_output=True, text=True,
+        ).stdout
+    return json.loads(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--texts", type=int, default=2000)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--data", type=Path, default=default_data())
+    ap.add_argument("--model-dir", type=Path, default=default_model_dir())
+    ap.add_argument("--bitseek", help="a bitseek binary (default: build one with cargo)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    if not (args.model_dir / "model.safetensors").exists():
+        sys.exit(f"no model at {args.model_dir}: run `bitseek model fetch` first (or pass --model-dir)")
+    ensure_venv()
+
+    texts = []
+    with gzip.open(args.data, "rt", encoding="utf-8") as f:
+        for line in f:
+            texts.append(json.loads(line)["code"])
+            if len(texts) == args.texts:
+                break
+
+    binary = args.bitseek
+    if binary is None:
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "bitseek"], cwd=ROOT, check=True)
+        target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+        binary = str(target / "release" / "bitseek")
+
+    bs = bitseek_speed(binary, args.model_dir, texts, args.batch, args.runs)
+    st = sentence_transformers_speed(args.model_dir, texts, args.batch, args.runs)
+    ratio = bs["texts_per_s"] / st["texts_per_s"]
+    if args.json:
+        print(json.dumps({"texts": len(texts), "batch": args.batch, "bitseek": bs,
+                          "sentence_transformers": st, "ratio": ratio}))
+        return
+    print(f"{len(texts)} Python functions from {args.data.name}, window 256 tokens, batch {args.batch}, "
+          f"median of {args.runs} runs")
+    print(f"{'':24}{'texts/s':>10}{'median s':>10}{'threads':>9}")
+    print(f"{'bitseek (candle)':24}{bs['texts_per_s']:>10.1f}{bs['median_s']:>10.2f}{bs['threads']:>9}")
+    print(f"{'sentence-transformers':24}{st['texts_per_s']:>10.1f}{st['median_s']:>10.2f}{st['threads']:>9}"
+          f"   ({st['version']})")
+    print(f"bitseek / sentence-transformers: {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,213 @@
+//! Semantic code search over one repository: the library behind `bitseek index` and
+//! `bitseek search`.
+//!
+//! [`index_repo`] walks a repository and cuts it into units (functions, methods, types, text
+//! windows — `bitseek-chunk`), embeds them (`bitseek-embed`), and keeps them as a collection in
+//! `DIR/.bitseek/` (`bitseek-store`: 1-bit RaBitQ codes, an `f32` copy for rescoring, one payload per
+//! unit with its path, lines and signature). Re-indexing is incremental: each file's content hash is
+//! kept in the collection's manifest, units of unchanged files keep their stored vectors, only new
+//! and changed files are chunked and embedded, and deleted files drop out. The new generation
+//! replaces the old one atomically, so an interrupted run leaves the previous index usable.
+//!
+//! [`CodeIndex`] opens that index and answers questions: the caller embeds them with the same model
+//! (checked against the fingerprint in the manifest, [`ModelInfo`]) and [`CodeIndex::search`]
+//! returns hits with path and lines, filtered by language or path glob ([`Filter`]).
+//!
+//! Not here: the model itself and its download (`bitseek-embed`), the chunking rules
+//! (`bitseek-chunk`), the on-disk format (`bitseek-store`), terminal output (the `bitseek` binary).
+
+use bitseek_chunk::{SkipReason, Unit};
+use bitseek_embed::ModelDir;
+use bitseek_store::StoreError;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+mod search;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod update;
+
+pub use search::{CodeHit, CodeIndex, Filter, LANGS};
+pub use update::{index_repo, IndexOptions, IndexReport};
+
+/// The index directory inside the indexed repository.
+pub const INDEX_DIR: &str = ".bitseek";
+
+/// Identifies the unit texts: bump when the chunker's rules or what gets embedded change, so that
+/// the next `bitseek index` re-embeds everything.
+pub const CHUNKER_VERSION: &str = "bitseek-chunk/1+path-text/1";
+
+/// The manifest's `extra.kind` for a code index.
+pub const KIND: &str = "code-index";
+
+/// The index directory of `root`: `root/.bitseek`.
+pub fn index_dir(root: &Path) -> PathBuf {
+    root.join(INDEX_DIR)
+}
+
+/// Why indexing or searching failed. Messages say what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum CodeError {
+    /// `DIR/.bitseek` has no index.
+    #[error("no index in {}; run `bitseek index {}`", index_dir(root).display(), root.display())]
+    NoIndex { root: PathBuf },
+    /// The directory to index is not a directory.
+    #[error("{} is not a directory; pass the repository's root directory", path.display())]
+    NotADirectory { path: PathBuf },
+    /// The collection in `DIR/.bitseek` is not a code index (or one this version cannot read).
+    #[error("{}: {reason}; re-run `bitseek index {}`", index_dir(root).display(), root.display())]
+    NotACodeIndex { root: PathBuf, reason: String },
+    /// The index was built with another model than the one given for the queries.
+    #[error(
+        "the index in {} was built with model {} ({} dimensions, fingerprint {}), \
+         but the questions are embedded with {} ({} dimensions, fingerprint {}); \
+         pass --model-dir with the model the index was built with, or re-run `bitseek index {}` with this one",
+        index_dir(root).display(), built.name, built.dim, built.fingerprint,
+        using.name, using.dim, using.fingerprint, root.display()
+    )]
+    ModelMismatch {
+        root: PathBuf,
+        built: Box<ModelInfo>,
+        using: Box<ModelInfo>,
+    },
+    /// The embedder returned vectors of another length than it promised.
+    #[error("the embedder returned a vector of {found} values, expected {expected}")]
+    EmbedShape { expected: usize, found: usize },
+    /// `--lang` or `--path` cannot be used.
+    #[error("{0}")]
+    BadFilter(String),
+    /// Reading a file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Embed(#[from] bitseek_embed::Error),
+}
+
+/// Which model made an index's vectors: queries must be embedded by the same one.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ModelInfo {
+    /// The model directory's name (`all-MiniLM-L6-v2`).
+    pub name: String,
+    /// Vector dimension.
+    pub dim: usize,
+    /// xxh3-128 over the model's files (config, tokenizer, sentence-transformers settings, weights),
+    /// 32 hex digits: equal fingerprints embed equally.
+    pub fingerprint: String,
+}
+
+impl ModelInfo {
+    /// The identity of the model in `dir`, whose vectors have `dim` values. Reads the weights once
+    /// (xxh3 runs at memory speed).
+    pub fn of(dir: &ModelDir, dim: usize) -> Result<ModelInfo, CodeError> {
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        let files = [
+            dir.config_path(),
+            dir.tokenizer_path(),
+            dir.path().join("sentence_bert_config.json"),
+            dir.weights_path(),
+        ];
+        for path in &files {
+            match std::fs::read(path) {
+                Ok(bytes) => {
+                    h.update(&(bytes.len() as u64).to_le_bytes());
+                    h.update(&bytes);
+                }
+                // sentence_bert_config.json is optional.
+                Err(e)
+                    if e.kind() == io::ErrorKind::NotFound
+                        && path.ends_with("sentence_bert_config.json") =>
+                {
+                    h.update(&u64::MAX.to_le_bytes());
+                }
+                Err(source) => {
+                    return Err(CodeError::Io {
+                        path: path.clone(),
+                        source,
+                    })
+                }
+            }
+        }
+        let canonical = std::fs::canonicalize(dir.path()).unwrap_or_else(|_| dir.path().to_owned());
+        let name = canonical
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| canonical.display().to_string());
+        Ok(ModelInfo {
+            name,
+            dim,
+            fingerprint: format!("{:032x}", h.digest128()),
+        })
+    }
+}
+
+/// What the index keeps per unit (one payload per row of the collection).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UnitPayload {
+    /// Relative to the indexed root, `/`-separated.
+    pub path: String,
+    /// `python`, `rust`, … `text` (see [`bitseek_chunk::Lang::name`]).
+    pub lang: String,
+    /// `function`, `method`, `class`, … `window`.
+    pub kind: String,
+    pub name: String,
+    pub start_line: usize,
+    pub end_line: usize,
+    pub doc_start_line: usize,
+    pub signature: String,
+    /// The content hash of the file the unit came from (as in [`CodeExtra::files`]).
+    pub file_hash: String,
+}
+
+impl UnitPayload {
+    fn of(unit: &Unit, path: &str, file_hash: &str) -> UnitPayload {
+        UnitPayload {
+            path: path.to_owned(),
+            lang: unit.lang.name().to_owned(),
+            kind: unit.kind.name().to_owned(),
+            name: unit.name.clone(),
+            start_line: unit.start_line,
+            end_line: unit.end_line,
+            doc_start_line: unit.doc_start_line,
+            signature: unit.signature.clone(),
+            file_hash: file_hash.to_owned(),
+        }
+    }
+}
+
+/// The code index's part of the collection manifest (`extra`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CodeExtra {
+    /// Always [`KIND`].
+    pub kind: String,
+    pub model: ModelInfo,
+    /// [`CHUNKER_VERSION`] and the chunk options the units were cut with.
+    pub chunker: String,
+    /// Every indexed file (relative, `/`-separated) and the xxh3-128 of its bytes.
+    pub files: BTreeMap<String, String>,
+}
+
+/// A path as stored in payloads: relative, `/`-separated.
+pub(crate) fn path_key(path: &Path) -> String {
+    let s = path.to_string_lossy();
+    if std::path::MAIN_SEPARATOR == '/' {
+        s.into_owned()
+    } else {
+        s.replace(std::path::MAIN_SEPARATOR, "/")
+    }
+}
+
+/// The hash of a file's bytes as kept in the manifest.
+pub(crate) fn content_hash(bytes: &[u8]) -> String {
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
+}
+
+/// What was left out of an index and why, for `--verbose` listings.
+pub type Skipped = Vec<(PathBuf, SkipReason)>;

@@ -1,0 +1,270 @@
+//! Opening an index and answering questions.
+
+use crate::{index_dir, CodeError, CodeExtra, ModelInfo, UnitPayload, KIND};
+use bitseek_index::SearchParams;
+use bitseek_store::{Collection, StoreError};
+use globset::{GlobBuilder, GlobMatcher};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// The language names `--lang` accepts (as stored in payloads).
+pub const LANGS: [&str; 10] = [
+    "python",
+    "rust",
+    "javascript",
+    "typescript",
+    "tsx",
+    "go",
+    "java",
+    "c",
+    "cpp",
+    "text",
+];
+
+/// Candidates per hit taken from the 1-bit codes and rescored with the kept `f32` vectors.
+const OVERSAMPLE: usize = 10;
+
+/// Which units a search may return: one language, and/or paths matching a glob.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    lang: Option<String>,
+    path: Option<GlobMatcher>,
+}
+
+impl Filter {
+    /// `lang` is a name from [`LANGS`] (or a common alias: `py`, `rs`, `js`, `ts`, `c++`, `golang`),
+    /// case-insensitive. `path` is a glob over the unit's path relative to the indexed root
+    /// (`*` also crosses `/`); it matches a file when it matches the file's path or one of its
+    /// directories, so `--path crates/bitseek` keeps everything under that directory.
+    pub fn new(lang: Option<&str>, path: Option<&str>) -> Result<Filter, CodeError> {
+        let lang = match lang {
+            None => None,
+            Some(l) => {
+                let l = l.trim().to_ascii_lowercase();
+                let name = match l.as_str() {
+                    "py" => "python",
+                    "rs" => "rust",
+                    "js" | "jsx" => "javascript",
+                    "ts" => "typescript",
+                    "c++" | "cxx" | "cc" => "cpp",
+                    "golang" => "go",
+                    other => other,
+                };
+                if !LANGS.contains(&name) {
+                    return Err(CodeError::BadFilter(format!(
+                        "unknown language {l:?} for --lang; expected one of {}",
+                        LANGS.join(", ")
+                    )));
+                }
+                Some(name.to_owned())
+            }
+        };
+        let path = match path {
+            None => None,
+            Some(g) => {
+                let g = g.trim().trim_start_matches("./");
+                let g = if g.len() > 1 {
+                    g.trim_end_matches('/')
+                } else {
+                    g
+                };
+                let glob = GlobBuilder::new(g).build().map_err(|e| {
+                    CodeError::BadFilter(format!("--path {g:?} is not a valid glob: {e}"))
+                })?;
+                Some(glob.compile_matcher())
+            }
+        };
+        Ok(Filter { lang, path })
+    }
+
+    /// Whether the filter lets everything through.
+    pub fn is_empty(&self) -> bool {
+        self.lang.is_none() && self.path.is_none()
+    }
+
+    /// Whether a unit with this payload passes.
+    pub fn accepts(&self, payload: &serde_json::Value) -> bool {
+        if let Some(lang) = &self.lang {
+            if payload.get("lang").and_then(|l| l.as_str()) != Some(lang.as_str()) {
+                return false;
+            }
+        }
+        if let Some(glob) = &self.path {
+            let Some(path) = payload.get("path").and_then(|p| p.as_str()) else {
+                return false;
+            };
+            return Path::new(path)
+                .ancestors()
+                .any(|a| !a.as_os_str().is_empty() && glob.is_match(a));
+        }
+        true
+    }
+}
+
+/// One answer: a unit, where it is, and how close it is to the question.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct CodeHit {
+    /// Relative to the indexed root, `/`-separated.
+    pub path: String,
+    /// The line the definition starts on (after its doc comment), 1-based.
+    pub line: usize,
+    pub end_line: usize,
+    /// The first line of the doc comment and attributes (equal to `line` when none).
+    pub doc_start_line: usize,
+    /// Cosine similarity between the question and the unit.
+    pub score: f32,
+    pub signature: String,
+    pub lang: String,
+    pub kind: String,
+    pub name: String,
+}
+
+/// An open code index (`DIR/.bitseek`).
+#[derive(Debug)]
+pub struct CodeIndex {
+    root: PathBuf,
+    collection: Collection,
+    extra: CodeExtra,
+}
+
+impl CodeIndex {
+    /// Opens the index of the repository at `root`.
+    pub fn open(root: &Path) -> Result<CodeIndex, CodeError> {
+        let collection = match Collection::open(&index_dir(root)) {
+            Ok(c) => c,
+            Err(StoreError::NotFound { .. }) => {
+                return Err(CodeError::NoIndex {
+                    root: root.to_owned(),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let not_code = |reason: String| CodeError::NotACodeIndex {
+            root: root.to_owned(),
+            reason,
+        };
+        let extra: CodeExtra = serde_json::from_value(collection.extra().clone())
+            .map_err(|e| not_code(format!("the manifest does not describe a code index ({e})")))?;
+        if extra.kind != KIND {
+            return Err(not_code(format!(
+                "the collection is a {:?}, not a {KIND:?}",
+                extra.kind
+            )));
+        }
+        if extra.model.dim != collection.dim() {
+            return Err(not_code(format!(
+                "the model has {} dimensions but the vectors {}",
+                extra.model.dim,
+                collection.dim()
+            )));
+        }
+        Ok(CodeIndex {
+            root: root.to_owned(),
+            collection,
+            extra,
+        })
+    }
+
+    /// The indexed repository.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The model the index was built with.
+    pub fn model(&self) -> &ModelInfo {
+        &self.extra.model
+    }
+
+    /// Units in the index.
+    pub fn units(&self) -> usize {
+        self.collection.rows()
+    }
+
+    /// Files in the index.
+    pub fn files(&self) -> usize {
+        self.extra.files.len()
+    }
+
+    /// The underlying collection.
+    pub fn collection(&self) -> &Collection {
+        &self.collection
+    }
+
+    /// Fails unless questions embedded by `model` can be compared with this index's vectors.
+    pub fn check_model(&self, model: &ModelInfo) -> Result<(), CodeError> {
+        let built = &self.extra.model;
+        if built.dim == model.dim && built.fingerprint == model.fingerprint {
+            return Ok(());
+        }
+        Err(CodeError::ModelMismatch {
+            root: self.root.clone(),
+            built: Box::new(built.clone()),
+            using: Box::new(model.clone()),
+        })
+    }
+
+    /// The `k` best units for each embedded question that pass `filter`, best first. Candidates
+    /// come from the 1-bit codes (10 per hit) and are rescored with the kept `f32` vectors.
+    pub fn search(
+        &self,
+        questions: &[Vec<f32>],
+        k: usize,
+        filter: &Filter,
+    ) -> Result<Vec<Vec<CodeHit>>, CodeError> {
+        let dim = self.collection.dim();
+        let mut queries = Vec::with_capacity(questions.len() * dim);
+        for q in questions {
+            if q.len() != dim {
+                return Err(CodeError::EmbedShape {
+                    expected: dim,
+                    found: q.len(),
+                });
+            }
+            queries.extend_from_slice(q);
+        }
+        let params = SearchParams {
+            k,
+            oversample: OVERSAMPLE,
+            rescore: true,
+            ..SearchParams::default()
+        };
+        let accept = |p: &serde_json::Value| filter.accepts(p);
+        let filter_fn: Option<&dyn Fn(&serde_json::Value) -> bool> = if filter.is_empty() {
+            None
+        } else {
+            Some(&accept)
+        };
+        let found = self.collection.search(&queries, &params, filter_fn)?;
+        found
+            .into_iter()
+            .map(|hits| {
+                hits.into_iter()
+                    .map(|h| self.hit(h.id as usize, h.score))
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn hit(&self, row: usize, score: f32) -> Result<CodeHit, CodeError> {
+        let p: UnitPayload = self
+            .collection
+            .payload(row)
+            .cloned()
+            .and_then(|v| serde_json::from_value(v).ok())
+            .ok_or_else(|| CodeError::NotACodeIndex {
+                root: self.root.clone(),
+                reason: format!("row {row} has no valid unit payload"),
+            })?;
+        Ok(CodeHit {
+            path: p.path,
+            line: p.start_line,
+            end_line: p.end_line,
+            doc_start_line: p.doc_start_line,
+            score,
+            signature: p.signature,
+            lang: p.lang,
+            kind: p.kind,
+            name: p.name,
+        })
+    }
+}

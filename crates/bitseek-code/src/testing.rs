@@ -1,0 +1,134 @@
+//! Test support (feature `testing`): a tiny BERT model with random weights, so that the whole
+//! index-and-search pipeline runs in tests without the real model. Its vectors are meaningless for
+//! ranking; they are only deterministic.
+
+use std::io;
+use std::path::Path;
+
+const TOKENIZER: &str = include_str!("tiny-tokenizer.json");
+/// The tiny model's vector dimension.
+pub const HIDDEN: usize = 8;
+const INTERMEDIATE: usize = 16;
+const VOCAB: usize = 21;
+const POSITIONS: usize = 64;
+
+/// Writes `config.json`, `tokenizer.json` and `model.safetensors` of a 2-layer, 8-dimensional BERT
+/// with weights drawn from `seed` into `dir` (created if needed).
+pub fn write_tiny_model(dir: &Path, seed: u64) -> io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let config = serde_json::json!({
+        "architectures": ["BertModel"], "model_type": "bert",
+        "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
+        "hidden_size": HIDDEN, "intermediate_size": INTERMEDIATE, "initializer_range": 0.02,
+        "layer_norm_eps": 1e-12, "max_position_embeddings": POSITIONS, "num_attention_heads": 2,
+        "num_hidden_layers": 2, "pad_token_id": 0, "position_embedding_type": "absolute",
+        "type_vocab_size": 2, "vocab_size": VOCAB,
+    });
+    std::fs::write(dir.join("config.json"), config.to_string())?;
+    std::fs::write(dir.join("tokenizer.json"), TOKENIZER)?;
+
+    let mut rng = seed
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(0x2545_F491_4F6C_DD1D);
+    let mut random = |n: usize| -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                // Sum of four uniforms: roughly normal, standard deviation about 0.5.
+                let mut s = 0.0;
+                for _ in 0..4 {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    s += (rng >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+                }
+                s * 0.87
+            })
+            .collect()
+    };
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
+    let mut add =
+        |name: String, shape: Vec<usize>, data: Vec<f32>| tensors.push((name, shape, data));
+    add(
+        "embeddings.word_embeddings.weight".into(),
+        vec![VOCAB, HIDDEN],
+        random(VOCAB * HIDDEN),
+    );
+    add(
+        "embeddings.position_embeddings.weight".into(),
+        vec![POSITIONS, HIDDEN],
+        random(POSITIONS * HIDDEN),
+    );
+    add(
+        "embeddings.token_type_embeddings.weight".into(),
+        vec![2, HIDDEN],
+        random(2 * HIDDEN),
+    );
+    let mut norms = vec!["embeddings.LayerNorm".to_string()];
+    for l in 0..2 {
+        let p = format!("encoder.layer.{l}");
+        for m in [
+            "attention.self.query",
+            "attention.self.key",
+            "attention.self.value",
+            "attention.output.dense",
+        ] {
+            add(
+                format!("{p}.{m}.weight"),
+                vec![HIDDEN, HIDDEN],
+                random(HIDDEN * HIDDEN),
+            );
+            add(format!("{p}.{m}.bias"), vec![HIDDEN], random(HIDDEN));
+        }
+        add(
+            format!("{p}.intermediate.dense.weight"),
+            vec![INTERMEDIATE, HIDDEN],
+            random(INTERMEDIATE * HIDDEN),
+        );
+        add(
+            format!("{p}.intermediate.dense.bias"),
+            vec![INTERMEDIATE],
+            random(INTERMEDIATE),
+        );
+        add(
+            format!("{p}.output.dense.weight"),
+            vec![HIDDEN, INTERMEDIATE],
+            random(HIDDEN * INTERMEDIATE),
+        );
+        add(
+            format!("{p}.output.dense.bias"),
+            vec![HIDDEN],
+            random(HIDDEN),
+        );
+        norms.push(format!("{p}.attention.output.LayerNorm"));
+        norms.push(format!("{p}.output.LayerNorm"));
+    }
+    for n in norms {
+        add(format!("{n}.weight"), vec![HIDDEN], vec![1.0; HIDDEN]);
+        add(format!("{n}.bias"), vec![HIDDEN], vec![0.0; HIDDEN]);
+    }
+    std::fs::write(dir.join("model.safetensors"), safetensors(&tensors))
+}
+
+/// The safetensors layout: u64 header length, JSON header of dtype/shape/offsets, raw data.
+fn safetensors(tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
+    let mut header = serde_json::Map::new();
+    let mut data = Vec::new();
+    for (name, shape, values) in tensors {
+        let start = data.len();
+        for v in values {
+            data.extend_from_slice(&v.to_le_bytes());
+        }
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [start, data.len()]}),
+        );
+    }
+    let mut json = serde_json::Value::Object(header).to_string().into_bytes();
+    while !json.len().is_multiple_of(8) {
+        json.push(b' ');
+    }
+    let mut out = (json.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&data);
+    out
+}

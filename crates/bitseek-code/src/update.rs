@@ -1,0 +1,380 @@
+//! Building and incrementally updating the index in `DIR/.bitseek`.
+
+use crate::{
+    content_hash, index_dir, path_key, CodeError, CodeExtra, ModelInfo, Skipped, UnitPayload,
+    CHUNKER_VERSION, KIND,
+};
+use bitseek_chunk::{chunk_file_with, walk, ChunkOptions, SkipReason, Unit, WalkOptions};
+use bitseek_embed::Embedder;
+use bitseek_index::input::Vectors;
+use bitseek_index::{BuildOptions, Keep, Metric};
+use bitseek_store::{Collection, StoreError};
+use rayon::prelude::*;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+/// How [`index_repo`] walks, chunks, embeds and stores.
+#[derive(Clone, Debug)]
+pub struct IndexOptions {
+    pub walk: WalkOptions,
+    pub chunk: ChunkOptions,
+    /// Quantizer, metric and kept copy (default: 1-bit RaBitQ, cosine, keep `f32` — the kept copy
+    /// rescores hits and is reused for unchanged files on the next run).
+    pub build: BuildOptions,
+    /// Texts per call to the embedder; progress is reported after each call (default 256).
+    pub batch: usize,
+}
+
+impl Default for IndexOptions {
+    fn default() -> Self {
+        IndexOptions {
+            walk: WalkOptions::default(),
+            chunk: ChunkOptions::default(),
+            build: BuildOptions {
+                metric: Metric::Cosine,
+                keep: Keep::F32,
+                ..BuildOptions::default()
+            },
+            batch: 256,
+        }
+    }
+}
+
+/// What [`index_repo`] did.
+#[derive(Debug)]
+pub struct IndexReport {
+    /// The indexed repository and its index directory.
+    pub root: PathBuf,
+    pub dir: PathBuf,
+    /// Units and files in the new index.
+    pub units: usize,
+    pub files: usize,
+    /// Files chunked and embedded (new or changed), files whose units were carried over, and files
+    /// of the previous index that are gone.
+    pub files_embedded: usize,
+    pub files_reused: usize,
+    pub files_deleted: usize,
+    pub units_embedded: usize,
+    pub units_reused: usize,
+    /// What the walk (or reading and chunking) left out, and why.
+    pub skipped: Skipped,
+    /// Bytes on disk of the new generation, and its number.
+    pub bytes: u64,
+    pub generation: u64,
+    /// Why nothing of the previous index could be reused, when there was one.
+    pub rebuilt_because: Option<String>,
+}
+
+/// One walked file: carried over from the previous index, or cut into new units.
+enum FileWork {
+    Reuse {
+        path: String,
+        hash: String,
+        rows: Vec<usize>,
+    },
+    New {
+        path: String,
+        hash: String,
+        units: Vec<Unit>,
+    },
+    Skip(PathBuf, SkipReason),
+}
+
+/// The previous index, when its vectors can be reused.
+struct Previous {
+    collection: Collection,
+    files: BTreeMap<String, String>,
+    rows_of: HashMap<String, Vec<usize>>,
+}
+
+/// Indexes the repository at `root` into `root/.bitseek`, reusing the previous index's vectors for
+/// files whose content did not change (same model and chunker) and embedding the rest with
+/// `embedder` in batches of `opts.batch`. `progress(done, total)` is called after each batch.
+///
+/// The new index replaces the old one atomically: if this fails or is interrupted, the previous
+/// index stays as it was.
+pub fn index_repo(
+    root: &Path,
+    embedder: &dyn Embedder,
+    model: &ModelInfo,
+    opts: &IndexOptions,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<IndexReport, CodeError> {
+    if !root.is_dir() {
+        return Err(CodeError::NotADirectory {
+            path: root.to_owned(),
+        });
+    }
+    if embedder.dim() != model.dim {
+        return Err(CodeError::EmbedShape {
+            expected: model.dim,
+            found: embedder.dim(),
+        });
+    }
+    let dir = index_dir(root);
+    let chunker = chunker_id(&opts.chunk);
+    let (previous, rebuilt_because) = previous(&dir, model, &chunker, opts);
+
+    let listed = walk(root, &opts.walk);
+    let mut skipped = listed.skipped;
+    let work: Vec<FileWork> = listed
+        .files
+        .par_iter()
+        .map(|rel| plan_file(root, rel, previous.as_ref(), &opts.chunk))
+        .collect();
+
+    let mut payloads: Vec<serde_json::Value> = Vec::new();
+    let mut files: BTreeMap<String, String> = BTreeMap::new();
+    // Where each row's vector comes from: a row of the previous index, or a text to embed.
+    let mut old_rows: Vec<(usize, usize)> = Vec::new();
+    let mut texts: Vec<(usize, String)> = Vec::new();
+    let (mut files_embedded, mut files_reused) = (0, 0);
+    for w in work {
+        match w {
+            FileWork::Skip(path, why) => skipped.push((path, why)),
+            FileWork::Reuse { path, hash, rows } => {
+                let Some(prev) = &previous else { continue };
+                for r in rows {
+                    let p = prev.collection.payload(r).cloned().unwrap_or_default();
+                    old_rows.push((payloads.len(), r));
+                    payloads.push(p);
+                }
+                files.insert(path, hash);
+                files_reused += 1;
+            }
+            FileWork::New { path, hash, units } => {
+                for u in &units {
+                    let payload = UnitPayload::of(u, &path, &hash);
+                    let value = serde_json::to_value(&payload).unwrap_or_default();
+                    texts.push((payloads.len(), embed_text(&path, u)));
+                    payloads.push(value);
+                }
+                files.insert(path, hash);
+                files_embedded += 1;
+            }
+        }
+    }
+    skipped.sort_by(|a, b| a.0.cmp(&b.0));
+    let files_deleted = previous.as_ref().map_or(0, |p| {
+        p.files.keys().filter(|f| !files.contains_key(*f)).count()
+    });
+
+    let dim = model.dim;
+    let rows = payloads.len();
+    let mut data = vec![0f32; rows * dim];
+    if let Some(prev) = &previous {
+        let from: Vec<usize> = old_rows.iter().map(|&(_, r)| r).collect();
+        let vectors = prev.collection.vectors_of(&from)?;
+        for (&(to, _), v) in old_rows.iter().zip(vectors.chunks_exact(dim)) {
+            data[to * dim..(to + 1) * dim].copy_from_slice(v);
+        }
+    }
+    embed_into(
+        embedder,
+        &texts,
+        dim,
+        opts.batch.max(1),
+        &mut data,
+        progress,
+    )?;
+    // The old segment is no longer needed: release its mapping before the files are replaced.
+    drop(previous);
+
+    let extra = CodeExtra {
+        kind: KIND.into(),
+        model: model.clone(),
+        chunker,
+        files,
+    };
+    let files_count = extra.files.len();
+    let extra = serde_json::to_value(&extra).map_err(|e| {
+        CodeError::Store(StoreError::Input(format!(
+            "cannot serialise the manifest: {e}"
+        )))
+    })?;
+    let collection = Collection::create_or_replace(
+        &dir,
+        Vectors {
+            dim,
+            data,
+            ids: None,
+        },
+        &payloads,
+        &opts.build,
+        extra,
+    )?;
+    // Keep the index out of git without touching the repository's own .gitignore.
+    let ignore = dir.join(".gitignore");
+    if !ignore.exists() {
+        let _ = std::fs::write(&ignore, "*\n");
+    }
+    Ok(IndexReport {
+        root: root.to_owned(),
+        dir,
+        units: rows,
+        files: files_count,
+        files_embedded,
+        files_reused,
+        files_deleted,
+        units_embedded: texts.len(),
+        units_reused: old_rows.len(),
+        skipped,
+        bytes: collection.size_bytes(),
+        generation: collection.generation(),
+        rebuilt_because,
+    })
+}
+
+/// What the unit texts depend on besides the source: the chunker's version and options.
+fn chunker_id(c: &ChunkOptions) -> String {
+    format!(
+        "{CHUNKER_VERSION} window={}/{} text={} signature={}",
+        c.window_lines, c.window_overlap, c.max_text_bytes, c.max_signature_bytes
+    )
+}
+
+/// The text embedded for a unit: its path (a strong hint of what the code is about) and its source.
+fn embed_text(path: &str, unit: &Unit) -> String {
+    format!("{path}\n{}", unit.text)
+}
+
+/// Opens the previous index if its vectors can be reused; otherwise says why not (`None` when there
+/// was no index at all).
+fn previous(
+    dir: &Path,
+    model: &ModelInfo,
+    chunker: &str,
+    opts: &IndexOptions,
+) -> (Option<Previous>, Option<String>) {
+    let collection = match Collection::open(dir) {
+        Ok(c) => c,
+        Err(StoreError::NotFound { .. }) => return (None, None),
+        Err(e) => return (None, Some(format!("the previous index is unusable ({e})"))),
+    };
+    let extra: CodeExtra = match serde_json::from_value(collection.extra().clone()) {
+        Ok(x) => x,
+        Err(e) => {
+            return (
+                None,
+                Some(format!("the previous index is not a code index ({e})")),
+            )
+        }
+    };
+    if extra.kind != KIND {
+        return (
+            None,
+            Some(format!("the previous index is a {:?}", extra.kind)),
+        );
+    }
+    if extra.model != *model {
+        return (
+            None,
+            Some(format!(
+                "the previous index was built with model {} (fingerprint {})",
+                extra.model.name, extra.model.fingerprint
+            )),
+        );
+    }
+    if extra.chunker != chunker {
+        return (
+            None,
+            Some(format!(
+                "the previous index was chunked by {}",
+                extra.chunker
+            )),
+        );
+    }
+    let m = collection.manifest();
+    if m.dim != model.dim || m.keep != Keep::F32 || m.metric != opts.build.metric {
+        return (
+            None,
+            Some("the previous index keeps no reusable f32 vectors".into()),
+        );
+    }
+    let mut rows_of: HashMap<String, Vec<usize>> = HashMap::new();
+    for (row, p) in collection.payloads().iter().enumerate() {
+        match p.get("path").and_then(|p| p.as_str()) {
+            Some(path) => rows_of.entry(path.to_owned()).or_default().push(row),
+            None => {
+                return (
+                    None,
+                    Some(format!("row {row} of the previous index has no path")),
+                )
+            }
+        }
+    }
+    (
+        Some(Previous {
+            collection,
+            files: extra.files,
+            rows_of,
+        }),
+        None,
+    )
+}
+
+/// Reads and hashes one file; carries it over when its hash is unchanged, else chunks it.
+fn plan_file(root: &Path, rel: &Path, prev: Option<&Previous>, chunk: &ChunkOptions) -> FileWork {
+    let full = if rel.as_os_str().is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(rel)
+    };
+    let bytes = match std::fs::read(&full) {
+        Ok(b) => b,
+        Err(e) => return FileWork::Skip(rel.to_owned(), SkipReason::Unreadable(e.to_string())),
+    };
+    let path = path_key(rel);
+    let hash = content_hash(&bytes);
+    if let Some(prev) = prev {
+        if prev.files.get(&path) == Some(&hash) {
+            let rows = prev.rows_of.get(&path).cloned().unwrap_or_default();
+            return FileWork::Reuse { path, hash, rows };
+        }
+    }
+    let source = String::from_utf8_lossy(&bytes);
+    match chunk_file_with(rel, &source, chunk) {
+        Ok(units) => FileWork::New { path, hash, units },
+        Err(e) => FileWork::Skip(rel.to_owned(), SkipReason::ChunkFailed(e.to_string())),
+    }
+}
+
+/// Embeds `texts` (row, text) into their rows of `data`, longest texts grouped together so that
+/// batches take similar time.
+fn embed_into(
+    embedder: &dyn Embedder,
+    texts: &[(usize, String)],
+    dim: usize,
+    batch: usize,
+    data: &mut [f32],
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<(), CodeError> {
+    let mut order: Vec<usize> = (0..texts.len()).collect();
+    order.sort_by_key(|&i| (texts[i].1.len(), i));
+    let total = texts.len();
+    let mut done = 0;
+    progress(0, total);
+    for chunk in order.chunks(batch) {
+        let refs: Vec<&str> = chunk.iter().map(|&i| texts[i].1.as_str()).collect();
+        let vectors = embedder.embed(&refs)?;
+        if vectors.len() != chunk.len() {
+            return Err(CodeError::EmbedShape {
+                expected: chunk.len(),
+                found: vectors.len(),
+            });
+        }
+        for (&i, v) in chunk.iter().zip(&vectors) {
+            if v.len() != dim {
+                return Err(CodeError::EmbedShape {
+                    expected: dim,
+                    found: v.len(),
+                });
+            }
+            let row = texts[i].0;
+            data[row * dim..(row + 1) * dim].copy_from_slice(v);
+        }
+        done += chunk.len();
+        progress(done, total);
+    }
+    Ok(())
+}

@@ -1,0 +1,196 @@
+use crate::encoder::{BertConfig, Encoder};
+use crate::model_dir::read_json;
+use crate::{Embedder, Error, ModelDir, Result};
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+use tokenizers::{Tokenizer, TruncationParams};
+
+/// How [`BertEmbedder`] batches its work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmbedOptions {
+    /// Texts per forward pass (packed without padding into one matrix). Texts are sorted by token
+    /// count first, so batches take similar time; batches run in parallel.
+    pub batch_size: usize,
+    /// Overrides the token window (otherwise `max_seq_length` from `sentence_bert_config.json`, else
+    /// the model's `max_position_embeddings`). Never more than `max_position_embeddings`.
+    pub max_tokens: Option<usize>,
+}
+
+impl Default for EmbedOptions {
+    fn default() -> Self {
+        Self {
+            batch_size: 32,
+            max_tokens: None,
+        }
+    }
+}
+
+/// A sentence-embedding BERT model on the CPU: the model's tokenizer truncated to the model's
+/// window and never padded, the encoder in `f32` (see the `encoder` module: texts packed without
+/// padding), mean pooling over each text's tokens, and L2 normalisation (what sentence-transformers
+/// does for all-MiniLM-L6-v2 and its relatives).
+pub struct BertEmbedder {
+    encoder: Encoder,
+    tokenizer: WindowedTokenizer,
+    dim: usize,
+    vocab: usize,
+    batch_size: usize,
+}
+
+impl std::fmt::Debug for BertEmbedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BertEmbedder")
+            .field("dim", &self.dim)
+            .field("max_tokens", &self.tokenizer.max_tokens)
+            .field("batch_size", &self.batch_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BertEmbedder {
+    /// Loads the model in `dir` with the default [`EmbedOptions`].
+    pub fn load(dir: &ModelDir) -> Result<Self> {
+        Self::load_with(dir, EmbedOptions::default())
+    }
+
+    /// Loads the model in `dir`.
+    pub fn load_with(dir: &ModelDir, options: EmbedOptions) -> Result<Self> {
+        let config_path = dir.config_path();
+        let config: BertConfig = read_json(&config_path)?;
+        config.check().map_err(|message| Error::Unsupported {
+            path: config_path.clone(),
+            message: format!("{message}; bitseek-embed runs BERT-family encoders only"),
+        })?;
+        let max_tokens = options
+            .max_tokens
+            .or(dir.max_seq_length())
+            .unwrap_or(config.max_position_embeddings)
+            .clamp(2, config.max_position_embeddings);
+        let tokenizer = WindowedTokenizer::open(&dir.tokenizer_path(), max_tokens)?;
+        let weights_path = dir.weights_path();
+        let bytes = std::fs::read(&weights_path).map_err(Error::io(&weights_path))?;
+        let encoder = Encoder::load(&bytes, &config).map_err(|source| Error::Weights {
+            path: weights_path,
+            source,
+        })?;
+        Ok(Self {
+            encoder,
+            tokenizer,
+            dim: config.hidden_size,
+            vocab: config.vocab_size,
+            batch_size: options.batch_size.max(1),
+        })
+    }
+
+    /// The token window: longer texts are truncated to this many tokens, special tokens included.
+    pub fn max_tokens(&self) -> usize {
+        self.tokenizer.max_tokens
+    }
+
+    /// The tokenizer, with the window applied.
+    pub fn tokenizer(&self) -> &WindowedTokenizer {
+        &self.tokenizer
+    }
+}
+
+impl Embedder for BertEmbedder {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = self.tokenizer.encode(texts)?;
+        if let Some(&bad) = ids.iter().flatten().find(|&&id| id as usize >= self.vocab) {
+            return Err(Error::Tokenizer {
+                path: self.tokenizer.path.clone(),
+                message: format!(
+                    "token id {bad} is past the model's vocab_size {}: tokenizer.json and config.json are from different models",
+                    self.vocab
+                ),
+            });
+        }
+        // Sort by token count so that batches hold texts of similar length and take similar time.
+        let mut order: Vec<usize> = (0..ids.len()).collect();
+        order.sort_by_key(|&i| (ids[i].len(), i));
+        let batches: Vec<&[usize]> = order.chunks(self.batch_size).collect();
+        // Batches run in parallel on rayon's pool, one core each.
+        let embedded: Vec<Vec<Vec<f32>>> = batches
+            .par_iter()
+            .map(|batch| {
+                let rows: Vec<&[u32]> = batch.iter().map(|&i| ids[i].as_slice()).collect();
+                self.encoder.embed(&rows)
+            })
+            .collect();
+        let mut out = vec![Vec::new(); texts.len()];
+        for (batch, vectors) in batches.iter().zip(embedded) {
+            for (&i, v) in batch.iter().zip(vectors) {
+                out[i] = v;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A model's `tokenizer.json` with its baked-in truncation and padding replaced: truncation at the
+/// model's window (special tokens included), and no padding (batches are padded to their longest
+/// text by the embedder).
+pub struct WindowedTokenizer {
+    inner: Tokenizer,
+    max_tokens: usize,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for WindowedTokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WindowedTokenizer")
+            .field("path", &self.path)
+            .field("max_tokens", &self.max_tokens)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WindowedTokenizer {
+    /// Loads `tokenizer.json` from `path` and applies a window of `max_tokens` tokens.
+    pub fn open(path: &Path, max_tokens: usize) -> Result<Self> {
+        let err = |message: String| Error::Tokenizer {
+            path: path.to_path_buf(),
+            message,
+        };
+        let mut inner = Tokenizer::from_file(path).map_err(|e| err(e.to_string()))?;
+        inner.with_padding(None);
+        inner
+            .with_truncation(Some(TruncationParams {
+                max_length: max_tokens,
+                ..TruncationParams::default()
+            }))
+            .map_err(|e| err(e.to_string()))?;
+        Ok(Self {
+            inner,
+            max_tokens,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The window, in tokens.
+    pub fn max_tokens(&self) -> usize {
+        self.max_tokens
+    }
+
+    /// Token ids of each text, with the special tokens, truncated to the window and unpadded.
+    pub fn encode(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
+        let encodings = self
+            .inner
+            .encode_batch_fast(texts.to_vec(), true)
+            .map_err(|e| Error::Tokenizer {
+                path: self.path.clone(),
+                message: e.to_string(),
+            })?;
+        Ok(encodings
+            .into_iter()
+            .map(|e| e.get_ids().to_vec())
+            .collect())
+    }
+}

@@ -1,0 +1,86 @@
+//! Parity with sentence-transformers on the real model: every text of tests/data/reference.json
+//! (made by scripts/make_embedding_reference.py) must embed to a vector with cosine ≥ 0.999 to the
+//! reference. Needs the model: `bitseek model fetch`, or BITSEEK_MODEL_DIR pointing at it.
+
+use bitseek_embed::fetch::{verify, DEFAULT_PACKAGE};
+use bitseek_embed::{BertEmbedder, EmbedOptions, Embedder, ModelDir};
+
+#[derive(serde::Deserialize)]
+struct Reference {
+    items: Vec<Item>,
+}
+
+#[derive(serde::Deserialize)]
+struct Item {
+    text: String,
+    tokens: usize,
+    vector: Vec<f32>,
+}
+
+fn model() -> ModelDir {
+    let path = bitseek_embed::resolve_model_dir(None).unwrap();
+    ModelDir::open(path).unwrap()
+}
+
+fn reference() -> Reference {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/reference.json");
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+#[test]
+#[ignore = "needs the model: run `bitseek model fetch`"]
+fn matches_sentence_transformers() {
+    let dir = model();
+    let reference = reference();
+    let texts: Vec<&str> = reference.items.iter().map(|i| i.text.as_str()).collect();
+    // Batches of 4 so that padding inside a batch is exercised too.
+    for batch_size in [4, 64] {
+        let e = BertEmbedder::load_with(
+            &dir,
+            EmbedOptions {
+                batch_size,
+                max_tokens: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(e.max_tokens(), 256);
+        assert_eq!(e.dim(), 384);
+        let ids = e.tokenizer().encode(&texts).unwrap();
+        let vectors = e.embed(&texts).unwrap();
+        let mut worst = f32::INFINITY;
+        for (i, item) in reference.items.iter().enumerate() {
+            assert_eq!(
+                ids[i].len(),
+                item.tokens.min(256),
+                "token count of text {i}"
+            );
+            let dot: f32 = vectors[i]
+                .iter()
+                .zip(&item.vector)
+                .map(|(a, b)| a * b)
+                .sum();
+            let na: f32 = vectors[i].iter().map(|a| a * a).sum::<f32>().sqrt();
+            let nb: f32 = item.vector.iter().map(|b| b * b).sum::<f32>().sqrt();
+            let cos = dot / (na * nb);
+            assert!(
+                cos >= 0.999,
+                "text {i} ({:?}…): cosine {cos}",
+                &item.text.chars().take(40).collect::<String>()
+            );
+            worst = worst.min(cos);
+        }
+        eprintln!(
+            "batch {batch_size}: {} texts, min cosine {worst:.7}",
+            texts.len()
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs the model: run `bitseek model fetch`"]
+fn installed_model_verifies() {
+    let dir = model();
+    if dir.path() == bitseek_embed::default_model_dir().unwrap() {
+        verify(&DEFAULT_PACKAGE, dir.path()).unwrap();
+    }
+}

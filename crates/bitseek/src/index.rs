@@ -1,0 +1,171 @@
+//! `bitseek index [DIR]`: index a repository for `bitseek search` (crate `bitseek-code`).
+
+use bitseek_code::{index_repo, IndexOptions, IndexReport};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The repository to index; the index goes to DIR/.bitseek. Re-running re-embeds only files
+    /// whose content changed and drops deleted ones.
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+    /// A BERT-family model directory (config.json, tokenizer.json, model.safetensors) instead of
+    /// $BITSEEK_MODEL_DIR or the one `bitseek model fetch` installs.
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
+    /// List the skipped files and directories, with why.
+    #[arg(short, long)]
+    verbose: bool,
+    /// Texts per embedding call (progress is shown after each).
+    #[arg(long, default_value_t = 256, value_parser = crate::positive)]
+    batch: usize,
+    /// One JSON object: {"dir", "index", "units", "files", "files_embedded", "files_reused",
+    /// "files_deleted", "units_embedded", "units_reused", "skipped", "bytes", "seconds", …}.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The `--json` output.
+#[derive(serde::Serialize)]
+struct Summary<'a> {
+    dir: String,
+    index: String,
+    model: &'a str,
+    units: usize,
+    files: usize,
+    files_embedded: usize,
+    files_reused: usize,
+    files_deleted: usize,
+    units_embedded: usize,
+    units_reused: usize,
+    skipped: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    skipped_paths: Option<Vec<Skip>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rebuilt_because: Option<&'a str>,
+    bytes: u64,
+    generation: u64,
+    seconds: f64,
+}
+
+#[derive(serde::Serialize)]
+struct Skip {
+    path: String,
+    reason: String,
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    run_to(a, &mut out)
+}
+
+pub(crate) fn run_to(a: Args, out: &mut dyn Write) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let (embedder, model) = crate::search::load_model(a.model_dir.as_deref())?;
+    let opts = IndexOptions {
+        batch: a.batch,
+        ..IndexOptions::default()
+    };
+    let bar = crate::progress(0, "embedding", a.json);
+    let report = index_repo(&a.dir, &embedder, &model, &opts, &|done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64();
+    if a.json {
+        let summary = summary(&report, &model.name, seconds, a.verbose);
+        writeln!(out, "{}", serde_json::to_string(&summary)?)?;
+    } else {
+        print_human(out, &report, seconds, a.verbose)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn summary<'a>(r: &'a IndexReport, model: &'a str, seconds: f64, verbose: bool) -> Summary<'a> {
+    Summary {
+        dir: r.root.display().to_string(),
+        index: r.dir.display().to_string(),
+        model,
+        units: r.units,
+        files: r.files,
+        files_embedded: r.files_embedded,
+        files_reused: r.files_reused,
+        files_deleted: r.files_deleted,
+        units_embedded: r.units_embedded,
+        units_reused: r.units_reused,
+        skipped: r.skipped.len(),
+        skipped_paths: verbose.then(|| {
+            r.skipped
+                .iter()
+                .map(|(p, why)| Skip {
+                    path: p.display().to_string(),
+                    reason: why.to_string(),
+                })
+                .collect()
+        }),
+        rebuilt_because: r.rebuilt_because.as_deref(),
+        bytes: r.bytes,
+        generation: r.generation,
+        seconds,
+    }
+}
+
+fn print_human(
+    out: &mut dyn Write,
+    r: &IndexReport,
+    seconds: f64,
+    verbose: bool,
+) -> std::io::Result<()> {
+    if let Some(why) = &r.rebuilt_because {
+        writeln!(out, "re-embedding everything: {why}")?;
+    }
+    writeln!(
+        out,
+        "indexed {}: {} units in {} files ({} files embedded, {} reused, {} deleted; {} units embedded) in {:.1} s",
+        r.root.display(),
+        r.units,
+        r.files,
+        r.files_embedded,
+        r.files_reused,
+        r.files_deleted,
+        r.units_embedded,
+        seconds
+    )?;
+    writeln!(
+        out,
+        "index: {} ({}, generation {})",
+        r.dir.display(),
+        human_bytes(r.bytes),
+        r.generation
+    )?;
+    if !r.skipped.is_empty() {
+        if verbose {
+            writeln!(out, "skipped {} paths:", r.skipped.len())?;
+            for (path, why) in &r.skipped {
+                writeln!(out, "  {}  ({why})", path.display())?;
+            }
+        } else {
+            writeln!(
+                out,
+                "skipped {} paths (vendored, generated, binary, large or unreadable; --verbose lists them)",
+                r.skipped.len()
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// `1536` → `1.5 KiB`.
+fn human_bytes(n: u64) -> String {
+    const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+    for (unit, size) in UNITS {
+        if n >= size {
+            return format!("{:.1} {unit}", n as f64 / size as f64);
+        }
+    }
+    format!("{n} B")
+}

