@@ -24,8 +24,6 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / "bench" / ".venv-st"
 OUT = ROOT / "crates" / "bitseek-embed" / "tests" / "data" / "reference.json"
 DATA = Path(os.environ.get("BITSEEK_CODESEARCH_DATA", ROOT.parent / "shared" / "data" / "codesearch"))
-if not DATA.exists():
-    DATA = Path("/work/shared/data/codesearch")
 PACKAGES = ["sentence-transformers==5.*", "torch"]
 
 
