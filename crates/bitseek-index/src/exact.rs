@@ -41,26 +41,7 @@ pub fn search(
                     *s = dot(queries, x);
                 }
             } else {
-                // SAFETY: `queries` is nq×dim, `block` is rows×dim (read transposed through its
-                // strides) and `scores` is nq×rows; all row-major and sized by the slices above.
-                unsafe {
-                    matrixmultiply::sgemm(
-                        nq,
-                        dim,
-                        rows,
-                        1.0,
-                        queries.as_ptr(),
-                        dim as isize,
-                        1,
-                        block.as_ptr(),
-                        1,
-                        dim as isize,
-                        0.0,
-                        scores.as_mut_ptr(),
-                        rows as isize,
-                        1,
-                    );
-                }
+                product(queries, block, dim, &mut scores);
             }
             for (heap, row_scores) in heaps.iter_mut().zip(scores.chunks_exact_mut(rows)) {
                 if let Some(norm2) = norm2 {
@@ -79,4 +60,39 @@ pub fn search(
             a
         });
     merged.into_iter().map(HeapTopK::into_sorted).collect()
+}
+
+/// `out[q * rows + r] = ⟨queries_q, block_r⟩` for row-major `queries` (nq × dim) and `block`
+/// (rows × dim): one SGEMM.
+pub fn product(queries: &[f32], block: &[f32], dim: usize, out: &mut [f32]) {
+    let nq = queries.len() / dim.max(1);
+    let rows = block.len() / dim.max(1);
+    assert_eq!(
+        out.len(),
+        nq * rows,
+        "product: output must be queries × rows"
+    );
+    if nq == 0 || rows == 0 {
+        return;
+    }
+    // SAFETY: `queries` is nq×dim, `block` is rows×dim (read transposed through its strides)
+    // and `out` is nq×rows; all row-major and sized as checked above.
+    unsafe {
+        matrixmultiply::sgemm(
+            nq,
+            dim,
+            rows,
+            1.0,
+            queries.as_ptr(),
+            dim as isize,
+            1,
+            block.as_ptr(),
+            1,
+            dim as isize,
+            0.0,
+            out.as_mut_ptr(),
+            rows as isize,
+            1,
+        );
+    }
 }

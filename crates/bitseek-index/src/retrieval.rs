@@ -156,26 +156,7 @@ pub fn exact_scores(data: &[f32], dim: usize, queries: &[f32], out: &mut [f32]) 
         .map(|(c, block)| {
             let rows = block.len() / dim;
             let mut part = vec![0f32; nq * rows];
-            // SAFETY: `queries` is nq×dim, `block` is rows×dim (read transposed through its
-            // strides) and `part` is nq×rows; all row-major and sized by the slices above.
-            unsafe {
-                matrixmultiply::sgemm(
-                    nq,
-                    dim,
-                    rows,
-                    1.0,
-                    queries.as_ptr(),
-                    dim as isize,
-                    1,
-                    block.as_ptr(),
-                    1,
-                    dim as isize,
-                    0.0,
-                    part.as_mut_ptr(),
-                    rows as isize,
-                    1,
-                );
-            }
+            crate::exact::product(queries, block, dim, &mut part);
             (c * CHUNK, part)
         })
         .collect();
