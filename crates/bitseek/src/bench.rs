@@ -12,14 +12,8 @@ use std::time::Instant;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The index file.
-    index: PathBuf,
-    /// Query vectors (.npy, .fvecs or JSON lines).
-    #[arg(long)]
-    queries: PathBuf,
-    /// Hits per query.
-    #[arg(short, long, default_value_t = 10, value_parser = crate::positive)]
-    k: usize,
+    #[command(flatten)]
+    s: crate::Searched,
     /// Queries per batch in batch mode.
     #[arg(long, default_value_t = 64, value_parser = crate::positive)]
     batch: usize,
@@ -41,10 +35,6 @@ pub struct Args {
     /// Skip the float baseline.
     #[arg(long)]
     no_float: bool,
-    /// Bits of the asymmetric query for rabitq/residual codes (default: 4 for rabitq, 8 for
-    /// residual codes).
-    #[arg(long, value_parser = crate::positive)]
-    query_bits: Option<usize>,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -83,10 +73,10 @@ fn time(repeat: usize, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Res
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let index = crate::open_index(&a.index)?;
+    let index = crate::open_index(&a.s.index)?;
     let m = index.meta().clone();
     let dim = m.dim;
-    let queries = crate::read_queries(&a.queries, &index)?;
+    let queries = crate::read_queries(&a.s.queries, &index)?;
     let all = index.prepare_queries(&queries.data, dim)?;
     let nq = (all.len() / dim).min(a.max_queries);
     let batch_q = &all[..nq * dim];
@@ -131,10 +121,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let scan_bytes = index.scan_bytes() as f64;
     let floor = scan_bytes / bandwidth;
     let params = SearchParams {
-        k: a.k,
+        k: a.s.k,
         oversample: 1,
         rescore: false,
-        query_bits: a.query_bits,
+        query_bits: a.s.query_bits,
         ..Default::default()
     };
     let bar = crate::progress((threads.len() * 2) as u64, "benchmark", a.json);
@@ -174,7 +164,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             let single = crate::with_threads(t, || {
                 time(a.repeat, || {
                     for q in all[..single_n * dim].chunks_exact(dim) {
-                        black_box(exact::search(data, dim, l2, q, a.k));
+                        black_box(exact::search(data, dim, l2, q, a.s.k));
                     }
                     Ok(())
                 })
@@ -182,7 +172,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             let batched = crate::with_threads(t, || {
                 time(a.repeat, || {
                     for b in batch_q.chunks(a.batch * dim) {
-                        black_box(exact::search(data, dim, l2, b, a.k));
+                        black_box(exact::search(data, dim, l2, b, a.s.k));
                     }
                     Ok(())
                 })
@@ -201,11 +191,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     bar.finish_and_clear();
     let report = json!({
-        "index": a.index,
+        "index": a.s.index,
         "quantizer": m.quantizer.to_string(),
         "rows": m.rows,
         "dim": dim,
-        "k": a.k,
+        "k": a.s.k,
         "kernels": bitseek_codes::kernels::kernels().name,
         "code_bytes": scan_bytes,
         "bytes_per_vector": index.code_bytes_per_vector(),
@@ -223,7 +213,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     println!(
         "{}: {} × {} {} codes ({} B/vector, {:.1} MB scanned per query), kernels {}",
-        a.index.display(),
+        a.s.index.display(),
         m.rows,
         dim,
         m.quantizer,

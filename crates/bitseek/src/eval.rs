@@ -7,14 +7,8 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The index file.
-    index: PathBuf,
-    /// Query vectors (.npy, .fvecs or JSON lines).
-    #[arg(long)]
-    queries: PathBuf,
-    /// Hits per query.
-    #[arg(short, long, default_value_t = 10, value_parser = crate::positive)]
-    k: usize,
+    #[command(flatten)]
+    s: crate::Searched,
     /// Oversampling factors to evaluate with rescoring (comma-separated).
     #[arg(long, default_value = "1,2,4,8,16")]
     oversample: crate::List,
@@ -27,19 +21,15 @@ pub struct Args {
     /// Symmetric (code vs code) queries instead of 4-bit asymmetric.
     #[arg(long)]
     symmetric: bool,
-    /// Bits of the asymmetric query for rabitq/residual codes (default: 4 for rabitq, 8 for
-    /// residual codes).
-    #[arg(long, value_parser = crate::positive)]
-    query_bits: Option<usize>,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let index = crate::open_index(&a.index)?;
+    let index = crate::open_index(&a.s.index)?;
     let dim = index.meta().dim;
-    let mut queries = crate::read_queries(&a.queries, &index)?;
+    let mut queries = crate::read_queries(&a.s.queries, &index)?;
     if let Some(n) = a.max_queries {
         queries.data.truncate(n.min(queries.rows()) * dim);
     }
@@ -50,7 +40,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     let oversample = a.oversample.0;
     let bar = crate::progress(oversample.len() as u64 + 2, "evaluating", a.json);
-    let truth = exact_ids(&index, base.as_ref(), &prepared, a.k)?;
+    let truth = exact_ids(&index, base.as_ref(), &prepared, a.s.k)?;
     bar.inc(1);
     let mode = if a.symmetric {
         QueryMode::Symmetric
@@ -58,22 +48,22 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         QueryMode::Asymmetric
     };
     let raw_params = SearchParams {
-        k: a.k,
+        k: a.s.k,
         oversample: 1,
         rescore: false,
         mode,
-        query_bits: a.query_bits,
+        query_bits: a.s.query_bits,
     };
     let raw = recall(&index.search_batch(&prepared, dim, &raw_params)?, &truth);
     bar.inc(1);
     let mut results = Vec::new();
     for &o in &oversample {
         let params = SearchParams {
-            k: a.k,
+            k: a.s.k,
             oversample: o,
             rescore: true,
             mode,
-            query_bits: a.query_bits,
+            query_bits: a.s.query_bits,
         };
         let rescored = recall(&index.search_batch(&prepared, dim, &params)?, &truth);
         results.push(serde_json::json!({
@@ -86,12 +76,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     bar.finish_and_clear();
     let m = index.meta();
     let report = serde_json::json!({
-        "index": a.index,
+        "index": a.s.index,
         "quantizer": m.quantizer.to_string(),
         "keep": m.keep,
         "metric": m.metric,
         "mode": mode,
-        "k": a.k,
+        "k": a.s.k,
         "queries": truth.len(),
         "rows": m.rows,
         "bytes_per_vector": index.code_bytes_per_vector(),
@@ -103,18 +93,18 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     } else {
         println!(
             "{}: {} ({} code bytes/vector), {} queries, recall@{} raw {:.4}",
-            a.index.display(),
+            a.s.index.display(),
             m.quantizer,
             index.code_bytes_per_vector(),
             truth.len(),
-            a.k,
+            a.s.k,
             raw
         );
         for r in &results {
             if let Some(v) = r["recall_rescored"].as_f64() {
                 println!(
                     "  oversample {:>3}: rescored recall@{} {:.4}",
-                    r["oversample"], a.k, v
+                    r["oversample"], a.s.k, v
                 );
             }
         }

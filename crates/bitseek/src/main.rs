@@ -73,6 +73,24 @@ fn main() -> ExitCode {
     }
 }
 
+/// What every searching command (`query`, `eval`, `bench`) takes: an index, queries, k and the
+/// query's bits.
+#[derive(clap::Args)]
+pub(crate) struct Searched {
+    /// The index file.
+    pub index: std::path::PathBuf,
+    /// Query vectors (.npy, .fvecs or JSON lines).
+    #[arg(long)]
+    pub queries: std::path::PathBuf,
+    /// Hits per query.
+    #[arg(short, long, default_value_t = 10, value_parser = positive)]
+    pub k: usize,
+    /// Bits of the asymmetric query for rabitq/residual codes (default: 4 for rabitq, 8 for
+    /// residual codes).
+    #[arg(long, value_parser = positive)]
+    pub query_bits: Option<usize>,
+}
+
 /// Reads query vectors for `index`, refusing invalid ones with the file, row and reason (zero
 /// vectors too, when the index ranks by cosine).
 pub(crate) fn read_queries(

@@ -3,18 +3,11 @@
 use bitseek_codes::quantizer::QueryMode;
 use bitseek_index::SearchParams;
 use std::io::Write;
-use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The index file.
-    index: PathBuf,
-    /// Query vectors (.npy, .fvecs or JSON lines).
-    #[arg(long)]
-    queries: PathBuf,
-    /// Hits per query.
-    #[arg(short, long, default_value_t = 10, value_parser = crate::positive)]
-    k: usize,
+    #[command(flatten)]
+    s: crate::Searched,
     /// Candidates per hit taken from the codes and rescored from the kept copy.
     #[arg(long, default_value_t = 4, value_parser = crate::positive)]
     oversample: usize,
@@ -24,10 +17,6 @@ pub struct Args {
     /// Encode queries like stored vectors (code vs code, SDC) instead of 4-bit asymmetric.
     #[arg(long)]
     symmetric: bool,
-    /// Bits of the asymmetric query for rabitq/residual codes (default: 4 for rabitq, 8 for
-    /// residual codes).
-    #[arg(long, value_parser = crate::positive)]
-    query_bits: Option<usize>,
     /// One JSON line per query: {"query": i, "hits": [{"id", "score"}, ..]}.
     #[arg(long)]
     json: bool,
@@ -41,10 +30,10 @@ struct Line<'a> {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let index = crate::open_index(&a.index)?;
-    let queries = crate::read_queries(&a.queries, &index)?;
+    let index = crate::open_index(&a.s.index)?;
+    let queries = crate::read_queries(&a.s.queries, &index)?;
     let params = SearchParams {
-        k: a.k,
+        k: a.s.k,
         oversample: a.oversample,
         rescore: !a.no_rescore,
         mode: if a.symmetric {
@@ -52,7 +41,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         } else {
             QueryMode::Asymmetric
         },
-        query_bits: a.query_bits,
+        query_bits: a.s.query_bits,
     };
     let results = index.search_batch(&queries.data, queries.dim, &params)?;
     let names = queries.ids_or_rows();
