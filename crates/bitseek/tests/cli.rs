@@ -1,33 +1,16 @@
 //! End-to-end tests of the `bitseek` binary: each test writes vector files into a temporary
 //! directory, runs the real command and checks its exit code, stdout (mostly `--json`) and stderr.
 
+mod common;
+use common::{bitseek, describe};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use bitseek_index::input::write_npy_f32;
 use serde_json::Value;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-/// Runs `bitseek` with `args`.
-fn bitseek<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bitseek"))
-        .args(args)
-        .output()
-        .expect("cannot run the bitseek binary")
-}
-
-fn describe(args: &[&str], out: &Output) -> String {
-    format!(
-        "bitseek {}\nexit: {:?}\nstdout:\n{}\nstderr:\n{}",
-        args.join(" "),
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// Runs `bitseek` and expects success; returns stdout.
 fn ok(args: &[&str]) -> String {

@@ -1,28 +1,12 @@
 //! End-to-end tests of `bitseek eval-code` on a tiny generated pairs file with vectors beside it.
 
+mod common;
+use common::{bitseek, describe};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use bitseek_index::input::write_npy_f32;
 use serde_json::Value;
-
-fn bitseek(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bitseek"))
-        .args(args)
-        .output()
-        .expect("cannot run the bitseek binary")
-}
-
-fn describe(args: &[&str], out: &Output) -> String {
-    format!(
-        "bitseek {}\nexit: {:?}\nstdout:\n{}\nstderr:\n{}",
-        args.join(" "),
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 fn ok_json(args: &[&str]) -> Value {
     let out = bitseek(args);
