@@ -24,12 +24,14 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
+mod lexical;
 mod search;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod update;
 
-pub use search::{CodeHit, CodeIndex, Filter, LANGS};
+pub use lexical::LexicalFile;
+pub use search::{CodeHit, CodeIndex, Filter, Ranking, LANGS};
 pub use update::{index_repo, IndexOptions, IndexReport};
 
 /// The index directory inside the indexed repository.
@@ -38,6 +40,9 @@ pub const INDEX_DIR: &str = ".bitseek";
 /// Identifies the unit texts: bump when the chunker's rules or what gets embedded change, so that
 /// the next `bitseek index` re-embeds everything.
 pub const CHUNKER_VERSION: &str = "bitseek-chunk/1+path-text/1";
+
+/// The lock file `bitseek index` holds while it updates an index, so two runs never interleave.
+pub const LOCK_FILE: &str = "index.lock";
 
 /// The manifest's `extra.kind` for a code index.
 pub const KIND: &str = "code-index";
@@ -72,6 +77,12 @@ pub enum CodeError {
         built: Box<ModelInfo>,
         using: Box<ModelInfo>,
     },
+    /// Another `bitseek index` holds the index's lock.
+    #[error(
+        "another `bitseek index` is updating {} (it holds {}); wait for it to finish and run again",
+        index_dir(root).display(), index_dir(root).join(LOCK_FILE).display()
+    )]
+    Locked { root: PathBuf },
     /// The embedder returned vectors of another length than it promised.
     #[error("the embedder returned a vector of {found} values, expected {expected}")]
     EmbedShape { expected: usize, found: usize },
@@ -192,6 +203,9 @@ pub struct CodeExtra {
     pub chunker: String,
     /// Every indexed file (relative, `/`-separated) and the xxh3-128 of its bytes.
     pub files: BTreeMap<String, String>,
+    /// The BM25 file of the lexical leg (absent in indexes built before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lexical: Option<LexicalFile>,
 }
 
 /// A path as stored in payloads: relative, `/`-separated.

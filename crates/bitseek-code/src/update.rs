@@ -1,12 +1,13 @@
 //! Building and incrementally updating the index in `DIR/.bitseek`.
 
 use crate::{
-    content_hash, index_dir, path_key, CodeError, CodeExtra, ModelInfo, Skipped, UnitPayload,
-    CHUNKER_VERSION, KIND,
+    content_hash, index_dir, lexical, path_key, CodeError, CodeExtra, ModelInfo, Skipped,
+    UnitPayload, CHUNKER_VERSION, KIND, LOCK_FILE,
 };
 use bitseek_chunk::{chunk_file_with, walk, ChunkOptions, SkipReason, Unit, WalkOptions};
 use bitseek_embed::Embedder;
 use bitseek_index::input::Vectors;
+use bitseek_index::retrieval::{term_counts, Bm25};
 use bitseek_index::{BuildOptions, Keep, Metric};
 use bitseek_store::{Collection, StoreError};
 use rayon::prelude::*;
@@ -83,6 +84,8 @@ enum FileWork {
 /// The previous index, when its vectors can be reused.
 struct Previous {
     collection: Collection,
+    /// Each row's BM25 term counts, from the previous lexical file.
+    terms: Vec<Vec<(String, u32)>>,
     files: BTreeMap<String, String>,
     rows_of: HashMap<String, Vec<usize>>,
 }
@@ -112,6 +115,7 @@ pub fn index_repo(
         });
     }
     let dir = index_dir(root);
+    let _lock = lock(root, &dir)?;
     let chunker = chunker_id(&opts.chunk);
     let (previous, rebuilt_because) = previous(&dir, model, &chunker, opts);
 
@@ -128,6 +132,7 @@ pub fn index_repo(
     // Where each row's vector comes from: a row of the previous index, or a text to embed.
     let mut old_rows: Vec<(usize, usize)> = Vec::new();
     let mut texts: Vec<(usize, String)> = Vec::new();
+    let mut terms: Vec<Vec<(String, u32)>> = Vec::new();
     let (mut files_embedded, mut files_reused) = (0, 0);
     for w in work {
         match w {
@@ -138,6 +143,7 @@ pub fn index_repo(
                     let p = prev.collection.payload(r).cloned().unwrap_or_default();
                     old_rows.push((payloads.len(), r));
                     payloads.push(p);
+                    terms.push(prev.terms.get(r).cloned().unwrap_or_default());
                 }
                 files.insert(path, hash);
                 files_reused += 1;
@@ -146,7 +152,9 @@ pub fn index_repo(
                 for u in &units {
                     let payload = UnitPayload::of(u, &path, &hash);
                     let value = serde_json::to_value(&payload).unwrap_or_default();
-                    texts.push((payloads.len(), embed_text(&path, u)));
+                    let text = embed_text(&path, u);
+                    terms.push(term_counts(&text));
+                    texts.push((payloads.len(), text));
                     payloads.push(value);
                 }
                 files.insert(path, hash);
@@ -180,11 +188,13 @@ pub fn index_repo(
     // The old segment is no longer needed: release its mapping before the files are replaced.
     drop(previous);
 
+    let lexical = lexical::write(&dir, &Bm25::from_term_counts(&terms))?;
     let extra = CodeExtra {
         kind: KIND.into(),
         model: model.clone(),
         chunker,
         files,
+        lexical: Some(lexical.clone()),
     };
     let files_count = extra.files.len();
     let extra = serde_json::to_value(&extra).map_err(|e| {
@@ -203,6 +213,9 @@ pub fn index_repo(
         &opts.build,
         extra,
     )?;
+    // The new manifest names the new lexical file: older ones (and one left by a run that died
+    // before its manifest swap) can go.
+    lexical::remove_others(&dir, Some(&lexical.file));
     // Keep the index out of git without touching the repository's own .gitignore.
     let ignore = dir.join(".gitignore");
     if !ignore.exists() {
@@ -226,6 +239,31 @@ pub fn index_repo(
 }
 
 /// What the unit texts depend on besides the source: the chunker's version and options.
+/// Takes the index's lock file without waiting: a second `bitseek index` of the same repository
+/// fails with [`CodeError::Locked`] instead of interleaving its writes with the first. The lock
+/// is released when the returned file is dropped (or the process dies).
+fn lock(root: &Path, dir: &Path) -> Result<std::fs::File, CodeError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| CodeError::Io { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io(&path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(CodeError::Locked {
+            root: root.to_owned(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(io(&path)(e)),
+    }
+}
+
 fn chunker_id(c: &ChunkOptions) -> String {
     format!(
         "{CHUNKER_VERSION} window={}/{} text={} signature={}",
@@ -291,6 +329,26 @@ fn previous(
             Some("the previous index keeps no reusable f32 vectors".into()),
         );
     }
+    let terms = match &extra.lexical {
+        None => {
+            return (
+                None,
+                Some("the previous index has no lexical (BM25) file".into()),
+            )
+        }
+        Some(entry) => match lexical::read(dir, entry, collection.rows()) {
+            Ok(bm) => bm.doc_term_counts(),
+            Err((path, why)) => {
+                return (
+                    None,
+                    Some(format!(
+                        "the previous lexical file {} is unusable ({why})",
+                        path.display()
+                    )),
+                )
+            }
+        },
+    };
     let mut rows_of: HashMap<String, Vec<usize>> = HashMap::new();
     for (row, p) in collection.payloads().iter().enumerate() {
         match p.get("path").and_then(|p| p.as_str()) {
@@ -306,6 +364,7 @@ fn previous(
     (
         Some(Previous {
             collection,
+            terms,
             files: extra.files,
             rows_of,
         }),

@@ -2,7 +2,7 @@
 //! changed files are embedded, deleted ones drop out), failures that leave the old index usable,
 //! filters, and the model check.
 
-use bitseek_code::{index_repo, CodeError, CodeIndex, Filter, IndexOptions, ModelInfo};
+use bitseek_code::{index_repo, CodeError, CodeIndex, Filter, IndexOptions, ModelInfo, Ranking};
 use bitseek_embed::{BertEmbedder, Embedder, ModelDir};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -449,4 +449,142 @@ fn the_real_model_finds_the_described_function_first() {
             hits[0]
         );
     }
+}
+
+/// Embeds every text to the same vector: the semantic ranking carries no information, so what
+/// reorders hits is the lexical leg.
+struct Constant;
+
+impl Embedder for Constant {
+    fn dim(&self) -> usize {
+        DIM
+    }
+    fn embed(&self, texts: &[&str]) -> bitseek_embed::Result<Vec<Vec<f32>>> {
+        let mut v = vec![0f32; DIM];
+        v[0] = 1.0;
+        Ok(vec![v; texts.len()])
+    }
+}
+
+fn lexical_files(root: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root.join(".bitseek"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("lexical-"))
+        .collect();
+    names.sort();
+    names
+}
+
+fn top_name(idx: &CodeIndex, question: &str, ranking: Ranking) -> String {
+    let v = Constant.embed(&[question]).unwrap();
+    let hits = idx
+        .search_with(&[question], &v, 3, &Filter::default(), ranking)
+        .unwrap();
+    hits[0][0].name.clone()
+}
+
+#[test]
+fn the_lexical_leg_finds_identifiers_the_embedding_cannot() {
+    let repo = fixture();
+    let root = repo.path();
+    index(root, &Constant);
+    let idx = CodeIndex::open(root).unwrap();
+    assert_eq!(top_name(&idx, "double", Ranking::Hybrid), "double");
+    assert_ne!(
+        top_name(&idx, "double", Ranking::Semantic),
+        "double",
+        "the fixture must not put `double` first by row order, or this test shows nothing"
+    );
+    // Scores stay cosines under fusion.
+    let v = Constant.embed(&["double"]).unwrap();
+    let hits = idx
+        .search_with(&["double"], &v, 2, &Filter::default(), Ranking::Hybrid)
+        .unwrap();
+    assert!(hits[0].iter().all(|h| (h.score - 1.0).abs() < 1e-5));
+    // The filter applies to both legs.
+    let rust_only = Filter::new(Some("python"), None).unwrap();
+    let hits = idx
+        .search_with(&["double"], &v, 3, &rust_only, Ranking::Hybrid)
+        .unwrap();
+    assert!(hits[0].iter().all(|h| h.lang == "python"), "{hits:?}");
+    assert_eq!(lexical_files(root).len(), 1);
+
+    // Re-indexing keeps reused units' words and replaces the file.
+    write(
+        root,
+        "src/util.rs",
+        "pub fn triple(x: u32) -> u32 {\n    x * 3\n}\n",
+    );
+    let before = lexical_files(root);
+    let report = index(root, &Constant);
+    assert_eq!(report.rebuilt_because, None);
+    assert!(report.units_reused > 0);
+    let after = lexical_files(root);
+    assert_eq!(after.len(), 1);
+    assert_ne!(before, after);
+    let idx = CodeIndex::open(root).unwrap();
+    assert_eq!(top_name(&idx, "triple", Ranking::Hybrid), "triple");
+    let names: Vec<String> = {
+        let v = Constant.embed(&["render"]).unwrap();
+        idx.search_with(&["render"], &v, 1, &Filter::default(), Ranking::Hybrid)
+            .unwrap()[0]
+            .iter()
+            .map(|h| h.path.clone())
+            .collect()
+    };
+    assert_eq!(names, ["src/net.rs"], "a reused file's words still count");
+}
+
+#[test]
+fn a_damaged_lexical_file_is_an_error_and_the_next_index_rebuilds() {
+    let repo = fixture();
+    let root = repo.path();
+    index(root, &Constant);
+    let file = root.join(".bitseek").join(&lexical_files(root)[0]);
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes.truncate(bytes.len() / 2);
+    std::fs::write(&file, &bytes).unwrap();
+    let idx = CodeIndex::open(root).unwrap();
+    let v = Constant.embed(&["double"]).unwrap();
+    let err = idx
+        .search_with(&["double"], &v, 3, &Filter::default(), Ranking::Hybrid)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("checksum mismatch") && err.contains("bitseek index"),
+        "{err}"
+    );
+    // The semantic leg alone still answers.
+    assert!(idx
+        .search_with(&["double"], &v, 3, &Filter::default(), Ranking::Semantic)
+        .is_ok());
+    let report = index(root, &Constant);
+    let why = report.rebuilt_because.unwrap();
+    assert!(why.contains("lexical file"), "{why}");
+    assert_eq!(
+        top_name(&CodeIndex::open(root).unwrap(), "double", Ranking::Hybrid),
+        "double"
+    );
+}
+
+#[test]
+fn a_second_index_run_is_refused_while_one_holds_the_lock() {
+    let repo = fixture();
+    let root = repo.path();
+    index(root, &Constant);
+    let held = std::fs::File::open(root.join(".bitseek").join(bitseek_code::LOCK_FILE)).unwrap();
+    held.lock().unwrap();
+    let err = index_repo(
+        root,
+        &Constant,
+        &words_model(),
+        &IndexOptions::default(),
+        &|_, _| {},
+    )
+    .unwrap_err();
+    assert!(matches!(err, CodeError::Locked { .. }), "{err}");
+    assert!(err.to_string().contains("another `bitseek index`"), "{err}");
+    held.unlock().unwrap();
+    index(root, &Constant);
 }

@@ -246,6 +246,20 @@ pub fn identifier_tokens(text: &str) -> Vec<String> {
     out
 }
 
+/// Each distinct [`identifier_tokens`] word of `text` with how often it occurs, sorted by word.
+pub fn term_counts(text: &str) -> Vec<(String, u32)> {
+    let mut words = identifier_tokens(text);
+    words.sort_unstable();
+    let mut out: Vec<(String, u32)> = Vec::new();
+    for w in words {
+        match out.last_mut() {
+            Some((last, n)) if *last == w => *n += 1,
+            _ => out.push((w, 1)),
+        }
+    }
+    out
+}
+
 /// An in-memory BM25 index (Okapi BM25, `k1` = 1.2, `b` = 0.75, idf = ln(1 + (N − df + ½)/(df + ½)))
 /// over [`identifier_tokens`] of each document.
 pub struct Bm25 {
@@ -254,23 +268,64 @@ pub struct Bm25 {
     avg_len: f32,
 }
 
+impl std::fmt::Debug for Bm25 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bm25")
+            .field("docs", &self.doc_len.len())
+            .field("terms", &self.postings.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Bm25 {
     const K1: f32 = 1.2;
     const B: f32 = 0.75;
 
     /// Indexes `docs`; document `i` is row `i`.
     pub fn new<S: AsRef<str>>(docs: &[S]) -> Bm25 {
+        let counts: Vec<Vec<(String, u32)>> =
+            docs.iter().map(|d| term_counts(d.as_ref())).collect();
+        Bm25::from_term_counts(&counts)
+    }
+
+    /// Indexes documents given as their [`term_counts`]; document `i` is row `i`.
+    pub fn from_term_counts(docs: &[Vec<(String, u32)>]) -> Bm25 {
         let mut postings: HashMap<String, Vec<(u32, u32)>> = HashMap::new();
-        let mut doc_len = Vec::with_capacity(docs.len());
-        for (i, d) in docs.iter().enumerate() {
-            let tokens = identifier_tokens(d.as_ref());
-            doc_len.push(tokens.len() as f32);
-            let mut tf: HashMap<String, u32> = HashMap::new();
-            for t in tokens {
-                *tf.entry(t).or_default() += 1;
+        for (i, terms) in docs.iter().enumerate() {
+            for (t, f) in terms {
+                postings.entry(t.clone()).or_default().push((i as u32, *f));
             }
-            for (t, f) in tf {
-                postings.entry(t).or_default().push((i as u32, f));
+        }
+        Bm25::from_postings(postings, docs.len())
+    }
+
+    /// An index over `docs` documents from each term's postings `(document, term frequency)`.
+    /// A document's length is the sum of its term frequencies. Fails when a posting names a
+    /// document `>= docs`, a frequency is 0, or a term lists a document twice.
+    pub fn try_from_postings(
+        postings: HashMap<String, Vec<(u32, u32)>>,
+        docs: usize,
+    ) -> Result<Bm25, String> {
+        let mut seen = vec![u32::MAX; docs];
+        for (term_no, (t, post)) in postings.iter().enumerate() {
+            for &(d, f) in post {
+                let slot = seen
+                    .get_mut(d as usize)
+                    .ok_or_else(|| format!("term {t:?} names document {d} of {docs}"))?;
+                if f == 0 || *slot == term_no as u32 {
+                    return Err(format!("term {t:?} has a bad posting for document {d}"));
+                }
+                *slot = term_no as u32;
+            }
+        }
+        Ok(Bm25::from_postings(postings, docs))
+    }
+
+    fn from_postings(postings: HashMap<String, Vec<(u32, u32)>>, docs: usize) -> Bm25 {
+        let mut doc_len = vec![0f32; docs];
+        for post in postings.values() {
+            for &(d, f) in post {
+                doc_len[d as usize] += f as f32;
             }
         }
         let avg_len = doc_len.iter().sum::<f32>() / doc_len.len().max(1) as f32;
@@ -279,6 +334,26 @@ impl Bm25 {
             doc_len,
             avg_len: avg_len.max(1e-6),
         }
+    }
+
+    /// Every term with its postings `(document, term frequency)`, documents ascending; terms in
+    /// no particular order.
+    pub fn postings(&self) -> impl Iterator<Item = (&str, &[(u32, u32)])> {
+        self.postings
+            .iter()
+            .map(|(t, p)| (t.as_str(), p.as_slice()))
+    }
+
+    /// The [`term_counts`] of every document, recovered from the postings (terms sorted).
+    pub fn doc_term_counts(&self) -> Vec<Vec<(String, u32)>> {
+        let mut docs: Vec<Vec<(String, u32)>> = vec![Vec::new(); self.doc_len.len()];
+        for (t, post) in &self.postings {
+            for &(d, f) in post {
+                docs[d as usize].push((t.clone(), f));
+            }
+        }
+        docs.iter_mut().for_each(|d| d.sort());
+        docs
     }
 
     /// Number of documents.
@@ -341,6 +416,24 @@ pub fn rrf_scores(legs: &[&[u32]], out: &mut [f32]) {
             .map(|p| 1.0 / (RRF_K + p[i] as f64))
             .sum::<f64>() as f32;
     }
+}
+
+/// How deep each leg's ranked list goes when `bitseek search` fuses the semantic and lexical legs.
+pub const FUSION_DEPTH: usize = 100;
+
+/// Reciprocal rank fusion of ranked lists of rows (each best first, a row at most once per list,
+/// often truncated): every row in any list gets `Σ 1/(RRF_K + position)` over the lists it is in
+/// (positions 1-based). Best first; ties go to the lower row.
+pub fn fuse_ranked(legs: &[&[u32]]) -> Vec<(u32, f32)> {
+    let mut fused: HashMap<u32, f64> = HashMap::new();
+    for leg in legs {
+        for (p, &row) in leg.iter().enumerate() {
+            *fused.entry(row).or_default() += 1.0 / (RRF_K + (p + 1) as f64);
+        }
+    }
+    let mut out: Vec<(u32, f64)> = fused.into_iter().collect();
+    out.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    out.into_iter().map(|(r, s)| (r, s as f32)).collect()
 }
 
 /// Rank of `own` under reciprocal rank fusion of the legs' score rows (each higher-is-better):
@@ -531,5 +624,55 @@ mod tests {
         assert_eq!(rrf_rank(&[&a, &b], 2), 2);
         // Ties inside a leg are broken by row for the positions.
         assert_eq!(positions(&[0.5, 0.5, 0.7]), [2, 3, 1]);
+    }
+
+    #[test]
+    fn bm25_round_trips_through_term_counts_and_postings() {
+        let docs = [
+            "fn parse_http_request(req: HttpRequest)",
+            "",
+            "parse parse parse",
+            "struct Index; impl Index { fn open() }",
+        ];
+        let direct = Bm25::new(&docs);
+        let counts = direct.doc_term_counts();
+        assert_eq!(counts[2], [("parse".to_string(), 3)]);
+        assert!(counts[1].is_empty());
+        let again = Bm25::from_term_counts(&counts);
+        let postings: HashMap<String, Vec<(u32, u32)>> = direct
+            .postings()
+            .map(|(t, p)| (t.to_owned(), p.to_vec()))
+            .collect();
+        let third = Bm25::try_from_postings(postings, docs.len()).unwrap();
+        for q in ["parse request", "index open", "nothing here"] {
+            let mut a = vec![0f32; 4];
+            let mut b = vec![0f32; 4];
+            let mut c = vec![0f32; 4];
+            direct.scores(q, &mut a);
+            again.scores(q, &mut b);
+            third.scores(q, &mut c);
+            assert_eq!(a, b, "{q}");
+            assert_eq!(a, c, "{q}");
+        }
+        let bad = |t: &str, p: Vec<(u32, u32)>| {
+            Bm25::try_from_postings(HashMap::from([(t.to_string(), p)]), 2).is_err()
+        };
+        assert!(bad("x", vec![(2, 1)]), "document out of range");
+        assert!(bad("x", vec![(0, 0)]), "zero frequency");
+        assert!(bad("x", vec![(1, 1), (1, 2)]), "document twice");
+    }
+
+    #[test]
+    fn fused_lists_reward_agreement_and_keep_one_sided_rows() {
+        // Row 7 is second in both lists and beats row 1, first in one list only.
+        let fused = fuse_ranked(&[&[1, 7, 3], &[9, 7]]);
+        let rows: Vec<u32> = fused.iter().map(|f| f.0).collect();
+        assert_eq!(rows, [7, 1, 9, 3]);
+        let expect = 2.0 / (RRF_K + 2.0);
+        assert!((fused[0].1 as f64 - expect).abs() < 1e-6);
+        // Equal fused scores go to the lower row.
+        let tie = fuse_ranked(&[&[5], &[2]]);
+        assert_eq!(tie.iter().map(|f| f.0).collect::<Vec<_>>(), [2, 5]);
+        assert!(fuse_ranked(&[]).is_empty());
     }
 }

@@ -108,6 +108,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let mut f32_ranks = vec![0usize; n];
     let mut bm25_ranks = vec![0usize; n];
     let mut hybrid_ranks = vec![0usize; n];
+    let mut search_ranks = vec![0usize; n];
     for_batches(n, |range, scores| {
         retrieval::exact_scores(
             &codes.data,
@@ -115,29 +116,31 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             &queries.data[range.start * dim..range.end * dim],
             scores,
         );
-        let per: Vec<(usize, usize, usize)> = scores
+        let per: Vec<(usize, usize, usize, usize)> = scores
             .par_chunks(n)
             .zip(range.clone())
             .map_init(
-                || vec![0f32; if bm25.is_some() { n } else { 0 }],
-                |lex, (row, q)| {
+                || (vec![0f32; if bm25.is_some() { n } else { 0 }], Vec::new()),
+                |(lex, scratch), (row, q)| {
                     let exact = retrieval::rank_of(row, q);
                     match &bm25 {
                         Some(bm) => {
                             bm.scores(&pairs[q].query, lex);
                             let lexical = retrieval::rank_of(lex, q);
                             let fused = retrieval::rrf_rank(&[row, lex], q);
-                            (exact, lexical, fused)
+                            let searched = search_fusion_rank(row, lex, q, scratch);
+                            (exact, lexical, fused, searched)
                         }
-                        None => (exact, 0, 0),
+                        None => (exact, 0, 0, 0),
                     }
                 },
             )
             .collect();
-        for (q, (e, l, h)) in range.clone().zip(per) {
+        for (q, (e, l, h, s)) in range.clone().zip(per) {
             f32_ranks[q] = e;
             bm25_ranks[q] = l;
             hybrid_ranks[q] = h;
+            search_ranks[q] = s;
         }
         bar.inc(range.len() as u64);
     });
@@ -161,6 +164,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             "hybrid: float32 + bm25 (rrf 60)",
             format!("{} + text", 4 * dim),
             &hybrid_ranks,
+            &name_free,
+            None,
+        ));
+        rows.push(row(
+            &format!("hybrid, top {}/leg (as search)", retrieval::FUSION_DEPTH),
+            format!("{} + text", 4 * dim),
+            &search_ranks,
             &name_free,
             None,
         ));
@@ -468,4 +478,29 @@ fn normalize_all(v: &mut Vectors, what: &str) -> anyhow::Result<()> {
         row.iter_mut().for_each(|x| *x /= norm);
     }
     Ok(())
+}
+
+/// Rank of `own` when, as `bitseek search` does, only the best [`retrieval::FUSION_DEPTH`] rows of
+/// each leg (the float32 row `semantic`, the BM25 row `lexical`, positive scores only) are fused.
+/// Rows outside both lists follow in float32 order.
+fn search_fusion_rank(
+    semantic: &[f32],
+    lexical: &[f32],
+    own: usize,
+    scratch: &mut Vec<f32>,
+) -> usize {
+    let depth = retrieval::FUSION_DEPTH;
+    let sem = retrieval::top_candidates(semantic, depth, scratch);
+    let mut lex = retrieval::top_candidates(lexical, depth, scratch);
+    lex.retain(|&r| lexical[r as usize] > 0.0);
+    let fused = retrieval::fuse_ranked(&[&sem, &lex]);
+    if let Some(p) = fused.iter().position(|&(r, _)| r as usize == own) {
+        return p + 1;
+    }
+    let s = semantic[own];
+    let ahead = fused
+        .iter()
+        .filter(|&&(r, _)| semantic[r as usize] >= s)
+        .count();
+    fused.len() + retrieval::rank_of(semantic, own) - ahead
 }
