@@ -85,6 +85,29 @@ pub fn scan(
     candidates: usize,
     key_fn: KeyFn<'_>,
 ) -> Vec<Vec<Candidate>> {
+    scan_allowed(quantizer, codes, queries, candidates, key_fn, None)
+}
+
+/// Whether bit `row` of a row bitmask (bit `r % 64` of word `r / 64`) is set.
+#[inline]
+pub fn row_allowed(allowed: &[u64], row: usize) -> bool {
+    allowed
+        .get(row / 64)
+        .is_some_and(|w| (w >> (row % 64)) & 1 == 1)
+}
+
+/// [`scan`] over only the rows whose bit is set in `allowed` (bit `r % 64` of word `r / 64`;
+/// rows past its end are not allowed): deleted rows and rows a payload filter rejects never take a
+/// candidate's place, so every returned candidate is allowed and fewer come back only when fewer
+/// rows are allowed.
+pub fn scan_allowed(
+    quantizer: &Quantizer,
+    codes: &CodesRef<'_>,
+    queries: &[QueryCode],
+    candidates: usize,
+    key_fn: KeyFn<'_>,
+    allowed: Option<&[u64]>,
+) -> Vec<Vec<Candidate>> {
     let blocks = codes.len.div_ceil(BLOCK);
     if queries.is_empty() {
         return Vec::new();
@@ -119,6 +142,7 @@ pub fn scan(
                 queries,
                 start..end,
                 key_fn,
+                allowed,
                 &mut selectors,
             );
             selectors
@@ -130,7 +154,19 @@ pub fn scan(
             a
         })
         .unwrap_or_else(new_selectors);
-    merged.into_iter().map(Selector::into_candidates).collect()
+    let found = merged.into_iter().map(Selector::into_candidates);
+    match allowed {
+        // A disallowed row can only be a filler of a selector that saw fewer allowed rows than
+        // it keeps; drop it.
+        Some(a) => found
+            .map(|c| {
+                c.into_iter()
+                    .filter(|c| row_allowed(a, c.row as usize))
+                    .collect()
+            })
+            .collect(),
+        None => found.collect(),
+    }
 }
 
 /// Scans blocks `range` chunk by chunk, every query per chunk.
@@ -140,6 +176,7 @@ fn scan_range(
     queries: &[QueryCode],
     range: std::ops::Range<usize>,
     key_fn: KeyFn<'_>,
+    allowed: Option<&[u64]>,
     selectors: &mut [Selector],
 ) {
     let mut dist = vec![0u32; CHUNK_BLOCKS * BLOCK];
@@ -158,6 +195,14 @@ fn scan_range(
                 &mut dist[..rows],
                 &mut est[..rows],
             );
+            if let Some(a) = allowed {
+                // Disallowed rows get keys no selector takes over an allowed row: a distance
+                // above every threshold, a score of minus infinity (dropped at the end).
+                for i in (0..valid).filter(|&i| !row_allowed(a, first_row + i)) {
+                    dist[i] = u32::MAX;
+                    est[i] = f32::NEG_INFINITY;
+                }
+            }
             match selector {
                 Selector::Counting(s) => s.push_block(first_row as u32, &dist[..rows], valid),
                 Selector::Heap(s) => {

@@ -604,6 +604,19 @@ impl Index {
         dim: usize,
         params: &SearchParams,
     ) -> Result<Vec<Vec<Hit>>, IndexError> {
+        self.search_batch_allowed(queries, dim, params, None)
+    }
+
+    /// [`search_batch`](Self::search_batch) over only the rows whose bit is set in `allowed`
+    /// (see [`flat::scan_allowed`]): the scan itself skips the others, so `k` hits come back
+    /// whenever `k` rows are allowed.
+    pub fn search_batch_allowed(
+        &self,
+        queries: &[f32],
+        dim: usize,
+        params: &SearchParams,
+        allowed: Option<&[u64]>,
+    ) -> Result<Vec<Vec<Hit>>, IndexError> {
         if params.k == 0 {
             return Err(IndexError::BadParam("k must be at least 1".into()));
         }
@@ -635,12 +648,13 @@ impl Index {
             Metric::L2 => KeyFn::L2 { norm2: p.norm2 },
             _ => KeyFn::Dot,
         };
-        let found = flat::scan(
+        let found = flat::scan_allowed(
             &self.quantizer,
             &p.codes,
             &codes,
             wanted.min(self.meta.rows),
             key_fn,
+            allowed,
         );
         let hits = found
             .into_par_iter()

@@ -19,18 +19,34 @@
 //! and a writer that dies at any point leaves the previous generation openable. `extra` belongs to
 //! the caller (the code index keeps its model fingerprint and file hashes there).
 //!
-//! This is **the one collection format** of bitseek. The server issue extends it — a write-ahead
-//! log, several segments per generation, tombstones and compaction — by adding fields and files to
-//! this manifest, never by a second format. Version 1 writes exactly one segment (none for an empty
-//! collection) and refuses to open manifests it does not understand.
+//! This is **the one collection format** of bitseek. Version 1 (above, written by
+//! [`Collection::create_or_replace`] for code search) holds exactly one segment (none for an empty
+//! collection). Version 2 ([`db`], the live collections the server serves) adds fields and files
+//! to the same manifest: several segments with external ids and their own payload files,
+//! tombstones, and a write-ahead log. [`db::Collection`] reads both versions; [`Collection::open`]
+//! reads version 1 and refuses others with a clear error.
 //!
 //! Not here: embedding (`bitseek-embed`), chunking code (`bitseek-chunk`), the code layout and the
 //! scan (`bitseek-codes`, `bitseek-index`), and concurrent writers (one writer at a time; readers
 //! may run alongside it).
 
+pub mod db;
+pub mod filter;
+pub mod wal;
+
+pub use bitseek_index::{Keep, Metric};
+/// The live collection of a [`Db`] (`bitseek_store::db::Collection`); the crate-root
+/// [`Collection`] is the single-generation one code search rebuilds whole.
+pub use db::Collection as LiveCollection;
+pub use db::{
+    CollectionConfig, CollectionInfo, CompactReport, Db, DbOptions, Durability, ErrorKind, Point,
+    Record, ScoredPoint, SearchRequest,
+};
+pub use filter::Filter;
+
 use bitseek_index::index::MAX_CANDIDATES;
 use bitseek_index::input::Vectors;
-use bitseek_index::{BuildOptions, Hit, Index, IndexError, Keep, Metric, SearchParams};
+use bitseek_index::{BuildOptions, Hit, Index, IndexError, SearchParams};
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -76,6 +92,21 @@ pub enum StoreError {
     /// Building the segment or searching it failed (bad vectors, bad queries, bad parameters).
     #[error(transparent)]
     Index(#[from] IndexError),
+    /// No collection of that name in the database.
+    #[error("no collection named {name:?}; create it first (PUT /collections/{name})")]
+    UnknownCollection { name: String },
+    /// A collection of that name exists already.
+    #[error("collection {name:?} already exists; drop it first or choose another name")]
+    AlreadyExists { name: String },
+    /// The write-ahead log cannot be read.
+    #[error("{}: {reason}", path.display())]
+    Log { path: PathBuf, reason: String },
+    /// The operation is impossible for this collection; the message says why and what to do.
+    #[error("{0}")]
+    Refused(String),
+    /// The store cannot go on safely (a failed fsync, a panicked writer).
+    #[error("internal store error: {0}")]
+    Internal(String),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
@@ -92,6 +123,9 @@ pub struct SegmentEntry {
     pub file: String,
     /// Rows in the segment.
     pub rows: usize,
+    /// The segment's own payload file (version 2; version 1 has one payload file per manifest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payloads: Option<PayloadsEntry>,
 }
 
 /// The payload file named by the manifest.
@@ -235,7 +269,11 @@ impl Collection {
             let index = Index::build(vectors, &path, opts, &|_| {})?;
             pending.files.push(path.clone());
             index.save(&path)?;
-            pending.manifest.segments.push(SegmentEntry { file, rows });
+            pending.manifest.segments.push(SegmentEntry {
+                file,
+                rows,
+                payloads: None,
+            });
         }
 
         let mut bytes = Vec::with_capacity(rows * 128);
@@ -513,7 +551,7 @@ impl Drop for PendingGeneration {
 }
 
 /// Writes `bytes` to `path` through a temporary file that is synced and renamed into place.
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
@@ -536,7 +574,7 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
 }
 
 /// Makes renames in `dir` durable (POSIX needs the directory itself synced).
-fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     #[cfg(unix)]
     File::open(dir)
         .and_then(|d| d.sync_all())
@@ -594,7 +632,7 @@ fn remove_stale(dir: &Path, keep: u64) {
 }
 
 /// A file name from a manifest must name a file inside the collection directory.
-fn plain_name(name: &str) -> bool {
+pub(crate) fn plain_name(name: &str) -> bool {
     !name.is_empty()
         && name != "."
         && name != ".."
@@ -602,7 +640,7 @@ fn plain_name(name: &str) -> bool {
         && Path::new(name).file_name().is_some()
 }
 
-fn parse_manifest(path: &Path, bytes: &[u8]) -> Result<Manifest, StoreError> {
+pub(crate) fn parse_manifest(path: &Path, bytes: &[u8]) -> Result<Manifest, StoreError> {
     let bad = |reason: String| StoreError::Manifest {
         path: path.to_owned(),
         reason,
@@ -619,6 +657,12 @@ fn parse_manifest(path: &Path, bytes: &[u8]) -> Result<Manifest, StoreError> {
     }
     match value.get("version").and_then(|v| v.as_u64()) {
         Some(v) if v == VERSION as u64 => {}
+        Some(v) if v == db::LIVE_VERSION as u64 => {
+            return Err(bad(format!(
+                "a live collection (format version {v}, with a write-ahead log): open it with \
+                 bitseek_store::db::Collection::open or serve it with `bitseek serve`"
+            )))
+        }
         Some(v) if v > VERSION as u64 => {
             return Err(StoreError::Manifest {
                 path: path.to_owned(),
@@ -660,7 +704,10 @@ fn parse_manifest(path: &Path, bytes: &[u8]) -> Result<Manifest, StoreError> {
     Ok(m)
 }
 
-fn read_payloads(dir: &Path, entry: &PayloadsEntry) -> Result<Vec<serde_json::Value>, StoreError> {
+pub(crate) fn read_payloads(
+    dir: &Path,
+    entry: &PayloadsEntry,
+) -> Result<Vec<serde_json::Value>, StoreError> {
     let path = dir.join(&entry.file);
     let bad = |reason: String| StoreError::Payloads {
         path: path.clone(),
