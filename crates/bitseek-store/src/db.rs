@@ -415,6 +415,7 @@ impl Db {
                 flushed_lsn: 0,
             }),
             extra: Value::Object(Default::default()),
+            checksum: String::new(),
         };
         manifest.write(&dir)?;
         sync_dir(&self.root)?;
@@ -515,6 +516,10 @@ pub struct LiveManifest {
     pub log: Option<LogEntry>,
     #[serde(default = "empty_object")]
     pub extra: Value,
+    /// `xxh3:` and the xxh3-64 (16 hex digits) of the compact JSON of every other field, so a
+    /// flipped digit (a sequence number, a row count) cannot pass for a valid manifest.
+    #[serde(default)]
+    pub checksum: String,
 }
 
 fn empty_object() -> Value {
@@ -545,6 +550,7 @@ impl LiveManifest {
             tombstones: None,
             log: None,
             extra: m.extra,
+            checksum: String::new(),
         }
     }
 
@@ -588,6 +594,17 @@ impl LiveManifest {
                 "format is not {FORMAT:?}; this is not a bitseek collection manifest"
             )));
         }
+        let stored = value
+            .get("checksum")
+            .and_then(|c| c.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        let computed = manifest_checksum(&value);
+        if stored != computed {
+            return Err(bad(format!(
+                "checksum mismatch (stored {stored:?}, computed {computed:?}): the manifest is damaged; restore the collection from a snapshot"
+            )));
+        }
         let m: LiveManifest = serde_json::from_value(value)
             .map_err(|e| bad(format!("does not describe a collection ({e})")))?;
         if m.dim == 0 || m.dim > MAX_DIM {
@@ -629,10 +646,14 @@ impl LiveManifest {
     /// Writes the manifest atomically (temporary file, fsync, rename, fsync of the directory).
     fn write(&self, dir: &Path) -> Result<(), StoreError> {
         let path = dir.join(MANIFEST);
-        let bytes = serde_json::to_vec_pretty(self).map_err(|e| StoreError::Manifest {
+        let cannot = |e: serde_json::Error| StoreError::Manifest {
             path: path.clone(),
             reason: format!("cannot serialise: {e}"),
-        })?;
+        };
+        let mut value = serde_json::to_value(self).map_err(cannot)?;
+        let sum = manifest_checksum(&value);
+        value["checksum"] = Value::String(sum);
+        let bytes = serde_json::to_vec_pretty(&value).map_err(cannot)?;
         write_synced(&path, &bytes)?;
         sync_dir(dir)
     }
@@ -664,6 +685,16 @@ impl LiveManifest {
         }
         out
     }
+}
+
+/// The checksum a version-2 manifest carries: xxh3 of the compact JSON without `checksum`.
+fn manifest_checksum(value: &Value) -> String {
+    let mut v = value.clone();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("checksum");
+    }
+    let bytes = serde_json::to_vec(&v).unwrap_or_default();
+    format!("xxh3:{:016x}", xxh3_64(&bytes))
 }
 
 /// The generation in a file name this module writes (`seg-<g>.bitseek`, `payloads-<g>.jsonl`,

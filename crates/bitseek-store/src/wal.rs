@@ -232,14 +232,16 @@ pub struct Scan {
 ///
 /// Sequence numbers must increase; a record whose number does not is treated as damage and
 /// ends the good prefix too. Fails only when the file does not start with [`MAGIC`] (or a prefix
-/// of it, which a crash while creating the file can leave: that reads as an empty log).
+/// of it: that reads as an empty log whose tail was cut).
 pub fn scan(bytes: &[u8], dim: usize) -> Result<Scan, String> {
     if bytes.len() < MAGIC.len() {
         if MAGIC.starts_with(bytes) {
             return Ok(Scan {
                 records: Vec::new(),
                 good_len: 0,
-                stopped: (!bytes.is_empty()).then_some(RecordError::Short {
+                // Log files are created whole (magic included) by rename, so even an empty one
+                // has lost bytes: say so.
+                stopped: Some(RecordError::Short {
                     have: bytes.len(),
                     need: MAGIC.len(),
                 }),
@@ -387,7 +389,7 @@ mod tests {
         assert!(s.records.is_empty());
         assert_eq!(s.good_len, 0);
         let s = scan(b"", 3).unwrap();
-        assert!(s.records.is_empty() && s.stopped.is_none());
+        assert!(s.records.is_empty() && s.stopped.is_some());
     }
 
     #[test]
