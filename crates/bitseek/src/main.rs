@@ -12,6 +12,7 @@ mod index;
 mod model;
 mod query;
 mod search;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
@@ -44,6 +45,8 @@ enum Command {
     Index(index::Args),
     /// Search an indexed repository with a question in plain words.
     Search(search::Args),
+    /// Serve collections over HTTP: REST+JSON API, search page at /, metrics, OpenAPI document.
+    Serve(serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
         Command::Model(a) => model::run(a),
         Command::Index(a) => index::run(a),
         Command::Search(a) => search::run(a),
+        Command::Serve(a) => serve::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,670 @@
+//! The endpoints, one per library operation, at the paths `openapi.json` documents.
+
+use crate::{ApiError, AppState, Metrics};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, Path, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use bitseek_store::{
+    CollectionConfig, Durability, Filter, Keep, LiveCollection as Collection, Metric, Point,
+    ScoredPoint, SearchRequest,
+};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::fmt::Write;
+use std::sync::Arc;
+
+type St = State<Arc<AppState>>;
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Every route. `tests/api.rs` checks that each one is documented in `openapi.json` and that each
+/// documented one answers.
+pub(crate) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/", get(page))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .route("/collections", get(list_collections))
+        .route(
+            "/collections/{name}",
+            put(create_collection)
+                .get(get_collection)
+                .delete(drop_collection),
+        )
+        .route("/collections/{name}/points", put(upsert))
+        .route("/collections/{name}/points/delete", post(delete_points))
+        .route("/collections/{name}/points/{id}", get(get_point))
+        .route("/collections/{name}/search", post(search))
+        .route("/collections/{name}/search/batch", post(search_batch))
+        .route("/collections/{name}/compact", post(compact))
+        .route("/collections/{name}/snapshot", post(snapshot))
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
+}
+
+/// A JSON request body, parsed with errors that name the field and the fix (axum's own `Json`
+/// answers in plain text and insists on a content type; curl's `-d` sends another one).
+pub(crate) struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        let limit = state.options.limits.max_body_bytes;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| body_error(e, limit))?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+fn body_error(e: BytesRejection, limit: usize) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::limit(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "max_body_bytes",
+            limit as u64,
+            format!(
+                "the request body is larger than the server's limit of {limit} bytes (max_body_bytes): send fewer points or queries per request, or restart the server with a larger --max-body-bytes"
+            ),
+        )
+    } else {
+        ApiError::bad_request(format!("cannot read the request body: {e}"))
+    }
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            "the request body is empty: send a JSON object (see GET /openapi.json for this endpoint's fields)",
+        ));
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        let mut message = format!("the request body is not valid JSON for this endpoint: {e}");
+        let text = String::from_utf8_lossy(&bytes[..bytes.len().min(1 << 20)]);
+        if e.is_syntax() && (text.contains("NaN") || text.contains("Infinity")) {
+            message.push_str(
+                "; JSON has no NaN or Infinity: every vector value must be a finite number",
+            );
+        } else {
+            message.push_str("; see GET /openapi.json for this endpoint's fields");
+        }
+        ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", message)
+    })
+}
+
+/// Runs a store call on the blocking pool, so the async workers keep serving while it reads,
+/// scans or fsyncs.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("the request's worker failed: {e}")))?
+}
+
+fn collection(state: &AppState, name: &str) -> ApiResult<Arc<Collection>> {
+    state.db.get(name).map_err(|e| {
+        let mut err = ApiError::from(e);
+        if err.status == StatusCode::NOT_FOUND {
+            err.message = format!(
+                "no collection named {name:?}: create it with PUT /collections/{name} (or list them with GET /collections)"
+            );
+        }
+        err
+    })
+}
+
+async fn page() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        Html(crate::PAGE),
+    )
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], crate::OPENAPI)
+}
+
+async fn no_route(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no_route",
+        format!(
+            "no endpoint at {} {}: GET /openapi.json lists the endpoints",
+            req.method(),
+            req.uri().path()
+        ),
+    )
+}
+
+async fn wrong_method(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} is not allowed on {}: GET /openapi.json lists each path's methods",
+            req.method(),
+            req.uri().path()
+        ),
+    )
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    version: &'static str,
+    collections: usize,
+    text_model_loaded: bool,
+    uptime_seconds: f64,
+}
+
+async fn health(State(state): St) -> ApiResult<Json<Health>> {
+    let s = state.clone();
+    let collections = blocking(move || Ok(s.db.list().len())).await?;
+    Ok(Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+        collections,
+        text_model_loaded: state.model.is_loaded(),
+        uptime_seconds: state.started.elapsed().as_secs_f64(),
+    }))
+}
+
+async fn metrics(State(state): St) -> ApiResult<Response> {
+    let s = state.clone();
+    let infos = blocking(move || Ok(s.db.list())).await?;
+    let mut out = String::new();
+    state.metrics.render(&mut out);
+    let _ = writeln!(
+        out,
+        "# HELP bitseek_collections Collections in the database.\n# TYPE bitseek_collections gauge\nbitseek_collections {}",
+        infos.len()
+    );
+    for (name, help, value) in [
+        (
+            "bitseek_collection_points",
+            "Live points (upserted, not deleted).",
+            (|i: &bitseek_store::CollectionInfo| i.points as u64) as fn(&_) -> u64,
+        ),
+        ("bitseek_collection_segments", "Immutable segments.", |i| {
+            i.segments as u64
+        }),
+        (
+            "bitseek_collection_wal_records",
+            "Records in the write-ahead log not yet compacted into segments.",
+            |i| i.wal_records as u64,
+        ),
+        ("bitseek_collection_size_bytes", "Bytes on disk.", |i| {
+            i.size_bytes
+        }),
+        (
+            "bitseek_collection_generation",
+            "Manifest generation.",
+            |i| i.generation,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for i in &infos {
+            let _ = writeln!(
+                out,
+                "{name}{{collection=\"{}\"}} {}",
+                crate::metrics::escape(&i.name),
+                value(i)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP bitseek_text_model_loaded 1 once the text model is loaded.\n# TYPE bitseek_text_model_loaded gauge\nbitseek_text_model_loaded {}",
+        u8::from(state.model.is_loaded())
+    );
+    let _ = writeln!(
+        out,
+        "# HELP bitseek_uptime_seconds Seconds since the server started.\n# TYPE bitseek_uptime_seconds gauge\nbitseek_uptime_seconds {}",
+        state.started.elapsed().as_secs_f64()
+    );
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response())
+}
+
+#[derive(Serialize)]
+struct Collections {
+    collections: Vec<bitseek_store::CollectionInfo>,
+}
+
+async fn list_collections(State(state): St) -> ApiResult<Json<Collections>> {
+    let collections = blocking(move || Ok(state.db.list())).await?;
+    Ok(Json(Collections { collections }))
+}
+
+/// `PUT /collections/{name}`: only `dim` is required.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateCollection {
+    dim: usize,
+    #[serde(default = "default_metric")]
+    metric: Metric,
+    #[serde(default = "default_quantizer")]
+    quantizer: String,
+    #[serde(default = "default_keep")]
+    keep: Keep,
+    #[serde(default)]
+    durability: Option<Durability>,
+}
+
+fn default_metric() -> Metric {
+    Metric::Cosine
+}
+
+fn default_quantizer() -> String {
+    "rabitq".into()
+}
+
+fn default_keep() -> Keep {
+    Keep::F32
+}
+
+async fn create_collection(
+    State(state): St,
+    Path(name): Path<String>,
+    JsonBody(req): JsonBody<CreateCollection>,
+) -> ApiResult<Response> {
+    if req.dim == 0 {
+        return Err(ApiError::bad_request(
+            "\"dim\" is 0: give the length of the vectors the collection will hold (e.g. 384)",
+        ));
+    }
+    let config = CollectionConfig {
+        dim: req.dim,
+        metric: req.metric,
+        quantizer: req.quantizer,
+        keep: req.keep,
+        durability: req.durability.unwrap_or_default(),
+    };
+    let info = blocking(move || {
+        let c = state.db.create(&name, config).map_err(|e| {
+            let mut err = ApiError::from(e);
+            if err.status == StatusCode::CONFLICT {
+                err.message = format!(
+                    "collection {name:?} already exists: use it, delete it first (DELETE /collections/{name}), or pick another name"
+                );
+            }
+            err
+        })?;
+        Ok(c.info())
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(info)).into_response())
+}
+
+async fn get_collection(
+    State(state): St,
+    Path(name): Path<String>,
+) -> ApiResult<Json<bitseek_store::CollectionInfo>> {
+    let info = blocking(move || Ok(collection(&state, &name)?.info())).await?;
+    Ok(Json(info))
+}
+
+async fn drop_collection(
+    State(state): St,
+    Path(name): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    blocking(move || {
+        collection(&state, &name)?;
+        state.db.drop_collection(&name)?;
+        Ok(Json(serde_json::json!({ "dropped": name })))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Upsert {
+    points: Vec<Point>,
+}
+
+/// Refuses vectors the collection cannot hold, naming the point.
+fn check_vector(v: &[f32], dim: usize, what: impl Fn() -> String) -> ApiResult<()> {
+    if v.len() != dim {
+        return Err(ApiError::bad_request(format!(
+            "{} has {} values, but the collection's vectors have {dim} (its \"dim\"): send {dim} numbers",
+            what(),
+            v.len()
+        )));
+    }
+    if let Some(j) = v.iter().position(|x| !x.is_finite()) {
+        return Err(ApiError::bad_request(format!(
+            "{} has a non-finite value at position {j} ({}): every value must be a finite number within f32's range",
+            what(),
+            v[j]
+        )));
+    }
+    Ok(())
+}
+
+async fn upsert(
+    State(state): St,
+    Path(name): Path<String>,
+    JsonBody(req): JsonBody<Upsert>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let limits = state.options.limits;
+    let n = req.points.len();
+    if n == 0 {
+        return Err(ApiError::bad_request(
+            "\"points\" is empty: send at least one {\"id\", \"vector\", \"payload\"}",
+        ));
+    }
+    if n > limits.max_points_per_request {
+        return Err(ApiError::limit(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "max_points_per_request",
+            limits.max_points_per_request as u64,
+            format!(
+                "{n} points in one request, more than the limit of {} (max_points_per_request): split them into several requests",
+                limits.max_points_per_request
+            ),
+        ));
+    }
+    blocking(move || {
+        let c = collection(&state, &name)?;
+        let dim = c.info().config.dim;
+        for (i, p) in req.points.iter().enumerate() {
+            check_vector(&p.vector, dim, || format!("point {i} (id {})", p.id))?;
+        }
+        let lsn = c.upsert(req.points)?;
+        Metrics::add(&state.metrics.points_upserted, n);
+        Ok(Json(serde_json::json!({ "upserted": n, "lsn": lsn })))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Delete {
+    ids: Vec<u64>,
+}
+
+async fn delete_points(
+    State(state): St,
+    Path(name): Path<String>,
+    JsonBody(req): JsonBody<Delete>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let limits = state.options.limits;
+    if req.ids.len() > limits.max_points_per_request {
+        return Err(ApiError::limit(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "max_points_per_request",
+            limits.max_points_per_request as u64,
+            format!(
+                "{} ids in one request, more than the limit of {} (max_points_per_request): split them into several requests",
+                req.ids.len(),
+                limits.max_points_per_request
+            ),
+        ));
+    }
+    blocking(move || {
+        let c = collection(&state, &name)?;
+        let deleted = c.delete(&req.ids)?;
+        Metrics::add(&state.metrics.points_deleted, deleted);
+        Ok(Json(
+            serde_json::json!({ "deleted": deleted, "requested": req.ids.len() }),
+        ))
+    })
+    .await
+}
+
+async fn get_point(
+    State(state): St,
+    Path((name, id)): Path<(String, String)>,
+) -> ApiResult<Json<bitseek_store::Record>> {
+    let id: u64 = id.parse().map_err(|_| {
+        ApiError::bad_request(format!(
+            "point id {id:?} is not a whole number: ids are unsigned 64-bit integers"
+        ))
+    })?;
+    blocking(move || {
+        let c = collection(&state, &name)?;
+        c.get(id).map(Json).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!(
+                    "no point with id {id} in collection {name:?} (never upserted, or deleted)"
+                ),
+            )
+        })
+    })
+    .await
+}
+
+/// The fields `search` and `search/batch` share.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Search {
+    #[serde(default)]
+    vector: Option<Vec<f32>>,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default = "default_k")]
+    k: usize,
+    #[serde(default)]
+    oversample: Option<f32>,
+    #[serde(default)]
+    filter: Option<Filter>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchBatch {
+    #[serde(default)]
+    vectors: Option<Vec<Vec<f32>>>,
+    #[serde(default)]
+    texts: Option<Vec<String>>,
+    #[serde(default = "default_k")]
+    k: usize,
+    #[serde(default)]
+    oversample: Option<f32>,
+    #[serde(default)]
+    filter: Option<Filter>,
+}
+
+fn default_k() -> usize {
+    10
+}
+
+#[derive(Serialize)]
+struct Hits {
+    hits: Vec<ScoredPoint>,
+}
+
+#[derive(Serialize)]
+struct BatchHits {
+    results: Vec<Hits>,
+}
+
+/// Checks `k` and `oversample` against the limits.
+fn search_request(
+    state: &AppState,
+    k: usize,
+    oversample: Option<f32>,
+    filter: Option<Filter>,
+) -> ApiResult<SearchRequest> {
+    let limits = state.options.limits;
+    if k == 0 {
+        return Err(ApiError::bad_request(
+            "\"k\" is 0: ask for at least one hit",
+        ));
+    }
+    if k > limits.max_k {
+        return Err(ApiError::limit(
+            StatusCode::BAD_REQUEST,
+            "max_k",
+            limits.max_k as u64,
+            format!(
+                "\"k\" is {k}, more than the limit of {} (max_k): ask for fewer hits, or restart the server with a larger --max-k",
+                limits.max_k
+            ),
+        ));
+    }
+    if let Some(o) = oversample {
+        if !(o.is_finite() && o >= 1.0) {
+            return Err(ApiError::bad_request(format!(
+                "\"oversample\" is {o}: it must be a number of at least 1 (how many times k candidates to rescore)"
+            )));
+        }
+        if o > limits.max_oversample {
+            return Err(ApiError::limit(
+                StatusCode::BAD_REQUEST,
+                "max_oversample",
+                limits.max_oversample as u64,
+                format!(
+                    "\"oversample\" is {o}, more than the limit of {} (max_oversample)",
+                    limits.max_oversample
+                ),
+            ));
+        }
+    }
+    Ok(SearchRequest {
+        k,
+        oversample,
+        filter,
+    })
+}
+
+async fn search(
+    State(state): St,
+    Path(name): Path<String>,
+    JsonBody(req): JsonBody<Search>,
+) -> ApiResult<Json<Hits>> {
+    let sreq = search_request(&state, req.k, req.oversample, req.filter)?;
+    blocking(move || {
+        let c = collection(&state, &name)?;
+        let dim = c.info().config.dim;
+        let vector = match (req.vector, req.text) {
+            (Some(v), None) => {
+                check_vector(&v, dim, || "\"vector\"".to_string())?;
+                v
+            }
+            (None, Some(t)) => {
+                let mut v = state.model.embed(&name, dim, &[t.as_str()])?;
+                Metrics::add(&state.metrics.text_queries, 1);
+                v.pop().unwrap_or_default()
+            }
+            _ => {
+                return Err(ApiError::bad_request(
+                    "send exactly one of \"vector\" (an array of numbers) or \"text\" (a question, embedded with the model)",
+                ))
+            }
+        };
+        let hits = c.search(&vector, &sreq)?;
+        Metrics::add(&state.metrics.queries, 1);
+        Ok(Json(Hits { hits }))
+    })
+    .await
+}
+
+async fn search_batch(
+    State(state): St,
+    Path(name): Path<String>,
+    JsonBody(req): JsonBody<SearchBatch>,
+) -> ApiResult<Json<BatchHits>> {
+    let sreq = search_request(&state, req.k, req.oversample, req.filter)?;
+    let limits = state.options.limits;
+    let n = match (&req.vectors, &req.texts) {
+        (Some(v), None) => v.len(),
+        (None, Some(t)) => t.len(),
+        _ => {
+            return Err(ApiError::bad_request(
+                "send exactly one of \"vectors\" (arrays of numbers) or \"texts\" (questions, embedded with the model)",
+            ))
+        }
+    };
+    if n == 0 {
+        return Err(ApiError::bad_request(
+            "the batch is empty: send at least one query",
+        ));
+    }
+    if n > limits.max_batch_queries {
+        return Err(ApiError::limit(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "max_batch_queries",
+            limits.max_batch_queries as u64,
+            format!(
+                "{n} queries in one batch, more than the limit of {} (max_batch_queries): split the batch",
+                limits.max_batch_queries
+            ),
+        ));
+    }
+    blocking(move || {
+        let c = collection(&state, &name)?;
+        let dim = c.info().config.dim;
+        let rows = match (req.vectors, req.texts) {
+            (Some(vs), _) => {
+                for (i, v) in vs.iter().enumerate() {
+                    check_vector(v, dim, || format!("query {i}"))?;
+                }
+                vs
+            }
+            (_, Some(ts)) => {
+                let refs: Vec<&str> = ts.iter().map(String::as_str).collect();
+                let vs = state.model.embed(&name, dim, &refs)?;
+                Metrics::add(&state.metrics.text_queries, vs.len());
+                vs
+            }
+            _ => unreachable!("checked above"),
+        };
+        let flat: Vec<f32> = rows.concat();
+        let results = c.search_batch(&flat, &sreq)?;
+        Metrics::add(&state.metrics.queries, results.len());
+        Ok(Json(BatchHits {
+            results: results.into_iter().map(|hits| Hits { hits }).collect(),
+        }))
+    })
+    .await
+}
+
+async fn compact(State(state): St, Path(name): Path<String>) -> ApiResult<Json<serde_json::Value>> {
+    blocking(move || {
+        let c = collection(&state, &name)?;
+        let report = c.compact()?;
+        let info = c.info();
+        Ok(Json(serde_json::json!({
+            "report": report,
+            "collection": info,
+        })))
+    })
+    .await
+}
+
+async fn snapshot(
+    State(state): St,
+    Path(name): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    blocking(move || {
+        let c = collection(&state, &name)?;
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        let dest = state.options.snapshot_dir.join(format!("{name}-{stamp}"));
+        c.snapshot(&dest)?;
+        Ok(Json(serde_json::json!({
+            "collection": name,
+            "path": dest.display().to_string(),
+        })))
+    })
+    .await
+}

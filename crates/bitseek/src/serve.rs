@@ -1,0 +1,71 @@
+//! `bitseek serve`: the HTTP server (`bitseek-server`) over a directory of collections.
+
+use bitseek_server::{Limits, Options};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The directory of collections (created if missing).
+    #[arg(long, default_value = "bitseek-data")]
+    data: PathBuf,
+    /// Address and port to listen on.
+    #[arg(long, default_value = "127.0.0.1:8347")]
+    addr: SocketAddr,
+    /// The key writes must carry (`Authorization: Bearer KEY`); default $BITSEEK_API_KEY. Without
+    /// one, writes are open, and only a loopback address is allowed.
+    #[arg(long)]
+    api_key: Option<String>,
+    /// Require the API key for reads (searches, listings) too.
+    #[arg(long)]
+    protect_reads: bool,
+    /// The embedding model for "text" searches (default: $BITSEEK_MODEL_DIR or the model `bitseek
+    /// model fetch` installs); loaded on the first text search.
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
+    /// Where POST /collections/{name}/snapshot writes copies (default: DATA.snapshots).
+    #[arg(long)]
+    snapshot_dir: Option<PathBuf>,
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = Limits::default().max_body_bytes, value_parser = crate::positive)]
+    max_body_bytes: usize,
+    /// Most points in one upsert or delete.
+    #[arg(long, default_value_t = Limits::default().max_points_per_request, value_parser = crate::positive)]
+    max_points_per_request: usize,
+    /// Most queries in one batch search.
+    #[arg(long, default_value_t = Limits::default().max_batch_queries, value_parser = crate::positive)]
+    max_batch_queries: usize,
+    /// Largest k a search may ask for.
+    #[arg(long, default_value_t = Limits::default().max_k, value_parser = crate::positive)]
+    max_k: usize,
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let api_key = a
+        .api_key
+        .or_else(|| std::env::var("BITSEEK_API_KEY").ok())
+        .filter(|k| !k.is_empty());
+    let snapshot_dir = a.snapshot_dir.unwrap_or_else(|| {
+        let mut s = a.data.clone().into_os_string();
+        s.push(".snapshots");
+        PathBuf::from(s)
+    });
+    let options = Options {
+        api_key,
+        protect_reads: a.protect_reads,
+        model_dir: a.model_dir,
+        snapshot_dir,
+        limits: Limits {
+            max_body_bytes: a.max_body_bytes,
+            max_points_per_request: a.max_points_per_request,
+            max_batch_queries: a.max_batch_queries,
+            max_k: a.max_k,
+            ..Limits::default()
+        },
+    };
+    if options.protect_reads && options.api_key.is_none() {
+        anyhow::bail!("--protect-reads needs an API key: pass --api-key or set BITSEEK_API_KEY");
+    }
+    bitseek_server::serve(a.data, a.addr, options)?;
+    Ok(())
+}
