@@ -516,6 +516,13 @@ impl IndexFile {
     }
 }
 
+/// Checks the bytes of an index file as [`IndexFile::open_unverified`] does (prefix, header and its
+/// checksum, section table, zero padding; not the section checksums) and returns the metadata.
+/// Never panics, whatever the bytes: the `segment_header` fuzz target feeds it arbitrary input.
+pub fn check_header(bytes: &[u8]) -> Result<serde_json::Value, FormatError> {
+    parse(Path::new("<bytes>"), bytes).map(|(meta, _)| meta)
+}
+
 /// Validates everything but the section checksums. Never panics: every offset from the file goes
 /// through checked arithmetic and is bounds-checked before it is used to index.
 fn parse(path: &Path, bytes: &[u8]) -> Result<(serde_json::Value, Vec<Section>), FormatError> {
