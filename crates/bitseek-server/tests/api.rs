@@ -919,3 +919,52 @@ async fn real_listener_survives_garbage_and_shuts_down_cleanly() {
     assert_eq!(c.info().points, 50);
     assert_eq!(c.get(7).unwrap().payload["name"], "point-7");
 }
+
+/// Shutdown while a write is in flight: the request (headers and half its body sent when the
+/// signal comes) is still read to the end, applied, acknowledged, and durable after a reopen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_an_in_flight_write() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (dir, s) = state(Options::default());
+    let r = call(&s, "PUT", "/collections/c", Some(r#"{"dim": 4}"#), None).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(bitseek_server::serve_on(listener, s.clone(), async move {
+        let _ = stop_rx.await;
+    }));
+
+    let body = points_json(0..500, DIM);
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "PUT /collections/c/points HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    let (first, rest) = body.as_bytes().split_at(body.len() / 2);
+    c.write_all(head.as_bytes()).await.unwrap();
+    c.write_all(first).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    stop_tx.send(()).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(
+        !server.is_finished(),
+        "the server must wait for the request in flight"
+    );
+    c.write_all(rest).await.unwrap();
+    let mut resp = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(10), c.read_to_end(&mut resp))
+        .await
+        .expect("the server answers and closes")
+        .unwrap();
+    let resp = String::from_utf8_lossy(&resp);
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(resp.contains("\"upserted\":500"), "{resp}");
+    server.await.unwrap().expect("clean shutdown");
+
+    // New connections are refused after shutdown.
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    drop(s);
+    let db = bitseek_store::Db::open(&dir.path().join("data")).unwrap();
+    assert_eq!(db.get("c").unwrap().info().points, 500);
+}
