@@ -13,7 +13,9 @@
 //! library's.
 //!
 //! Client and server share the machine's cores, as on any single-host loopback test; the library
-//! figure has no client to feed, so the ratio is a lower bound of the server's overhead.
+//! figure has no client to feed. Each pass also records this process's CPU time, so queries per
+//! CPU-second compare the two even when other processes take a varying share of a shared
+//! machine (the server's figure pays for its HTTP work and for the client's).
 //!
 //! ```sh
 //! cargo run --release -p bitseek-server --example load -- \
@@ -82,6 +84,7 @@ struct Row {
     writer: bool,
     qps: f64,
     qps_runs: Vec<f64>,
+    queries_per_cpu_second: f64,
     p50_ms: f64,
     p99_ms: f64,
     writer_points_per_s: f64,
@@ -129,14 +132,34 @@ fn writer_batches(
         .collect()
 }
 
-fn summarize(
-    system: &'static str,
-    conc: usize,
-    writer: bool,
-    runs: Vec<(f64, Vec<f64>, f64, u64)>,
-) -> Row {
-    let qps_runs: Vec<f64> = runs.iter().map(|r| r.0).collect();
-    let mut lat: Vec<f64> = runs.iter().flat_map(|r| r.1.iter().copied()).collect();
+/// What one timed pass measured.
+struct Pass {
+    qps: f64,
+    /// Seconds per answered query.
+    lat: Vec<f64>,
+    writer_points_per_s: f64,
+    errors: u64,
+    /// Queries answered per CPU-second of this whole process (searches, writer, and for the
+    /// server its HTTP work and the client's): a measure other processes on a shared machine
+    /// disturb less than queries/s.
+    per_cpu_s: f64,
+}
+
+/// CPU seconds (user + system, all threads) this process has used, from `/proc/self/stat`
+/// (clock ticks of 1/100 s); `None` where there is no such file.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+fn summarize(system: &'static str, conc: usize, writer: bool, runs: Vec<Pass>) -> Row {
+    let qps_runs: Vec<f64> = runs.iter().map(|r| r.qps).collect();
+    let mut lat: Vec<f64> = runs.iter().flat_map(|r| r.lat.iter().copied()).collect();
     lat.sort_by(f64::total_cmp);
     Row {
         system,
@@ -144,10 +167,11 @@ fn summarize(
         writer,
         qps: median(qps_runs.clone()),
         qps_runs,
+        queries_per_cpu_second: median(runs.iter().map(|r| r.per_cpu_s).collect()),
         p50_ms: percentile(&lat, 0.5) * 1e3,
         p99_ms: percentile(&lat, 0.99) * 1e3,
-        writer_points_per_s: median(runs.iter().map(|r| r.2).collect()),
-        errors: runs.iter().map(|r| r.3).sum(),
+        writer_points_per_s: median(runs.iter().map(|r| r.writer_points_per_s).collect()),
+        errors: runs.iter().map(|r| r.errors).sum(),
     }
 }
 
@@ -160,9 +184,10 @@ fn library_pass(
     secs: f64,
     writes: Option<&[Vec<Point>]>,
     writer_rate: f64,
-) -> (f64, Vec<f64>, f64, u64) {
+) -> Pass {
     let stop = AtomicBool::new(false);
     let written = AtomicU64::new(0);
+    let cpu = cpu_seconds();
     let start = Instant::now();
     let lat: Vec<Vec<f64>> = std::thread::scope(|s| {
         if let Some(batches) = writes {
@@ -205,14 +230,19 @@ fn library_pass(
         workers.into_iter().map(|w| w.join().unwrap()).collect()
     });
     let elapsed = start.elapsed().as_secs_f64();
+    let cpu = cpu_seconds()
+        .zip(cpu)
+        .map(|(b, a)| b - a)
+        .unwrap_or(f64::NAN);
     let lat: Vec<f64> = lat.concat();
     let n = lat.len() as f64;
-    (
-        n / elapsed,
+    Pass {
+        qps: n / elapsed,
         lat,
-        written.load(Ordering::Relaxed) as f64 / elapsed,
-        0,
-    )
+        writer_points_per_s: written.load(Ordering::Relaxed) as f64 / elapsed,
+        errors: 0,
+        per_cpu_s: n / cpu,
+    }
 }
 
 /// An HTTP/1.1 keep-alive connection.
@@ -254,7 +284,7 @@ async fn server_pass(
     writes: Option<Arc<Vec<Bytes>>>,
     writer_batch: usize,
     writer_rate: f64,
-) -> Result<(f64, Vec<f64>, f64, u64), Error> {
+) -> Result<Pass, Error> {
     let stop = Arc::new(AtomicBool::new(false));
     let written = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
@@ -289,6 +319,7 @@ async fn server_pass(
         }
         None => None,
     };
+    let cpu = cpu_seconds();
     let start = Instant::now();
     let tasks: Vec<_> = conns
         .into_iter()
@@ -323,13 +354,18 @@ async fn server_pass(
     if let Some(w) = writer {
         w.await?;
     }
+    let cpu = cpu_seconds()
+        .zip(cpu)
+        .map(|(b, a)| b - a)
+        .unwrap_or(f64::NAN);
     let n = lat.len() as f64;
-    Ok((
-        n / elapsed,
+    Ok(Pass {
+        qps: n / elapsed,
         lat,
-        written.load(Ordering::Relaxed) as f64 / elapsed,
-        errors.load(Ordering::Relaxed),
-    ))
+        writer_points_per_s: written.load(Ordering::Relaxed) as f64 / elapsed,
+        errors: errors.load(Ordering::Relaxed),
+        per_cpu_s: n / cpu,
+    })
 }
 
 fn main() -> Result<(), Error> {
@@ -503,16 +539,19 @@ fn main() -> Result<(), Error> {
             let lib = summarize("library", conc, writer, lib_runs);
             let srv = summarize("server", conc, writer, srv_runs);
             eprintln!(
-                "conc {conc:>2} writer {:<3}: library {:>8.0} q/s (p50 {:.2} ms, p99 {:.2} ms) | server {:>8.0} q/s (p50 {:.2} ms, p99 {:.2} ms, {} errors) | server/library {:.2}{}",
+                "conc {conc:>2} writer {:<3}: library {:>8.0} q/s (p50 {:.2} ms, p99 {:.2} ms, {:.0} q/CPU-s) | server {:>8.0} q/s (p50 {:.2} ms, p99 {:.2} ms, {:.0} q/CPU-s, {} errors) | server/library {:.2} (per CPU-s {:.2}){}",
                 if writer { "yes" } else { "no" },
                 lib.qps,
                 lib.p50_ms,
                 lib.p99_ms,
+                lib.queries_per_cpu_second,
                 srv.qps,
                 srv.p50_ms,
                 srv.p99_ms,
+                srv.queries_per_cpu_second,
                 srv.errors,
                 srv.qps / lib.qps,
+                srv.queries_per_cpu_second / lib.queries_per_cpu_second,
                 if writer {
                     format!(
                         " | writer: library {:.0} points/s, server {:.0} points/s",
@@ -530,17 +569,18 @@ fn main() -> Result<(), Error> {
     stop_tx.send(()).ok();
     server_rt.block_on(server)??;
 
-    println!("| connections | writer | library q/s | server q/s | server/library | server p50 ms | server p99 ms | library p50 ms | library p99 ms |");
-    println!("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| connections | writer | library q/s | server q/s | server/library | q/CPU-s server/library | server p50 ms | server p99 ms | library p50 ms | library p99 ms |");
+    println!("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for pair in table.chunks(2) {
         let (l, s) = (&pair[0], &pair[1]);
         println!(
-            "| {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            "| {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
             l.conc,
             if l.writer { "yes" } else { "no" },
             l.qps,
             s.qps,
             s.qps / l.qps,
+            s.queries_per_cpu_second / l.queries_per_cpu_second,
             s.p50_ms,
             s.p99_ms,
             l.p50_ms,

@@ -42,6 +42,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/collections/{name}/search/batch", post(search_batch))
         .route("/collections/{name}/compact", post(compact))
         .route("/collections/{name}/snapshot", post(snapshot))
+        .route("/collections/{name}/quantizer", put(set_quantizer))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
 }
@@ -665,6 +666,27 @@ async fn snapshot(
             "collection": name,
             "path": dest.display().to_string(),
         })))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetQuantizer {
+    quantizer: String,
+}
+
+/// `PUT /collections/{name}/quantizer`: re-encodes every point from the kept `f32` copy (refused,
+/// with the reason, when the collection keeps none).
+async fn set_quantizer(
+    State(state): St,
+    Path(name): Path<String>,
+    JsonBody(req): JsonBody<SetQuantizer>,
+) -> ApiResult<Json<bitseek_store::CollectionInfo>> {
+    blocking(move || {
+        let c = collection(&state, &name)?;
+        c.set_quantizer(&req.quantizer)?;
+        Ok(Json(c.info()))
     })
     .await
 }

@@ -596,6 +596,60 @@ async fn compact_and_snapshot() {
 }
 
 #[tokio::test]
+async fn quantizer_change_re_encodes_or_is_refused_with_the_reason() {
+    let (_d, s) = state(Options::default());
+    with_points(&s, 12).await;
+    let query = Some(r#"{"vector": [0.2, 0.9, 0.1, 0.3], "k": 12, "oversample": 4}"#);
+    let before = call(&s, "POST", "/collections/c/search", query, None).await;
+    let r = call(
+        &s,
+        "PUT",
+        "/collections/c/quantizer",
+        Some(r#"{"quantizer": "sign"}"#),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["config"]["quantizer"], "sign");
+    assert_eq!(r.json["points"], 12);
+    // With every point rescored from the f32 copy, the ranking does not depend on the codes.
+    let after = call(&s, "POST", "/collections/c/search", query, None).await;
+    assert_eq!(ids(&before), ids(&after));
+
+    let r = call(
+        &s,
+        "PUT",
+        "/collections/c/quantizer",
+        Some(r#"{"quantizer": "bogus"}"#),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.message().contains("bogus"), "{}", r.text);
+
+    let r = call(
+        &s,
+        "PUT",
+        "/collections/n",
+        Some(r#"{"dim": 4, "keep": "none"}"#),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = call(
+        &s,
+        "PUT",
+        "/collections/n/quantizer",
+        Some(r#"{"quantizer": "sign"}"#),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.message().contains("cannot be re-encoded"), "{}", r.text);
+    still_serving(&s).await;
+}
+
+#[tokio::test]
 async fn metrics_count_requests_per_route_and_points() {
     let (_d, s) = state(Options::default());
     with_points(&s, 6).await;
