@@ -66,6 +66,8 @@ pub const MAX_DIM: usize = 65_536;
 pub const DEFAULT_OVERSAMPLE: f32 = 4.0;
 
 const TOMB_MAGIC: &[u8; 8] = b"BSTOMB01";
+/// Memtable batches kept apart before they are merged into one.
+const MAX_MEM_BATCHES: usize = 64;
 
 /// How acknowledged writes are made durable.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -269,10 +271,15 @@ pub struct DbOptions {
 }
 
 impl Default for DbOptions {
+    /// [`DEFAULT_FLUSH_ROWS`], or the environment variable `BITSEEK_FLUSH_ROWS` when it holds a
+    /// positive number (the crash test sets it low so that flushes happen under fire).
     fn default() -> Self {
-        DbOptions {
-            flush_rows: DEFAULT_FLUSH_ROWS,
-        }
+        let flush_rows = std::env::var("BITSEEK_FLUSH_ROWS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&n: &usize| n > 0)
+            .unwrap_or(DEFAULT_FLUSH_ROWS);
+        DbOptions { flush_rows }
     }
 }
 
@@ -1522,6 +1529,38 @@ impl Writer {
                 None => self.points += 1,
             }
         }
+        if self.mem.len() > MAX_MEM_BATCHES {
+            self.consolidate();
+        }
+    }
+
+    /// Merges the memtable's batches into one (live rows only), so that publishing a snapshot,
+    /// which copies the list of batches, stays cheap under many small writes.
+    fn consolidate(&mut self) {
+        let dim = self.manifest.dim;
+        let (mut ids, mut vectors, mut payloads) = (Vec::new(), Vec::new(), Vec::new());
+        for (chunk, live) in &self.mem {
+            for (r, &id) in chunk.ids.iter().enumerate() {
+                if is_set(live, r) {
+                    ids.push(id);
+                    vectors.extend_from_slice(&chunk.vectors[r * dim..(r + 1) * dim]);
+                    payloads.push(chunk.payloads[r].clone());
+                }
+            }
+        }
+        let rows = ids.len();
+        for (r, &id) in ids.iter().enumerate() {
+            self.where_is.insert(id, Loc::Mem(0, r));
+        }
+        let rows_by_id = ids.iter().enumerate().map(|(r, &id)| (id, r)).collect();
+        let chunk = MemChunk {
+            ids,
+            vectors,
+            payloads,
+            rows_by_id,
+        };
+        self.mem = vec![(Arc::new(chunk), Arc::new(all_live(rows)))];
+        self.mem_rows = rows;
     }
 
     fn apply_delete(&mut self, ids: &[u64]) -> usize {

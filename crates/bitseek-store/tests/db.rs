@@ -441,3 +441,40 @@ fn a_version_1_code_collection_opens_and_upgrades_on_write() {
     let e = bitseek_store::Collection::open(&cdir).unwrap_err();
     assert!(e.to_string().contains("live collection"), "{e}");
 }
+
+#[test]
+fn many_small_writes_merge_memtable_batches_without_losing_any() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = DbOptions {
+        flush_rows: 100_000,
+    };
+    let db = Db::open_with(dir.path(), opts).unwrap();
+    let c = db
+        .create("m", config(6, Metric::Dot, "rabitq", Keep::F32))
+        .unwrap();
+    let mut rng = rng(21);
+    let mut model = Model::new();
+    for i in 0..400u64 {
+        let id = rng.gen_range(0..150u64);
+        if i % 5 == 4 {
+            model.remove(&id);
+            c.delete(&[id]).unwrap();
+        } else {
+            let v = vector(&mut rng, 6);
+            model.insert(id, (v.clone(), payload(i)));
+            c.upsert(vec![Point {
+                id,
+                vector: v,
+                payload: payload(i),
+            }])
+            .unwrap();
+        }
+    }
+    assert_eq!(c.info().segments, 0, "everything is still in the memtable");
+    check_all(&c, &model, Metric::Dot, &mut rng, 6, "memtable");
+    drop(c);
+    drop(db);
+    let db = Db::open_with(dir.path(), opts).unwrap();
+    let c = db.get("m").unwrap();
+    check_all(&c, &model, Metric::Dot, &mut rng, 6, "replayed");
+}
