@@ -9,8 +9,8 @@ use crate::flat::{self, Candidate, Key, KeyFn};
 use crate::format::{write_index, FormatError, IndexFile};
 use crate::input::{validate, Checks, InputError, Vectors};
 use bitseek_codes::quantizer::{
-    Codes, CodesRef, Factor, FitOptions, Int8, Lattice, Quantizer, QuantizerKind, QueryCode,
-    QueryMode, ScaleSearch, Sign,
+    Codes, CodesRef, Factor, FitOptions, Int8, Lattice, Learned, LearnedConfig, Quantizer,
+    QuantizerKind, QueryCode, QueryMode, ScaleSearch, Sign,
 };
 use bitseek_codes::BLOCK;
 use rayon::prelude::*;
@@ -153,6 +153,9 @@ pub struct Meta {
     pub factors: usize,
     /// Version of bitseek that wrote the file.
     pub written_by: String,
+    /// Shape of the trained encoder (learned codes only; its weights are `q.learned.*` sections).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder: Option<LearnedConfig>,
 }
 
 /// Search-time choices.
@@ -236,9 +239,58 @@ impl Index {
     /// Validates `vectors` and builds an index in memory. `progress` is called with the number of
     /// rows encoded so far.
     pub fn build(
+        vectors: Vectors,
+        source: &Path,
+        opts: &BuildOptions,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<Index, IndexError> {
+        if let QuantizerKind::Learned { .. } = opts.quantizer {
+            return Err(IndexError::BadParam(
+                "learned codes need their encoder: build with --quantizer learned:ENCODER_FILE"
+                    .into(),
+            ));
+        }
+        Self::build_inner(vectors, source, opts, None, progress)
+    }
+
+    /// [`Index::build`] with a trained encoder instead of a fitted quantizer (`opts.quantizer` is
+    /// ignored). Learned codes score cosines of codes, so the metric must be cosine, and the
+    /// encoder must have been trained for the vectors' dimension.
+    pub fn build_learned(
+        vectors: Vectors,
+        source: &Path,
+        opts: &BuildOptions,
+        encoder: Learned,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<Index, IndexError> {
+        if opts.metric != Metric::Cosine {
+            return Err(IndexError::BadParam(format!(
+                "learned codes rank by cosine, but --metric is {}; build with --metric cosine",
+                opts.metric
+            )));
+        }
+        if vectors.dim != encoder.dim() {
+            return Err(IndexError::BadParam(format!(
+                "the encoder was trained for dimension {} but {} has dimension {}; train an encoder on vectors of this model",
+                encoder.dim(),
+                source.display(),
+                vectors.dim
+            )));
+        }
+        Self::build_inner(
+            vectors,
+            source,
+            opts,
+            Some(Quantizer::Learned(Box::new(encoder))),
+            progress,
+        )
+    }
+
+    fn build_inner(
         mut vectors: Vectors,
         source: &Path,
         opts: &BuildOptions,
+        given: Option<Quantizer>,
         progress: &(dyn Fn(usize) + Sync),
     ) -> Result<Index, IndexError> {
         let checks = Checks {
@@ -269,7 +321,10 @@ impl Index {
             seed: opts.seed,
             scale_search: opts.scale_search,
         };
-        let quantizer = Quantizer::fit(opts.quantizer, dim, &data, fit);
+        let quantizer = match given {
+            Some(q) => q,
+            None => Quantizer::fit(opts.quantizer, dim, &data, fit),
+        };
         let done = std::sync::atomic::AtomicUsize::new(0);
         let chunks: Vec<Codes> = data
             .par_chunks(ENCODE_CHUNK * dim)
@@ -308,7 +363,7 @@ impl Index {
             dim,
             rows,
             metric: opts.metric,
-            quantizer: opts.quantizer,
+            quantizer: quantizer.kind(),
             keep: opts.keep,
             seed: opts.seed,
             scale_search: opts.scale_search,
@@ -316,6 +371,10 @@ impl Index {
             words: codes.words,
             factors: codes.factors.len(),
             written_by: env!("CARGO_PKG_VERSION").into(),
+            encoder: match &quantizer {
+                Quantizer::Learned(l) => Some(l.config),
+                _ => None,
+            },
         };
         let owned = Owned {
             codes,
@@ -352,7 +411,7 @@ impl Index {
         }
         let params = quantizer_params(&self.quantizer, self.keep_quantizer.as_ref());
         for (name, values) in &params {
-            sections.push((name.to_string(), bytemuck::cast_slice(values)));
+            sections.push((name.clone(), bytemuck::cast_slice(values)));
         }
         let refs: Vec<(&str, &[u8])> = sections.iter().map(|(n, b)| (n.as_str(), *b)).collect();
         Ok(write_index(path, &meta, &refs)?)
@@ -390,6 +449,16 @@ impl Index {
             }
             QuantizerKind::Int8 => {
                 Quantizer::Int8(Int8::from_parts(f32s("q.lo")?, f32s("q.step")?))
+            }
+            QuantizerKind::Learned { .. } => {
+                let config = meta
+                    .encoder
+                    .ok_or_else(|| corrupt("learned codes without an encoder shape".into()))?;
+                let learned = Learned::from_tensors(config, |name| {
+                    f32s(&format!("q.learned.{name}")).map_err(|e| e.to_string())
+                })
+                .map_err(|e| corrupt(format!("encoder: {e}")))?;
+                Quantizer::Learned(Box::new(learned))
             }
         };
         let keep_quantizer = match (meta.keep, meta.quantizer) {
@@ -439,6 +508,15 @@ impl Index {
             Quantizer::Int8(q) => {
                 expect("q.lo", q.lo.len(), m.dim)?;
                 expect("q.step", q.step.len(), m.dim)?;
+            }
+            Quantizer::Learned(q) => {
+                q.check()?;
+                if (q.dim(), q.bits(), q.words(), 2) != (m.dim, m.planes, m.words, m.factors) {
+                    return Err(format!(
+                        "encoder {:?} does not match codes of {} planes × {} words, {} factors",
+                        q.config, m.planes, m.words, m.factors
+                    ));
+                }
             }
         }
         if let Some(q) = &self.keep_quantizer {
@@ -741,20 +819,25 @@ impl Index {
 }
 
 /// Fitted parameters stored as sections: quantizer (`q.*`) and int8 copy (`keep.*`).
-fn quantizer_params<'a>(
-    q: &'a Quantizer,
-    keep: Option<&'a Int8>,
-) -> Vec<(&'static str, &'a [f32])> {
+fn quantizer_params<'a>(q: &'a Quantizer, keep: Option<&'a Int8>) -> Vec<(String, &'a [f32])> {
     let mut out: Vec<(&'static str, &'a [f32])> = match q {
         Quantizer::Sign(s) => vec![("q.mean", &s.mean)],
         Quantizer::Lattice(l) => vec![("q.mean", &l.mean), ("q.rotation", &l.rotation)],
         Quantizer::Int8(i) => vec![("q.lo", &i.lo), ("q.step", &i.step)],
+        Quantizer::Learned(_) => Vec::new(),
     };
     if let Some(k) = keep {
         out.push(("keep.lo", &k.lo));
         out.push(("keep.step", &k.step));
     }
-    out
+    let mut named: Vec<(String, &'a [f32])> =
+        out.into_iter().map(|(n, v)| (n.to_string(), v)).collect();
+    if let Quantizer::Learned(l) = q {
+        for (name, values) in l.tensors() {
+            named.push((format!("q.learned.{name}"), values));
+        }
+    }
+    named
 }
 
 /// The padded code dimension for `dim`.

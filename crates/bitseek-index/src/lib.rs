@@ -5,6 +5,7 @@
 //! flat scan ([`flat`]), optionally oversampling and rescoring from a kept `f32` or `int8` copy.
 //! [`exact`] is float brute force: the ground truth for recall and the baseline for speed.
 
+pub mod encoder;
 pub mod eval;
 pub mod exact;
 pub mod flat;

@@ -12,6 +12,7 @@ mod index;
 mod model;
 mod query;
 mod search;
+mod train;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -45,6 +46,8 @@ enum Command {
     Index(index::Args),
     /// Search an indexed repository with a question in plain words.
     Search(search::Args),
+    /// Train learned codes (a recurrent binarizer) on embedding pairs or vectors.
+    Train(train::Args),
     /// Serve collections over HTTP: REST+JSON API, search page at /, metrics, OpenAPI document.
     Serve(serve::Args),
 }
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Command::Model(a) => model::run(a),
         Command::Index(a) => index::run(a),
         Command::Search(a) => search::run(a),
+        Command::Train(a) => train::run(a),
         Command::Serve(a) => serve::run(a),
     };
     match result {

@@ -10,12 +10,14 @@
 //! | `rabitq` | 1 bit/dim of the rotated, centred, normalised vector + 3 floats | 4-bit, randomized rounding | RaBitQ unbiased estimator, with error bound |
 //! | `residualB` | B bits/dim on the lattice `s·(U − (2^B−1)/2)` + 3 floats | 4-bit (asymmetric) or B-bit (symmetric, SDC) | Extended-RaBitQ estimator |
 //! | `int8` | one `i8` per dim, per-dimension affine ranges | `i8` | scaled integer dot |
+//! | `learnedB` | B bits/dim from a trained recurrent binarizer, same lattice + 2 floats | B-bit code (symmetric) or 4–8-bit relaxation (asymmetric) | cosine of codes |
 //!
 //! `rabitq` is the `B = 1` case of the rotated lattice ([`lattice::Lattice`]), so one code path and
 //! one set of kernels serves 1 to 8 bits.
 
 pub mod int8;
 pub mod lattice;
+pub mod learned;
 pub mod sign;
 
 use serde::{Deserialize, Serialize};
@@ -24,6 +26,7 @@ use std::str::FromStr;
 
 pub use int8::Int8;
 pub use lattice::{Lattice, ScaleSearch};
+pub use learned::{Learned, LearnedConfig};
 pub use sign::Sign;
 
 /// Which quantizer, as named on the command line.
@@ -38,6 +41,9 @@ pub enum QuantizerKind {
     Residual { bits: u8 },
     /// Per-dimension scalar quantization to `i8`.
     Int8,
+    /// B-bit codes (B = 1..=4) of a trained encoder ([`learned`]); built from an encoder file,
+    /// never fitted from vectors.
+    Learned { bits: u8 },
 }
 
 impl QuantizerKind {
@@ -45,7 +51,7 @@ impl QuantizerKind {
     pub fn bits(&self) -> usize {
         match self {
             QuantizerKind::Sign | QuantizerKind::Rabitq => 1,
-            QuantizerKind::Residual { bits } => *bits as usize,
+            QuantizerKind::Residual { bits } | QuantizerKind::Learned { bits } => *bits as usize,
             QuantizerKind::Int8 => 8,
         }
     }
@@ -58,6 +64,7 @@ impl fmt::Display for QuantizerKind {
             QuantizerKind::Rabitq => write!(f, "rabitq"),
             QuantizerKind::Residual { bits } => write!(f, "residual{bits}"),
             QuantizerKind::Int8 => write!(f, "int8"),
+            QuantizerKind::Learned { bits } => write!(f, "learned{bits}"),
         }
     }
 }
@@ -219,6 +226,7 @@ pub enum Quantizer {
     Sign(Sign),
     Lattice(Lattice),
     Int8(Int8),
+    Learned(Box<Learned>),
 }
 
 /// Options for fitting a quantizer.
@@ -241,6 +249,9 @@ impl Default for FitOptions {
 
 impl Quantizer {
     /// Fits `kind` on `rows` (row-major, `dim` floats each; a sample is enough).
+    ///
+    /// # Panics
+    /// For [`QuantizerKind::Learned`], which is trained, not fitted: load its encoder instead.
     pub fn fit(kind: QuantizerKind, dim: usize, rows: &[f32], opts: FitOptions) -> Quantizer {
         match kind {
             QuantizerKind::Sign => Quantizer::Sign(Sign::fit(dim, rows)),
@@ -249,6 +260,9 @@ impl Quantizer {
                 Quantizer::Lattice(Lattice::fit(dim, bits as usize, rows, opts))
             }
             QuantizerKind::Int8 => Quantizer::Int8(Int8::fit(dim, rows)),
+            QuantizerKind::Learned { .. } => {
+                panic!("learned codes are trained, not fitted: load the encoder file instead")
+            }
         }
     }
 
@@ -259,6 +273,9 @@ impl Quantizer {
             Quantizer::Lattice(l) if l.bits == 1 => QuantizerKind::Rabitq,
             Quantizer::Lattice(l) => QuantizerKind::Residual { bits: l.bits as u8 },
             Quantizer::Int8(_) => QuantizerKind::Int8,
+            Quantizer::Learned(l) => QuantizerKind::Learned {
+                bits: l.bits() as u8,
+            },
         }
     }
 
@@ -268,6 +285,7 @@ impl Quantizer {
             Quantizer::Sign(q) => q.dim,
             Quantizer::Lattice(q) => q.dim,
             Quantizer::Int8(q) => q.dim,
+            Quantizer::Learned(q) => q.dim(),
         }
     }
 
@@ -277,6 +295,7 @@ impl Quantizer {
             Quantizer::Sign(q) => q.encode(rows),
             Quantizer::Lattice(q) => q.encode(rows),
             Quantizer::Int8(q) => q.encode(rows),
+            Quantizer::Learned(q) => q.encode(rows),
         }
     }
 
@@ -302,6 +321,9 @@ impl Quantizer {
             Quantizer::Sign(q) => q.encode_query(query),
             Quantizer::Lattice(q) => q.encode_query(query, mode, nonce),
             Quantizer::Int8(q) => q.encode_query(query),
+            Quantizer::Learned(q) => {
+                q.encode_query_bits(query, mode, query_bits.unwrap_or(lattice::QUERY_BITS_MULTI))
+            }
         }
     }
 
@@ -333,6 +355,7 @@ impl Quantizer {
             }
             Quantizer::Lattice(q) => q.score(codes, query, blocks, dist, est),
             Quantizer::Int8(q) => q.score(codes, query, blocks, est),
+            Quantizer::Learned(q) => q.score(codes, query, blocks, dist, est),
         }
     }
 

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The learned-codes table (crates/bitseek-learn/README.md): float32, sign, rabitq, residual2,
+# learned 1-bit / 2-bit / 2-bit + RACS / ReSTE, KSH, compatible training, on the code-search dev
+# sets split by package. Usage: bash bench/learned.sh [DATA_DIR] (default ../shared/data/codesearch)
+# Environment: SEEDS (3), EPOCHS (10), HIDDEN (256), LANGS ("rust python"), ROWS (all).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${1:-../shared/data/codesearch}
+TARGET=${CARGO_TARGET_DIR:-target}
+cargo build --release -p bitseek-learn --example codesearch
+for lang in ${LANGS:-rust python}; do
+  "$TARGET/release/examples/codesearch" "$DATA/dev-$lang.jsonl.gz" \
+    --seeds "${SEEDS:-3}" --epochs "${EPOCHS:-10}" --hidden "${HIDDEN:-256}" \
+    ${ROWS:+--rows "$ROWS"}
+done

@@ -1,0 +1,472 @@
+//! Learned codes: the query-time half of a recurrent binarizer (BEBR, Gan et al., KDD 2023;
+//! methods.md §1.2, §16.4), in plain Rust so searching needs no training framework.
+//!
+//! The model is trained elsewhere (`bitseek-learn`); here it is a handful of `f32` matrices with
+//! batch normalisation already folded into the first linear layer of each MLP:
+//!
+//! ```text
+//! x  = input / ‖input‖
+//! s₀ = sign(W(x))                                      plane 0 (most significant)
+//! for k in 1..B:  x̂ = normalise(Bₖ(acc));  sₖ = sign(Rₖ(x − x̂));  acc += 2^-k·sₖ
+//! ```
+//!
+//! where every MLP is `Linear → ReLU → Linear` (plus its input when widths agree) and `acc = Σ 2^-k sₖ`. The code value of dimension
+//! `i` is `acc_i = 2^(2−B)·(U_i − (2^B − 1)/2)` with `U_i = Σ_k 2^(B−1−k)·[sₖ,ᵢ > 0]`, i.e. exactly
+//! the lattice of [`super::Lattice`] stored as `B` unsigned bit-planes (plane 0 least significant),
+//! so the same `ip_planes_blocks` kernel and flat scan serve learned codes.
+//!
+//! Scores are cosines of codes: the per-vector factors are `1/‖U − c‖` and `ΣU`. A query is either
+//! encoded by the same model (symmetric, code vs code) or kept as the model's float relaxation
+//! `Σ 2^-k·clamp(zₖ, −1, 1)` — the function whose gradient the clipped straight-through estimator
+//! trains — quantized to 4–8 bits (asymmetric).
+
+use super::{Codes, QueryCode, QueryMode};
+use crate::layout::{words_for, BitPlanes};
+use serde::{Deserialize, Serialize};
+
+/// Most planes (bits per dimension) a learned code may have.
+pub const MAX_BITS: usize = 4;
+
+/// Shape of a learned encoder, stored next to its weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LearnedConfig {
+    /// Input (embedding) dimension.
+    pub dim: usize,
+    /// Code dimensions `m`.
+    pub m: usize,
+    /// Bit-planes per code dimension (1..=[`MAX_BITS`]).
+    pub bits: usize,
+    /// Hidden width of every MLP.
+    pub hidden: usize,
+}
+
+/// `Linear → ReLU → Linear` with row-major weights (`out × in`); when the input and output widths
+/// are equal the block is residual, `x + MLP(x)` (BEBR's "residual MLP blocks"), so an untrained
+/// encoder already starts from greedy residual sign codes of the input.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mlp {
+    pub input: usize,
+    pub hidden: usize,
+    pub output: usize,
+    pub w1: Vec<f32>,
+    pub b1: Vec<f32>,
+    pub w2: Vec<f32>,
+    pub b2: Vec<f32>,
+}
+
+impl Mlp {
+    /// Checks that the weights have the lengths the shape promises.
+    fn check(&self, name: &str) -> Result<(), String> {
+        let want = [
+            ("w1", self.w1.len(), self.hidden * self.input),
+            ("b1", self.b1.len(), self.hidden),
+            ("w2", self.w2.len(), self.output * self.hidden),
+            ("b2", self.b2.len(), self.output),
+        ];
+        for (part, found, expected) in want {
+            if found != expected {
+                return Err(format!(
+                    "{name}.{part} holds {found} values, expected {expected}"
+                ));
+            }
+        }
+        if self.iter_weights().any(|v| !v.is_finite()) {
+            return Err(format!("{name} has a non-finite weight"));
+        }
+        Ok(())
+    }
+
+    fn iter_weights(&self) -> impl Iterator<Item = &f32> {
+        self.w1
+            .iter()
+            .chain(&self.b1)
+            .chain(&self.w2)
+            .chain(&self.b2)
+    }
+
+    /// `out = W2·relu(W1·x + b1) + b2 (+ x when residual)` for `n` row-major rows; `hid` is scratch.
+    pub fn forward(&self, x: &[f32], n: usize, hid: &mut Vec<f32>, out: &mut Vec<f32>) {
+        hid.resize(n * self.hidden, 0.0);
+        out.resize(n * self.output, 0.0);
+        linear(x, n, self.input, &self.w1, &self.b1, self.hidden, hid);
+        hid.iter_mut().for_each(|v| *v = v.max(0.0));
+        linear(hid, n, self.hidden, &self.w2, &self.b2, self.output, out);
+        if self.input == self.output {
+            out.iter_mut()
+                .zip(&x[..n * self.input])
+                .for_each(|(o, v)| *o += v);
+        }
+    }
+}
+
+/// `out[r] = W·x[r] + b` for row-major `W` (`outs × ins`): dot products for one row (the query
+/// path, which reads each weight once), a blocked SGEMM for many.
+fn linear(x: &[f32], n: usize, ins: usize, w: &[f32], b: &[f32], outs: usize, out: &mut [f32]) {
+    if n == 1 {
+        let dot = crate::kernels::kernels().dot_f32;
+        for ((o, row), &bias) in out.iter_mut().zip(w.chunks_exact(ins)).zip(b) {
+            *o = dot(row, x) + bias;
+        }
+        return;
+    }
+    for row in out.chunks_exact_mut(outs) {
+        row.copy_from_slice(b);
+    }
+    // SAFETY: the slices hold n×ins, outs×ins and n×outs values, matching the strides given.
+    unsafe {
+        matrixmultiply::sgemm(
+            n,
+            ins,
+            outs,
+            1.0,
+            x.as_ptr(),
+            ins as isize,
+            1,
+            w.as_ptr(),
+            1,
+            ins as isize,
+            1.0,
+            out.as_mut_ptr(),
+            outs as isize,
+            1,
+        );
+    }
+}
+
+/// A trained recurrent binarizer, ready to encode.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Learned {
+    pub config: LearnedConfig,
+    /// `W`: input → code dims.
+    pub first: Mlp,
+    /// `Bₖ`: accumulated code → input space, one per extra plane.
+    pub recon: Vec<Mlp>,
+    /// `Rₖ`: residual → code dims, one per extra plane.
+    pub resid: Vec<Mlp>,
+}
+
+/// What one pass of the model yields for `n` rows.
+pub struct Forward {
+    /// Unsigned lattice values `U` (row-major `n × m`).
+    pub u: Vec<u8>,
+    /// The float relaxation `Σ 2^-k clamp(zₖ, −1, 1)` (row-major `n × m`).
+    pub relaxed: Vec<f32>,
+}
+
+impl Learned {
+    /// Assembles an encoder from its parts, checking every shape and value.
+    pub fn new(
+        config: LearnedConfig,
+        first: Mlp,
+        recon: Vec<Mlp>,
+        resid: Vec<Mlp>,
+    ) -> Result<Learned, String> {
+        let l = Learned {
+            config,
+            first,
+            recon,
+            resid,
+        };
+        l.check()?;
+        Ok(l)
+    }
+
+    /// Checks shapes: every MLP matches the config and all weights are finite.
+    pub fn check(&self) -> Result<(), String> {
+        let c = &self.config;
+        if c.dim == 0 || c.m == 0 || c.hidden == 0 {
+            return Err(format!(
+                "encoder shape dim {} → m {} (hidden {}) has a zero",
+                c.dim, c.m, c.hidden
+            ));
+        }
+        if !(1..=MAX_BITS).contains(&c.bits) {
+            return Err(format!(
+                "encoder has {} bits per dimension; 1..={MAX_BITS} are supported",
+                c.bits
+            ));
+        }
+        let extra = c.bits - 1;
+        if self.recon.len() != extra || self.resid.len() != extra {
+            return Err(format!(
+                "encoder with {} bits needs {extra} reconstruction and residual MLPs, has {} and {}",
+                c.bits,
+                self.recon.len(),
+                self.resid.len()
+            ));
+        }
+        let shape = |mlp: &Mlp, name: &str, i: usize, o: usize| -> Result<(), String> {
+            if (mlp.input, mlp.hidden, mlp.output) != (i, c.hidden, o) {
+                return Err(format!(
+                    "{name} is {}→{}→{}, expected {i}→{}→{o}",
+                    mlp.input, mlp.hidden, mlp.output, c.hidden
+                ));
+            }
+            mlp.check(name)
+        };
+        shape(&self.first, "first", c.dim, c.m)?;
+        for (k, (b, r)) in self.recon.iter().zip(&self.resid).enumerate() {
+            shape(b, &format!("recon{k}"), c.m, c.dim)?;
+            shape(r, &format!("resid{k}"), c.dim, c.m)?;
+        }
+        Ok(())
+    }
+
+    /// Named weight arrays, in a fixed order (for files).
+    pub fn tensors(&self) -> Vec<(String, &[f32])> {
+        let mut out = Vec::new();
+        let mlps = std::iter::once(("first".to_string(), &self.first))
+            .chain(
+                self.recon
+                    .iter()
+                    .enumerate()
+                    .map(|(k, m)| (format!("recon{k}"), m)),
+            )
+            .chain(
+                self.resid
+                    .iter()
+                    .enumerate()
+                    .map(|(k, m)| (format!("resid{k}"), m)),
+            );
+        for (name, m) in mlps {
+            out.push((format!("{name}.w1"), m.w1.as_slice()));
+            out.push((format!("{name}.b1"), m.b1.as_slice()));
+            out.push((format!("{name}.w2"), m.w2.as_slice()));
+            out.push((format!("{name}.b2"), m.b2.as_slice()));
+        }
+        out
+    }
+
+    /// Rebuilds an encoder from its config and the arrays named by [`Learned::tensors`].
+    pub fn from_tensors(
+        config: LearnedConfig,
+        mut get: impl FnMut(&str) -> Result<Vec<f32>, String>,
+    ) -> Result<Learned, String> {
+        let mut mlp = |name: &str, input: usize, output: usize| -> Result<Mlp, String> {
+            Ok(Mlp {
+                input,
+                hidden: config.hidden,
+                output,
+                w1: get(&format!("{name}.w1"))?,
+                b1: get(&format!("{name}.b1"))?,
+                w2: get(&format!("{name}.w2"))?,
+                b2: get(&format!("{name}.b2"))?,
+            })
+        };
+        let extra = config.bits.saturating_sub(1).min(MAX_BITS);
+        let first = mlp("first", config.dim, config.m)?;
+        let recon = (0..extra)
+            .map(|k| mlp(&format!("recon{k}"), config.m, config.dim))
+            .collect::<Result<_, _>>()?;
+        let resid = (0..extra)
+            .map(|k| mlp(&format!("resid{k}"), config.dim, config.m))
+            .collect::<Result<_, _>>()?;
+        Learned::new(config, first, recon, resid)
+    }
+
+    /// Input dimension.
+    pub fn dim(&self) -> usize {
+        self.config.dim
+    }
+
+    /// Bit-planes per code.
+    pub fn bits(&self) -> usize {
+        self.config.bits
+    }
+
+    /// 64-bit words per plane.
+    pub fn words(&self) -> usize {
+        words_for(self.config.m)
+    }
+
+    /// `(2^B − 1)/2`, the centre of the unsigned lattice.
+    pub fn offset(&self) -> f32 {
+        ((1u32 << self.config.bits) - 1) as f32 / 2.0
+    }
+
+    /// Runs the model on `n = rows.len() / dim` rows (each L2-normalised first).
+    pub fn forward(&self, rows: &[f32]) -> Forward {
+        let (d, m, bits) = (self.config.dim, self.config.m, self.config.bits);
+        let n = rows.len() / d;
+        let mut x = rows[..n * d].to_vec();
+        for r in x.chunks_exact_mut(d) {
+            let norm = r.iter().map(|v| v * v).sum::<f32>().sqrt();
+            if norm > 0.0 {
+                r.iter_mut().for_each(|v| *v /= norm);
+            }
+        }
+        let (mut hid, mut z, mut rec) = (Vec::new(), Vec::new(), Vec::new());
+        self.first.forward(&x, n, &mut hid, &mut z);
+        let mut acc: Vec<f32> = z.iter().map(|&v| sign(v)).collect();
+        let mut relaxed: Vec<f32> = z.iter().map(|&v| v.clamp(-1.0, 1.0)).collect();
+        let mut u: Vec<u8> = z
+            .iter()
+            .map(|&v| ((v >= 0.0) as u8) << (bits - 1))
+            .collect();
+        let mut residual = vec![0f32; n * d];
+        for k in 1..bits {
+            self.recon[k - 1].forward(&acc, n, &mut hid, &mut rec);
+            for ((res, xr), rr) in residual
+                .chunks_exact_mut(d)
+                .zip(x.chunks_exact(d))
+                .zip(rec.chunks_exact(d))
+            {
+                let norm = rr.iter().map(|v| v * v).sum::<f32>().sqrt();
+                let inv = if norm > 0.0 { 1.0 / norm } else { 0.0 };
+                for ((o, &xv), &rv) in res.iter_mut().zip(xr).zip(rr) {
+                    *o = xv - rv * inv;
+                }
+            }
+            self.resid[k - 1].forward(&residual, n, &mut hid, &mut z);
+            let w = 0.5f32.powi(k as i32);
+            for i in 0..n * m {
+                acc[i] += w * sign(z[i]);
+                relaxed[i] += w * z[i].clamp(-1.0, 1.0);
+                u[i] |= ((z[i] >= 0.0) as u8) << (bits - 1 - k);
+            }
+        }
+        Forward { u, relaxed }
+    }
+
+    /// Encodes stored vectors: `B` bit-planes plus the factors `1/‖U − c‖` and `ΣU`.
+    pub fn encode(&self, rows: &[f32]) -> Codes {
+        let m = self.config.m;
+        let f = self.forward(rows);
+        let n = f.u.len() / m;
+        let words = self.words();
+        let bits = self.config.bits;
+        let mut planes = BitPlanes::zeros(n, bits, words);
+        let mut scale = vec![0f32; n];
+        let mut sum_u = vec![0f32; n];
+        let mut code = vec![0u64; bits * words];
+        let c = self.offset();
+        for (r, u) in f.u.chunks_exact(m).enumerate() {
+            let (s, y2) = pack(u, bits, words, c, &mut code);
+            planes.set(r, &code);
+            sum_u[r] = s;
+            scale[r] = 1.0 / y2.sqrt();
+        }
+        Codes {
+            len: n,
+            planes: bits,
+            words,
+            bits: planes.data,
+            bytes: Vec::new(),
+            factors: vec![scale, sum_u],
+        }
+    }
+
+    /// Prepares a query: symmetric (the model's own code) or asymmetric (its float relaxation,
+    /// rounded to `query_bits` bits, 1..=16). Scores are then cosines with the stored codes.
+    pub fn encode_query_bits(&self, q: &[f32], mode: QueryMode, query_bits: usize) -> QueryCode {
+        let (m, bits) = (self.config.m, self.config.bits);
+        let f = self.forward(q);
+        let words = self.words();
+        let c = self.offset();
+        match mode {
+            QueryMode::Symmetric => {
+                let mut planes = vec![0u64; bits * words];
+                let (sum_v, y2) = pack(&f.u[..m], bits, words, c, &mut planes);
+                let inv = 1.0 / y2.sqrt();
+                QueryCode {
+                    planes,
+                    qplanes: bits,
+                    a: inv,
+                    b: -c * inv,
+                    c: inv * (c * c * m as f32 - c * sum_v),
+                    centred_norm: 0.0,
+                    offset: 0.0,
+                    ..Default::default()
+                }
+            }
+            QueryMode::Asymmetric => {
+                let qb = query_bits.clamp(1, 16);
+                let v = &f.relaxed[..m];
+                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                let inv = if norm > 0.0 { 1.0 / norm } else { 0.0 };
+                let lo = v.iter().copied().fold(f32::INFINITY, f32::min);
+                let hi = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let levels = ((1u32 << qb) - 1) as f32;
+                let delta = if hi > lo { (hi - lo) / levels } else { 1.0 };
+                let mut planes = vec![0u64; qb * words];
+                let mut sum_q = 0f32;
+                for (i, &vi) in v.iter().enumerate() {
+                    let qi = ((vi - lo) / delta).round().clamp(0.0, levels) as u32;
+                    sum_q += qi as f32;
+                    for j in 0..qb {
+                        planes[j * words + i / 64] |= (((qi >> j) & 1) as u64) << (i % 64);
+                    }
+                }
+                // ⟨U − c, lo + Δ·Q⟩ = Δ⟨U,Q⟩ + lo·ΣU − cΔ·ΣQ − c·lo·m, divided by ‖v‖.
+                QueryCode {
+                    planes,
+                    qplanes: qb,
+                    a: delta * inv,
+                    b: lo * inv,
+                    c: -c * (delta * sum_q + lo * m as f32) * inv,
+                    centred_norm: 0.0,
+                    offset: 0.0,
+                    ..Default::default()
+                }
+            }
+        }
+    }
+
+    /// Cosine estimates for the rows of `blocks` (rows past the end score `-inf`); `ip` is scratch
+    /// for the kernel's integer products.
+    pub fn score(
+        &self,
+        codes: &super::CodesRef<'_>,
+        query: &QueryCode,
+        blocks: std::ops::Range<usize>,
+        ip: &mut [u32],
+        est: &mut [f32],
+    ) {
+        let bits = self.config.bits;
+        let bw = bits * codes.words * crate::BLOCK;
+        let data = &codes.bits[blocks.start * bw..blocks.end * bw];
+        let rows = (blocks.end - blocks.start) * crate::BLOCK;
+        let (ip, est) = (&mut ip[..rows], &mut est[..rows]);
+        (crate::kernels::kernels().ip_planes_blocks)(
+            &query.planes,
+            query.qplanes,
+            data,
+            bits,
+            codes.words,
+            ip,
+        );
+        let first = blocks.start * crate::BLOCK;
+        let valid = codes.len.saturating_sub(first).min(rows);
+        let scale = &codes.factors[0][first..first + valid];
+        let sum_u = &codes.factors[1][first..first + valid];
+        for i in 0..valid {
+            est[i] = scale[i] * (query.a * ip[i] as f32 + query.b * sum_u[i] + query.c);
+        }
+        est[valid..].iter_mut().for_each(|e| *e = f32::NEG_INFINITY);
+    }
+}
+
+/// `sign` with `sign(0) = +1`, as the kernels and the bits assume.
+fn sign(v: f32) -> f32 {
+    if v >= 0.0 {
+        1.0
+    } else {
+        -1.0
+    }
+}
+
+/// Writes the bit-planes of lattice values `u` into `code` (plane-major, plane 0 least
+/// significant); returns `ΣU` and `‖U − c‖²`.
+fn pack(u: &[u8], bits: usize, words: usize, c: f32, code: &mut [u64]) -> (f32, f32) {
+    code.iter_mut().for_each(|w| *w = 0);
+    let (mut sum, mut y2) = (0f32, 0f32);
+    for (i, &ui) in u.iter().enumerate() {
+        sum += ui as f32;
+        let y = ui as f32 - c;
+        y2 += y * y;
+        for p in 0..bits {
+            code[p * words + i / 64] |= (((ui >> p) & 1) as u64) << (i % 64);
+        }
+    }
+    (sum, y2)
+}

@@ -1,0 +1,182 @@
+//! Learned codes: bits on the core lattice, scores equal to cosines of the decoded codes, and a
+//! plain f64 reference of the recurrent forward pass.
+
+use bitseek_codes::layout::BitPlanes;
+use bitseek_codes::quantizer::learned::{Learned, LearnedConfig, Mlp};
+use bitseek_codes::quantizer::{Quantizer, QueryMode};
+use bitseek_codes::BLOCK;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn mlp(input: usize, hidden: usize, output: usize, rng: &mut ChaCha8Rng) -> Mlp {
+    let mut w = |n: usize, s: f32| (0..n).map(|_| rng.gen_range(-s..s)).collect::<Vec<f32>>();
+    Mlp {
+        input,
+        hidden,
+        output,
+        w1: w(hidden * input, 0.3),
+        b1: w(hidden, 0.1),
+        w2: w(output * hidden, 0.3),
+        b2: w(output, 0.1),
+    }
+}
+
+fn encoder(dim: usize, m: usize, bits: usize, seed: u64) -> Learned {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let hidden = 24;
+    let first = mlp(dim, hidden, m, &mut rng);
+    let recon = (1..bits).map(|_| mlp(m, hidden, dim, &mut rng)).collect();
+    let resid = (1..bits).map(|_| mlp(dim, hidden, m, &mut rng)).collect();
+    let config = LearnedConfig {
+        dim,
+        m,
+        bits,
+        hidden,
+    };
+    Learned::new(config, first, recon, resid).unwrap()
+}
+
+/// The recurrence in f64, written out plainly: returns `Σ 2^-k sₖ` per row.
+fn reference(l: &Learned, x: &[f32]) -> Vec<f64> {
+    let mlp = |m: &Mlp, v: &[f64]| -> Vec<f64> {
+        let h: Vec<f64> = (0..m.hidden)
+            .map(|j| {
+                let s: f64 = (0..m.input)
+                    .map(|i| m.w1[j * m.input + i] as f64 * v[i])
+                    .sum();
+                (s + m.b1[j] as f64).max(0.0)
+            })
+            .collect();
+        (0..m.output)
+            .map(|o| {
+                let s: f64 = (0..m.hidden)
+                    .map(|j| m.w2[o * m.hidden + j] as f64 * h[j])
+                    .sum();
+                let skip = if m.input == m.output { v[o] } else { 0.0 };
+                s + m.b2[o] as f64 + skip
+            })
+            .collect()
+    };
+    let sign = |v: f64| if v >= 0.0 { 1.0 } else { -1.0 };
+    let n = (x.iter().map(|v| (*v as f64).powi(2)).sum::<f64>()).sqrt();
+    let x: Vec<f64> = x.iter().map(|&v| v as f64 / n).collect();
+    let mut acc: Vec<f64> = mlp(&l.first, &x).into_iter().map(sign).collect();
+    for k in 1..l.config.bits {
+        let rec = mlp(&l.recon[k - 1], &acc);
+        let rn = rec.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let r: Vec<f64> = x.iter().zip(&rec).map(|(a, b)| a - b / rn).collect();
+        let z = mlp(&l.resid[k - 1], &r);
+        for (a, zi) in acc.iter_mut().zip(z) {
+            *a += 0.5f64.powi(k as i32) * sign(zi);
+        }
+    }
+    acc
+}
+
+fn rows(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..n * dim).map(|_| rng.gen_range(-1.0f32..1.0)).collect()
+}
+
+#[test]
+fn codes_decode_onto_the_core_lattice() {
+    for (bits, m) in [(1, 64), (2, 70), (3, 128), (4, 40)] {
+        let dim = 48;
+        let l = encoder(dim, m, bits, bits as u64);
+        let x = rows(21, dim, 7);
+        let codes = l.encode(&x);
+        assert_eq!((codes.planes, codes.len), (bits, 21));
+        let planes = BitPlanes {
+            len: codes.len,
+            planes: codes.planes,
+            words: codes.words,
+            data: codes.bits.clone(),
+        };
+        let c = ((1u32 << bits) - 1) as f64 / 2.0;
+        let unit = 2f64.powi(2 - bits as i32);
+        for r in 0..codes.len {
+            let words = planes.get(r);
+            let want = reference(&l, &x[r * dim..(r + 1) * dim]);
+            let mut y2 = 0.0;
+            let mut sum_u = 0.0;
+            for (i, &w) in want.iter().enumerate() {
+                let u: u32 = (0..bits)
+                    .map(|p| (((words[p * codes.words + i / 64] >> (i % 64)) & 1) as u32) << p)
+                    .sum();
+                // acc = 2^(2−B)·(U − (2^B − 1)/2): the lattice of the residual quantizers.
+                assert!(
+                    (unit * (u as f64 - c) - w).abs() < 1e-9,
+                    "bits {bits} row {r} dim {i}"
+                );
+                y2 += (u as f64 - c).powi(2);
+                sum_u += u as f64;
+            }
+            // Bits past m stay zero, so the kernels add nothing for them.
+            for i in m..codes.words * 64 {
+                for p in 0..bits {
+                    assert_eq!((words[p * codes.words + i / 64] >> (i % 64)) & 1, 0);
+                }
+            }
+            assert!((codes.factors[1][r] as f64 - sum_u).abs() < 1e-3);
+            assert!((codes.factors[0][r] as f64 - 1.0 / y2.sqrt()).abs() < 1e-6);
+        }
+    }
+}
+
+fn cosine(a: &[f64], b: &[f64]) -> f64 {
+    let d: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na = a.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let nb = b.iter().map(|x| x * x).sum::<f64>().sqrt();
+    d / (na * nb)
+}
+
+#[test]
+fn scores_are_cosines_of_codes() {
+    let dim = 32;
+    for bits in 1..=3 {
+        let l = encoder(dim, 100, bits, 10 + bits as u64);
+        let x = rows(2 * BLOCK + 3, dim, 1);
+        let queries = rows(4, dim, 2);
+        let q = Quantizer::Learned(Box::new(l.clone()));
+        let codes = q.encode(&x);
+        let blocks = codes.len.div_ceil(BLOCK);
+        let mut dist = vec![0u32; blocks * BLOCK];
+        let mut est = vec![0f32; blocks * BLOCK];
+        for qv in queries.chunks_exact(dim) {
+            let yq = reference(&l, qv);
+            // Symmetric: exact cosine of the two codes.
+            let qc = q.encode_query_bits(qv, QueryMode::Symmetric, None, 0);
+            q.score(&codes.as_ref(), &qc, 0..blocks, &mut dist, &mut est);
+            for r in 0..codes.len {
+                let yx = reference(&l, &x[r * dim..(r + 1) * dim]);
+                assert!((est[r] as f64 - cosine(&yx, &yq)).abs() < 1e-5);
+            }
+            assert!(est[codes.len..].iter().all(|e| *e == f32::NEG_INFINITY));
+            // Asymmetric, 8 bits: cosine with the relaxation, up to its rounding.
+            let relaxed: Vec<f64> = l.forward(qv).relaxed.iter().map(|&v| v as f64).collect();
+            let qc = q.encode_query_bits(qv, QueryMode::Asymmetric, Some(8), 0);
+            q.score(&codes.as_ref(), &qc, 0..blocks, &mut dist, &mut est);
+            for r in 0..codes.len {
+                let yx = reference(&l, &x[r * dim..(r + 1) * dim]);
+                assert!((est[r] as f64 - cosine(&yx, &relaxed)).abs() < 0.02);
+            }
+        }
+    }
+}
+
+#[test]
+fn malformed_encoders_are_refused() {
+    let l = encoder(16, 32, 2, 3);
+    let mut bad = l.clone();
+    bad.first.w1.pop();
+    assert!(bad.check().unwrap_err().contains("first.w1"));
+    let mut bad = l.clone();
+    bad.recon.pop();
+    assert!(bad.check().is_err());
+    let mut bad = l.clone();
+    bad.config.bits = 5;
+    assert!(bad.check().unwrap_err().contains("1..=4"));
+    let mut bad = l;
+    bad.resid[0].b2[0] = f32::NAN;
+    assert!(bad.check().unwrap_err().contains("non-finite"));
+}

@@ -1,0 +1,122 @@
+//! Encoder files: a trained learned-code encoder ([`Learned`]) in the same checksummed container
+//! as an index ([`crate::format`]), told apart by the `kind` of its metadata.
+//!
+//! The metadata holds the encoder's shape, what it was trained on and how (free-form JSON from the
+//! trainer), and the writing version; each weight array is one `f32` section. Opening verifies the
+//! container (magic, version, checksums, truncation) and then every shape, so a damaged or foreign
+//! file is refused with its name and the fix, never half-loaded.
+
+use crate::format::{write_index, FormatError, IndexFile};
+use bitseek_codes::quantizer::{Learned, LearnedConfig};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The `kind` of an encoder file's metadata.
+pub const ENCODER_KIND: &str = "bitseek-encoder";
+
+/// The metadata document of an encoder file.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EncoderMeta {
+    /// Always [`ENCODER_KIND`].
+    pub kind: String,
+    pub config: LearnedConfig,
+    /// How the encoder was trained (data, estimator, seed, validation metric, …).
+    #[serde(default)]
+    pub training: serde_json::Value,
+    /// Version of bitseek that wrote the file.
+    pub written_by: String,
+}
+
+/// Why an encoder file could not be written or used.
+#[derive(Debug, thiserror::Error)]
+pub enum EncoderError {
+    #[error("`{}` is not a bitseek encoder file: {source}; train one with `bitseek train`", path.display())]
+    Container {
+        path: PathBuf,
+        #[source]
+        source: FormatError,
+    },
+    #[error("`{}` is a bitseek file of kind {found:?}, not an encoder; pass the file written by `bitseek train --out`", path.display())]
+    WrongKind { path: PathBuf, found: String },
+    #[error("`{}` is a corrupt encoder ({reason}); train it again with `bitseek train`", path.display())]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("the encoder `{}` was trained for {expected}-dimensional embeddings but the vectors have {found} dimensions; train an encoder on embeddings of this model", path.display())]
+    DimensionMismatch {
+        path: PathBuf,
+        expected: usize,
+        found: usize,
+    },
+}
+
+/// Writes `encoder` to `path` atomically; returns the file size.
+pub fn save_encoder(
+    path: &Path,
+    encoder: &Learned,
+    training: serde_json::Value,
+) -> Result<u64, EncoderError> {
+    let meta = EncoderMeta {
+        kind: ENCODER_KIND.into(),
+        config: encoder.config,
+        training,
+        written_by: env!("CARGO_PKG_VERSION").into(),
+    };
+    let meta = serde_json::to_value(&meta).map_err(|e| EncoderError::Corrupt {
+        path: path.to_owned(),
+        reason: format!("cannot serialise metadata: {e}"),
+    })?;
+    let tensors = encoder.tensors();
+    let sections: Vec<(&str, &[u8])> = tensors
+        .iter()
+        .map(|(n, v)| (n.as_str(), bytemuck::cast_slice(v)))
+        .collect();
+    write_index(path, &meta, &sections).map_err(|source| EncoderError::Container {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Opens and checks an encoder file.
+pub fn load_encoder(path: &Path) -> Result<(Learned, EncoderMeta), EncoderError> {
+    let file = IndexFile::open(path).map_err(|source| EncoderError::Container {
+        path: path.to_owned(),
+        source,
+    })?;
+    let kind = file
+        .meta()
+        .get("kind")
+        .and_then(|k| k.as_str())
+        .unwrap_or("(none)")
+        .to_string();
+    if kind != ENCODER_KIND {
+        return Err(EncoderError::WrongKind {
+            path: path.to_owned(),
+            found: kind,
+        });
+    }
+    let corrupt = |reason: String| EncoderError::Corrupt {
+        path: path.to_owned(),
+        reason,
+    };
+    let meta: EncoderMeta = serde_json::from_value(file.meta().clone())
+        .map_err(|e| corrupt(format!("metadata: {e}")))?;
+    let learned = Learned::from_tensors(meta.config, |name| {
+        file.section_as::<f32>(name)
+            .map(<[f32]>::to_vec)
+            .map_err(|e| e.to_string())
+    })
+    .map_err(corrupt)?;
+    Ok((learned, meta))
+}
+
+/// [`load_encoder`], refusing an encoder trained for another dimension than `dim`.
+pub fn load_encoder_for(path: &Path, dim: usize) -> Result<(Learned, EncoderMeta), EncoderError> {
+    let (learned, meta) = load_encoder(path)?;
+    if learned.dim() != dim {
+        return Err(EncoderError::DimensionMismatch {
+            path: path.to_owned(),
+            expected: learned.dim(),
+            found: dim,
+        });
+    }
+    Ok((learned, meta))
+}

@@ -1,0 +1,225 @@
+//! Training data: pairs of embeddings that belong together.
+//!
+//! * `pairs`: a `.npz` with two float arrays `query` and `doc` of equal shape (float32 or float16),
+//!   row `i` of each belonging together (a docstring and its function).
+//! * `neighbors`: one `.npy` of vectors and no labels; each vector's positive is one of its exact
+//!   float top-k neighbours, so any collection can be compressed without labels.
+
+use bitseek_index::input::{read_vectors, validate, Checks};
+use rand::Rng;
+use std::io::Read;
+use std::path::Path;
+
+/// Query/document pairs, row-major, L2-normalised.
+#[derive(Clone, Debug, Default)]
+pub struct Pairs {
+    pub dim: usize,
+    pub query: Vec<f32>,
+    pub doc: Vec<f32>,
+    /// Group of each pair: pairs of one group are never each other's negatives.
+    pub ids: Vec<u64>,
+}
+
+/// Why training data could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error(transparent)]
+    Input(#[from] bitseek_index::input::InputError),
+    #[error("`{path}`: {reason}")]
+    Bad { path: String, reason: String },
+}
+
+fn bad(path: &Path, reason: impl Into<String>) -> DataError {
+    DataError::Bad {
+        path: path.display().to_string(),
+        reason: reason.into(),
+    }
+}
+
+impl Pairs {
+    /// Number of pairs.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Pairs from two row-major arrays; normalises rows and refuses mismatched shapes, non-finite
+    /// values and zero vectors.
+    pub fn new(dim: usize, mut query: Vec<f32>, mut doc: Vec<f32>) -> Result<Pairs, String> {
+        if dim == 0 {
+            return Err("dimension 0".into());
+        }
+        let (nq, nd) = (query.len() / dim, doc.len() / dim);
+        if nq != nd || query.len() != doc.len() {
+            return Err(format!(
+                "{nq} queries but {nd} documents; row i of `query` must belong to row i of `doc`"
+            ));
+        }
+        for (what, data) in [("query", &mut query), ("doc", &mut doc)] {
+            for (i, row) in data.chunks_exact_mut(dim).enumerate() {
+                if row.iter().any(|v| !v.is_finite()) {
+                    return Err(format!("{what} row {i} has a non-finite value"));
+                }
+                let n = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+                if n == 0.0 {
+                    return Err(format!("{what} row {i} is a zero vector"));
+                }
+                row.iter_mut().for_each(|v| *v /= n);
+            }
+        }
+        Ok(Pairs {
+            dim,
+            ids: (0..nq as u64).collect(),
+            query,
+            doc,
+        })
+    }
+
+    /// The pairs at `rows`, in that order.
+    pub fn select(&self, rows: &[usize]) -> Pairs {
+        let d = self.dim;
+        let mut out = Pairs {
+            dim: d,
+            ..Default::default()
+        };
+        for &r in rows {
+            out.query.extend_from_slice(&self.query[r * d..(r + 1) * d]);
+            out.doc.extend_from_slice(&self.doc[r * d..(r + 1) * d]);
+            out.ids.push(self.ids[r]);
+        }
+        out
+    }
+}
+
+/// Reads `pairs.npz` (arrays `query` and `doc`).
+pub fn read_pairs_npz(path: &Path) -> Result<Pairs, DataError> {
+    let file = std::fs::File::open(path).map_err(|e| bad(path, format!("cannot open: {e}")))?;
+    let mut zip = zip::ZipArchive::new(file)
+        .map_err(|e| bad(path, format!("not a .npz (zip) archive: {e}")))?;
+    let dir = tempfile::tempdir().map_err(|e| bad(path, format!("no temporary directory: {e}")))?;
+    let mut arrays = Vec::new();
+    for name in ["query", "doc"] {
+        let mut member = zip.by_name(&format!("{name}.npy")).map_err(|_| {
+            bad(
+                path,
+                format!("has no array `{name}`; a pairs file holds two arrays named `query` and `doc` (numpy.savez(path, query=..., doc=...))"),
+            )
+        })?;
+        let out = dir.path().join(format!("{name}.npy"));
+        let mut bytes = Vec::new();
+        member
+            .read_to_end(&mut bytes)
+            .map_err(|e| bad(path, format!("cannot read `{name}`: {e}")))?;
+        std::fs::write(&out, bytes).map_err(|e| bad(path, format!("cannot unpack: {e}")))?;
+        let v = read_vectors(&out).map_err(|e| bad(path, format!("array `{name}`: {e}")))?;
+        arrays.push(v);
+    }
+    let doc = arrays.pop().expect("two arrays");
+    let query = arrays.pop().expect("two arrays");
+    if query.dim != doc.dim {
+        return Err(bad(
+            path,
+            format!(
+                "`query` has dimension {} but `doc` has {}; both must come from the same model",
+                query.dim, doc.dim
+            ),
+        ));
+    }
+    Pairs::new(query.dim, query.data, doc.data).map_err(|r| bad(path, r))
+}
+
+/// Writes pairs as a `.npz` (uncompressed members `query.npy`, `doc.npy`, float32).
+pub fn write_pairs_npz(path: &Path, query: &[f32], doc: &[f32], dim: usize) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = tempfile::tempdir()?;
+    let file = std::fs::File::create(path)?;
+    let mut zip = zip::ZipWriter::new(file);
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .large_file(true);
+    for (name, data) in [("query", query), ("doc", doc)] {
+        let tmp = dir.path().join("a.npy");
+        bitseek_index::input::write_npy_f32(&tmp, data.len() / dim, dim, data)?;
+        zip.start_file(format!("{name}.npy"), opts)
+            .map_err(std::io::Error::other)?;
+        zip.write_all(&std::fs::read(&tmp)?)?;
+    }
+    zip.finish().map_err(std::io::Error::other)?;
+    Ok(())
+}
+
+/// Reads plain vectors (`.npy`, `.fvecs`, JSON lines) for `neighbors` mode.
+pub fn read_plain(path: &Path) -> Result<(usize, Vec<f32>), DataError> {
+    let v = read_vectors(path)?;
+    validate(
+        &v,
+        path,
+        &Checks {
+            expected_dim: None,
+            reject_zero: true,
+        },
+    )?;
+    let dim = v.dim;
+    let mut data = v.data;
+    for r in data.chunks_exact_mut(dim) {
+        let n = r.iter().map(|x| x * x).sum::<f32>().sqrt();
+        r.iter_mut().for_each(|x| *x /= n);
+    }
+    Ok((dim, data))
+}
+
+/// Exact top-`k` neighbours (by cosine, self excluded) of every row of `data`.
+pub fn neighbours(data: &[f32], dim: usize, k: usize) -> Vec<Vec<u32>> {
+    use rayon::prelude::*;
+    let n = data.len() / dim;
+    let batch = 256;
+    let mut out = vec![Vec::new(); n];
+    let mut scores = vec![0f32; batch * n];
+    for start in (0..n).step_by(batch) {
+        let end = (start + batch).min(n);
+        let s = &mut scores[..(end - start) * n];
+        bitseek_index::retrieval::exact_scores(data, dim, &data[start * dim..end * dim], s);
+        let tops: Vec<Vec<u32>> = s
+            .par_chunks(n)
+            .enumerate()
+            .map(|(i, row)| {
+                let me = start + i;
+                let mut idx: Vec<u32> = (0..n as u32).filter(|&j| j as usize != me).collect();
+                let take = k.min(idx.len());
+                if take == 0 {
+                    return Vec::new();
+                }
+                idx.select_nth_unstable_by(take - 1, |&a, &b| {
+                    row[b as usize].total_cmp(&row[a as usize])
+                });
+                idx.truncate(take);
+                idx
+            })
+            .collect();
+        for (i, t) in tops.into_iter().enumerate() {
+            out[start + i] = t;
+        }
+    }
+    out
+}
+
+/// Pairs for one epoch of `neighbors` mode: each row with one of its top-k neighbours, drawn anew.
+pub fn neighbour_pairs<R: Rng>(data: &[f32], dim: usize, nbrs: &[Vec<u32>], rng: &mut R) -> Pairs {
+    let mut p = Pairs {
+        dim,
+        ..Default::default()
+    };
+    for (i, list) in nbrs.iter().enumerate() {
+        if list.is_empty() {
+            continue;
+        }
+        let j = list[rng.gen_range(0..list.len())] as usize;
+        p.query.extend_from_slice(&data[i * dim..(i + 1) * dim]);
+        p.doc.extend_from_slice(&data[j * dim..(j + 1) * dim]);
+        p.ids.push(i as u64);
+    }
+    p
+}

@@ -1,0 +1,26 @@
+//! Learned binary codes for bitseek: trains the recurrent binarizer of BEBR (Gan et al., KDD 2023)
+//! embedding-to-embedding on candle and exports it as the plain-Rust encoder
+//! ([`bitseek_codes::quantizer::Learned`]) that indexes and queries use.
+//!
+//! * [`model`]: the binarizer (MLPs `Linear → BatchNorm → ReLU → Linear`, residual planes with
+//!   weights `2^-k`), its export with batch norm folded.
+//! * [`estimator`]: gradients through `sign` — clipped STE, ReSTE, BiPer.
+//! * [`loss`]: symmetric InfoNCE on the cosine of codes, hardest-k negatives, same-group masking.
+//! * [`augment`]: RACS representation-level augmentation.
+//! * [`data`]: `pairs.npz` and `neighbors` training data.
+//! * [`train`]: the loop, early stopping, compatible (cross-version) training.
+//! * [`ksh`]: kernelized supervised hashing, a learned baseline without backpropagation.
+//! * [`eval`]: ranks and MRR through the quantizers' own scoring.
+
+pub mod augment;
+pub mod data;
+pub mod estimator;
+pub mod eval;
+pub mod ksh;
+pub mod loss;
+pub mod model;
+pub mod train;
+
+pub use augment::Augment;
+pub use estimator::Estimator;
+pub use train::{train, TrainConfig, TrainData, Trained};

@@ -1,0 +1,358 @@
+//! The training loop: mini-batches of pairs (optionally with RACS copies), one shared binarizer
+//! for both sides (one forward pass over queries and documents together, so batch norm sees both),
+//! AdamW, ReSTE's `o` on its cosine ramp, the validation MRR of the exported plain-Rust encoder
+//! after every epoch, early stopping on it, and the best epoch kept.
+//!
+//! Compatible training (methods.md §1.4, BCT-style): with a frozen older encoder, the loss adds
+//! `λ·InfoNCE(new(query), old(doc))`, so queries encoded by the new version can search documents
+//! encoded by the old one without re-encoding them.
+
+use crate::augment::{expand, Augment, RacsParams};
+use crate::data::{neighbour_pairs, Pairs};
+use crate::estimator::{reste_o, Estimator};
+use crate::eval::{code_ranks, cross_ranks, mrr};
+use crate::loss::{info_nce, LossParams};
+use crate::model::{rows_tensor, Binarizer};
+use bitseek_codes::quantizer::{Learned, LearnedConfig, Quantizer, QueryMode};
+use candle_core::Tensor;
+use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::borrow::Cow;
+use std::time::Instant;
+
+/// Everything a training run is configured by.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct TrainConfig {
+    /// Code dimensions.
+    pub m: usize,
+    /// Bits (planes) per code dimension, 1..=4.
+    pub bits: usize,
+    /// Hidden width of every MLP.
+    pub hidden: usize,
+    pub estimator: Estimator,
+    pub augment: Augment,
+    #[serde(skip)]
+    pub racs: RacsParams,
+    /// Most epochs.
+    pub epochs: usize,
+    /// Pairs per batch (before augmentation).
+    pub batch: usize,
+    pub lr: f64,
+    pub weight_decay: f64,
+    #[serde(skip)]
+    pub loss: LossParams,
+    /// Epochs without a better validation MRR before stopping.
+    pub patience: usize,
+    pub seed: u64,
+    /// Weight of the cross-version term in compatible training.
+    pub compat_weight: f64,
+    /// Validation pairs used for the per-epoch metric (the first ones).
+    pub max_val: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            m: 384,
+            bits: 2,
+            hidden: 256,
+            estimator: Estimator::Ste,
+            augment: Augment::None,
+            racs: RacsParams::default(),
+            epochs: 10,
+            batch: 512,
+            lr: 1e-3,
+            weight_decay: 1e-4,
+            loss: LossParams::default(),
+            patience: 2,
+            seed: 0,
+            compat_weight: 1.0,
+            max_val: 4000,
+        }
+    }
+}
+
+/// Where positives come from.
+pub enum TrainData {
+    /// Labelled pairs (row `i` of queries belongs to row `i` of documents).
+    Pairs(Pairs),
+    /// Unlabelled vectors; positives are exact float top-k neighbours.
+    Neighbors {
+        dim: usize,
+        data: Vec<f32>,
+        neighbours: Vec<Vec<u32>>,
+    },
+}
+
+impl TrainData {
+    pub fn dim(&self) -> usize {
+        match self {
+            TrainData::Pairs(p) => p.dim,
+            TrainData::Neighbors { dim, .. } => *dim,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            TrainData::Pairs(p) => p.len(),
+            TrainData::Neighbors { neighbours, .. } => neighbours.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn epoch(&self, rng: &mut ChaCha8Rng) -> Cow<'_, Pairs> {
+        match self {
+            TrainData::Pairs(p) => Cow::Borrowed(p),
+            TrainData::Neighbors {
+                dim,
+                data,
+                neighbours,
+            } => Cow::Owned(neighbour_pairs(data, *dim, neighbours, rng)),
+        }
+    }
+}
+
+/// One finished epoch.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Epoch {
+    pub epoch: usize,
+    pub loss: f64,
+    /// Symmetric code MRR on the validation pairs.
+    pub val_mrr: f64,
+    pub seconds: f64,
+}
+
+/// What training produced.
+pub struct Trained {
+    /// The encoder of the best epoch.
+    pub encoder: Learned,
+    /// Validation MRR of the untrained start.
+    pub start_val_mrr: f64,
+    pub epochs: Vec<Epoch>,
+    /// Epoch whose encoder was kept (0 = the untrained start).
+    pub best_epoch: usize,
+    pub best_val_mrr: f64,
+    pub stopped_early: bool,
+}
+
+/// Progress reports.
+pub enum Event<'a> {
+    Step {
+        epoch: usize,
+        step: usize,
+        steps: usize,
+    },
+    Epoch(&'a Epoch),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("training failed: {0}")]
+    Candle(#[from] candle_core::Error),
+    #[error("{0}")]
+    Bad(String),
+}
+
+fn check(
+    data: &TrainData,
+    val: &Pairs,
+    cfg: &TrainConfig,
+    old: Option<&Learned>,
+) -> Result<(), TrainError> {
+    let bad = |s: String| Err(TrainError::Bad(s));
+    if !(1..=bitseek_codes::quantizer::learned::MAX_BITS).contains(&cfg.bits) {
+        return bad(format!("--bits {} is not supported; use 1 to 4", cfg.bits));
+    }
+    if cfg.m == 0 || cfg.hidden == 0 || cfg.batch < 2 || cfg.epochs == 0 {
+        return bad(
+            "dims, hidden width and epochs must be at least 1 and the batch at least 2".into(),
+        );
+    }
+    if data.len() < 2 {
+        return bad(format!(
+            "{} training pairs; at least 2 are needed",
+            data.len()
+        ));
+    }
+    if val.is_empty() {
+        return bad("no validation pairs".into());
+    }
+    if val.dim != data.dim() {
+        return bad(format!(
+            "validation vectors have dimension {} but training vectors have {}",
+            val.dim,
+            data.dim()
+        ));
+    }
+    if let Some(o) = old {
+        let c = o.config;
+        if c.dim != data.dim() {
+            return bad(format!(
+                "the older encoder was trained for dimension {} but the data has dimension {}; compatible training needs the same embeddings",
+                c.dim,
+                data.dim()
+            ));
+        }
+        if (c.m, c.bits) != (cfg.m, cfg.bits) {
+            return bad(format!(
+                "the older encoder makes {}-dim {}-bit codes; compatible training needs the same: use --dims {} --bits {}",
+                c.m, c.bits, c.m, c.bits
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Symmetric code MRR of `enc` on `val` (first `max` pairs).
+pub fn val_mrr(enc: &Learned, val: &Pairs, max: usize) -> f64 {
+    let n = val.len().min(max);
+    let d = val.dim;
+    let q = Quantizer::Learned(Box::new(enc.clone()));
+    mrr(&code_ranks(
+        &q,
+        &val.query[..n * d],
+        &val.doc[..n * d],
+        d,
+        QueryMode::Symmetric,
+        None,
+    ))
+}
+
+/// Symmetric MRR when `new` encodes the queries and `old` the documents.
+pub fn cross_val_mrr(new: &Learned, old: &Learned, val: &Pairs, max: usize) -> f64 {
+    let n = val.len().min(max);
+    let d = val.dim;
+    let qn = Quantizer::Learned(Box::new(new.clone()));
+    let qo = Quantizer::Learned(Box::new(old.clone()));
+    mrr(&cross_ranks(
+        &qn,
+        &qo,
+        &val.query[..n * d],
+        &val.doc[..n * d],
+        d,
+        QueryMode::Symmetric,
+        None,
+    ))
+}
+
+/// The old encoder's codes `U − c` of `rows`, as a constant tensor.
+fn old_codes(old: &Learned, rows: &[f32], m: usize) -> Result<Tensor, TrainError> {
+    let c = old.offset();
+    let f = old.forward(rows);
+    let y: Vec<f32> = f.u.iter().map(|&u| u as f32 - c).collect();
+    Ok(Tensor::from_vec(
+        y,
+        (f.u.len() / m, m),
+        &candle_core::Device::Cpu,
+    )?)
+}
+
+/// Trains a binarizer on `data`, validating on `val` after every epoch.
+pub fn train(
+    data: &TrainData,
+    val: &Pairs,
+    cfg: &TrainConfig,
+    old: Option<&Learned>,
+    on: &mut dyn FnMut(Event<'_>),
+) -> Result<Trained, TrainError> {
+    check(data, val, cfg, old)?;
+    let dim = data.dim();
+    let config = LearnedConfig {
+        dim,
+        m: cfg.m,
+        bits: cfg.bits,
+        hidden: cfg.hidden,
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let mut model = Binarizer::new(config, cfg.estimator, &mut rng)?;
+    let mut opt = AdamW::new(
+        model.vars(),
+        ParamsAdamW {
+            lr: cfg.lr,
+            weight_decay: cfg.weight_decay,
+            ..Default::default()
+        },
+    )?;
+    let start_enc = model.export()?;
+    let start_val_mrr = val_mrr(&start_enc, val, cfg.max_val);
+    let (mut best, mut best_mrr, mut best_epoch) = (start_enc, start_val_mrr, 0);
+    let n = data.len();
+    let batch = cfg.batch.min(n);
+    let steps = n / batch;
+    let total = (steps * cfg.epochs).max(1) as f32;
+    let mut epochs = Vec::new();
+    let mut since_best = 0;
+    let mut stopped_early = false;
+    let mut step_no = 0usize;
+    for epoch in 1..=cfg.epochs {
+        let t = Instant::now();
+        let pairs = data.epoch(&mut rng);
+        let mut order: Vec<usize> = (0..pairs.len()).collect();
+        order.shuffle(&mut rng);
+        let mut loss_sum = 0f64;
+        for (s, rows) in order.chunks_exact(batch).enumerate() {
+            let b = pairs.select(rows);
+            let (q, d, groups) = match cfg.augment {
+                Augment::None => (b.query, b.doc, b.ids),
+                Augment::Racs { copies } => {
+                    expand(copies, &cfg.racs, &b.query, &b.doc, &b.ids, dim, &mut rng)
+                }
+            };
+            let rows_n = groups.len();
+            let o = reste_o(step_no as f32 / total);
+            let both = rows_tensor(&[q.as_slice(), d.as_slice()].concat(), dim)?;
+            let codes = model.forward(&both, true, o)?;
+            let cq = codes.narrow(0, 0, rows_n)?;
+            let cd = codes.narrow(0, rows_n, rows_n)?;
+            let mut loss = info_nce(&cq, &cd, &groups, &cfg.loss)?;
+            if let Some(old) = old {
+                let od = old_codes(old, &d, cfg.m)?;
+                let cross = info_nce(&cq, &od, &groups, &cfg.loss)?;
+                loss = (loss + (cross * cfg.compat_weight)?)?;
+            }
+            opt.backward_step(&loss)?;
+            loss_sum += loss.to_scalar::<f32>()? as f64;
+            step_no += 1;
+            on(Event::Step {
+                epoch,
+                step: s + 1,
+                steps,
+            });
+        }
+        let enc = model.export()?;
+        let val_mrr = val_mrr(&enc, val, cfg.max_val);
+        let e = Epoch {
+            epoch,
+            loss: loss_sum / steps.max(1) as f64,
+            val_mrr,
+            seconds: t.elapsed().as_secs_f64(),
+        };
+        on(Event::Epoch(&e));
+        epochs.push(e);
+        if val_mrr > best_mrr {
+            best = enc;
+            best_mrr = val_mrr;
+            best_epoch = epoch;
+            since_best = 0;
+        } else {
+            since_best += 1;
+            if since_best >= cfg.patience && epoch < cfg.epochs {
+                stopped_early = true;
+                break;
+            }
+        }
+    }
+    Ok(Trained {
+        encoder: best,
+        start_val_mrr,
+        epochs,
+        best_epoch,
+        best_val_mrr: best_mrr,
+        stopped_early,
+    })
+}

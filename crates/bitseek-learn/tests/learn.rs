@@ -1,0 +1,247 @@
+//! Estimators against their formulas, augmentations' shapes and identities, and small training
+//! runs on generated data: training beats its untrained start, compatible training keeps
+//! cross-version search working, bad input is refused with a reason.
+
+use bitseek_learn::augment::{apply, expand, partners, RacsParams, OPS};
+use bitseek_learn::data::{read_pairs_npz, write_pairs_npz, Pairs};
+use bitseek_learn::estimator::{
+    reste_o, reste_surrogate, sign_code, sign_periodic, Estimator, BIPER_OMEGA,
+};
+use bitseek_learn::train::{cross_val_mrr, train, val_mrr, TrainConfig, TrainData};
+use bitseek_learn::Augment;
+use candle_core::{Device, Tensor, Var};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Gradient of `Σ w_i·f(z_i)` through the op, next to central differences of the surrogate.
+fn check_gradient(
+    op: impl Fn(&Tensor) -> candle_core::Result<Tensor>,
+    surrogate: impl Fn(f32) -> f32,
+    zs: &[f32],
+) {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let w: Vec<f32> = zs.iter().map(|_| rng.gen_range(-2.0f32..2.0)).collect();
+    let z = Var::from_tensor(&Tensor::new(zs, &Device::Cpu).unwrap()).unwrap();
+    let wt = Tensor::new(w.as_slice(), &Device::Cpu).unwrap();
+    let y = op(z.as_tensor()).unwrap();
+    // Forward is the exact sign of the op's argument.
+    for (v, &zi) in y.to_vec1::<f32>().unwrap().iter().zip(zs) {
+        assert!(v.abs() == 1.0, "forward {v} at {zi} is not ±1");
+    }
+    let grads = (y * &wt).unwrap().sum_all().unwrap().backward().unwrap();
+    let g = grads.get(z.as_tensor()).unwrap().to_vec1::<f32>().unwrap();
+    let h = 1e-3f32;
+    for ((&zi, &wi), &gi) in zs.iter().zip(&w).zip(&g) {
+        let fd = wi * (surrogate(zi + h) - surrogate(zi - h)) / (2.0 * h);
+        assert!(
+            (gi - fd).abs() < 2e-2 * (1.0 + fd.abs()),
+            "z {zi}: backward {gi}, finite difference {fd}"
+        );
+    }
+}
+
+#[test]
+fn estimator_gradients_match_their_formulas() {
+    // Away from the kinks at |z| = 0.1 (ReSTE), 1 (STE) and 1.5 (ReSTE).
+    let zs = [
+        -2.0, -1.3, -0.7, -0.3, -0.05, 0.04, 0.2, 0.55, 0.9, 1.2, 1.7, 3.0,
+    ];
+    check_gradient(
+        |z| sign_code(z, Estimator::Ste, 1.0),
+        |z| z.clamp(-1.0, 1.0),
+        &zs,
+    );
+    for o in [1.0, 2.0, 3.0] {
+        check_gradient(
+            |z| sign_code(z, Estimator::Reste, o),
+            |z| reste_surrogate(z, o),
+            &zs,
+        );
+    }
+    // BiPer on weights: forward sign(sin(ω₀ w)), gradient of sin(ω₀ w); away from its zeros.
+    let ws = [-0.11, -0.06, -0.02, 0.013, 0.05, 0.09, 0.14];
+    check_gradient(sign_periodic, |w| (BIPER_OMEGA * w).sin(), &ws);
+    // o ramps 1 → 3 on a cosine schedule.
+    assert_eq!(reste_o(0.0), 1.0);
+    assert!((reste_o(1.0) - 3.0).abs() < 1e-6);
+    assert!(reste_o(0.3) < reste_o(0.6));
+}
+
+#[test]
+fn augmentations_keep_shapes_and_are_identities_when_neutral() {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let (n, dim) = (9, 6);
+    let q: Vec<f32> = (0..n * dim).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
+    let d: Vec<f32> = (0..n * dim).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
+    for op in OPS {
+        let (aq, ad) = apply(op, &RacsParams::neutral(), &q, &d, dim, &mut rng);
+        assert_eq!(
+            (aq.as_slice(), ad.as_slice()),
+            (q.as_slice(), d.as_slice()),
+            "{op:?}"
+        );
+        let (aq, ad) = apply(op, &RacsParams::default(), &q, &d, dim, &mut rng);
+        assert_eq!((aq.len(), ad.len()), (q.len(), d.len()));
+        assert_ne!(aq, q, "{op:?} changed nothing at its default strength");
+    }
+    let p = partners(n, &mut rng);
+    assert!(p.iter().enumerate().all(|(i, &j)| i != j));
+    let mut sorted = p.clone();
+    sorted.sort();
+    assert_eq!(sorted, (0..n).collect::<Vec<_>>());
+    let ids: Vec<u64> = (0..n as u64).collect();
+    let (eq, ed, groups) = expand(3, &RacsParams::default(), &q, &d, &ids, dim, &mut rng);
+    assert_eq!(
+        (eq.len(), ed.len(), groups.len()),
+        (4 * n * dim, 4 * n * dim, 4 * n)
+    );
+    assert_eq!(&eq[..n * dim], q.as_slice(), "originals are kept first");
+    assert_eq!(groups[2 * n + 4], 4);
+}
+
+/// Pairs whose first dims carry loud independent noise and whose other dims carry the signal:
+/// sign codes of the raw vectors spend their bits on noise, a learned transform need not.
+fn noisy_pairs(n: usize, dim: usize, seed: u64) -> Pairs {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let (mut q, mut d) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        let x: Vec<f32> = (0..dim).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
+        for out in [&mut q, &mut d] {
+            for (i, &v) in x.iter().enumerate() {
+                let noise = if i < dim / 2 { 1.5 } else { 0.15 };
+                let signal = if i < dim / 2 { 0.0 } else { v };
+                out.push(signal + noise * rng.gen_range(-1.0f32..1.0));
+            }
+        }
+    }
+    Pairs::new(dim, q, d).unwrap()
+}
+
+fn tiny(bits: usize, seed: u64) -> TrainConfig {
+    TrainConfig {
+        m: 32,
+        bits,
+        hidden: 48,
+        epochs: 6,
+        batch: 128,
+        lr: 3e-3,
+        patience: 6,
+        seed,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn training_improves_retrieval_over_the_untrained_start() {
+    let data = TrainData::Pairs(noisy_pairs(1536, 32, 1));
+    let val = noisy_pairs(400, 32, 2);
+    // Augmentation gains less here: on 32 dims, half of them noise, its copies are much noisier
+    // positives than on real embeddings.
+    for (estimator, augment, margin) in [
+        (Estimator::Ste, Augment::None, 0.3),
+        (Estimator::Reste, Augment::None, 0.3),
+        (Estimator::Ste, Augment::Racs { copies: 1 }, 0.01),
+    ] {
+        let cfg = TrainConfig {
+            estimator,
+            augment,
+            ..tiny(2, 3)
+        };
+        let t = train(&data, &val, &cfg, None, &mut |_| {}).unwrap();
+        let after = val_mrr(&t.encoder, &val, usize::MAX);
+        assert!(
+            after > t.start_val_mrr + margin,
+            "{estimator} {augment}: validation MRR {:.3} → {after:.3}",
+            t.start_val_mrr
+        );
+    }
+    let cfg = TrainConfig {
+        estimator: Estimator::Biper,
+        lr: 1e-2,
+        ..tiny(2, 3)
+    };
+    let t = train(&data, &val, &cfg, None, &mut |_| {}).unwrap();
+    assert!(
+        t.best_val_mrr > t.start_val_mrr,
+        "biper did not improve: {:.3} → {:.3}",
+        t.start_val_mrr,
+        t.best_val_mrr
+    );
+}
+
+#[test]
+fn compatible_training_keeps_cross_version_search() {
+    let data = TrainData::Pairs(noisy_pairs(1536, 32, 4));
+    let val = noisy_pairs(400, 32, 5);
+    let old = train(&data, &val, &tiny(2, 10), None, &mut |_| {})
+        .unwrap()
+        .encoder;
+    let indep = train(&data, &val, &tiny(2, 11), None, &mut |_| {})
+        .unwrap()
+        .encoder;
+    let compat = train(&data, &val, &tiny(2, 11), Some(&old), &mut |_| {})
+        .unwrap()
+        .encoder;
+    let old_alone = val_mrr(&old, &val, usize::MAX);
+    let cross_indep = cross_val_mrr(&indep, &old, &val, usize::MAX);
+    let cross_compat = cross_val_mrr(&compat, &old, &val, usize::MAX);
+    assert!(
+        cross_compat > cross_indep + 0.1,
+        "new→old MRR: compatible {cross_compat:.3}, independent {cross_indep:.3}"
+    );
+    assert!(
+        cross_compat >= 0.9 * old_alone,
+        "new→old MRR {cross_compat:.3} against the old version's own {old_alone:.3}"
+    );
+}
+
+#[test]
+fn bad_input_is_refused_with_the_reason() {
+    let e = Pairs::new(4, vec![1.0; 12], vec![1.0; 8]).unwrap_err();
+    assert!(e.contains("3 queries but 2 documents"), "{e}");
+    assert!(Pairs::new(2, vec![0.0, 0.0], vec![1.0, 0.0])
+        .unwrap_err()
+        .contains("zero vector"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.npz");
+    write_pairs_npz(&path, &[1.0, 0.0, 0.0, 1.0], &[1.0, 0.0, 0.0, 1.0], 2).unwrap();
+    let p = read_pairs_npz(&path).unwrap();
+    assert_eq!((p.len(), p.dim), (2, 2));
+    let junk = dir.path().join("junk.npz");
+    std::fs::write(&junk, b"not a zip").unwrap();
+    assert!(read_pairs_npz(&junk)
+        .unwrap_err()
+        .to_string()
+        .contains("not a .npz"));
+
+    let data = TrainData::Pairs(noisy_pairs(64, 32, 1));
+    let val = noisy_pairs(16, 32, 2);
+    let old = train(
+        &data,
+        &val,
+        &TrainConfig {
+            epochs: 1,
+            ..tiny(2, 1)
+        },
+        None,
+        &mut |_| {},
+    )
+    .unwrap()
+    .encoder;
+    let other = TrainConfig {
+        bits: 1,
+        ..tiny(1, 1)
+    };
+    let e = train(&data, &val, &other, Some(&old), &mut |_| {})
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("--dims 32 --bits 2"), "{e}");
+    let wrong_dim = noisy_pairs(16, 16, 3);
+    let e = train(&data, &wrong_dim, &tiny(2, 1), None, &mut |_| {})
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("dimension 16"), "{e}");
+}
