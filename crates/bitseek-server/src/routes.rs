@@ -381,7 +381,7 @@ async fn upsert(
     }
     blocking(move || {
         let c = collection(&state, &name)?;
-        let dim = c.info().config.dim;
+        let dim = c.snapshot_view().config().dim;
         for (i, p) in req.points.iter().enumerate() {
             check_vector(&p.vector, dim, || format!("point {i} (id {})", p.id))?;
         }
@@ -553,7 +553,7 @@ async fn search(
     let sreq = search_request(&state, req.k, req.oversample, req.filter)?;
     blocking(move || {
         let c = collection(&state, &name)?;
-        let dim = c.info().config.dim;
+        let dim = c.snapshot_view().config().dim;
         let vector = match (req.vector, req.text) {
             (Some(v), None) => {
                 check_vector(&v, dim, || "\"vector\"".to_string())?;
@@ -611,7 +611,7 @@ async fn search_batch(
     }
     blocking(move || {
         let c = collection(&state, &name)?;
-        let dim = c.info().config.dim;
+        let dim = c.snapshot_view().config().dim;
         let rows = match (req.vectors, req.texts) {
             (Some(vs), _) => {
                 for (i, v) in vs.iter().enumerate() {
