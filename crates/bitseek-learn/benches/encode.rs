@@ -44,14 +44,19 @@ fn encoder(dim: usize, m: usize, bits: usize, hidden: usize) -> Learned {
 fn bench(c: &mut Criterion) {
     let mut rng = ChaCha8Rng::seed_from_u64(2);
     let q: Vec<f32> = (0..384).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
+    let batch: Vec<f32> = (0..64 * 384).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
     let mut g = c.benchmark_group("encode_query_384_to_384x2");
-    for hidden in [128, 256, 512] {
+    for hidden in [64, 128, 256, 512] {
         let enc = encoder(384, 384, 2, hidden);
         g.bench_function(format!("hidden{hidden}/symmetric"), |b| {
             b.iter(|| enc.encode_query_bits(black_box(&q), QueryMode::Symmetric, 8))
         });
         g.bench_function(format!("hidden{hidden}/asymmetric8"), |b| {
             b.iter(|| enc.encode_query_bits(black_box(&q), QueryMode::Asymmetric, 8))
+        });
+        // 64 queries at once share each weight load (SGEMM); divide by 64 for the per-query cost.
+        g.bench_function(format!("hidden{hidden}/batch64_forward"), |b| {
+            b.iter(|| enc.forward(black_box(&batch)))
         });
     }
     g.finish();

@@ -37,7 +37,7 @@ impl Default for KshParams {
             anchors: 512,
             samples: 4000,
             negatives: 5,
-            iterations: 40,
+            iterations: 60,
             seed: 0,
         }
     }
@@ -221,21 +221,8 @@ impl Ksh {
             }
         });
         let mut a_all = Vec::with_capacity(params.bits * p);
-        let mut v = vec![1f32 / (p as f32).sqrt(); p];
         for _ in 0..params.bits {
-            // Largest algebraic eigenvector of M via power iteration on M + ‖M‖_F·I.
-            let shift = mm.iter().map(|x| x * x).sum::<f32>().sqrt();
-            for _ in 0..params.iterations {
-                let mut w: Vec<f32> = mm
-                    .par_chunks(p)
-                    .map(|row| row.iter().zip(&v).map(|(a, b)| a * b).sum::<f32>())
-                    .collect();
-                for (wi, vi) in w.iter_mut().zip(&v) {
-                    *wi += shift * vi;
-                }
-                let norm = w.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-30);
-                v = w.into_iter().map(|x| x / norm).collect();
-            }
+            let v = top_eigenvector(&mm, p, params.iterations, &mut rng);
             // y = sign(K̄ a); M ← M − (K̄ᵀ y)(K̄ᵀ y)ᵀ.
             let mut kty = vec![0f32; p];
             for f in k.chunks_exact(p) {
@@ -254,12 +241,41 @@ impl Ksh {
                 }
             });
             a_all.extend_from_slice(&v);
-            // Start the next bit away from this one.
-            v.iter_mut()
-                .enumerate()
-                .for_each(|(i, x)| *x += if i % 2 == 0 { 0.1 } else { -0.1 });
         }
         ksh.a = a_all;
         ksh
+    }
+}
+
+/// The eigenvector of the largest (algebraic) eigenvalue of the symmetric `p × p` matrix `mm`:
+/// power iteration finds the eigenvalue largest in magnitude; if that one is negative, iterating
+/// on `M + |λ|·I` (positive semi-definite) finds the largest algebraic one instead.
+fn top_eigenvector(mm: &[f32], p: usize, iterations: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
+    use rand::Rng;
+    let power = |shift: f32, rng: &mut ChaCha8Rng| -> Vec<f32> {
+        let mut v: Vec<f32> = (0..p).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
+        for _ in 0..iterations {
+            let mut w: Vec<f32> = mm
+                .par_chunks(p)
+                .map(|row| row.iter().zip(&v).map(|(a, b)| a * b).sum::<f32>())
+                .collect();
+            for (wi, vi) in w.iter_mut().zip(&v) {
+                *wi += shift * vi;
+            }
+            let norm = w.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-30);
+            v = w.into_iter().map(|x| x / norm).collect();
+        }
+        v
+    };
+    let v = power(0.0, rng);
+    let lambda: f32 = mm
+        .chunks_exact(p)
+        .zip(&v)
+        .map(|(row, vi)| vi * row.iter().zip(&v).map(|(a, b)| a * b).sum::<f32>())
+        .sum();
+    if lambda >= 0.0 {
+        v
+    } else {
+        power(-lambda, rng)
     }
 }

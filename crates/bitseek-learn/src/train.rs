@@ -66,7 +66,7 @@ impl Default for TrainConfig {
             lr: 1e-3,
             weight_decay: 1e-4,
             loss: LossParams::default(),
-            patience: 2,
+            patience: 3,
             seed: 0,
             compat_weight: 1.0,
             max_val: 4000,
@@ -286,9 +286,22 @@ pub fn train(
     let steps = n / batch;
     let total = (steps * cfg.epochs).max(1) as f32;
     let mut epochs = Vec::new();
+    // Patience counts from the best *trained* epoch: the first epochs may dip below the untrained
+    // start before they pass it. The encoder kept is the best of all, the start included.
+    let mut best_trained = f64::NEG_INFINITY;
     let mut since_best = 0;
     let mut stopped_early = false;
     let mut step_no = 0usize;
+    // With N augmented copies the batch is (N+1)× larger; taking (N+1)× as many hardest negatives
+    // keeps the same fraction of the batch, as RACS's all-negatives loss grows with the batch.
+    // (With only 5 the collapsed code, loss log 6, undercuts the noisy augmented positives.)
+    let loss_params = match cfg.augment {
+        Augment::None => cfg.loss,
+        Augment::Racs { copies } => LossParams {
+            hard_negatives: cfg.loss.hard_negatives * (copies + 1),
+            ..cfg.loss
+        },
+    };
     for epoch in 1..=cfg.epochs {
         let t = Instant::now();
         let pairs = data.epoch(&mut rng);
@@ -309,10 +322,10 @@ pub fn train(
             let codes = model.forward(&both, true, o)?;
             let cq = codes.narrow(0, 0, rows_n)?;
             let cd = codes.narrow(0, rows_n, rows_n)?;
-            let mut loss = info_nce(&cq, &cd, &groups, &cfg.loss)?;
+            let mut loss = info_nce(&cq, &cd, &groups, &loss_params)?;
             if let Some(old) = old {
                 let od = old_codes(old, &d, cfg.m)?;
-                let cross = info_nce(&cq, &od, &groups, &cfg.loss)?;
+                let cross = info_nce(&cq, &od, &groups, &loss_params)?;
                 loss = (loss + (cross * cfg.compat_weight)?)?;
             }
             opt.backward_step(&loss)?;
@@ -338,6 +351,9 @@ pub fn train(
             best = enc;
             best_mrr = val_mrr;
             best_epoch = epoch;
+        }
+        if val_mrr > best_trained {
+            best_trained = val_mrr;
             since_best = 0;
         } else {
             since_best += 1;

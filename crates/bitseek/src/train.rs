@@ -55,7 +55,7 @@ pub struct Args {
     #[arg(long, default_value_t = 10, value_parser = crate::positive)]
     epochs: usize,
     /// Epochs without a better validation MRR before stopping.
-    #[arg(long, default_value_t = 2, value_parser = crate::positive)]
+    #[arg(long, default_value_t = 3, value_parser = crate::positive)]
     patience: usize,
     /// Pairs per batch.
     #[arg(long, default_value_t = 512)]
