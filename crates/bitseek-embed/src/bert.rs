@@ -14,6 +14,9 @@ pub struct EmbedOptions {
     /// Overrides the token window (otherwise `max_seq_length` from `sentence_bert_config.json`, else
     /// the model's `max_position_embeddings`). Never more than `max_position_embeddings`.
     pub max_tokens: Option<usize>,
+    /// Runs the dense layers in 8-bit integers (dynamic quantization, the `int8` module): faster
+    /// on CPUs with AVX-512 VNNI, at a small cost in accuracy (`bitseek model bench --int8`).
+    pub int8: bool,
 }
 
 impl Default for EmbedOptions {
@@ -21,6 +24,7 @@ impl Default for EmbedOptions {
         Self {
             batch_size: 32,
             max_tokens: None,
+            int8: false,
         }
     }
 }
@@ -69,10 +73,13 @@ impl BertEmbedder {
         let tokenizer = WindowedTokenizer::open(&dir.tokenizer_path(), max_tokens)?;
         let weights_path = dir.weights_path();
         let bytes = std::fs::read(&weights_path).map_err(Error::io(&weights_path))?;
-        let encoder = Encoder::load(&bytes, &config).map_err(|source| Error::Weights {
+        let mut encoder = Encoder::load(&bytes, &config).map_err(|source| Error::Weights {
             path: weights_path,
             source,
         })?;
+        if options.int8 {
+            encoder.quantize();
+        }
         Ok(Self {
             encoder,
             tokenizer,

@@ -29,6 +29,7 @@ mod bert;
 mod encoder;
 mod error;
 pub mod fetch;
+mod int8;
 mod model_dir;
 
 pub use bert::{BertEmbedder, EmbedOptions, WindowedTokenizer};

@@ -40,6 +40,7 @@ fn matches_sentence_transformers() {
             EmbedOptions {
                 batch_size,
                 max_tokens: None,
+                int8: false,
             },
         )
         .unwrap();
@@ -74,6 +75,45 @@ fn matches_sentence_transformers() {
             texts.len()
         );
     }
+}
+
+/// Cosine of two vectors.
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (na * nb)
+}
+
+/// The 8-bit path stays close to sentence-transformers: it is an approximation, so the bound is
+/// looser than the f32 path's, and the mean is what retrieval feels.
+#[test]
+#[ignore = "needs the model: run `bitseek model fetch`"]
+fn int8_stays_close_to_sentence_transformers() {
+    let reference = reference();
+    let texts: Vec<&str> = reference.items.iter().map(|i| i.text.as_str()).collect();
+    let e = BertEmbedder::load_with(
+        &model(),
+        EmbedOptions {
+            int8: true,
+            ..EmbedOptions::default()
+        },
+    )
+    .unwrap();
+    let vectors = e.embed(&texts).unwrap();
+    let cos: Vec<f32> = reference
+        .items
+        .iter()
+        .zip(&vectors)
+        .map(|(item, v)| cosine(v, &item.vector))
+        .collect();
+    let worst = cos.iter().copied().fold(f32::INFINITY, f32::min);
+    let mean = cos.iter().sum::<f32>() / cos.len() as f32;
+    eprintln!(
+        "int8: {} texts, min cosine {worst:.5}, mean {mean:.5}",
+        cos.len()
+    );
+    assert!(worst >= 0.98 && mean >= 0.99, "min {worst}, mean {mean}");
 }
 
 #[test]

@@ -134,6 +134,7 @@ fn embeddings_are_unit_vectors_independent_of_batching() {
         EmbedOptions {
             batch_size: 64,
             max_tokens: None,
+            int8: false,
         },
     )
     .unwrap();
@@ -156,6 +157,7 @@ fn embeddings_are_unit_vectors_independent_of_batching() {
         EmbedOptions {
             batch_size: 3,
             max_tokens: None,
+            int8: false,
         },
     )
     .unwrap();
@@ -177,6 +179,7 @@ fn window_defaults_to_the_model_and_is_capped_by_it() {
     let over = EmbedOptions {
         batch_size: 4,
         max_tokens: Some(10_000),
+        int8: false,
     };
     let e = BertEmbedder::load_with(&dir, over).unwrap();
     assert_eq!(e.max_tokens(), POSITIONS);

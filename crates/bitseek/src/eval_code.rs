@@ -41,6 +41,9 @@ pub struct Args {
     /// Model directory for --embed (default: $BITSEEK_MODEL_DIR or the cache).
     #[arg(long)]
     model_dir: Option<PathBuf>,
+    /// Embed with the model's 8-bit path (implies --embed): what it costs in MRR.
+    #[arg(long)]
+    int8: bool,
     /// Also evaluate BM25 over identifiers and its reciprocal-rank fusion (k = 60) with float32.
     #[arg(long)]
     hybrid: bool,
@@ -405,7 +408,7 @@ fn vectors(a: &Args, pairs: &[Pair], in_file: usize) -> anyhow::Result<(Vectors,
     let stem = stem(&a.pairs);
     let q_path = PathBuf::from(format!("{}.query.f16.npy", stem.display()));
     let c_path = PathBuf::from(format!("{}.code.f16.npy", stem.display()));
-    if !a.embed && q_path.exists() && c_path.exists() {
+    if !a.embed && !a.int8 && q_path.exists() && c_path.exists() {
         let q = read_vectors(&q_path)?;
         let c = read_vectors(&c_path)?;
         for (p, v) in [(&q_path, &q), (&c_path, &c)] {
@@ -436,9 +439,17 @@ fn vectors(a: &Args, pairs: &[Pair], in_file: usize) -> anyhow::Result<(Vectors,
     }
     use bitseek_embed::{BertEmbedder, Embedder, ModelDir};
     let dir = ModelDir::open(bitseek_embed::resolve_model_dir(a.model_dir.as_deref())?)?;
-    let embedder = BertEmbedder::load(&dir)?;
+    let embedder = BertEmbedder::load_with(
+        &dir,
+        bitseek_embed::EmbedOptions {
+            int8: a.int8,
+            ..Default::default()
+        },
+    )?;
     let dim = embedder.dim();
-    let why = if a.embed {
+    let why = if a.int8 {
+        "--int8: dense layers in 8-bit integers"
+    } else if a.embed {
         "--embed"
     } else {
         "no shipped .f16.npy embeddings beside the pairs file"

@@ -53,6 +53,9 @@ enum ModelCommand {
         /// A model directory instead of $BITSEEK_MODEL_DIR or the cache.
         #[arg(long)]
         model_dir: Option<PathBuf>,
+        /// Run the dense layers in 8-bit integers (dynamic quantization).
+        #[arg(long)]
+        int8: bool,
         /// One JSON object with the timings.
         #[arg(long)]
         json: bool,
@@ -72,8 +75,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             batch,
             runs,
             model_dir,
+            int8,
             json,
-        } => bench(&texts, batch, runs, model_dir.as_deref(), json),
+        } => bench(&texts, batch, runs, model_dir.as_deref(), int8, json),
     }
 }
 
@@ -145,6 +149,7 @@ fn bench(
     batch: usize,
     runs: usize,
     model_dir: Option<&Path>,
+    int8: bool,
     json: bool,
 ) -> anyhow::Result<()> {
     let texts = read_texts(texts_path)?;
@@ -155,6 +160,7 @@ fn bench(
         EmbedOptions {
             batch_size: batch,
             max_tokens: None,
+            int8,
         },
     )?;
     let load_s = start.elapsed().as_secs_f64();
