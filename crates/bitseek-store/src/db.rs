@@ -724,7 +724,12 @@ struct Segment {
     entry: SegmentEntry,
     index: Index,
     payloads: Vec<Value>,
+    /// Per payload field a filter has named: value key → rows holding it, built on first use.
+    fields: Mutex<HashMap<String, Arc<FieldIndex>>>,
 }
+
+/// Rows by the value of one payload field ([`crate::filter::value_key`]).
+type FieldIndex = HashMap<String, Vec<u32>>;
 
 impl Segment {
     fn open(dir: &Path, entry: &SegmentEntry, m: &LiveManifest) -> Result<Segment, StoreError> {
@@ -770,7 +775,58 @@ impl Segment {
             entry: entry.clone(),
             index,
             payloads,
+            fields: Mutex::new(HashMap::new()),
         })
+    }
+
+    fn field_index(&self, field: &str) -> Arc<FieldIndex> {
+        let mut fields = match self.fields.lock() {
+            Ok(f) => f,
+            Err(e) => e.into_inner(),
+        };
+        fields
+            .entry(field.to_owned())
+            .or_insert_with(|| {
+                let mut idx = FieldIndex::new();
+                for (r, p) in self.payloads.iter().enumerate() {
+                    if let Some(v) = crate::filter::lookup(p, field) {
+                        idx.entry(crate::filter::value_key(v))
+                            .or_default()
+                            .push(r as u32);
+                    }
+                }
+                Arc::new(idx)
+            })
+            .clone()
+    }
+
+    /// The rows whose payload `filter` accepts, as a bitmask (the same answer as
+    /// [`Filter::accepts`] row by row, from the field indexes).
+    fn filter_mask(&self, filter: &Filter) -> Vec<u64> {
+        let rows = self.rows();
+        let from_values = |field: &str, values: &[&Value]| {
+            let idx = self.field_index(field);
+            let mut m = vec![0u64; rows.div_ceil(64)];
+            for v in values {
+                for &r in idx.get(&crate::filter::value_key(v)).into_iter().flatten() {
+                    m[r as usize / 64] |= 1 << (r % 64);
+                }
+            }
+            m
+        };
+        match filter {
+            Filter::Eq { field, eq } => from_values(field, &[eq]),
+            Filter::In { field, r#in } => from_values(field, &r#in.iter().collect::<Vec<_>>()),
+            Filter::All { all } => {
+                let mut m = all_live(rows);
+                for f in all {
+                    for (a, b) in m.iter_mut().zip(self.filter_mask(f)) {
+                        *a &= b;
+                    }
+                }
+                m
+            }
+        }
     }
 
     fn rows(&self) -> usize {
@@ -1757,7 +1813,13 @@ impl Writer {
         m.write(dir)?;
         // The new generation is current: switch to it.
         self.manifest = m;
-        self.open_log(dir)?;
+        if let Err(e) = self.open_log(dir) {
+            // The files on disk are right but this writer no longer matches them.
+            self.poisoned = Some(format!(
+                "the new log cannot be opened ({e}); writes are refused until the collection is reopened"
+            ));
+            return Err(e);
+        }
         self.where_is.clear();
         self.points = 0;
         for (i, (seg, live)) in segments.iter().enumerate() {
@@ -2038,11 +2100,9 @@ impl Snapshot {
             let allowed: Live = match &req.filter {
                 None => live.clone(),
                 Some(f) => {
-                    let mut a = (**live).clone();
-                    for (r, p) in seg.payloads.iter().enumerate() {
-                        if is_set(&a, r) && !f.accepts(p) {
-                            clear(&mut a, r);
-                        }
+                    let mut a = seg.filter_mask(f);
+                    for (x, l) in a.iter_mut().zip(live.iter()) {
+                        *x &= l;
                     }
                     Arc::new(a)
                 }

@@ -51,7 +51,8 @@ impl Filter {
     }
 }
 
-fn lookup<'a>(payload: &'a Value, field: &str) -> Option<&'a Value> {
+/// The value at `field` of `payload`: a top-level key, or a dotted path through nested objects.
+pub fn lookup<'a>(payload: &'a Value, field: &str) -> Option<&'a Value> {
     if let Some(v) = payload.get(field) {
         return Some(v);
     }
@@ -62,17 +63,32 @@ fn lookup<'a>(payload: &'a Value, field: &str) -> Option<&'a Value> {
     Some(v)
 }
 
-/// JSON equality with numbers compared by value (`1 == 1.0`).
+/// JSON equality with numbers compared by value (`1 == 1.0`): equal exactly when the keys are.
 fn json_eq(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
-            (Some(i), Some(j)) => i == j,
-            _ => match (x.as_u64(), y.as_u64()) {
-                (Some(i), Some(j)) => i == j,
-                _ => x.as_f64() == y.as_f64(),
-            },
-        },
-        _ => a == b,
+    value_key(a) == value_key(b)
+}
+
+/// A string that two JSON values share exactly when a filter counts them equal: integers and
+/// integral floats by their integer value, other floats by their bits, everything else by its
+/// compact JSON. Segments index payload fields by it, so a filter costs a lookup per value
+/// instead of a JSON comparison per row.
+pub fn value_key(v: &Value) -> String {
+    match v {
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                format!("i{i}")
+            } else if let Some(u) = n.as_u64() {
+                format!("i{u}")
+            } else {
+                let f = n.as_f64().unwrap_or(f64::NAN);
+                if f.fract() == 0.0 && f.abs() < 1.8e19 {
+                    format!("i{}", f as i128)
+                } else {
+                    format!("f{:016x}", f.to_bits())
+                }
+            }
+        }
+        other => format!("j{other}"),
     }
 }
 
@@ -109,6 +125,13 @@ mod tests {
         assert!(parse(json!({"field": "lang", "eq": "rust"})).accepts(&p));
         assert!(!parse(json!({"field": "lang", "eq": "go"})).accepts(&p));
         assert!(parse(json!({"field": "stars", "eq": 3.0})).accepts(&p));
+        assert!(!parse(json!({"field": "stars", "eq": 3.5})).accepts(&p));
+        assert!(parse(json!({"field": "x", "eq": 0.25})).accepts(&json!({"x": 0.25})));
+        assert!(parse(json!({"field": "x", "eq": u64::MAX})).accepts(&json!({"x": u64::MAX})));
+        assert!(parse(json!({"field": "x", "eq": -3})).accepts(&json!({"x": -3.0})));
+        assert!(parse(json!({"field": "x", "eq": {"a": [1, "b"]}}))
+            .accepts(&json!({"x": {"a": [1, "b"]}})));
+        assert!(!parse(json!({"field": "x", "eq": "1"})).accepts(&json!({"x": 1})));
         assert!(!parse(json!({"field": "stars", "eq": "3"})).accepts(&p));
         assert!(parse(json!({"field": "lang", "in": ["go", "rust"]})).accepts(&p));
         assert!(!parse(json!({"field": "lang", "in": []})).accepts(&p));

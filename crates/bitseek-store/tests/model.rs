@@ -47,6 +47,10 @@ fn run(steps: Vec<Step>, metric: Metric) -> Result<(), TestCaseError> {
         .unwrap();
     let mut model = Model::new();
     let filter: Filter = serde_json::from_value(json!({"field": "lang", "eq": "go"})).unwrap();
+    let both: Filter = serde_json::from_value(json!({"all": [
+        {"field": "lang", "in": ["go", "python"]}, {"field": "lang", "in": ["go", "rust"]}
+    ]}))
+    .unwrap();
     for (i, s) in steps.into_iter().enumerate() {
         match s {
             Step::Upsert(points) => {
@@ -102,7 +106,7 @@ fn run(steps: Vec<Step>, metric: Metric) -> Result<(), TestCaseError> {
             );
         }
         let q = vector_of(1000 + i as u64, dim);
-        for f in [None, Some(filter.clone())] {
+        for f in [None, Some(filter.clone()), Some(both.clone())] {
             let req = SearchRequest {
                 k: 5,
                 oversample: Some(100.0),
