@@ -176,5 +176,16 @@ fn main() {
         report.bytes_after as f64 / 1e6
     );
     time_search("no filter, compacted", None);
-    time_search("filter, compacted", Some(filter));
+    time_search("filter, compacted", Some(filter.clone()));
+    // 15,000 points in the memtable (below the flush threshold), searched exactly.
+    let points: Vec<Point> = vectors(&mut rng, 15_000, dim)
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| point((rows + i) as u64, v))
+        .collect();
+    for batch in points.chunks(5_000) {
+        c.upsert(batch.to_vec()).unwrap();
+    }
+    time_search("+15,000 in the memtable", None);
+    time_search("filter, +15,000 in memtable", Some(filter));
 }

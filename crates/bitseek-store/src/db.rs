@@ -2121,37 +2121,66 @@ impl Snapshot {
                 }
             }
         }
+        // The memtable is searched exactly.
+        let dot_f32 = bitseek_codes::kernels::kernels().dot_f32;
+        let q2: Vec<f32> = queries.chunks_exact(dim).map(|q| dot(q, q)).collect();
         for (chunk, live) in &self.mem {
-            for (r, &id) in chunk.ids.iter().enumerate() {
-                if !is_set(live, r) {
-                    continue;
+            let rows: Vec<usize> = (0..chunk.ids.len())
+                .filter(|&r| is_set(live, r))
+                .filter(|&r| {
+                    req.filter
+                        .as_ref()
+                        .is_none_or(|f| f.accepts(&chunk.payloads[r]))
+                })
+                .collect();
+            if rows.is_empty() {
+                continue;
+            }
+            let rows_n = chunk.ids.len();
+            let mut scores = vec![0f32; n * rows_n];
+            if n >= 8 {
+                bitseek_index::exact::product(&queries, &chunk.vectors, dim, &mut scores);
+            } else {
+                // A product packs the whole batch first; for a few queries, SIMD dots are faster.
+                for (q, out) in queries
+                    .chunks_exact(dim)
+                    .zip(scores.chunks_exact_mut(rows_n))
+                {
+                    for &r in &rows {
+                        out[r] = dot_f32(q, &chunk.vectors[r * dim..(r + 1) * dim]);
+                    }
                 }
-                let p = &chunk.payloads[r];
-                if req.filter.as_ref().is_some_and(|f| !f.accepts(p)) {
-                    continue;
-                }
-                let x = &chunk.vectors[r * dim..(r + 1) * dim];
-                for (q, query) in queries.chunks_exact(dim).enumerate() {
+            }
+            for (q, row_scores) in scores.chunks_exact(rows_n).enumerate() {
+                for &r in &rows {
+                    let ip = row_scores[r];
                     let score = match metric {
-                        Metric::L2 => x.iter().zip(query).map(|(a, b)| (a - b) * (a - b)).sum(),
-                        _ => dot(x, query),
+                        Metric::L2 => {
+                            let x = &chunk.vectors[r * dim..(r + 1) * dim];
+                            (q2[q] - 2.0 * ip + dot(x, x)).max(0.0)
+                        }
+                        _ => ip,
                     };
-                    found[q].push((score, id, p));
+                    found[q].push((score, chunk.ids[r], &chunk.payloads[r]));
                 }
             }
         }
         Ok(found
             .into_iter()
             .map(|mut c| {
-                c.sort_unstable_by(|a, b| {
+                let order = |a: &(f32, u64, &Value), b: &(f32, u64, &Value)| {
                     let o = if lower_is_better {
                         a.0.total_cmp(&b.0)
                     } else {
                         b.0.total_cmp(&a.0)
                     };
                     o.then(a.1.cmp(&b.1))
-                });
-                c.truncate(k);
+                };
+                if c.len() > k {
+                    c.select_nth_unstable_by(k - 1, order);
+                    c.truncate(k);
+                }
+                c.sort_unstable_by(order);
                 c.into_iter()
                     .map(|(score, id, payload)| ScoredPoint {
                         id,
