@@ -51,7 +51,11 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
 /// answers in plain text and insists on a content type; curl's `-d` sends another one).
 pub(crate) struct JsonBody<T>(pub T);
 
-impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for JsonBody<T> {
+/// Bodies larger than this are parsed on the blocking pool: parsing megabytes of numbers takes
+/// milliseconds, and on an async worker it would hold up every other request on that worker.
+const INLINE_PARSE_BYTES: usize = 64 << 10;
+
+impl<T: DeserializeOwned + Send + 'static> FromRequest<Arc<AppState>> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, ApiError> {
@@ -59,7 +63,10 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for JsonBody<T> {
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|e| body_error(e, limit))?;
-        parse_json(&bytes).map(JsonBody)
+        if bytes.len() <= INLINE_PARSE_BYTES {
+            return parse_json(&bytes).map(JsonBody);
+        }
+        blocking(move || parse_json(&bytes)).await.map(JsonBody)
     }
 }
 

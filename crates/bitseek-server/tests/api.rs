@@ -1022,3 +1022,82 @@ async fn shutdown_finishes_an_in_flight_write() {
     let db = bitseek_store::Db::open(&dir.path().join("data")).unwrap();
     assert_eq!(db.get("c").unwrap().info().points, 500);
 }
+
+/// A long write does not hold up searches: with a single async worker, searches sent while a
+/// large upsert is being written are all answered before that upsert is. (Were store calls made
+/// on the async worker instead of the blocking pool, none of the five would be.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn searches_do_not_wait_for_a_long_write() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_dir, s) = state(Options::default());
+    let r = call(&s, "PUT", "/collections/c", Some(r#"{"dim": 64}"#), None).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let r = call(
+        &s,
+        "PUT",
+        "/collections/c/points",
+        Some(&points_json(0..10, 64)),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(bitseek_server::serve_on(listener, s.clone(), async move {
+        let _ = stop_rx.await;
+    }));
+
+    // About 4 MB of JSON: 10,000 points of 64 values.
+    let big = points_json(1000..11_000, 64);
+    let sent = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (sent, answered) = (sent.clone(), answered.clone());
+        tokio::spawn(async move {
+            let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let head = format!(
+                "PUT /collections/c/points HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                big.len()
+            );
+            c.write_all(head.as_bytes()).await.unwrap();
+            c.write_all(big.as_bytes()).await.unwrap();
+            sent.store(true, Ordering::SeqCst);
+            let mut resp = Vec::new();
+            c.read_to_end(&mut resp).await.unwrap();
+            answered.store(true, Ordering::SeqCst);
+            String::from_utf8_lossy(&resp).into_owned()
+        })
+    };
+    while !sent.load(Ordering::SeqCst) {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let mut during = 0;
+    for _ in 0..5 {
+        let mut q = vec![0.0f32; 64];
+        q[3] = 1.0;
+        let body = serde_json::json!({"vector": q, "k": 3}).to_string();
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!(
+            "POST /collections/c/search HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        c.write_all(req.as_bytes()).await.unwrap();
+        let mut resp = Vec::new();
+        c.read_to_end(&mut resp).await.unwrap();
+        assert!(
+            resp.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&resp)
+        );
+        if !answered.load(Ordering::SeqCst) {
+            during += 1;
+        }
+    }
+    let resp = writer.await.unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert_eq!(during, 5, "searches waited for the write");
+    stop_tx.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
