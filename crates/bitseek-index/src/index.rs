@@ -818,6 +818,79 @@ impl Index {
     }
 }
 
+impl Index {
+    /// A new in-memory index of `rows` (increasing row numbers) of this one: the same fitted
+    /// quantizer, the codes, factors, ids and kept copy of those rows copied as they are. This is
+    /// how a store drops deleted rows from a segment that keeps no vectors to re-encode.
+    pub fn select_rows(&self, rows: &[usize]) -> Result<Index, IndexError> {
+        let m = &self.meta;
+        if rows.windows(2).any(|w| w[0] >= w[1]) || rows.last().is_some_and(|&r| r >= m.rows) {
+            return Err(IndexError::BadParam(format!(
+                "rows to keep must increase and be below {}",
+                m.rows
+            )));
+        }
+        let p = self.parts();
+        let n = rows.len();
+        let per_block = m.planes * m.words * BLOCK;
+        let mut bits = vec![
+            0u64;
+            if p.codes.bits.is_empty() {
+                0
+            } else {
+                n.div_ceil(BLOCK) * per_block
+            }
+        ];
+        if !bits.is_empty() {
+            for (new, &old) in rows.iter().enumerate() {
+                let (from, to) = (
+                    old / BLOCK * per_block + old % BLOCK,
+                    new / BLOCK * per_block + new % BLOCK,
+                );
+                for i in 0..m.planes * m.words {
+                    bits[to + i * BLOCK] = p.codes.bits[from + i * BLOCK];
+                }
+            }
+        }
+        fn gather<T: Copy>(src: &[T], rows: &[usize], width: usize) -> Vec<T> {
+            if src.is_empty() {
+                return Vec::new();
+            }
+            rows.iter()
+                .flat_map(|&r| src[r * width..(r + 1) * width].iter().copied())
+                .collect()
+        }
+        let codes = Codes {
+            len: n,
+            planes: m.planes,
+            words: m.words,
+            bits,
+            bytes: gather(p.codes.bytes, rows, m.dim),
+            factors: (0..m.factors)
+                .map(|i| gather(p.codes.factors[i], rows, 1))
+                .collect(),
+        };
+        let owned = Owned {
+            codes,
+            ids: gather(p.ids, rows, 1),
+            norm2: gather(p.norm2, rows, 1),
+            keep_f32: gather(p.keep_f32, rows, m.dim),
+            keep_int8: gather(p.keep_int8, rows, m.dim),
+        };
+        let index = Index {
+            meta: Meta {
+                rows: n,
+                ..m.clone()
+            },
+            quantizer: self.quantizer.clone(),
+            keep_quantizer: self.keep_quantizer.clone(),
+            backing: Backing::Owned(owned),
+        };
+        index.check_shapes().map_err(IndexError::BadParam)?;
+        Ok(index)
+    }
+}
+
 /// Fitted parameters stored as sections: quantizer (`q.*`) and int8 copy (`keep.*`).
 fn quantizer_params<'a>(q: &'a Quantizer, keep: Option<&'a Int8>) -> Vec<(String, &'a [f32])> {
     let mut out: Vec<(&'static str, &'a [f32])> = match q {

@@ -101,3 +101,66 @@ fn only_allowed_rows_come_back_and_they_are_the_exact_best() {
         }
     }
 }
+
+#[test]
+fn select_rows_answers_like_a_scan_restricted_to_those_rows() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+    let (dim, rows) = (40, 203);
+    let data: Vec<f32> = (0..dim * rows)
+        .map(|_| rng.gen_range(-1.0f32..1.0))
+        .collect();
+    let keep_rows: Vec<usize> = (0..rows).filter(|r| r % 4 != 1 && r % 7 != 3).collect();
+    let mut mask = vec![0u64; rows.div_ceil(64)];
+    for &r in &keep_rows {
+        mask[r / 64] |= 1 << (r % 64);
+    }
+    for quantizer in ["sign", "rabitq", "residual3", "int8"] {
+        for keep in [Keep::F32, Keep::Int8, Keep::None] {
+            let opts = BuildOptions {
+                quantizer: quantizer.parse().unwrap(),
+                metric: Metric::L2,
+                keep,
+                ..BuildOptions::default()
+            };
+            let v = Vectors {
+                dim,
+                data: data.clone(),
+                ids: None,
+            };
+            let index = Index::build(v, std::path::Path::new("test"), &opts, &|_| {}).unwrap();
+            let small = index.select_rows(&keep_rows).unwrap();
+            assert_eq!(small.meta().rows, keep_rows.len());
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("small.bitseek");
+            small.save(&path).unwrap();
+            let small = Index::open(&path).unwrap();
+            let q: Vec<f32> = (0..2 * dim).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
+            for rescore in [true, false] {
+                let params = SearchParams {
+                    k: 15,
+                    oversample: 3,
+                    rescore,
+                    ..SearchParams::default()
+                };
+                let a = small.search_batch(&q, dim, &params).unwrap();
+                let b = index
+                    .search_batch_allowed(&q, dim, &params, Some(&mask))
+                    .unwrap();
+                assert_eq!(a, b, "{quantizer} keep {keep} rescore {rescore}");
+            }
+        }
+    }
+    let index = Index::build(
+        Vectors {
+            dim,
+            data,
+            ids: None,
+        },
+        std::path::Path::new("test"),
+        &BuildOptions::default(),
+        &|_| {},
+    )
+    .unwrap();
+    assert!(index.select_rows(&[3, 2]).is_err());
+    assert!(index.select_rows(&[rows]).is_err());
+}

@@ -716,6 +716,8 @@ fn generation_in(name: &str) -> Option<u64> {
     ]
     .iter()
     .find_map(|(p, s)| name.strip_prefix(p).and_then(|r| r.strip_suffix(s)))
+    // `<g>` or `<g>-<i>` (the i-th segment a generation rewrote).
+    .and_then(|g| g.split('-').next())
     .and_then(|g| g.parse().ok())
 }
 
@@ -1431,9 +1433,9 @@ impl Collection {
     }
 
     /// Merges the segments and the memtable into one segment without the dead rows, and starts
-    /// a new log. That needs the `f32` copy: with [`Keep::Int8`] or [`Keep::None`] the memtable
-    /// becomes a segment and segments with no live row left are dropped, but the others keep
-    /// their dead rows (masked in every scan) because codes cannot be re-encoded.
+    /// a new log. Merging re-encodes from the `f32` copy: with [`Keep::Int8`] or [`Keep::None`]
+    /// the memtable becomes a segment and every segment with dead rows is rewritten without them
+    /// (codes copied as they are, each segment keeping its own fitted quantizer), unmerged.
     pub fn compact(&self) -> Result<CompactReport, StoreError> {
         let mut w = self.writer()?;
         w.ready(&self.name)?;
@@ -1723,20 +1725,41 @@ impl Writer {
     }
 
     /// Rewrites every live point into one segment encoded with `quantizer` (compaction, quantizer
-    /// change). Without an f32 copy: memtable flushed, and segments with dead rows dropped when
-    /// they have no live rows left.
+    /// change). Without an f32 copy: memtable flushed, and each segment with dead rows rewritten
+    /// without them by copying codes (see [`Collection::compact`]).
     fn rebuild(&mut self, dir: &Path, quantizer: &str) -> Result<(), StoreError> {
         let dim = self.manifest.dim;
         if self.manifest.keep != Keep::F32 {
+            // No vectors to re-encode: each segment keeps its fitted quantizer and loses its
+            // dead rows (codes copied as they are); segments are not merged.
             self.flush_memtable(dir)?;
             let generation = next_generation(dir, &self.manifest);
-            let kept: Vec<(Arc<Segment>, Live)> = self
-                .segments
-                .iter()
-                .filter(|(_, live)| count(live) > 0)
-                .cloned()
-                .collect();
-            if kept.len() == self.segments.len() {
+            let mut kept: Vec<(Arc<Segment>, Live)> = Vec::new();
+            let mut changed = false;
+            for (i, (seg, live)) in self.segments.iter().enumerate() {
+                let alive: Vec<usize> = (0..seg.rows()).filter(|&r| is_set(live, r)).collect();
+                if alive.len() == seg.rows() {
+                    kept.push((seg.clone(), live.clone()));
+                    continue;
+                }
+                changed = true;
+                if alive.is_empty() {
+                    continue;
+                }
+                let index = seg.index.select_rows(&alive)?;
+                let payloads: Vec<Value> = alive.iter().map(|&r| seg.payloads[r].clone()).collect();
+                let name = format!("{generation}-{i}");
+                let new = save_segment(
+                    dir,
+                    &name,
+                    &self.manifest,
+                    &self.manifest.quantizer,
+                    &index,
+                    &payloads,
+                )?;
+                kept.push((Arc::new(new), Arc::new(all_live(alive.len()))));
+            }
+            if !changed {
                 return Ok(());
             }
             return self.commit(dir, generation, kept, quantizer.to_owned());
@@ -1849,29 +1872,41 @@ fn write_segment(
     payloads: Vec<Value>,
 ) -> Result<Segment, StoreError> {
     let opts = m.config().build_options(quantizer)?;
-    let rows = ids.len();
-    let file = format!("seg-{generation}.bitseek");
-    let path = dir.join(&file);
+    let name = format!("{generation}");
     let index = Index::build(
         Vectors {
             dim: m.dim,
             data: vectors,
             ids: Some(ids),
         },
-        &path,
+        &dir.join(format!("seg-{name}.bitseek")),
         &opts,
         &|_| {},
     )?;
-    index.save(&path)?;
-    drop(index);
+    save_segment(dir, &name, m, quantizer, &index, &payloads)
+}
+
+/// Saves `index` and `payloads` as `seg-<name>.bitseek` and `payloads-<name>.jsonl` (synced) and
+/// reopens the segment (mapped, checksummed).
+fn save_segment(
+    dir: &Path,
+    name: &str,
+    m: &LiveManifest,
+    quantizer: &str,
+    index: &Index,
+    payloads: &[Value],
+) -> Result<Segment, StoreError> {
+    let rows = payloads.len();
+    let file = format!("seg-{name}.bitseek");
+    index.save(&dir.join(&file))?;
     let mut bytes = Vec::with_capacity(rows * 64);
-    for p in &payloads {
+    for p in payloads {
         serde_json::to_writer(&mut bytes, p)
             .map_err(|e| StoreError::Input(format!("payload cannot be written: {e}")))?;
         bytes.push(b'\n');
     }
     let pe = PayloadsEntry {
-        file: format!("payloads-{generation}.jsonl"),
+        file: format!("payloads-{name}.jsonl"),
         rows,
         xxh3: format!("{:016x}", xxh3_64(&bytes)),
     };

@@ -478,3 +478,75 @@ fn many_small_writes_merge_memtable_batches_without_losing_any() {
     let c = db.get("m").unwrap();
     check_all(&c, &model, Metric::Dot, &mut rng, 6, "replayed");
 }
+
+#[test]
+fn compaction_without_an_f32_copy_drops_dead_rows_and_answers_the_same() {
+    for keep in [Keep::None, Keep::Int8] {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = DbOptions { flush_rows: 30 };
+        let db = Db::open_with(dir.path(), opts).unwrap();
+        let c = db
+            .create("n", config(16, Metric::Cosine, "rabitq", keep))
+            .unwrap();
+        let mut rng = rng(4);
+        let mut model = Model::new();
+        for round in 0..6u64 {
+            let points: Vec<Point> = (0..20)
+                .map(|i| {
+                    let id = round * 20 + i;
+                    Point {
+                        id,
+                        vector: vector(&mut rng, 16),
+                        payload: payload(id),
+                    }
+                })
+                .collect();
+            for p in &points {
+                model.insert(p.id, (p.vector.clone(), p.payload.clone()));
+            }
+            c.upsert(points).unwrap();
+        }
+        // Kill every row of the first segment and some of the others.
+        let dead: Vec<u64> = (0..40).chain((40..120).filter(|i| i % 3 == 0)).collect();
+        for id in &dead {
+            model.remove(id);
+        }
+        c.delete(&dead).unwrap();
+        c.checkpoint().unwrap();
+        let queries: Vec<Vec<f32>> = (0..5).map(|_| vector(&mut rng, 16)).collect();
+        let before: Vec<_> = queries
+            .iter()
+            .map(|q| c.search(q, &req(10)).unwrap())
+            .collect();
+        let info = c.info();
+        let report = c.compact().unwrap();
+        assert_eq!(report.rows_before, 120, "{keep}: {report:?}");
+        assert_eq!(report.rows_after, model.len(), "{keep}: {report:?}");
+        assert!(report.segments_after < info.segments, "{keep}: {report:?}");
+        assert!(
+            report.bytes_after < report.bytes_before,
+            "{keep}: {report:?}"
+        );
+        let after: Vec<_> = queries
+            .iter()
+            .map(|q| c.search(q, &req(10)).unwrap())
+            .collect();
+        assert_eq!(before, after, "{keep}: the same codes answer the same");
+        drop(c);
+        drop(db);
+        let db = Db::open_with(dir.path(), opts).unwrap();
+        let c = db.get("n").unwrap();
+        assert_eq!(c.info().points, model.len());
+        for (id, (_, p)) in &model {
+            assert_eq!(&c.get(*id).unwrap().payload, p, "{keep}: id {id}");
+        }
+        for id in &dead {
+            assert!(c.get(*id).is_none());
+        }
+        let again: Vec<_> = queries
+            .iter()
+            .map(|q| c.search(q, &req(10)).unwrap())
+            .collect();
+        assert_eq!(before, again, "{keep}: reopened");
+    }
+}
