@@ -63,6 +63,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         name: "hashed-words".into(),
         dim: DIM,
         fingerprint: "0".repeat(32),
+        precision: "f32".into(),
     };
     let t = Instant::now();
     let report = index_repo(

@@ -112,6 +112,15 @@ pub struct ModelInfo {
     /// xxh3-128 over the model's files (config, tokenizer, sentence-transformers settings, weights),
     /// 32 hex digits: equal fingerprints embed equally.
     pub fingerprint: String,
+    /// How the units were embedded: `f32`, or `int8` (the model's 8-bit dense layers, about 2x
+    /// faster, about 0.5% lower MRR). Questions are embedded in `f32` either way; changing it
+    /// re-embeds everything on the next `bitseek index`.
+    #[serde(default = "f32_precision")]
+    pub precision: String,
+}
+
+fn f32_precision() -> String {
+    "f32".into()
 }
 
 impl ModelInfo {
@@ -155,6 +164,7 @@ impl ModelInfo {
             name,
             dim,
             fingerprint: format!("{:032x}", h.digest128()),
+            precision: f32_precision(),
         })
     }
 }

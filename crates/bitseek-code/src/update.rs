@@ -308,8 +308,8 @@ fn previous(
         return (
             None,
             Some(format!(
-                "the previous index was built with model {} (fingerprint {})",
-                extra.model.name, extra.model.fingerprint
+                "the previous index was built with model {} (fingerprint {}, {} embeddings)",
+                extra.model.name, extra.model.fingerprint, extra.model.precision
             )),
         );
     }

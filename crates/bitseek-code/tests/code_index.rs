@@ -92,6 +92,7 @@ fn words_model() -> ModelInfo {
         name: "words".into(),
         dim: DIM,
         fingerprint: "0".repeat(32),
+        precision: "f32".into(),
     }
 }
 
@@ -587,4 +588,23 @@ fn a_second_index_run_is_refused_while_one_holds_the_lock() {
     assert!(err.to_string().contains("another `bitseek index`"), "{err}");
     held.unlock().unwrap();
     index(root, &Constant);
+}
+
+#[test]
+fn changing_the_embedding_precision_re_embeds_and_queries_stay_compatible() {
+    let repo = fixture();
+    let root = repo.path();
+    index(root, &Words);
+    let int8 = ModelInfo {
+        precision: "int8".into(),
+        ..words_model()
+    };
+    let report = index_repo(root, &Words, &int8, &IndexOptions::default(), &|_, _| {}).unwrap();
+    let why = report.rebuilt_because.unwrap();
+    assert!(why.contains("f32 embeddings"), "{why}");
+    assert_eq!(report.units_reused, 0);
+    // Questions embedded in f32 (same model files) still search the int8-built index.
+    let idx = CodeIndex::open(root).unwrap();
+    assert!(idx.check_model(&words_model()).is_ok());
+    assert_eq!(idx.model().precision, "int8");
 }

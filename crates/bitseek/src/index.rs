@@ -18,6 +18,10 @@ pub struct Args {
     /// List the skipped files and directories, with why.
     #[arg(short, long)]
     verbose: bool,
+    /// Embed the units with the model's 8-bit dense layers: about twice as fast on CPUs with
+    /// AVX-512 VNNI, about 0.5% lower MRR on the dev sets. Questions are still embedded in f32.
+    #[arg(long)]
+    int8: bool,
     /// Texts per embedding call (progress is shown after each).
     #[arg(long, default_value_t = 256, value_parser = crate::positive)]
     batch: usize,
@@ -63,7 +67,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 
 pub(crate) fn run_to(a: Args, out: &mut dyn Write) -> anyhow::Result<()> {
     let start = Instant::now();
-    let (embedder, model) = crate::search::load_model(a.model_dir.as_deref())?;
+    let (embedder, model) = crate::search::load_model(a.model_dir.as_deref(), a.int8)?;
     let opts = IndexOptions {
         batch: a.batch,
         ..IndexOptions::default()

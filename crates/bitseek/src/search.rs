@@ -47,11 +47,21 @@ pub struct Args {
 
 /// Loads the embedding model (the embed crate's errors say how to install a missing one) and its
 /// fingerprint.
-pub(crate) fn load_model(model_dir: Option<&Path>) -> anyhow::Result<(BertEmbedder, ModelInfo)> {
+pub(crate) fn load_model(
+    model_dir: Option<&Path>,
+    int8: bool,
+) -> anyhow::Result<(BertEmbedder, ModelInfo)> {
     let path = bitseek_embed::resolve_model_dir(model_dir)?;
     let dir = ModelDir::open(&path)?;
-    let embedder = BertEmbedder::load(&dir)?;
-    let info = ModelInfo::of(&dir, embedder.dim())?;
+    let options = bitseek_embed::EmbedOptions {
+        int8,
+        ..Default::default()
+    };
+    let embedder = BertEmbedder::load_with(&dir, options)?;
+    let mut info = ModelInfo::of(&dir, embedder.dim())?;
+    if int8 {
+        info.precision = "int8".into();
+    }
     Ok((embedder, info))
 }
 
@@ -100,7 +110,7 @@ pub(crate) fn run_to(a: Args, out: &mut dyn Write, color: bool) -> anyhow::Resul
     let index = CodeIndex::open(&a.dir)?;
     let t_open = t.elapsed();
     let t = Instant::now();
-    let (embedder, model) = load_model(a.model_dir.as_deref())?;
+    let (embedder, model) = load_model(a.model_dir.as_deref(), false)?;
     index.check_model(&model)?;
     let t_model = t.elapsed();
     let t = Instant::now();
