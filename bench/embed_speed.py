@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Embedding throughput: bitseek (candle, in-process) next to sentence-transformers (PyTorch, CPU).
+"""Embedding throughput: bitseek (in-process, f32 and --int8) next to sentence-transformers (PyTorch, CPU).
 
 Both embed the same 2,000 Python functions from dev-python.jsonl.gz with the same model directory
 (the one `bitseek model fetch` installed), the same 256-token window and the same batch size, and
@@ -72,13 +72,14 @@ def sentence_transformers_speed(model_dir: Path, texts: list[str], batch: int, r
             "threads": torch.get_num_threads(), "version": f"torch {torch.__version__}"}
 
 
-def bitseek_speed(binary: str, model_dir: Path, texts: list[str], batch: int, runs: int) -> dict:
+def bitseek_speed(binary: str, model_dir: Path, texts: list[str], batch: int, runs: int,
+                  int8: bool = False) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "texts.jsonl"
         path.write_text("".join(json.dumps(t) + "\n" for t in texts), encoding="utf-8")
         out = subprocess.run(
             [binary, "model", "bench", "--texts", str(path), "--batch", str(batch),
-             "--runs", str(runs), "--model-dir", str(model_dir), "--json"],
+             "--runs", str(runs), "--model-dir", str(model_dir), "--json", *(["--int8"] if int8 else [])],
             check=True, capture_output=True, text=True,
         ).stdout
     return json.loads(out)
@@ -112,19 +113,22 @@ def main() -> None:
         binary = str(target / "release" / "bitseek")
 
     bs = bitseek_speed(binary, args.model_dir, texts, args.batch, args.runs)
+    b8 = bitseek_speed(binary, args.model_dir, texts, args.batch, args.runs, int8=True)
     st = sentence_transformers_speed(args.model_dir, texts, args.batch, args.runs)
     ratio = bs["texts_per_s"] / st["texts_per_s"]
+    ratio8 = b8["texts_per_s"] / st["texts_per_s"]
     if args.json:
-        print(json.dumps({"texts": len(texts), "batch": args.batch, "bitseek": bs,
-                          "sentence_transformers": st, "ratio": ratio}))
+        print(json.dumps({"texts": len(texts), "batch": args.batch, "bitseek": bs, "bitseek_int8": b8,
+                          "sentence_transformers": st, "ratio": ratio, "ratio_int8": ratio8}))
         return
     print(f"{len(texts)} Python functions from {args.data.name}, window 256 tokens, batch {args.batch}, "
           f"median of {args.runs} runs")
     print(f"{'':24}{'texts/s':>10}{'median s':>10}{'threads':>9}")
-    print(f"{'bitseek (candle)':24}{bs['texts_per_s']:>10.1f}{bs['median_s']:>10.2f}{bs['threads']:>9}")
+    print(f"{'bitseek (f32)':24}{bs['texts_per_s']:>10.1f}{bs['median_s']:>10.2f}{bs['threads']:>9}")
+    print(f"{'bitseek (--int8)':24}{b8['texts_per_s']:>10.1f}{b8['median_s']:>10.2f}{b8['threads']:>9}")
     print(f"{'sentence-transformers':24}{st['texts_per_s']:>10.1f}{st['median_s']:>10.2f}{st['threads']:>9}"
           f"   ({st['version']})")
-    print(f"bitseek / sentence-transformers: {ratio:.2f}x")
+    print(f"bitseek / sentence-transformers: {ratio:.2f}x (f32), {ratio8:.2f}x (int8)")
 
 
 if __name__ == "__main__":
