@@ -7,9 +7,11 @@
 //! ```text
 //! manifest.json         version 2: {"segments": [{"file", "rows", "payloads": {"file", "rows", "xxh3"}}],
 //!                       "tombstones": {"file", "rows", "xxh3"} | absent, "log": {"file", "flushed_lsn"},
-//!                       "durability", …}
+//!                       "durability", "checksum": "xxh3:…" (of the compact JSON of the rest), …}
 //! seg-<g>.bitseek       an immutable segment (bitseek-index file: codes, external u64 ids sorted,
-//!                       the kept rescoring copy), written by generation g
+//!                       the kept rescoring copy), written by generation g (seg-<g>-<i>.bitseek:
+//!                       segment i rewritten without its dead rows by a compaction under keep
+//!                       int8/none)
 //! payloads-<g>.jsonl    its payloads, one JSON value per row in row (= id) order
 //! tombstones-<g>.bin    the dead rows of every segment as of generation g (deleted or replaced)
 //! wal-<g>.log           the write-ahead log of everything acknowledged since generation g
@@ -28,6 +30,11 @@
 //! compaction, and always sees one consistent state. Deleted and filtered-out rows are removed
 //! inside the scan ([`bitseek_index::Index::search_batch_allowed`]), so `k` hits come back
 //! whenever `k` live rows pass the filter.
+//!
+//! **Compaction** (and a quantizer change) rewrites every live point from the kept `f32` copy into
+//! one segment, holding the writer lock meanwhile (writes wait; searches do not). Filters name
+//! payload fields; each segment indexes a field's values on first use, so a filter costs a few
+//! lookups rather than a JSON comparison per row.
 //!
 //! **Opening** replays the log on top of the manifest's segments. A log whose tail is torn (a
 //! record cut short, failing its checksum, or zero-filled) is cut at the last good record; what
