@@ -41,6 +41,12 @@ struct Args {
     hidden: usize,
     #[arg(long, default_value_t = 512)]
     batch: usize,
+    /// AdamW learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Hardest in-batch negatives per row.
+    #[arg(long, default_value_t = 5)]
+    negatives: usize,
     /// RACS copies for the augmentation row.
     #[arg(long, default_value_t = 2)]
     copies: usize,
@@ -275,6 +281,11 @@ fn main() -> anyhow::Result<()> {
                 hidden: args.hidden,
                 epochs: args.epochs,
                 batch: args.batch,
+                lr: args.lr,
+                loss: bitseek_learn::loss::LossParams {
+                    hard_negatives: args.negatives,
+                    ..Default::default()
+                },
                 ..Default::default()
             },
         )
@@ -382,6 +393,11 @@ fn main() -> anyhow::Result<()> {
             hidden: args.hidden,
             epochs: args.epochs,
             batch: args.batch,
+            lr: args.lr,
+            loss: bitseek_learn::loss::LossParams {
+                hard_negatives: args.negatives,
+                ..Default::default()
+            },
             ..Default::default()
         };
         let quiet = &mut |_: Event<'_>| {};

@@ -57,7 +57,7 @@ impl Default for TrainConfig {
         TrainConfig {
             m: 384,
             bits: 2,
-            hidden: 256,
+            hidden: 128,
             estimator: Estimator::Ste,
             augment: Augment::None,
             racs: RacsParams::default(),
