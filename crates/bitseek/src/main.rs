@@ -12,8 +12,8 @@ mod index;
 mod model;
 mod query;
 mod search;
-mod train;
 mod serve;
+mod train;
 
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
