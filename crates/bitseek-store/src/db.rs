@@ -743,38 +743,22 @@ type FieldIndex = HashMap<String, Vec<u32>>;
 impl Segment {
     fn open(dir: &Path, entry: &SegmentEntry, m: &LiveManifest) -> Result<Segment, StoreError> {
         let path = dir.join(&entry.file);
+        let index = crate::open_segment(
+            &path,
+            &crate::Promise {
+                generation: m.generation,
+                rows: entry.rows,
+                dim: m.dim,
+                metric: m.metric,
+                keep: m.keep,
+                quantizer: None,
+                row_ids: m.version == 1,
+            },
+        )?;
         let bad = |reason: String| StoreError::Segment {
             path: path.clone(),
             reason,
         };
-        if !path.is_file() {
-            return Err(bad(format!(
-                "segment file of generation {} is missing",
-                m.generation
-            )));
-        }
-        let index = Index::open(&path).map_err(|e| bad(e.to_string()))?;
-        let meta = index.meta();
-        if meta.dim != m.dim
-            || meta.rows != entry.rows
-            || meta.metric != m.metric
-            || meta.keep != m.keep
-        {
-            return Err(bad(format!(
-                "segment holds {} rows of dimension {} ({}, keep {}) but the manifest promises {} \
-                 rows of dimension {} ({}, keep {})",
-                meta.rows, meta.dim, meta.metric, meta.keep, entry.rows, m.dim, m.metric, m.keep
-            )));
-        }
-        if m.version == 1
-            && index
-                .ids()
-                .iter()
-                .enumerate()
-                .any(|(i, &id)| id != i as u64)
-        {
-            return Err(bad("segment ids are not its row numbers".into()));
-        }
         let pe = entry
             .payloads
             .as_ref()

@@ -307,51 +307,18 @@ impl Collection {
 
         let segment = match manifest.segments.first() {
             None => None,
-            Some(entry) => {
-                let seg_path = dir.join(&entry.file);
-                let bad = |reason: String| StoreError::Segment {
-                    path: seg_path.clone(),
-                    reason,
-                };
-                if !seg_path.is_file() {
-                    return Err(bad(format!(
-                        "segment file of generation {} is missing",
-                        manifest.generation
-                    )));
-                }
-                let index = Index::open(&seg_path).map_err(|e| bad(e.to_string()))?;
-                let m = index.meta();
-                if m.dim != manifest.dim
-                    || m.rows != entry.rows
-                    || m.metric != manifest.metric
-                    || m.keep != manifest.keep
-                    || m.quantizer.to_string() != manifest.quantizer
-                {
-                    return Err(bad(format!(
-                        "segment holds {} rows of dimension {} ({}, {}, keep {}) but the manifest \
-                         promises {} rows of dimension {} ({}, {}, keep {})",
-                        m.rows,
-                        m.dim,
-                        m.metric,
-                        m.quantizer,
-                        m.keep,
-                        entry.rows,
-                        manifest.dim,
-                        manifest.metric,
-                        manifest.quantizer,
-                        manifest.keep
-                    )));
-                }
-                if index
-                    .ids()
-                    .iter()
-                    .enumerate()
-                    .any(|(i, &id)| id != i as u64)
-                {
-                    return Err(bad("segment ids are not its row numbers".into()));
-                }
-                Some(index)
-            }
+            Some(entry) => Some(open_segment(
+                &dir.join(&entry.file),
+                &Promise {
+                    generation: manifest.generation,
+                    rows: entry.rows,
+                    dim: manifest.dim,
+                    metric: manifest.metric,
+                    keep: manifest.keep,
+                    quantizer: Some(&manifest.quantizer),
+                    row_ids: true,
+                },
+            )?),
         };
 
         let payloads = read_payloads(dir, &manifest.payloads)?;
@@ -582,6 +549,71 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     #[cfg(not(unix))]
     let _ = (dir, File::open);
     Ok(())
+}
+
+/// What a manifest promises about one of its segment files.
+pub(crate) struct Promise<'a> {
+    /// The manifest's generation (named when the file is missing).
+    pub generation: u64,
+    pub rows: usize,
+    pub dim: usize,
+    pub metric: Metric,
+    pub keep: Keep,
+    /// The quantizer's name, when every segment must use the manifest's.
+    pub quantizer: Option<&'a str>,
+    /// Whether the segment's ids must be its row numbers (collections before external ids).
+    pub row_ids: bool,
+}
+
+/// Opens the segment at `path` and checks it against the manifest's `promise`: the file is there,
+/// passes its checksums ([`Index::open`]), and holds the promised rows, dimension, metric, kept
+/// copy (and quantizer and ids, when promised). Every failure names the file.
+pub(crate) fn open_segment(path: &Path, promise: &Promise) -> Result<Index, StoreError> {
+    let bad = |reason: String| StoreError::Segment {
+        path: path.to_owned(),
+        reason,
+    };
+    if !path.is_file() {
+        return Err(bad(format!(
+            "segment file of generation {} is missing",
+            promise.generation
+        )));
+    }
+    let index = Index::open(path).map_err(|e| bad(e.to_string()))?;
+    let m = index.meta();
+    let quantizer = m.quantizer.to_string();
+    if m.dim != promise.dim
+        || m.rows != promise.rows
+        || m.metric != promise.metric
+        || m.keep != promise.keep
+        || promise.quantizer.is_some_and(|q| q != quantizer)
+    {
+        let promised_q = promise
+            .quantizer
+            .map_or(String::new(), |q| format!("{q}, "));
+        return Err(bad(format!(
+            "segment holds {} rows of dimension {} ({}, {quantizer}, keep {}) but the manifest \
+             promises {} rows of dimension {} ({}, {promised_q}keep {})",
+            m.rows,
+            m.dim,
+            m.metric,
+            m.keep,
+            promise.rows,
+            promise.dim,
+            promise.metric,
+            promise.keep
+        )));
+    }
+    if promise.row_ids
+        && index
+            .ids()
+            .iter()
+            .enumerate()
+            .any(|(i, &id)| id != i as u64)
+    {
+        return Err(bad("segment ids are not its row numbers".into()));
+    }
+    Ok(index)
 }
 
 /// The generation number in a file name this crate writes: `seg-<g>.bitseek`, `payloads-<g>.jsonl`
