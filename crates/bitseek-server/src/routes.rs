@@ -70,6 +70,26 @@ impl<T: DeserializeOwned + Send + 'static> FromRequest<Arc<AppState>> for JsonBo
     }
 }
 
+/// 413 when a request carries more items (`n` `what`) than the limit `name` allows, naming the
+/// limit, its value and `fix`.
+fn too_many(
+    n: usize,
+    what: &str,
+    name: &'static str,
+    limit: usize,
+    fix: &str,
+) -> Result<(), ApiError> {
+    if n <= limit {
+        return Ok(());
+    }
+    Err(ApiError::limit(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        name,
+        limit as u64,
+        format!("{n} {what}, more than the limit of {limit} ({name}): {fix}"),
+    ))
+}
+
 fn body_error(e: BytesRejection, limit: usize) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::limit(
@@ -375,17 +395,13 @@ async fn upsert(
             "\"points\" is empty: send at least one {\"id\", \"vector\", \"payload\"}",
         ));
     }
-    if n > limits.max_points_per_request {
-        return Err(ApiError::limit(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "max_points_per_request",
-            limits.max_points_per_request as u64,
-            format!(
-                "{n} points in one request, more than the limit of {} (max_points_per_request): split them into several requests",
-                limits.max_points_per_request
-            ),
-        ));
-    }
+    too_many(
+        n,
+        "points in one request",
+        "max_points_per_request",
+        limits.max_points_per_request,
+        "split them into several requests",
+    )?;
     blocking(move || {
         let c = collection(&state, &name)?;
         let dim = c.snapshot_view().config().dim;
@@ -411,18 +427,13 @@ async fn delete_points(
     JsonBody(req): JsonBody<Delete>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let limits = state.options.limits;
-    if req.ids.len() > limits.max_points_per_request {
-        return Err(ApiError::limit(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "max_points_per_request",
-            limits.max_points_per_request as u64,
-            format!(
-                "{} ids in one request, more than the limit of {} (max_points_per_request): split them into several requests",
-                req.ids.len(),
-                limits.max_points_per_request
-            ),
-        ));
-    }
+    too_many(
+        req.ids.len(),
+        "ids in one request",
+        "max_points_per_request",
+        limits.max_points_per_request,
+        "split them into several requests",
+    )?;
     blocking(move || {
         let c = collection(&state, &name)?;
         let deleted = c.delete(&req.ids)?;
@@ -605,17 +616,13 @@ async fn search_batch(
             "the batch is empty: send at least one query",
         ));
     }
-    if n > limits.max_batch_queries {
-        return Err(ApiError::limit(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "max_batch_queries",
-            limits.max_batch_queries as u64,
-            format!(
-                "{n} queries in one batch, more than the limit of {} (max_batch_queries): split the batch",
-                limits.max_batch_queries
-            ),
-        ));
-    }
+    too_many(
+        n,
+        "queries in one batch",
+        "max_batch_queries",
+        limits.max_batch_queries,
+        "split the batch",
+    )?;
     blocking(move || {
         let c = collection(&state, &name)?;
         let dim = c.snapshot_view().config().dim;
