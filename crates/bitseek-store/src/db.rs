@@ -570,16 +570,7 @@ impl LiveManifest {
 
     /// Reads and checks `dir/manifest.json` (version 1 or 2).
     pub fn read(dir: &Path) -> Result<LiveManifest, StoreError> {
-        let path = dir.join(MANIFEST);
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(StoreError::NotFound {
-                    dir: dir.to_owned(),
-                })
-            }
-            Err(e) => return Err(io_err(&path)(e)),
-        };
+        let (path, bytes) = crate::read_manifest_bytes(dir)?;
         Self::parse(&path, &bytes)
     }
 

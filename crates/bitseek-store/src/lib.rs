@@ -293,16 +293,7 @@ impl Collection {
     /// Opens the collection in `dir`: reads and checks the manifest, opens (and checksums) the
     /// segment, and reads the payloads, checking there is one per row.
     pub fn open(dir: &Path) -> Result<Collection, StoreError> {
-        let path = dir.join(MANIFEST);
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(StoreError::NotFound {
-                    dir: dir.to_owned(),
-                })
-            }
-            Err(e) => return Err(io_err(&path)(e)),
-        };
+        let (path, bytes) = read_manifest_bytes(dir)?;
         let manifest = parse_manifest(&path, &bytes)?;
 
         let segment = match manifest.segments.first() {
@@ -549,6 +540,18 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     #[cfg(not(unix))]
     let _ = (dir, File::open);
     Ok(())
+}
+
+/// The path and bytes of `dir/manifest.json`; a missing one is [`StoreError::NotFound`].
+pub(crate) fn read_manifest_bytes(dir: &Path) -> Result<(PathBuf, Vec<u8>), StoreError> {
+    let path = dir.join(MANIFEST);
+    match fs::read(&path) {
+        Ok(bytes) => Ok((path, bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StoreError::NotFound {
+            dir: dir.to_owned(),
+        }),
+        Err(e) => Err(io_err(&path)(e)),
+    }
 }
 
 /// What a manifest promises about one of its segment files.
