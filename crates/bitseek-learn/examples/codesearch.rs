@@ -9,11 +9,12 @@
 use anyhow::{bail, Context};
 use bitseek_codes::quantizer::{FitOptions, Quantizer, QuantizerKind, QueryMode, Sign};
 use bitseek_index::retrieval::{self, Metrics};
+use bitseek_learn::data::neighbours;
 use bitseek_learn::data::Pairs;
 use bitseek_learn::eval::{code_ranks, cross_ranks, encode_all, float_ranks};
 use bitseek_learn::ksh::{Ksh, KshParams};
 use bitseek_learn::train::{train, val_mrr, Event, TrainConfig, TrainData};
-use bitseek_learn::{Augment, Estimator};
+use bitseek_learn::{Augment, Estimator, Norm};
 use clap::Parser;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -28,21 +29,22 @@ struct Args {
     /// Seeds per learned row.
     #[arg(long, default_value_t = 3)]
     seeds: u64,
-    /// Rows to run (comma-separated): base, learned1, learned2, racs, reste, biper, ksh, compat.
+    /// Rows to run (comma-separated): base, learned1, learned2, racs, reste, biper, batchnorm,
+    /// neighbors, ksh, compat.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "base,learned1,learned2,racs,reste,ksh,compat"
+        default_value = "base,learned1,learned2,racs,reste,biper,batchnorm,neighbors,ksh,compat"
     )]
     rows: Vec<String>,
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 20)]
     epochs: usize,
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 128)]
     hidden: usize,
     #[arg(long, default_value_t = 512)]
     batch: usize,
     /// AdamW learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = TrainConfig::default().lr)]
     lr: f64,
     /// Hardest in-batch negatives per row.
     #[arg(long, default_value_t = 5)]
@@ -237,6 +239,7 @@ fn main() -> anyhow::Result<()> {
             1,
             Estimator::Ste,
             Augment::None,
+            Norm::None,
         ),
         (
             "learned2",
@@ -244,6 +247,7 @@ fn main() -> anyhow::Result<()> {
             2,
             Estimator::Ste,
             Augment::None,
+            Norm::None,
         ),
         (
             "racs",
@@ -253,6 +257,7 @@ fn main() -> anyhow::Result<()> {
             Augment::Racs {
                 copies: args.copies,
             },
+            Norm::None,
         ),
         (
             "reste",
@@ -260,6 +265,7 @@ fn main() -> anyhow::Result<()> {
             2,
             Estimator::Reste,
             Augment::None,
+            Norm::None,
         ),
         (
             "biper",
@@ -267,17 +273,35 @@ fn main() -> anyhow::Result<()> {
             2,
             Estimator::Biper,
             Augment::None,
+            Norm::None,
+        ),
+        (
+            "batchnorm",
+            "learned 2-bit, BatchNorm in the MLPs",
+            2,
+            Estimator::Ste,
+            Augment::None,
+            Norm::Batch,
+        ),
+        (
+            "neighbors",
+            "learned 2-bit, neighbors mode (no labels)",
+            2,
+            Estimator::Ste,
+            Augment::None,
+            Norm::None,
         ),
     ]
     .into_iter()
     .filter(|c| want(c.0))
-    .map(|(_, label, bits, estimator, augment)| {
+    .map(|(_, label, bits, estimator, augment, norm)| {
         (
             label,
             TrainConfig {
                 bits,
                 estimator,
                 augment,
+                norm,
                 hidden: args.hidden,
                 epochs: args.epochs,
                 batch: args.batch,
@@ -292,7 +316,45 @@ fn main() -> anyhow::Result<()> {
     })
     .collect();
     let data = TrainData::Pairs(s.train.clone());
+    // Neighbors mode sees the training packages' vectors without their pairing: queries and
+    // functions pooled, positives their exact float top-10; it early-stops on each validation
+    // vector's nearest neighbour, so no label is used anywhere.
+    let unlabelled = if want("neighbors") {
+        let pooled = [s.train.query.as_slice(), s.train.doc.as_slice()].concat();
+        let top10 = neighbours(&pooled, d, 10);
+        let val_pooled = [s.val.query.as_slice(), s.val.doc.as_slice()].concat();
+        let nearest = neighbours(&val_pooled, d, 1);
+        let (mut vq, mut vd) = (Vec::new(), Vec::new());
+        for (i, l) in nearest.iter().enumerate() {
+            if let Some(&j) = l.first() {
+                vq.extend_from_slice(&val_pooled[i * d..(i + 1) * d]);
+                vd.extend_from_slice(&val_pooled[j as usize * d..(j as usize + 1) * d]);
+            }
+        }
+        let mut vp = Pairs::new(d, vq, vd).map_err(anyhow::Error::msg)?;
+        // A random 4,000 of them, not the first (queries only).
+        let mut rows: Vec<usize> = (0..vp.len()).collect();
+        rows.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(7));
+        rows.truncate(4000);
+        vp = vp.select(&rows);
+        vp.ids = (0..vp.len() as u64).collect();
+        Some((
+            TrainData::Neighbors {
+                dim: d,
+                data: pooled,
+                neighbours: top10,
+            },
+            vp,
+        ))
+    } else {
+        None
+    };
     for (label, cfg) in &configs {
+        let neighbors_row = label.contains("neighbors");
+        let (data, val) = match (&unlabelled, neighbors_row) {
+            (Some((u, vp)), true) => (u, vp),
+            _ => (&data, &s.val),
+        };
         let mut sym = Row {
             method: format!("{label}, symmetric"),
             bytes: String::new(),
@@ -312,7 +374,7 @@ fn main() -> anyhow::Result<()> {
                 ..*cfg
             };
             let t = Instant::now();
-            let trained = train(&data, &s.val, &cfg, None, &mut |e| {
+            let trained = train(data, val, &cfg, None, &mut |e| {
                 if let Event::Epoch(e) = e {
                     eprintln!(
                         "  {label} seed {seed} epoch {}: loss {:.4}, val MRR {:.4} ({:.0} s)",

@@ -3,9 +3,13 @@
 //! directions (queries → documents and documents → queries). Rows that share a group id (a pair
 //! and its augmented copies, or duplicates) are never negatives of each other; every same-group
 //! pair is a positive with its own softmax row (RACS's multi-positive form, methods.md §2.3).
+//! Near-duplicate pairs ([`NearDuplicates`]: the same docstring on two functions, code copied
+//! between modules) are never negatives either: with hardest-k mining they would be the first
+//! negatives picked, and the loss would push apart exactly the things a search should find together.
 
 use crate::model::l2_normalize;
 use candle_core::{Device, Result, Tensor};
+use std::collections::HashMap;
 
 /// Loss settings.
 #[derive(Clone, Copy, Debug)]
@@ -24,20 +28,99 @@ impl Default for LossParams {
     }
 }
 
+/// Which groups of a batch are near-duplicates of each other, found from the float inputs: two
+/// pairs whose queries, or whose documents, have a cosine above the threshold.
+#[derive(Clone, Debug, Default)]
+pub struct NearDuplicates {
+    index: HashMap<u64, usize>,
+    near: Vec<bool>,
+}
+
+impl NearDuplicates {
+    /// Compares every pair of the batch (`ids[i]` owns row `i` of the L2-normalised `query` and
+    /// `doc`); `threshold ≥ 1` finds none.
+    pub fn find(query: &[f32], doc: &[f32], ids: &[u64], dim: usize, threshold: f32) -> Self {
+        let n = ids.len();
+        let mut near = vec![false; n * n];
+        if threshold < 1.0 {
+            for side in [query, doc] {
+                let gram = gram(side, n, dim);
+                for (flag, &c) in near.iter_mut().zip(&gram) {
+                    *flag |= c > threshold;
+                }
+            }
+        }
+        let index = ids.iter().enumerate().map(|(i, &g)| (g, i)).collect();
+        NearDuplicates { index, near }
+    }
+
+    /// Pairs of groups marked near (for reports and tests).
+    pub fn count(&self) -> usize {
+        let n = self.index.len();
+        (0..n)
+            .map(|i| (i + 1..n).filter(|&j| self.near[i * n + j]).count())
+            .sum()
+    }
+
+    /// Batch positions of `groups` (`None` where a group is unknown: never near anything).
+    fn positions(&self, groups: &[u64]) -> Vec<Option<usize>> {
+        groups.iter().map(|g| self.index.get(g).copied()).collect()
+    }
+
+    fn is_near(&self, a: Option<usize>, b: Option<usize>) -> bool {
+        match (a, b) {
+            (Some(a), Some(b)) => self.near[a * self.index.len() + b],
+            _ => false,
+        }
+    }
+}
+
+/// `X·Xᵀ` of `n` row-major rows.
+fn gram(x: &[f32], n: usize, dim: usize) -> Vec<f32> {
+    let mut out = vec![0f32; n * n];
+    // SAFETY: x holds n×dim values and out n×n, matching the strides given.
+    unsafe {
+        matrixmultiply::sgemm(
+            n,
+            dim,
+            n,
+            1.0,
+            x.as_ptr(),
+            dim as isize,
+            1,
+            x.as_ptr(),
+            1,
+            dim as isize,
+            0.0,
+            out.as_mut_ptr(),
+            n as isize,
+            1,
+        );
+    }
+    out
+}
+
 /// Symmetric InfoNCE between code batches `a` and `b` (`n × m`, row `i` of each in group
-/// `groups[i]`).
-pub fn info_nce(a: &Tensor, b: &Tensor, groups: &[u64], p: &LossParams) -> Result<Tensor> {
+/// `groups[i]`); groups `near` marks are never each other's negatives.
+pub fn info_nce(
+    a: &Tensor,
+    b: &Tensor,
+    groups: &[u64],
+    near: &NearDuplicates,
+    p: &LossParams,
+) -> Result<Tensor> {
     let s = l2_normalize(a)?
         .matmul(&l2_normalize(b)?.t()?)?
         .affine(1.0 / p.temperature as f64, 0.0)?;
-    let forward = one_way(&s, groups, p)?;
-    let backward = one_way(&s.t()?.contiguous()?, groups, p)?;
+    let forward = one_way(&s, groups, near, p)?;
+    let backward = one_way(&s.t()?.contiguous()?, groups, near, p)?;
     (forward + backward)? * 0.5
 }
 
 /// Mean over positives `(i, j)` of `−s_ij + log(e^s_ij + Σ_hard e^s_in)` for one direction.
-fn one_way(s: &Tensor, groups: &[u64], p: &LossParams) -> Result<Tensor> {
+fn one_way(s: &Tensor, groups: &[u64], near: &NearDuplicates, p: &LossParams) -> Result<Tensor> {
     let n = groups.len();
+    let at = near.positions(groups);
     let values = s.to_vec2::<f32>()?;
     // Positives: every same-group column; all rows of a batch have as many (copies + 1).
     let mut by_group: std::collections::HashMap<u64, Vec<u32>> = Default::default();
@@ -61,7 +144,11 @@ fn one_way(s: &Tensor, groups: &[u64], p: &LossParams) -> Result<Tensor> {
         }
         pos.extend_from_slice(mine);
         order.clear();
-        order.extend((0..n as u32).filter(|&j| groups[j as usize] != groups[i]));
+        order.extend(
+            (0..n as u32).filter(|&j| {
+                groups[j as usize] != groups[i] && !near.is_near(at[i], at[j as usize])
+            }),
+        );
         if order.is_empty() {
             // One group only: no negatives exist; mask with the positive itself (zero loss).
             neg.extend(std::iter::repeat_n(mine[0], k));

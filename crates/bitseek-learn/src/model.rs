@@ -1,7 +1,10 @@
 //! The recurrent binarizer as a trainable candle model (BEBR's `RBE_NORM`, methods.md §1.2):
 //! `b = sign(W(x))`; for each further plane `k`, `x̂ = normalise(Bₖ(b))`, `b += 2^-k·sign(Rₖ(x − x̂))`.
 //! Every MLP is `Linear → BatchNorm → ReLU → Linear` (Xavier-normal weights, zero biases), residual
-//! (`x + MLP(x)`) when its input and output widths agree.
+//! (`x + MLP(x)`) when its input and output widths agree. The batch norm is optional
+//! ([`Norm::None`]): on the Python code-search set, trained on some packages and validated on
+//! others, it made every epoch worse than the untrained start while the same MLP without it
+//! improved (crates/bitseek-learn/README.md).
 //! [`Binarizer::export`] folds the batch norm into the first linear layer and hands back the
 //! plain-Rust [`Learned`] encoder that searching uses.
 
@@ -14,7 +17,37 @@ use rand_distr::{Distribution, Normal};
 const BN_EPS: f32 = 1e-5;
 const BN_MOMENTUM: f32 = 0.1;
 
-/// One `Linear → BatchNorm → ReLU → Linear` block.
+/// What sits between an MLP's first linear layer and its ReLU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Norm {
+    /// BatchNorm (BEBR's block): batch statistics in training, running ones once exported.
+    Batch,
+    /// Nothing: `Linear → ReLU → Linear`.
+    None,
+}
+
+impl std::str::FromStr for Norm {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "batch" => Ok(Norm::Batch),
+            "none" => Ok(Norm::None),
+            _ => Err(format!("unknown norm {s:?}: expected batch or none")),
+        }
+    }
+}
+
+impl std::fmt::Display for Norm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Norm::Batch => "batch",
+            Norm::None => "none",
+        })
+    }
+}
+
+/// One `Linear → BatchNorm → ReLU → Linear` block (or without the batch norm).
 pub struct MlpVars {
     pub w1: Var,
     pub b1: Var,
@@ -25,6 +58,7 @@ pub struct MlpVars {
     /// Batch-norm running statistics (updated outside the graph).
     pub mean: Vec<f32>,
     pub var: Vec<f32>,
+    norm: Norm,
     input: usize,
     hidden: usize,
     output: usize,
@@ -46,7 +80,13 @@ fn to_vec(v: &Var) -> Result<Vec<f32>> {
 }
 
 impl MlpVars {
-    fn new<R: Rng>(input: usize, hidden: usize, output: usize, rng: &mut R) -> Result<MlpVars> {
+    fn new<R: Rng>(
+        input: usize,
+        hidden: usize,
+        output: usize,
+        norm: Norm,
+        rng: &mut R,
+    ) -> Result<MlpVars> {
         Ok(MlpVars {
             w1: xavier(hidden, input, rng)?,
             b1: filled(hidden, 0.0)?,
@@ -61,6 +101,7 @@ impl MlpVars {
             b2: filled(output, 0.0)?,
             mean: vec![0.0; hidden],
             var: vec![1.0; hidden],
+            norm,
             input,
             hidden,
             output,
@@ -68,14 +109,12 @@ impl MlpVars {
     }
 
     fn vars(&self) -> Vec<Var> {
-        vec![
-            self.w1.clone(),
-            self.b1.clone(),
-            self.gamma.clone(),
-            self.beta.clone(),
-            self.w2.clone(),
-            self.b2.clone(),
-        ]
+        let mut v = vec![self.w1.clone(), self.b1.clone()];
+        if self.norm == Norm::Batch {
+            v.extend([self.gamma.clone(), self.beta.clone()]);
+        }
+        v.extend([self.w2.clone(), self.b2.clone()]);
+        v
     }
 
     /// The weights the forward pass uses (BiPer binarizes them).
@@ -93,6 +132,9 @@ impl MlpVars {
     fn forward(&mut self, x: &Tensor, train: bool, periodic: bool) -> Result<Tensor> {
         let (w1, w2) = self.weights(periodic)?;
         let h = x.matmul(&w1.t()?)?.broadcast_add(self.b1.as_tensor())?;
+        if self.norm == Norm::None {
+            return self.finish(x, &h.relu()?, &w2);
+        }
         let (mean, var) = if train {
             let mean = h.mean_keepdim(0)?;
             let var = h.broadcast_sub(&mean)?.sqr()?.mean_keepdim(0)?;
@@ -120,6 +162,11 @@ impl MlpVars {
             .broadcast_mul(self.gamma.as_tensor())?
             .broadcast_add(self.beta.as_tensor())?
             .relu()?;
+        self.finish(x, &h, &w2)
+    }
+
+    /// The second layer and the skip path.
+    fn finish(&self, x: &Tensor, h: &Tensor, w2: &Tensor) -> Result<Tensor> {
         let out = h.matmul(&w2.t()?)?.broadcast_add(self.b2.as_tensor())?;
         if self.input == self.output {
             out + x
@@ -135,7 +182,7 @@ impl MlpVars {
         let mut b1 = to_vec(&self.b1)?;
         let gamma = to_vec(&self.gamma)?;
         let beta = to_vec(&self.beta)?;
-        for j in 0..self.hidden {
+        for j in (0..self.hidden).filter(|_| self.norm == Norm::Batch) {
             let s = gamma[j] / (self.var[j] + BN_EPS).sqrt();
             w1[j * self.input..(j + 1) * self.input]
                 .iter_mut()
@@ -171,14 +218,19 @@ pub fn l2_normalize(x: &Tensor) -> Result<Tensor> {
 
 impl Binarizer {
     /// A freshly initialised binarizer.
-    pub fn new<R: Rng>(config: LearnedConfig, estimator: Estimator, rng: &mut R) -> Result<Self> {
+    pub fn new<R: Rng>(
+        config: LearnedConfig,
+        estimator: Estimator,
+        norm: Norm,
+        rng: &mut R,
+    ) -> Result<Self> {
         let (d, m, h) = (config.dim, config.m, config.hidden);
-        let first = MlpVars::new(d, h, m, rng)?;
+        let first = MlpVars::new(d, h, m, norm, rng)?;
         let mut recon = Vec::new();
         let mut resid = Vec::new();
         for _ in 1..config.bits {
-            recon.push(MlpVars::new(m, h, d, rng)?);
-            resid.push(MlpVars::new(d, h, m, rng)?);
+            recon.push(MlpVars::new(m, h, d, norm, rng)?);
+            resid.push(MlpVars::new(d, h, m, norm, rng)?);
         }
         Ok(Binarizer {
             config,

@@ -11,8 +11,8 @@ use crate::augment::{expand, Augment, RacsParams};
 use crate::data::{neighbour_pairs, Pairs};
 use crate::estimator::{reste_o, Estimator};
 use crate::eval::{code_ranks, cross_ranks, mrr};
-use crate::loss::{info_nce, LossParams};
-use crate::model::{rows_tensor, Binarizer};
+use crate::loss::{info_nce, LossParams, NearDuplicates};
+use crate::model::{rows_tensor, Binarizer, Norm};
 use bitseek_codes::quantizer::{Learned, LearnedConfig, Quantizer, QueryMode};
 use candle_core::Tensor;
 use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
@@ -32,6 +32,8 @@ pub struct TrainConfig {
     /// Hidden width of every MLP.
     pub hidden: usize,
     pub estimator: Estimator,
+    /// Batch norm inside every MLP, or none.
+    pub norm: Norm,
     pub augment: Augment,
     #[serde(skip)]
     pub racs: RacsParams,
@@ -50,6 +52,12 @@ pub struct TrainConfig {
     pub compat_weight: f64,
     /// Validation pairs used for the per-epoch metric (the first ones).
     pub max_val: usize,
+    /// Also validate every this many steps (0: only at the end of each epoch). On large sets the
+    /// best encoder can lie inside the first epoch.
+    pub val_every: usize,
+    /// Pairs whose float queries or documents have a cosine above this are near-duplicates and
+    /// never each other's negatives (1 or more: only same-id pairs are masked).
+    pub near_duplicate: f32,
 }
 
 impl Default for TrainConfig {
@@ -59,17 +67,20 @@ impl Default for TrainConfig {
             bits: 2,
             hidden: 128,
             estimator: Estimator::Ste,
+            norm: Norm::None,
             augment: Augment::None,
             racs: RacsParams::default(),
             epochs: 10,
             batch: 512,
-            lr: 1e-3,
+            lr: 3e-4,
             weight_decay: 1e-4,
             loss: LossParams::default(),
             patience: 3,
             seed: 0,
             compat_weight: 1.0,
             max_val: 4000,
+            val_every: 0,
+            near_duplicate: 0.95,
         }
     }
 }
@@ -127,6 +138,14 @@ pub struct Epoch {
     pub seconds: f64,
 }
 
+/// One validation of the encoder as it stood after `step` optimiser steps.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Check {
+    pub epoch: usize,
+    pub step: usize,
+    pub val_mrr: f64,
+}
+
 /// What training produced.
 pub struct Trained {
     /// The encoder of the best epoch.
@@ -134,8 +153,12 @@ pub struct Trained {
     /// Validation MRR of the untrained start.
     pub start_val_mrr: f64,
     pub epochs: Vec<Epoch>,
+    /// Every validation, in order (the epoch ends and, with `val_every`, the checks between).
+    pub checks: Vec<Check>,
     /// Epoch whose encoder was kept (0 = the untrained start).
     pub best_epoch: usize,
+    /// Optimiser steps behind the kept encoder.
+    pub best_step: usize,
     pub best_val_mrr: f64,
     pub stopped_early: bool,
 }
@@ -148,6 +171,8 @@ pub enum Event<'a> {
         steps: usize,
     },
     Epoch(&'a Epoch),
+    /// A validation between epoch ends (`val_every`).
+    Check(&'a Check),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -269,7 +294,7 @@ pub fn train(
         hidden: cfg.hidden,
     };
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let mut model = Binarizer::new(config, cfg.estimator, &mut rng)?;
+    let mut model = Binarizer::new(config, cfg.estimator, cfg.norm, &mut rng)?;
     let mut opt = AdamW::new(
         model.vars(),
         ParamsAdamW {
@@ -280,16 +305,20 @@ pub fn train(
     )?;
     let start_enc = model.export()?;
     let start_val_mrr = val_mrr(&start_enc, val, cfg.max_val);
-    let (mut best, mut best_mrr, mut best_epoch) = (start_enc, start_val_mrr, 0);
+    let mut best = Best {
+        encoder: start_enc,
+        mrr: start_val_mrr,
+        epoch: 0,
+        step: 0,
+        trained: f64::NEG_INFINITY,
+        since: 0,
+    };
     let n = data.len();
     let batch = cfg.batch.min(n);
     let steps = n / batch;
     let total = (steps * cfg.epochs).max(1) as f32;
     let mut epochs = Vec::new();
-    // Patience counts from the best *trained* epoch: the first epochs may dip below the untrained
-    // start before they pass it. The encoder kept is the best of all, the start included.
-    let mut best_trained = f64::NEG_INFINITY;
-    let mut since_best = 0;
+    let mut checks = Vec::new();
     let mut stopped_early = false;
     let mut step_no = 0usize;
     // With N augmented copies the batch is (N+1)× larger; taking (N+1)× as many hardest negatives
@@ -302,7 +331,7 @@ pub fn train(
             ..cfg.loss
         },
     };
-    for epoch in 1..=cfg.epochs {
+    'epochs: for epoch in 1..=cfg.epochs {
         let t = Instant::now();
         let pairs = data.epoch(&mut rng);
         let mut order: Vec<usize> = (0..pairs.len()).collect();
@@ -310,6 +339,7 @@ pub fn train(
         let mut loss_sum = 0f64;
         for (s, rows) in order.chunks_exact(batch).enumerate() {
             let b = pairs.select(rows);
+            let near = NearDuplicates::find(&b.query, &b.doc, &b.ids, dim, cfg.near_duplicate);
             let (q, d, groups) = match cfg.augment {
                 Augment::None => (b.query, b.doc, b.ids),
                 Augment::Racs { copies } => {
@@ -322,10 +352,10 @@ pub fn train(
             let codes = model.forward(&both, true, o)?;
             let cq = codes.narrow(0, 0, rows_n)?;
             let cd = codes.narrow(0, rows_n, rows_n)?;
-            let mut loss = info_nce(&cq, &cd, &groups, &loss_params)?;
+            let mut loss = info_nce(&cq, &cd, &groups, &near, &loss_params)?;
             if let Some(old) = old {
                 let od = old_codes(old, &d, cfg.m)?;
-                let cross = info_nce(&cq, &od, &groups, &loss_params)?;
+                let cross = info_nce(&cq, &od, &groups, &near, &loss_params)?;
                 loss = (loss + (cross * cfg.compat_weight)?)?;
             }
             opt.backward_step(&loss)?;
@@ -336,39 +366,89 @@ pub fn train(
                 step: s + 1,
                 steps,
             });
+            let last = s + 1 == steps;
+            if cfg.val_every > 0 && step_no.is_multiple_of(cfg.val_every) && !last {
+                let enc = model.export()?;
+                let c = Check {
+                    epoch,
+                    step: step_no,
+                    val_mrr: val_mrr(&enc, val, cfg.max_val),
+                };
+                on(Event::Check(&c));
+                let stop = best.offer(enc, &c, cfg.patience);
+                checks.push(c);
+                if stop {
+                    stopped_early = true;
+                    epochs.push(Epoch {
+                        epoch,
+                        loss: loss_sum / (s + 1) as f64,
+                        val_mrr: checks.last().map_or(0.0, |c| c.val_mrr),
+                        seconds: t.elapsed().as_secs_f64(),
+                    });
+                    break 'epochs;
+                }
+            }
         }
         let enc = model.export()?;
-        let val_mrr = val_mrr(&enc, val, cfg.max_val);
+        let c = Check {
+            epoch,
+            step: step_no,
+            val_mrr: val_mrr(&enc, val, cfg.max_val),
+        };
         let e = Epoch {
             epoch,
             loss: loss_sum / steps.max(1) as f64,
-            val_mrr,
+            val_mrr: c.val_mrr,
             seconds: t.elapsed().as_secs_f64(),
         };
         on(Event::Epoch(&e));
         epochs.push(e);
-        if val_mrr > best_mrr {
-            best = enc;
-            best_mrr = val_mrr;
-            best_epoch = epoch;
-        }
-        if val_mrr > best_trained {
-            best_trained = val_mrr;
-            since_best = 0;
-        } else {
-            since_best += 1;
-            if since_best >= cfg.patience && epoch < cfg.epochs {
-                stopped_early = true;
-                break;
-            }
+        let stop = best.offer(enc, &c, cfg.patience);
+        checks.push(c);
+        if stop && epoch < cfg.epochs {
+            stopped_early = true;
+            break;
         }
     }
     Ok(Trained {
-        encoder: best,
+        encoder: best.encoder,
         start_val_mrr,
         epochs,
-        best_epoch,
-        best_val_mrr: best_mrr,
+        checks,
+        best_epoch: best.epoch,
+        best_step: best.step,
+        best_val_mrr: best.mrr,
         stopped_early,
     })
+}
+
+/// The best encoder so far, and the patience count.
+struct Best {
+    encoder: Learned,
+    mrr: f64,
+    epoch: usize,
+    step: usize,
+    /// Best validation of a trained encoder: patience counts from it, not from the untrained
+    /// start, as the first checks may dip below the start before they pass it. The encoder kept
+    /// is the best of all, the start included.
+    trained: f64,
+    since: usize,
+}
+
+impl Best {
+    /// Offers the encoder validated by `c`; true when `patience` checks in a row brought nothing
+    /// better.
+    fn offer(&mut self, enc: Learned, c: &Check, patience: usize) -> bool {
+        if c.val_mrr > self.mrr {
+            (self.encoder, self.mrr, self.epoch, self.step) = (enc, c.val_mrr, c.epoch, c.step);
+        }
+        if c.val_mrr > self.trained {
+            self.trained = c.val_mrr;
+            self.since = 0;
+            false
+        } else {
+            self.since += 1;
+            self.since >= patience
+        }
+    }
 }

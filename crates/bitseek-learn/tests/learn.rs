@@ -2,13 +2,16 @@
 //! runs on generated data: training beats its untrained start, compatible training keeps
 //! cross-version search working, bad input is refused with a reason.
 
+use bitseek_codes::quantizer::LearnedConfig;
 use bitseek_learn::augment::{apply, expand, partners, RacsParams, OPS};
 use bitseek_learn::data::{read_pairs_npz, write_pairs_npz, Pairs};
 use bitseek_learn::estimator::{
     reste_o, reste_surrogate, sign_code, sign_periodic, Estimator, BIPER_OMEGA,
 };
-use bitseek_learn::train::{cross_val_mrr, train, val_mrr, TrainConfig, TrainData};
-use bitseek_learn::Augment;
+use bitseek_learn::loss::{info_nce, LossParams, NearDuplicates};
+use bitseek_learn::model::{rows_tensor, Binarizer};
+use bitseek_learn::train::{cross_val_mrr, train, val_mrr, Event, TrainConfig, TrainData};
+use bitseek_learn::{Augment, Norm};
 use candle_core::{Device, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -278,4 +281,131 @@ fn ksh_codes_retrieve_far_better_than_chance() {
     let mrr = retrieval::metrics(&ranks, None).mrr;
     // Chance is about ln(300)/300 ≈ 0.02.
     assert!(mrr > 0.15, "KSH MRR {mrr:.3}");
+}
+
+#[test]
+fn exported_encoder_gives_the_training_models_codes() {
+    // After a few training-mode passes (so the batch-norm running statistics have moved), the
+    // plain-Rust encoder must give exactly the codes of the candle model in evaluation mode.
+    let val = noisy_pairs(64, 32, 22);
+    for norm in [Norm::Batch, Norm::None] {
+        for bits in [1, 3] {
+            let cfg = tiny(bits, 5);
+            let config = LearnedConfig {
+                dim: 32,
+                m: cfg.m,
+                bits,
+                hidden: cfg.hidden,
+            };
+            let mut rng = ChaCha8Rng::seed_from_u64(9);
+            let mut model = Binarizer::new(config, Estimator::Ste, norm, &mut rng).unwrap();
+            let x = rows_tensor(&val.query, 32).unwrap();
+            // Training-mode passes update the running statistics.
+            for _ in 0..3 {
+                model.forward(&x, true, 1.0).unwrap();
+            }
+            let codes = model
+                .forward(&x, false, 1.0)
+                .unwrap()
+                .to_vec2::<f32>()
+                .unwrap();
+            let enc = model.export().unwrap();
+            let f = enc.forward(&val.query);
+            let scale = 2f32.powi(2 - bits as i32);
+            let mut mismatched = 0;
+            for (row, u) in codes.iter().zip(f.u.chunks_exact(cfg.m)) {
+                for (&c, &u) in row.iter().zip(u) {
+                    let lattice = scale * (u as f32 - enc.offset());
+                    if (c - lattice).abs() > 1e-5 {
+                        mismatched += 1;
+                    }
+                }
+            }
+            // A pre-activation within float rounding of 0 may flip; nothing more.
+            assert!(
+                mismatched <= 2,
+                "{norm} {bits}-bit: {mismatched} of {} code values differ",
+                64 * cfg.m
+            );
+        }
+    }
+}
+
+#[test]
+fn near_duplicates_are_never_negatives() {
+    let dim = 8;
+    // Pairs 0 and 1 share their query (one docstring on two functions); 2 and 3 are unrelated.
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let mut unit = || {
+        let v: Vec<f32> = (0..dim).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.into_iter().map(|x| x / n).collect::<Vec<f32>>()
+    };
+    let shared = unit();
+    let q = [shared.clone(), shared, unit(), unit()].concat();
+    let d = [unit(), unit(), unit(), unit()].concat();
+    let ids = [10u64, 11, 12, 13];
+    let near = NearDuplicates::find(&q, &d, &ids, dim, 0.95);
+    assert_eq!(near.count(), 1, "only pairs 0 and 1 are near-duplicates");
+    assert_eq!(NearDuplicates::find(&q, &d, &ids, dim, 1.0).count(), 0);
+    // Codes where query 0 is as close to document 1 as to its own: unmasked, document 1 is
+    // query 0's hardest negative; masked, it is not a negative at all, so the loss drops.
+    let codes = |v: &[f32]| Tensor::from_slice(v, (4, dim), &Device::Cpu).unwrap();
+    let cd = codes(&d);
+    let mut qc = q.clone();
+    for i in 0..dim {
+        qc[i] = d[i] + d[dim + i];
+        qc[dim + i] = d[i] + d[dim + i];
+    }
+    let cq = codes(&qc);
+    let p = LossParams {
+        temperature: 0.05,
+        hard_negatives: 1,
+    };
+    let none = NearDuplicates::default();
+    let plain = info_nce(&cq, &cd, &ids, &none, &p)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    let masked = info_nce(&cq, &cd, &ids, &near, &p)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(masked < plain - 0.1, "masked {masked} vs plain {plain}");
+}
+
+#[test]
+fn validation_between_epochs_keeps_the_best_check() {
+    let data = TrainData::Pairs(noisy_pairs(1024, 32, 31));
+    let val = noisy_pairs(200, 32, 32);
+    let cfg = TrainConfig {
+        val_every: 3,
+        epochs: 2,
+        patience: 100,
+        ..tiny(2, 4)
+    };
+    let mut seen = Vec::new();
+    let t = train(&data, &val, &cfg, None, &mut |e| match e {
+        Event::Check(c) => seen.push((c.step, c.val_mrr)),
+        Event::Epoch(e) => seen.push((usize::MAX, e.val_mrr)),
+        Event::Step { .. } => {}
+    })
+    .unwrap();
+    // 8 steps per epoch: checks after steps 3 and 6, then the epoch end (8); 9, 12, 15, then 16.
+    let steps: Vec<usize> = t.checks.iter().map(|c| c.step).collect();
+    assert_eq!(steps, vec![3, 6, 8, 9, 12, 15, 16]);
+    assert_eq!(seen.len(), 7);
+    let best = t
+        .checks
+        .iter()
+        .map(|c| c.val_mrr)
+        .fold(t.start_val_mrr, f64::max);
+    assert_eq!(t.best_val_mrr, best);
+    assert!((val_mrr(&t.encoder, &val, usize::MAX) - best).abs() < 1e-12);
+    if best > t.start_val_mrr {
+        assert!(t
+            .checks
+            .iter()
+            .any(|c| c.step == t.best_step && c.val_mrr == best));
+    }
 }

@@ -46,6 +46,10 @@ pub struct Args {
     /// (periodic binary MLP weights).
     #[arg(long, default_value = "ste")]
     estimator: Estimator,
+    /// Between each MLP's first layer and its ReLU: batch (BatchNorm, BEBR's block) or none.
+    /// Batch norm made cross-package validation worse on the Python code-search set.
+    #[arg(long, default_value = "none")]
+    norm: bitseek_learn::Norm,
     /// Representation-level augmentation: none, racs (2 copies) or racs:N.
     #[arg(long, default_value = "none")]
     augment: Augment,
@@ -62,8 +66,17 @@ pub struct Args {
     #[arg(long, default_value_t = 512)]
     batch: usize,
     /// AdamW learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = TrainConfig::default().lr)]
     lr: f64,
+    /// Also validate every N optimiser steps, not only at epoch ends (patience then counts
+    /// validations). On large training sets the best encoder can lie inside the first epoch.
+    #[arg(long, default_value_t = 0)]
+    val_every: usize,
+    /// Pairs whose float queries, or documents, have a cosine above this are near-duplicates
+    /// (one docstring on many functions, copied code) and never each other's negatives; 1 turns
+    /// this off.
+    #[arg(long, default_value_t = 0.95)]
+    near_duplicate: f32,
     /// Neighbours per vector in --mode neighbors.
     #[arg(long, default_value_t = 10, value_parser = crate::positive)]
     neighbors: usize,
@@ -182,12 +195,15 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         bits: a.bits,
         hidden: a.hidden,
         estimator: a.estimator,
+        norm: a.norm,
         augment: a.augment,
         epochs: a.epochs,
         patience: a.patience,
         batch: a.batch,
         lr: a.lr,
         seed: a.seed,
+        val_every: a.val_every,
+        near_duplicate: a.near_duplicate,
         ..Default::default()
     };
     let steps = (data.len() / a.batch.clamp(1, data.len().max(1))).max(1) as u64;
@@ -209,6 +225,15 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 });
             }
         }
+        Event::Check(c) => {
+            if !json {
+                let mark = if c.val_mrr > best { " (best)" } else { "" };
+                best = best.max(c.val_mrr);
+                bar.suspend(|| {
+                    eprintln!("  step {}: validation MRR {:.4}{mark}", c.step, c.val_mrr)
+                });
+            }
+        }
     })
     .with_context(|| format!("cannot train on {}", a.data.display()))?;
     bar.finish_and_clear();
@@ -223,6 +248,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         "start_val_mrr": trained.start_val_mrr,
         "best_val_mrr": trained.best_val_mrr,
         "best_epoch": trained.best_epoch,
+        "best_step": trained.best_step,
         "epochs_run": trained.epochs.len(),
         "stopped_early": trained.stopped_early,
         "seconds": started.elapsed().as_secs_f64(),
@@ -232,7 +258,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         println!("{summary}");
     } else {
         println!(
-            "trained {} ({}-bit × {} dims from {} dims, {}, {}): validation MRR {:.4} → {:.4} (epoch {} of {}{}), {:.0} s, {:.1} MB",
+            "trained {} ({}-bit × {} dims from {} dims, {}, {}): validation MRR {:.4} → {:.4} (epoch {}, step {}, of {} epochs{}), {:.0} s, {:.1} MB",
             a.out.display(),
             a.bits,
             a.dims,
@@ -242,6 +268,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             trained.start_val_mrr,
             trained.best_val_mrr,
             trained.best_epoch,
+            trained.best_step,
             trained.epochs.len(),
             if trained.stopped_early { ", stopped early" } else { "" },
             started.elapsed().as_secs_f64(),
