@@ -29,7 +29,8 @@ impl Default for LossParams {
 }
 
 /// Which groups of a batch are near-duplicates of each other, found from the float inputs: two
-/// pairs whose queries, or whose documents, have a cosine above the threshold.
+/// pairs whose queries, or whose documents, have a cosine above the threshold, or one pair's query
+/// and the other's document (in `neighbors` mode a vector is often another row's positive).
 #[derive(Clone, Debug, Default)]
 pub struct NearDuplicates {
     index: HashMap<u64, usize>,
@@ -43,10 +44,15 @@ impl NearDuplicates {
         let n = ids.len();
         let mut near = vec![false; n * n];
         if threshold < 1.0 {
-            for side in [query, doc] {
-                let gram = gram(side, n, dim);
-                for (flag, &c) in near.iter_mut().zip(&gram) {
-                    *flag |= c > threshold;
+            for (a, b) in [(query, query), (doc, doc), (query, doc)] {
+                let cos = products(a, b, n, dim);
+                for i in 0..n {
+                    for j in 0..n {
+                        if cos[i * n + j] > threshold {
+                            near[i * n + j] = true;
+                            near[j * n + i] = true;
+                        }
+                    }
                 }
             }
         }
@@ -75,20 +81,21 @@ impl NearDuplicates {
     }
 }
 
-/// `X·Xᵀ` of `n` row-major rows.
-fn gram(x: &[f32], n: usize, dim: usize) -> Vec<f32> {
+/// `A·Bᵀ` of `n` row-major rows each.
+fn products(a: &[f32], b: &[f32], n: usize, dim: usize) -> Vec<f32> {
+    assert!(a.len() >= n * dim && b.len() >= n * dim);
     let mut out = vec![0f32; n * n];
-    // SAFETY: x holds n×dim values and out n×n, matching the strides given.
+    // SAFETY: a and b hold n×dim values and out n×n, matching the strides given.
     unsafe {
         matrixmultiply::sgemm(
             n,
             dim,
             n,
             1.0,
-            x.as_ptr(),
+            a.as_ptr(),
             dim as isize,
             1,
-            x.as_ptr(),
+            b.as_ptr(),
             1,
             dim as isize,
             0.0,

@@ -4,7 +4,7 @@
 
 use bitseek_codes::quantizer::LearnedConfig;
 use bitseek_learn::augment::{apply, expand, partners, RacsParams, OPS};
-use bitseek_learn::data::{read_pairs_npz, write_pairs_npz, Pairs};
+use bitseek_learn::data::{neighbours, read_pairs_npz, write_pairs_npz, Pairs};
 use bitseek_learn::estimator::{
     reste_o, reste_surrogate, sign_code, sign_periodic, Estimator, BIPER_OMEGA,
 };
@@ -348,6 +348,10 @@ fn near_duplicates_are_never_negatives() {
     let near = NearDuplicates::find(&q, &d, &ids, dim, 0.95);
     assert_eq!(near.count(), 1, "only pairs 0 and 1 are near-duplicates");
     assert_eq!(NearDuplicates::find(&q, &d, &ids, dim, 1.0).count(), 0);
+    // In neighbors mode a vector is another row's positive: pair 3's query is pair 2's document.
+    let mut q3 = q.clone();
+    q3[3 * dim..].copy_from_slice(&d[2 * dim..3 * dim]);
+    assert_eq!(NearDuplicates::find(&q3, &d, &ids, dim, 0.95).count(), 2);
     // Codes where query 0 is as close to document 1 as to its own: unmasked, document 1 is
     // query 0's hardest negative; masked, it is not a negative at all, so the loss drops.
     let codes = |v: &[f32]| Tensor::from_slice(v, (4, dim), &Device::Cpu).unwrap();
@@ -407,5 +411,37 @@ fn validation_between_epochs_keeps_the_best_check() {
             .checks
             .iter()
             .any(|c| c.step == t.best_step && c.val_mrr == best));
+    }
+}
+
+#[test]
+fn neighbours_are_the_exact_top_k_and_hold_only_k_ids() {
+    let (n, dim, k) = (300, 16, 5);
+    let mut rng = ChaCha8Rng::seed_from_u64(41);
+    let data: Vec<f32> = (0..n * dim).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
+    let got = neighbours(&data, dim, k);
+    let dot = |a: usize, b: usize| -> f32 {
+        (0..dim)
+            .map(|i| data[a * dim + i] * data[b * dim + i])
+            .sum()
+    };
+    for (i, list) in got.iter().enumerate() {
+        // Each list is its own k-long allocation (not an n-long candidate list cut short).
+        assert_eq!(list.len(), k);
+        assert!(
+            list.capacity() <= k,
+            "row {i} keeps capacity {}",
+            list.capacity()
+        );
+        let mut want: Vec<usize> = (0..n).filter(|&j| j != i).collect();
+        want.sort_by(|&a, &b| dot(i, b).total_cmp(&dot(i, a)));
+        let kth = dot(i, want[k - 1]);
+        for &j in list {
+            assert_ne!(j as usize, i, "a vector is not its own neighbour");
+            assert!(
+                dot(i, j as usize) >= kth - 1e-5,
+                "row {i}: {j} is not in the top {k}"
+            );
+        }
     }
 }
