@@ -174,9 +174,17 @@ fn training_improves_retrieval_over_the_untrained_start() {
 
 #[test]
 fn compatible_training_keeps_cross_version_search() {
+    // As in BCT: the old version learned from less data (a sixth of the pairs, one epoch); the new
+    // one, trained on all of them against the frozen old encoder, must search the old documents
+    // better than the old version searches them itself.
     let data = TrainData::Pairs(noisy_pairs(1536, 32, 4));
+    let few = TrainData::Pairs(noisy_pairs(256, 32, 6));
     let val = noisy_pairs(400, 32, 5);
-    let old = train(&data, &val, &tiny(2, 10), None, &mut |_| {})
+    let old_cfg = TrainConfig {
+        epochs: 1,
+        ..tiny(2, 10)
+    };
+    let old = train(&few, &val, &old_cfg, None, &mut |_| {})
         .unwrap()
         .encoder;
     let indep = train(&data, &val, &tiny(2, 11), None, &mut |_| {})
@@ -188,12 +196,13 @@ fn compatible_training_keeps_cross_version_search() {
     let old_alone = val_mrr(&old, &val, usize::MAX);
     let cross_indep = cross_val_mrr(&indep, &old, &val, usize::MAX);
     let cross_compat = cross_val_mrr(&compat, &old, &val, usize::MAX);
+    eprintln!("old {old_alone:.3}, independent new→old {cross_indep:.3}, compatible new→old {cross_compat:.3}");
     assert!(
-        cross_compat > cross_indep + 0.1,
+        cross_compat > cross_indep + 0.03,
         "new→old MRR: compatible {cross_compat:.3}, independent {cross_indep:.3}"
     );
     assert!(
-        cross_compat >= 0.9 * old_alone,
+        cross_compat > old_alone,
         "new→old MRR {cross_compat:.3} against the old version's own {old_alone:.3}"
     );
 }
