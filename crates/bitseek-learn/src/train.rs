@@ -70,7 +70,7 @@ impl Default for TrainConfig {
             norm: Norm::None,
             augment: Augment::None,
             racs: RacsParams::default(),
-            epochs: 10,
+            epochs: 20,
             batch: 512,
             lr: 3e-4,
             weight_decay: 1e-4,

@@ -57,7 +57,7 @@ pub struct Args {
     #[arg(long)]
     compatible_with: Option<PathBuf>,
     /// Most epochs (training stops early when validation MRR stops improving).
-    #[arg(long, default_value_t = 10, value_parser = crate::positive)]
+    #[arg(long, default_value_t = TrainConfig::default().epochs, value_parser = crate::positive)]
     epochs: usize,
     /// Epochs without a better validation MRR before stopping.
     #[arg(long, default_value_t = 3, value_parser = crate::positive)]
