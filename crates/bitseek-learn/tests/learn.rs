@@ -256,6 +256,17 @@ fn bad_input_is_refused_with_the_reason() {
         .unwrap()
         .to_string();
     assert!(e.contains("dimension 16"), "{e}");
+    for t in [0.0, -0.5, f32::NAN] {
+        let cfg = TrainConfig {
+            near_duplicate: t,
+            ..tiny(2, 1)
+        };
+        let e = train(&data, &val, &cfg, None, &mut |_| {})
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("--near-duplicate"), "{e}");
+    }
 }
 
 #[test]
