@@ -198,7 +198,7 @@ fn check(
             "dims, hidden width and epochs must be at least 1 and the batch at least 2".into(),
         );
     }
-    if !(cfg.near_duplicate > 0.0) {
+    if cfg.near_duplicate.is_nan() || cfg.near_duplicate <= 0.0 {
         return bad(format!(
             "--near-duplicate {} must be a cosine above 0 (1 or more turns the mask off)",
             cfg.near_duplicate
