@@ -7,7 +7,7 @@
 //! (see crates/bitseek-learn/README.md and bench/learned.sh).
 
 use anyhow::{bail, Context};
-use bitseek_codes::quantizer::{FitOptions, Quantizer, QuantizerKind, QueryMode, Sign};
+use bitseek_codes::quantizer::{FitOptions, Learned, Quantizer, QuantizerKind, QueryMode, Sign};
 use bitseek_index::retrieval::{self, Metrics};
 use bitseek_learn::data::neighbours;
 use bitseek_learn::data::Pairs;
@@ -462,34 +462,21 @@ fn main() -> anyhow::Result<()> {
             },
             ..Default::default()
         };
-        let quiet = &mut |_: Event<'_>| {};
+        let run = |data: &TrainData, seed: u64, old: Option<&Learned>| {
+            train(
+                data,
+                &s.val,
+                &TrainConfig { seed, ..base },
+                old,
+                &mut |_| {},
+            )
+            .map(|t| t.encoder)
+        };
         // As in BCT, the old version learned from less: the first quarter of the training rows.
         let quarter: Vec<usize> = (0..s.train.len() / 4).collect();
-        let old_data = TrainData::Pairs(s.train.select(&quarter));
-        let old = train(
-            &old_data,
-            &s.val,
-            &TrainConfig { seed: 100, ..base },
-            None,
-            quiet,
-        )?
-        .encoder;
-        let indep = train(
-            &data,
-            &s.val,
-            &TrainConfig { seed: 101, ..base },
-            None,
-            quiet,
-        )?
-        .encoder;
-        let compat = train(
-            &data,
-            &s.val,
-            &TrainConfig { seed: 101, ..base },
-            Some(&old),
-            quiet,
-        )?
-        .encoder;
+        let old = run(&TrainData::Pairs(s.train.select(&quarter)), 100, None)?;
+        let indep = run(&data, 101, None)?;
+        let compat = run(&data, 101, Some(&old))?;
         let qo = Quantizer::Learned(Box::new(old.clone()));
         let qi = Quantizer::Learned(Box::new(indep));
         compat_lines.push(format!(
