@@ -8,7 +8,8 @@
 //! * [`top_candidates`] and [`rescored_rank`]: rank after "codes, then exact rescoring of the best
 //!   `c` candidates" (definition at [`rescored_rank`]).
 //! * [`exact_scores`] and [`code_scores`]: full score rows (every query × every document) by exact
-//!   `f32` inner products or by a quantizer's own estimate, for the ranks above.
+//!   `f32` inner products or by a quantizer's own estimate, for the ranks above;
+//!   [`for_query_batches`] and [`own_ranks`] walk the queries in batches with one reused buffer.
 //! * [`Bm25`], [`identifier_tokens`] and [`rrf_rank`]: a lexical leg over identifiers split at
 //!   `_` and camelCase, and reciprocal rank fusion with a semantic ranking.
 //!
@@ -132,6 +133,45 @@ pub fn rescored_rank(code_scores: &[f32], own: usize, candidates: &[u32], exact:
         .count();
     // rank_of counts own + every other >= own; take the candidates out and put them in front.
     candidates.len() + rank_of(code_scores, own) - in_cands_ge
+}
+
+/// Runs `f` over consecutive batches of `nq` queries against `n` documents with one reused score
+/// buffer of `batch × n` floats (about 32 MiB), so ranking every query against every document
+/// never holds the whole `nq × n` matrix.
+pub fn for_query_batches(
+    nq: usize,
+    n: usize,
+    mut f: impl FnMut(std::ops::Range<usize>, &mut [f32]),
+) {
+    let batch = ((8 << 20) / n.max(1)).clamp(16, 1024);
+    let mut scores = vec![0f32; batch.min(nq) * n];
+    let mut start = 0;
+    while start < nq {
+        let end = (start + batch).min(nq);
+        f(start..end, &mut scores[..(end - start) * n]);
+        start = end;
+    }
+}
+
+/// The [`rank_of`] each query's own document (query `i` owns document `i`), where `score` fills
+/// the `queries × n` scores of one batch of queries.
+pub fn own_ranks(
+    nq: usize,
+    n: usize,
+    mut score: impl FnMut(std::ops::Range<usize>, &mut [f32]),
+) -> Vec<usize> {
+    assert!(n > 0 || nq == 0, "own_ranks: queries but no documents");
+    let mut ranks = vec![0usize; nq];
+    for_query_batches(nq, n, |range, scores| {
+        score(range.clone(), scores);
+        let r: Vec<usize> = scores
+            .par_chunks(n)
+            .zip(range.clone())
+            .map(|(row, q)| rank_of(row, q))
+            .collect();
+        ranks[range].copy_from_slice(&r);
+    });
+    ranks
 }
 
 /// Exact inner products of every query with every row of `data` (both row-major, `dim` wide):

@@ -232,6 +232,18 @@ fn main() -> anyhow::Result<()> {
             });
         }
     }
+    // Every learned row and the compatibility runs share these; each row sets what it varies.
+    let base = TrainConfig {
+        hidden: args.hidden,
+        epochs: args.epochs,
+        batch: args.batch,
+        lr: args.lr,
+        loss: bitseek_learn::loss::LossParams {
+            hard_negatives: args.negatives,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
     let configs: Vec<(&str, TrainConfig)> = [
         (
             "learned1",
@@ -302,15 +314,7 @@ fn main() -> anyhow::Result<()> {
                 estimator,
                 augment,
                 norm,
-                hidden: args.hidden,
-                epochs: args.epochs,
-                batch: args.batch,
-                lr: args.lr,
-                loss: bitseek_learn::loss::LossParams {
-                    hard_negatives: args.negatives,
-                    ..Default::default()
-                },
-                ..Default::default()
+                ..base
             },
         )
     })
@@ -435,33 +439,15 @@ fn main() -> anyhow::Result<()> {
             let codes = ksh.encode(td);
             let qcs: Vec<_> = tq.chunks_exact(d).map(|q| ksh.encode_query(q)).collect();
             let n = s.test.len();
-            let mut ranks = vec![0usize; n];
-            let mut scores = vec![0f32; 256 * n];
-            for start in (0..n).step_by(256) {
-                let end = (start + 256).min(n);
-                let sc = &mut scores[..(end - start) * n];
-                retrieval::code_scores(&scorer, &codes.as_ref(), &qcs[start..end], sc);
-                for (i, r) in sc.chunks(n).enumerate() {
-                    ranks[start + i] = retrieval::rank_of(r, start + i);
-                }
-            }
+            let ranks = retrieval::own_ranks(n, n, |range, scores| {
+                retrieval::code_scores(&scorer, &codes.as_ref(), &qcs[range], scores)
+            });
             row.runs.push(metrics(&ranks));
         }
         rows.push(row);
     }
     let mut compat_lines = Vec::new();
     if want("compat") {
-        let base = TrainConfig {
-            hidden: args.hidden,
-            epochs: args.epochs,
-            batch: args.batch,
-            lr: args.lr,
-            loss: bitseek_learn::loss::LossParams {
-                hard_negatives: args.negatives,
-                ..Default::default()
-            },
-            ..Default::default()
-        };
         let run = |data: &TrainData, seed: u64, old: Option<&Learned>| {
             train(
                 data,

@@ -6,11 +6,6 @@ use bitseek_codes::quantizer::{Codes, Quantizer, QueryCode, QueryMode};
 use bitseek_index::retrieval;
 use rayon::prelude::*;
 
-/// Queries scored per batch (bounds the score buffer to `batch × documents` floats).
-fn batch_for(n: usize) -> usize {
-    ((16 << 20) / n.max(1)).clamp(16, 2048)
-}
-
 /// Encodes documents in parallel chunks and joins them.
 pub fn encode_all(q: &Quantizer, docs: &[f32], dim: usize) -> Codes {
     let chunks: Vec<Codes> = docs.par_chunks(4096 * dim).map(|r| q.encode(r)).collect();
@@ -36,23 +31,14 @@ pub fn code_ranks(
 
 /// Ranks under exact float cosine (inputs L2-normalised).
 pub fn float_ranks(queries: &[f32], docs: &[f32], dim: usize) -> Vec<usize> {
-    let n = docs.len() / dim;
-    let nq = queries.len() / dim;
-    let batch = batch_for(n);
-    let mut ranks = vec![0usize; nq];
-    let mut scores = vec![0f32; batch.min(nq) * n];
-    for start in (0..nq).step_by(batch) {
-        let end = (start + batch).min(nq);
-        let s = &mut scores[..(end - start) * n];
-        retrieval::exact_scores(docs, dim, &queries[start * dim..end * dim], s);
-        let r: Vec<usize> = s
-            .par_chunks(n)
-            .enumerate()
-            .map(|(i, row)| retrieval::rank_of(row, start + i))
-            .collect();
-        ranks[start..end].copy_from_slice(&r);
-    }
-    ranks
+    retrieval::own_ranks(queries.len() / dim, docs.len() / dim, |range, scores| {
+        retrieval::exact_scores(
+            docs,
+            dim,
+            &queries[range.start * dim..range.end * dim],
+            scores,
+        )
+    })
 }
 
 /// Ranks when queries are encoded by `qenc` and documents by `denc` (cross-version search:
@@ -68,29 +54,15 @@ pub fn cross_ranks(
 ) -> Vec<usize> {
     let codes = encode_all(denc, docs, dim);
     let code_ref = codes.as_ref();
-    let n = docs.len() / dim;
-    let nq = queries.len() / dim;
-    let batch = batch_for(n);
-    let mut ranks = vec![0usize; nq];
-    let mut scores = vec![0f32; batch.min(nq) * n];
-    for start in (0..nq).step_by(batch) {
-        let end = (start + batch).min(nq);
-        let qcs: Vec<QueryCode> = (start..end)
+    retrieval::own_ranks(queries.len() / dim, docs.len() / dim, |range, scores| {
+        let qcs: Vec<QueryCode> = range
             .into_par_iter()
             .map(|i| {
                 qenc.encode_query_bits(&queries[i * dim..(i + 1) * dim], mode, query_bits, i as u64)
             })
             .collect();
-        let s = &mut scores[..(end - start) * n];
-        retrieval::code_scores(denc, &code_ref, &qcs, s);
-        let r: Vec<usize> = s
-            .par_chunks(n)
-            .enumerate()
-            .map(|(i, row)| retrieval::rank_of(row, start + i))
-            .collect();
-        ranks[start..end].copy_from_slice(&r);
-    }
-    ranks
+        retrieval::code_scores(denc, &code_ref, &qcs, scores);
+    })
 }
 
 /// Mean reciprocal rank.

@@ -112,7 +112,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let mut bm25_ranks = vec![0usize; n];
     let mut hybrid_ranks = vec![0usize; n];
     let mut search_ranks = vec![0usize; n];
-    for_batches(n, |range, scores| {
+    retrieval::for_query_batches(n, n, |range, scores| {
         retrieval::exact_scores(
             &codes.data,
             dim,
@@ -196,7 +196,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let bytes = code_set.bytes_per_vector();
         let mut raw_ranks = vec![0usize; n];
         let mut rescored_ranks = vec![0usize; n];
-        for_batches(n, |range, scores| {
+        retrieval::for_query_batches(n, n, |range, scores| {
             let qcs: Vec<QueryCode> = range
                 .clone()
                 .into_par_iter()
@@ -256,18 +256,6 @@ fn row(
         all: retrieval::metrics(ranks, None),
         name_free: retrieval::metrics(ranks, Some(name_free)),
         seconds,
-    }
-}
-
-/// Runs `f` over batches of queries with a score buffer of `batch × n` floats (about 32 MiB).
-fn for_batches(n: usize, mut f: impl FnMut(std::ops::Range<usize>, &mut [f32])) {
-    let batch = ((8 << 20) / n.max(1)).clamp(16, 1024);
-    let mut scores = vec![0f32; batch.min(n) * n];
-    let mut start = 0;
-    while start < n {
-        let end = (start + batch).min(n);
-        f(start..end, &mut scores[..(end - start) * n]);
-        start = end;
     }
 }
 
