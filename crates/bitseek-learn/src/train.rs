@@ -1,7 +1,7 @@
 //! The training loop: mini-batches of pairs (optionally with RACS copies), one shared binarizer
 //! for both sides (one forward pass over queries and documents together, so batch norm sees both),
 //! AdamW, ReSTE's `o` on its cosine ramp, the validation MRR of the exported plain-Rust encoder
-//! after every epoch, early stopping on it, and the best epoch kept.
+//! after every epoch (and every `val_every` steps), early stopping on it, and the best one kept.
 //!
 //! Compatible training (methods.md §1.4, BCT-style): with a frozen older encoder, the loss adds
 //! `λ·InfoNCE(new(query), old(doc))`, so queries encoded by the new version can search documents
