@@ -1,9 +1,11 @@
 //! AVX2 kernels (with FMA and POPCNT): Haswell, Zen 1 and later.
 //!
-//! Each kernel is a `#[target_feature]` `unsafe fn` behind a safe wrapper. The wrappers are private
-//! to this module and reachable only through [`TABLE`], which `kernels/mod.rs` hands out only after
-//! `has_avx2()` detected every feature in [`FEATURES`]: that detection is what makes the calls in the
-//! wrappers sound. The wrappers also check slice lengths, so the raw-pointer loops stay in bounds.
+//! Each kernel is a `#[target_feature]` `unsafe fn` behind a safe wrapper. The wrappers are
+//! written once in `simd_table.rs` and expanded here by `simd_table!`, so they are private to this
+//! module and reachable only through `TABLE`, which `kernels/mod.rs` hands out only after
+//! `has_avx2()` detected every feature in [`FEATURES`]: that detection is what makes the calls in
+//! the wrappers sound. The wrappers also check slice lengths, so the raw-pointer loops stay in
+//! bounds.
 //!
 //! AVX2 has no vector popcount, so bytes are counted with the nibble lookup of Muła, Kurz and Lemire
 //! ("Faster population counts using AVX2 instructions", 2018): `vpshufb` looks up the count of each
@@ -16,122 +18,16 @@
 
 use core::arch::x86_64::*;
 
-use super::{check_blocked, Kernels};
 use crate::layout::BLOCK;
 
 /// The features every function here is compiled for (documentation; `has_avx2()` checks them).
 #[allow(dead_code)]
 pub(super) const FEATURES: &str = "avx2,fma,popcnt";
 
-/// The AVX2 table. Only hand it out after `has_avx2()` returned true.
-pub(super) static TABLE: Kernels = Kernels {
-    name: "avx2",
-    hamming_blocks,
-    ip_planes_blocks,
-    hamming,
-    and_popcount,
-    dot_i8,
-    dot_f32_i8,
-    dot_f32,
-};
+simd_table!("avx2");
 
 /// Words whose byte counts can be summed in `u8` lanes before they must be folded (`31 * 8 < 256`).
 const FOLD: usize = 31;
-
-// ---------------------------------------------------------------------------------------------
-// Safe wrappers (only reachable through TABLE).
-
-fn hamming_blocks(query: &[u64], blocks: &[u64], words: usize, out: &mut [u32]) {
-    let nblocks = check_blocked(query, 1, blocks, 1, words, out);
-    let f: HammingBlocksFn = match words {
-        1 => hamming_blocks_w::<1>,
-        2 => hamming_blocks_w::<2>,
-        3 => hamming_blocks_w::<3>,
-        4 => hamming_blocks_w::<4>,
-        6 => hamming_blocks_w::<6>,
-        8 => hamming_blocks_w::<8>,
-        12 => hamming_blocks_w::<12>,
-        16 => hamming_blocks_w::<16>,
-        _ => hamming_blocks_w::<0>,
-    };
-    // SAFETY: TABLE (the only way to reach this fn) is handed out only after the CPU was found to
-    // have FEATURES; check_blocked verified query has `words` words, blocks `nblocks` whole blocks
-    // and out room for `nblocks * BLOCK` values.
-    unsafe {
-        f(
-            &query[..words],
-            blocks.as_ptr(),
-            nblocks,
-            words,
-            out.as_mut_ptr(),
-        )
-    }
-}
-
-fn ip_planes_blocks(
-    query: &[u64],
-    qplanes: usize,
-    blocks: &[u64],
-    cplanes: usize,
-    words: usize,
-    out: &mut [u32],
-) {
-    let nblocks = check_blocked(query, qplanes, blocks, cplanes, words, out);
-    if qplanes == 0 {
-        out[..nblocks * BLOCK].fill(0);
-        return;
-    }
-    // Query planes are processed in groups of up to four, each group adding its part into `out`.
-    let mut j0 = 0;
-    while j0 < qplanes {
-        let g = (qplanes - j0).min(4);
-        let f = ip_fn(g, words);
-        let q = &query[j0 * words..(j0 + g) * words];
-        // SAFETY: as in hamming_blocks: FEATURES were detected before TABLE was handed out, `q`
-        // holds the group's `g * words` words, blocks holds `nblocks` whole blocks of `cplanes`
-        // planes and out has room for `nblocks * BLOCK` values.
-        unsafe {
-            f(
-                q,
-                j0 as u32,
-                j0 > 0,
-                blocks.as_ptr(),
-                nblocks,
-                cplanes,
-                words,
-                out.as_mut_ptr(),
-            )
-        }
-        j0 += g;
-    }
-}
-
-fn hamming(a: &[u64], b: &[u64]) -> u32 {
-    // SAFETY: FEATURES were detected before TABLE was handed out; the fn reads only within the
-    // common length of the two slices.
-    unsafe { pair_popcount::<false>(a, b) }
-}
-
-fn and_popcount(a: &[u64], b: &[u64]) -> u32 {
-    // SAFETY: as in `hamming`.
-    unsafe { pair_popcount::<true>(a, b) }
-}
-
-fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
-    // SAFETY: FEATURES were detected before TABLE was handed out; reads stay within the common
-    // length of the slices.
-    unsafe { dot_i8_impl(a, b) }
-}
-
-fn dot_f32_i8(a: &[f32], b: &[i8]) -> f32 {
-    // SAFETY: as in `dot_i8`.
-    unsafe { dot_f32_i8_impl(a, b) }
-}
-
-fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
-    // SAFETY: as in `dot_i8`.
-    unsafe { dot_f32_impl(a, b) }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Helpers.
@@ -229,8 +125,6 @@ unsafe fn store_u32x8(out: *mut u32, lo: __m256i, hi: __m256i, accumulate: bool)
 // ---------------------------------------------------------------------------------------------
 // Blocked kernels.
 
-type HammingBlocksFn = unsafe fn(&[u64], *const u64, usize, usize, *mut u32);
-
 /// Hamming distance of `q` to every code of `nblocks` one-plane blocks. `W` is the word count when
 /// non-zero (monomorphised hot sizes), else `words` is used.
 ///
@@ -273,33 +167,6 @@ unsafe fn hamming_blocks_w<const W: usize>(
         }
         // SAFETY: `b < nblocks`, so the eight values lie inside the room the caller guarantees.
         unsafe { store_u32x8(out.add(b * BLOCK), lo64, hi64, false) };
-    }
-}
-
-type IpFn = unsafe fn(&[u64], u32, bool, *const u64, usize, usize, usize, *mut u32);
-
-/// The `ip_planes` loop for a group of `g` (1..=4) query planes and `words` words.
-fn ip_fn(g: usize, words: usize) -> IpFn {
-    macro_rules! by_words {
-        ($g:literal) => {
-            match words {
-                1 => ip_w::<$g, 1>,
-                2 => ip_w::<$g, 2>,
-                3 => ip_w::<$g, 3>,
-                4 => ip_w::<$g, 4>,
-                6 => ip_w::<$g, 6>,
-                8 => ip_w::<$g, 8>,
-                12 => ip_w::<$g, 12>,
-                16 => ip_w::<$g, 16>,
-                _ => ip_w::<$g, 0>,
-            }
-        };
-    }
-    match g {
-        1 => by_words!(1),
-        2 => by_words!(2),
-        3 => by_words!(3),
-        _ => by_words!(4),
     }
 }
 

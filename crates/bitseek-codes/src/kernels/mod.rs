@@ -1,21 +1,31 @@
 //! Distance kernels over codes, with one implementation per instruction set chosen once per process.
 //!
-//! Every kernel has a plain scalar twin in [`scalar`]; the SIMD versions must agree with it bit for
-//! bit on every input (property tests in `tests/kernels.rs`). [`kernels()`] returns the table for the
-//! best instruction set this CPU has (AVX-512 with VPOPCNTDQ, then AVX2, then portable), detected
-//! once and cached. [`all_available()`] lists every table this CPU can run, for tests and benches.
+//! Every kernel has a plain scalar twin in [`scalar`], and `tests/kernels.rs` checks every SIMD
+//! table against it on random and edge-case inputs. The integer kernels (Hamming, AND-popcount,
+//! bit-plane products, `dot_i8`) must agree with it exactly: they count, so any difference is a bug.
+//! The float dot products (`dot_f32`, `dot_f32_i8`) add in a different order (several accumulators,
+//! fused multiply-adds), so they agree within rounding, not bit for bit; the tests bound the
+//! difference by `1e-5 · Σ|a_i b_i|`.
+//!
+//! [`kernels()`] returns the table for the best instruction set this CPU has (AVX-512 with
+//! VPOPCNTDQ, then AVX2, then portable), detected once and cached. [`all_available()`] lists every
+//! table this CPU can run, for tests and benches.
 //!
 //! The environment variable `BITSEEK_KERNELS` (`scalar`, `avx2` or `avx512`), read once on the first
 //! call to [`kernels()`], caps the table it picks: `BITSEEK_KERNELS=avx2` runs the AVX2 kernels even
 //! on an AVX-512 machine (for A/B benchmarks and for chasing a suspected SIMD bug). It can only lower
-//! the choice; asking for a table the CPU lacks gives the best one it has below that, and an unknown
-//! value is ignored.
+//! the choice; asking for a table the CPU lacks gives the best one it has below that. An unknown
+//! value is reported once on stderr and otherwise ignored. [`cap()`] is the one reader of the
+//! variable: `bitseek-embed` asks it too before running its AVX-512 encoder and VNNI products.
 //!
 //! Only x86-64 has SIMD tables so far; other targets (aarch64 included) get [`SCALAR`] — NEON
 //! versions would slot in the same way.
 
 pub mod scalar;
 
+#[cfg(target_arch = "x86_64")]
+#[macro_use]
+mod simd_table;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
@@ -77,16 +87,12 @@ pub const SCALAR: Kernels = Kernels {
 pub fn kernels() -> &'static Kernels {
     static CHOSEN: OnceLock<&'static Kernels> = OnceLock::new();
     CHOSEN.get_or_init(|| {
-        let available = all_available();
-        let cap = std::env::var("BITSEEK_KERNELS")
-            .ok()
-            .and_then(|v| rank(v.trim()))
-            .unwrap_or(usize::MAX);
-        available
+        let cap = cap().unwrap_or(Isa::Avx512);
+        all_available()
             .iter()
             .rev()
             .copied()
-            .find(|k| rank(k.name).is_some_and(|r| r <= cap))
+            .find(|k| k.name.parse::<Isa>().is_ok_and(|isa| isa <= cap))
             .unwrap_or(&SCALAR)
     })
 }
@@ -108,14 +114,61 @@ pub fn all_available() -> Vec<&'static Kernels> {
     tables
 }
 
-/// Order of the tables by capability, for the `BITSEEK_KERNELS` cap.
-fn rank(name: &str) -> Option<usize> {
-    match name.to_ascii_lowercase().as_str() {
-        "scalar" => Some(0),
-        "avx2" => Some(1),
-        "avx512" => Some(2),
-        _ => None,
+/// The instruction sets there are kernel tables for, weakest first (the order `BITSEEK_KERNELS`
+/// caps by). Every SIMD code path of bitseek, the encoder's in `bitseek-embed` included, asks
+/// [`cap()`] before it runs, so one variable switches them all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Isa {
+    /// Portable Rust, no SIMD beyond what the compiler's baseline target gives.
+    Scalar,
+    /// AVX2 with FMA and POPCNT.
+    Avx2,
+    /// AVX-512 (F, BW and the extensions each path needs).
+    Avx512,
+}
+
+/// A `BITSEEK_KERNELS` value that names no instruction set.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown BITSEEK_KERNELS value {0:?}: expected scalar, avx2 or avx512")]
+pub struct UnknownIsa(pub String);
+
+impl std::str::FromStr for Isa {
+    type Err = UnknownIsa;
+
+    /// `scalar`, `avx2` or `avx512`, in any case and with surrounding spaces ignored.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "scalar" => Ok(Isa::Scalar),
+            "avx2" => Ok(Isa::Avx2),
+            "avx512" => Ok(Isa::Avx512),
+            _ => Err(UnknownIsa(s.to_string())),
+        }
     }
+}
+
+/// The cap `BITSEEK_KERNELS` sets, read once per process: `None` when it is unset or empty. A value
+/// that names no instruction set is reported once on stderr and then treated as unset, so a typo
+/// is seen rather than silently running the default kernels (a library cannot refuse to start).
+pub fn cap() -> Option<Isa> {
+    static CAP: OnceLock<Option<Isa>> = OnceLock::new();
+    *CAP.get_or_init(|| {
+        let value = std::env::var("BITSEEK_KERNELS").ok()?;
+        match parse_cap(&value) {
+            Ok(cap) => cap,
+            Err(e) => {
+                eprintln!("bitseek: warning: {e}; using the best kernels this CPU has");
+                None
+            }
+        }
+    })
+}
+
+/// Parses a `BITSEEK_KERNELS` value: empty (or only spaces) means no cap.
+fn parse_cap(value: &str) -> Result<Option<Isa>, UnknownIsa> {
+    if value.trim().is_empty() {
+        return Ok(None);
+    }
+    value.parse().map(Some)
 }
 
 /// Whether this CPU has everything `avx2::TABLE` is compiled for. Handing that table out only after
@@ -162,4 +215,31 @@ fn check_blocked(
         "out has room for fewer values than there are codes"
     );
     nblocks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_caps_parse_in_any_case_and_unknown_ones_are_errors() {
+        assert_eq!(parse_cap("").unwrap(), None);
+        assert_eq!(parse_cap("  ").unwrap(), None);
+        assert_eq!(parse_cap("scalar").unwrap(), Some(Isa::Scalar));
+        assert_eq!(parse_cap(" AVX2 ").unwrap(), Some(Isa::Avx2));
+        assert_eq!(parse_cap("Avx512").unwrap(), Some(Isa::Avx512));
+        let e = parse_cap("avx-512").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unknown BITSEEK_KERNELS value \"avx-512\": expected scalar, avx2 or avx512"
+        );
+        assert!(Isa::Scalar < Isa::Avx2 && Isa::Avx2 < Isa::Avx512);
+    }
+
+    #[test]
+    fn every_table_name_is_an_isa() {
+        for k in all_available() {
+            assert!(k.name.parse::<Isa>().is_ok(), "{}", k.name);
+        }
+    }
 }
