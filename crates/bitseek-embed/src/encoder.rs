@@ -254,6 +254,9 @@ impl Encoder {
     /// [`embed`](Self::embed) compiled for AVX-512: the element-wise passes (bias, GELU, softmax,
     /// layer norm, the int8 path's quantization) are inlined into it and vectorize 16 wide instead
     /// of baseline x86-64's 4. Same operations in the same order, so the same results.
+    ///
+    /// # Safety
+    /// The CPU must have every feature it is compiled for (`crate::int8::avx512()` checks them).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
     unsafe fn embed_avx512(&self, seqs: &[&[u32]]) -> Vec<Vec<f32>> {

