@@ -6,8 +6,13 @@
 //! ([`quantizer::Quantizer::encode_query`]); the [`kernels`] compute distances between them; [`topk`]
 //! keeps the best candidates.
 //!
-//! This crate does no I/O, spawns no threads and pulls in no heavy dependency, so it can be embedded
-//! anywhere; searching, files and threads live in `bitseek-index`.
+//! This crate does no I/O (beyond one warning on stderr for an unknown `BITSEEK_KERNELS` value),
+//! spawns no threads and pulls in no heavy dependency, so it can be embedded anywhere; searching,
+//! files and threads live in `bitseek-index`.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+#![warn(missing_docs)]
 
 pub mod kernels;
 pub mod layout;

@@ -29,12 +29,24 @@ pub fn random_orthogonal(dim: usize, seed: u64) -> Vec<f32> {
     m.into_iter().map(|v| v as f32).collect()
 }
 
-/// `out = rows · Pᵀ` for `n` row vectors of `dim` (i.e. each row `x` becomes `P x`).
+/// `out = rows · Pᵀ` for `n = rows.len() / dim` row vectors of `dim` (i.e. each row `x` becomes
+/// `P x`); a trailing partial row of `rows` is ignored.
+///
+/// # Panics
+/// When `dim` is zero, `p` is not `dim × dim` or `out` does not hold `n × dim` values: the matrix
+/// product below reads and writes through raw pointers, so every shape is checked first.
 pub fn rotate_rows(p: &[f32], dim: usize, rows: &[f32], out: &mut [f32]) {
+    assert!(dim > 0, "rotation dimension must be positive");
+    assert_eq!(p.len(), dim * dim, "rotation is not dim × dim");
     let n = rows.len() / dim;
-    assert_eq!(out.len(), n * dim);
-    // SAFETY: the shapes are checked above; matrixmultiply reads `rows` (n×dim, row-major),
-    // `p` as its transpose (dim×dim with swapped strides) and writes `out` (n×dim).
+    assert_eq!(
+        out.len(),
+        n * dim,
+        "output does not hold one row per input row"
+    );
+    // SAFETY: the shapes are checked above: matrixmultiply reads `rows` (its first n×dim values,
+    // row-major), `p` as its transpose (dim×dim with swapped strides) and writes `out` (n×dim),
+    // which is borrowed mutably and so aliases neither input.
     unsafe {
         matrixmultiply::sgemm(
             n,
@@ -72,6 +84,13 @@ mod tests {
         }
         assert_eq!(p, random_orthogonal(d, 7));
         assert_ne!(p, random_orthogonal(d, 8));
+    }
+
+    #[test]
+    #[should_panic(expected = "rotation is not dim × dim")]
+    fn rotate_rows_rejects_a_short_rotation() {
+        let mut out = vec![0.0; 8];
+        rotate_rows(&[1.0; 15], 4, &[0.0; 8], &mut out);
     }
 
     #[test]

@@ -6,10 +6,38 @@ use bitseek_codes::layout::{words_for, BitPlanes, BLOCK};
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::io::Write;
+use std::sync::Once;
+
+/// Every table this CPU can run. The first call of a test run says on stderr which tables were
+/// checked and which were not, written past libtest's capture (which hides `eprintln!` of passing
+/// tests), so a run on a CPU without AVX-512 shows that it never checked the AVX-512 kernels.
+fn tables() -> Vec<&'static Kernels> {
+    static SAID: Once = Once::new();
+    let tables = all_available();
+    SAID.call_once(|| {
+        let checked: Vec<&str> = tables.iter().map(|k| k.name).collect();
+        let missing: Vec<&str> = ["scalar", "avx2", "avx512"]
+            .into_iter()
+            .filter(|name| !checked.contains(name))
+            .collect();
+        let missing = if missing.is_empty() {
+            "none".to_string()
+        } else {
+            format!("{} (this CPU or target lacks them)", missing.join(", "))
+        };
+        let _ = writeln!(
+            std::io::stderr(),
+            "tests/kernels.rs: kernel tables checked: {}; not checked: {missing}",
+            checked.join(", ")
+        );
+    });
+    tables
+}
 
 /// Tables other than SCALAR (possibly none on this CPU, then the properties hold trivially).
 fn simd_tables() -> Vec<&'static Kernels> {
-    all_available()
+    tables()
         .into_iter()
         .filter(|k| k.name != SCALAR.name)
         .collect()
@@ -244,7 +272,7 @@ proptest! {
             masked.set(row, &xor(code));
         }
         let mq = xor(&c.query);
-        for k in all_available() {
+        for k in tables() {
             let mut plain = vec![0u32; c.planes.blocks() * BLOCK];
             let mut moved = plain.clone();
             (k.hamming_blocks)(&c.query, &c.planes.data, c.words, &mut plain);
@@ -262,7 +290,7 @@ proptest! {
     fn hamming_to_self_is_zero(seed in any::<u64>(), bits in 1usize..=1100, n in 1usize..=40) {
         let c = case(seed, bits, n, 1, 1, 0);
         let row = (seed as usize) % n;
-        for k in all_available() {
+        for k in tables() {
             prop_assert_eq!((k.hamming)(&c.codes[row], &c.codes[row]), 0);
             let mut out = vec![u32::MAX; c.planes.blocks() * BLOCK];
             (k.hamming_blocks)(&c.codes[row], &c.planes.data, c.words, &mut out);
@@ -281,7 +309,7 @@ proptest! {
     ) {
         let c = case(seed, bits, n, 1, cplanes, 0);
         let ones: Vec<u64> = (0..c.words).map(|w| mask_tail(!0, w, c.bits)).collect();
-        for k in all_available() {
+        for k in tables() {
             let mut out = vec![u32::MAX; c.planes.blocks() * BLOCK];
             (k.ip_planes_blocks)(&ones, 1, &c.planes.data, cplanes, c.words, &mut out);
             for (row, code) in c.codes.iter().enumerate() {
@@ -332,7 +360,7 @@ fn long_all_ones_codes_match_scalar() {
     }
     for n in [123, 124, 125, 128, 248, 300] {
         let a = vec![!0u64; n];
-        for k in all_available() {
+        for k in tables() {
             assert_eq!((k.hamming)(&a, &vec![0; n]), 64 * n as u32, "{}", k.name);
             assert_eq!((k.and_popcount)(&a, &a), 64 * n as u32, "{}", k.name);
         }
@@ -356,7 +384,7 @@ fn dot_i8_extremes() {
             let a = vec![x; n];
             let b = vec![y; n];
             let want = n as i32 * x as i32 * y as i32;
-            for k in all_available() {
+            for k in tables() {
                 assert_eq!((k.dot_i8)(&a, &b), want, "{} n={n} {x}*{y}", k.name);
             }
         }
@@ -368,7 +396,7 @@ fn dot_i8_extremes() {
 #[test]
 fn blocked_edge_shapes() {
     let c = case(7, 384, 16, 4, 2, 0);
-    for k in all_available() {
+    for k in tables() {
         let mut data = c.planes.data.clone();
         data.extend_from_slice(&[!0; 5]);
         let mut out = vec![u32::MAX; 24];
@@ -383,16 +411,16 @@ fn blocked_edge_shapes() {
 /// `kernels()` picks the last (most capable) available table unless `BITSEEK_KERNELS` caps it.
 #[test]
 fn dispatch_picks_a_listed_table() {
-    let all = all_available();
+    let all = tables();
     assert_eq!(all[0].name, "scalar");
     let chosen = kernels();
     assert!(all.iter().any(|k| std::ptr::eq(*k, chosen)));
     if std::env::var_os("BITSEEK_KERNELS").is_none() {
         assert!(std::ptr::eq(*all.last().unwrap(), chosen));
     }
-    eprintln!(
-        "kernel tables: {:?}, chosen {}",
-        all.iter().map(|k| k.name).collect::<Vec<_>>(),
+    let _ = writeln!(
+        std::io::stderr(),
+        "tests/kernels.rs: kernels() chose {}",
         chosen.name
     );
 }

@@ -2,6 +2,7 @@
 
 use crate::layout::BLOCK;
 
+/// See [`Kernels::hamming_blocks`](super::Kernels::hamming_blocks).
 pub fn hamming_blocks(query: &[u64], blocks: &[u64], words: usize, out: &mut [u32]) {
     let bw = words * BLOCK;
     for (b, block) in blocks.chunks_exact(bw).enumerate() {
@@ -15,6 +16,7 @@ pub fn hamming_blocks(query: &[u64], blocks: &[u64], words: usize, out: &mut [u3
     }
 }
 
+/// See [`Kernels::ip_planes_blocks`](super::Kernels::ip_planes_blocks).
 pub fn ip_planes_blocks(
     query: &[u64],
     qplanes: usize,
@@ -42,22 +44,27 @@ pub fn ip_planes_blocks(
     }
 }
 
+/// See [`Kernels::hamming`](super::Kernels::hamming).
 pub fn hamming(a: &[u64], b: &[u64]) -> u32 {
     a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum()
 }
 
+/// See [`Kernels::and_popcount`](super::Kernels::and_popcount).
 pub fn and_popcount(a: &[u64], b: &[u64]) -> u32 {
     a.iter().zip(b).map(|(x, y)| (x & y).count_ones()).sum()
 }
 
+/// See [`Kernels::dot_i8`](super::Kernels::dot_i8).
 pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
     a.iter().zip(b).map(|(&x, &y)| x as i32 * y as i32).sum()
 }
 
+/// See [`Kernels::dot_f32_i8`](super::Kernels::dot_f32_i8) (summed left to right).
 pub fn dot_f32_i8(a: &[f32], b: &[i8]) -> f32 {
     a.iter().zip(b).map(|(&x, &y)| x * y as f32).sum()
 }
 
+/// See [`Kernels::dot_f32`](super::Kernels::dot_f32) (summed left to right).
 pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(&x, &y)| x * y).sum()
 }

@@ -10,6 +10,7 @@ use super::{Codes, QueryCode};
 /// A fitted int8 quantizer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Int8 {
+    /// Input dimension.
     pub dim: usize,
     /// Lower end of each dimension's range.
     pub lo: Vec<f32>,
@@ -59,6 +60,7 @@ impl Int8 {
         }
     }
 
+    /// Encodes stored vectors: one `i8` per dimension, row-major, no factors.
     pub fn encode(&self, rows: &[f32]) -> Codes {
         let n = rows.len() / self.dim;
         let mut bytes = vec![0i8; n * self.dim];

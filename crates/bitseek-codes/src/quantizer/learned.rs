@@ -44,13 +44,23 @@ pub struct LearnedConfig {
 /// are equal the block is residual, `x + MLP(x)` (BEBR's "residual MLP blocks"), so an untrained
 /// encoder already starts from greedy residual sign codes of the input.
 #[derive(Clone, Debug, PartialEq)]
+///
+/// The fields are public so trainers can export into it; [`Learned::new`] checks their shapes, and
+/// the forward pass checks them again before its raw-pointer matrix product.
 pub struct Mlp {
+    /// Input width.
     pub input: usize,
+    /// Hidden width.
     pub hidden: usize,
+    /// Output width.
     pub output: usize,
+    /// First layer's weights, `hidden × input`.
     pub w1: Vec<f32>,
+    /// First layer's bias, `hidden`.
     pub b1: Vec<f32>,
+    /// Second layer's weights, `output × hidden`.
     pub w2: Vec<f32>,
+    /// Second layer's bias, `output`.
     pub b2: Vec<f32>,
 }
 
@@ -101,7 +111,21 @@ impl Mlp {
 
 /// `out[r] = W·x[r] + b` for row-major `W` (`outs × ins`): dot products for one row (the query
 /// path, which reads each weight once), a blocked SGEMM for many.
+///
+/// # Panics
+/// When a slice is shorter than the shape says. [`Mlp`]'s fields are public and [`Learned::check`]
+/// is only run by its constructors, so the shapes are checked here, where the raw-pointer product
+/// needs them, whatever built the MLP.
 fn linear(x: &[f32], n: usize, ins: usize, w: &[f32], b: &[f32], outs: usize, out: &mut [f32]) {
+    assert!(
+        x.len() >= n * ins && w.len() == outs * ins && b.len() == outs && out.len() >= n * outs,
+        "linear layer shapes disagree: {n} rows of {ins} in ({} values), weights {outs}×{ins} \
+         ({} values), bias {} values, output room {} values",
+        x.len(),
+        w.len(),
+        b.len(),
+        out.len()
+    );
     if n == 1 {
         let dot = crate::kernels::kernels().dot_f32;
         for ((o, row), &bias) in out.iter_mut().zip(w.chunks_exact(ins)).zip(b) {
@@ -112,7 +136,9 @@ fn linear(x: &[f32], n: usize, ins: usize, w: &[f32], b: &[f32], outs: usize, ou
     for row in out.chunks_exact_mut(outs) {
         row.copy_from_slice(b);
     }
-    // SAFETY: the slices hold n×ins, outs×ins and n×outs values, matching the strides given.
+    // SAFETY: the assertion above: x holds at least n×ins values, w exactly outs×ins (read
+    // transposed through its strides) and out at least n×outs; out is borrowed mutably, so it
+    // aliases neither input.
     unsafe {
         matrixmultiply::sgemm(
             n,
@@ -136,6 +162,7 @@ fn linear(x: &[f32], n: usize, ins: usize, w: &[f32], b: &[f32], outs: usize, ou
 /// A trained recurrent binarizer, ready to encode.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Learned {
+    /// The shape every MLP below must have ([`Learned::check`]).
     pub config: LearnedConfig,
     /// `W`: input → code dims.
     pub first: Mlp,

@@ -38,12 +38,18 @@ pub enum QuantizerKind {
     /// RaBitQ: rotated 1-bit codes with per-vector corrections and 4-bit asymmetric queries.
     Rabitq,
     /// B-bit codes on the recurrent-binarization / Extended-RaBitQ lattice (B = 2..=8).
-    Residual { bits: u8 },
+    Residual {
+        /// Bits per dimension, 2..=8.
+        bits: u8,
+    },
     /// Per-dimension scalar quantization to `i8`.
     Int8,
     /// B-bit codes (B = 1..=4) of a trained encoder ([`learned`]); built from an encoder file,
     /// never fitted from vectors.
-    Learned { bits: u8 },
+    Learned {
+        /// Bits per dimension, 1..=4.
+        bits: u8,
+    },
 }
 
 impl QuantizerKind {
@@ -133,11 +139,17 @@ pub enum Factor {
 /// A borrowed view of [`Codes`] (from memory or from a memory-mapped index).
 #[derive(Clone, Copy, Debug)]
 pub struct CodesRef<'a> {
+    /// Number of vectors.
     pub len: usize,
+    /// Bit-planes per code (0 for `int8`).
     pub planes: usize,
+    /// 64-bit words per plane.
     pub words: usize,
+    /// Bit-plane codes in the blocked layout, empty for `int8`.
     pub bits: &'a [u64],
+    /// `i8` codes, row-major (`int8` only).
     pub bytes: &'a [i8],
+    /// Per-vector factors by [`Factor`] index; empty slices for factors the quantizer lacks.
     pub factors: [&'a [f32]; 4],
 }
 
@@ -201,9 +213,12 @@ pub struct QueryCode {
     pub qplanes: usize,
     /// `i8` query (for `int8` codes).
     pub bytes: Vec<i8>,
-    /// Affine terms of the estimate: `est = Scale·(a·ip + b·ΣU + c) + DotMean`.
+    /// Affine terms of the estimate: `est = Scale·(a·ip + b·ΣU + c) + DotMean`. `a` multiplies
+    /// the kernel's integer product `ip`.
     pub a: f32,
+    /// Multiplies the code's `ΣU` (see `a`).
     pub b: f32,
+    /// The constant term (see `a`).
     pub c: f32,
     /// `‖q − mean‖`, which scales the error bound.
     pub centred_norm: f32,
@@ -215,7 +230,10 @@ pub struct QueryCode {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ranking {
     /// Integer distances in `0..=max`, lower is better (Hamming).
-    Distance { max: u32 },
+    Distance {
+        /// The largest distance there can be (the dimension).
+        max: u32,
+    },
     /// Float estimates of `⟨x, q⟩`, higher is better.
     Estimate,
 }
@@ -223,9 +241,13 @@ pub enum Ranking {
 /// A fitted quantizer.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Quantizer {
+    /// Centred sign bits ([`QuantizerKind::Sign`]).
     Sign(Sign),
+    /// Rotated lattice codes of 1 to 8 bits ([`QuantizerKind::Rabitq`], [`QuantizerKind::Residual`]).
     Lattice(Lattice),
+    /// Per-dimension `i8` ([`QuantizerKind::Int8`]).
     Int8(Int8),
+    /// A trained encoder ([`QuantizerKind::Learned`]), boxed to keep the enum small.
     Learned(Box<Learned>),
 }
 

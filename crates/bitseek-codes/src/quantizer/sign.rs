@@ -10,6 +10,7 @@ use crate::layout::{words_for, BitPlanes};
 /// A fitted sign quantizer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sign {
+    /// Input dimension.
     pub dim: usize,
     /// The data mean subtracted before taking signs.
     pub mean: Vec<f32>,
@@ -43,6 +44,7 @@ impl Sign {
         out
     }
 
+    /// Encodes stored vectors: one plane of sign bits each, no factors.
     pub fn encode(&self, rows: &[f32]) -> Codes {
         let n = rows.len() / self.dim;
         let mut planes = BitPlanes::zeros(n, 1, words_for(self.dim));
@@ -58,6 +60,7 @@ impl Sign {
         }
     }
 
+    /// Encodes a query exactly like a stored vector (sign codes compare code to code).
     pub fn encode_query(&self, q: &[f32]) -> QueryCode {
         QueryCode {
             planes: self.bits(q),
