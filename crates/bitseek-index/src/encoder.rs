@@ -19,6 +19,7 @@ pub const ENCODER_KIND: &str = "bitseek-encoder";
 pub struct EncoderMeta {
     /// Always [`ENCODER_KIND`].
     pub kind: String,
+    /// The network's shape, which the weights must match.
     pub config: LearnedConfig,
     /// How the encoder was trained (data, estimator, seed, validation metric, …).
     #[serde(default)]
@@ -30,20 +31,39 @@ pub struct EncoderMeta {
 /// Why an encoder file could not be written or used.
 #[derive(Debug, thiserror::Error)]
 pub enum EncoderError {
+    /// The file is not a readable bitseek container.
     #[error("`{}` is not a bitseek encoder file: {source}; train one with `bitseek train`", path.display())]
     Container {
+        /// The encoder file.
         path: PathBuf,
+        /// Why the container was refused.
         #[source]
         source: FormatError,
     },
+    /// A bitseek file of another kind (an index, say).
     #[error("`{}` is a bitseek file of kind {found:?}, not an encoder; pass the file written by `bitseek train --out`", path.display())]
-    WrongKind { path: PathBuf, found: String },
+    WrongKind {
+        /// The encoder file.
+        path: PathBuf,
+        /// The kind the file says it is.
+        found: String,
+    },
+    /// The container is sound but the encoder in it is not.
     #[error("`{}` is a corrupt encoder ({reason}); train it again with `bitseek train`", path.display())]
-    Corrupt { path: PathBuf, reason: String },
+    Corrupt {
+        /// The encoder file.
+        path: PathBuf,
+        /// What is wrong, in a few words.
+        reason: String,
+    },
+    /// The encoder was trained for another embedding dimension.
     #[error("the encoder `{}` was trained for {expected}-dimensional embeddings but the vectors have {found} dimensions; train an encoder on embeddings of this model", path.display())]
     DimensionMismatch {
+        /// The encoder file.
         path: PathBuf,
+        /// The dimension the encoder was trained for.
         expected: usize,
+        /// The vectors' dimension.
         found: usize,
     },
 }

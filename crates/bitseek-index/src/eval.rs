@@ -3,6 +3,7 @@
 use crate::exact;
 use crate::index::{Hit, Index, IndexError, Metric};
 use crate::input::Vectors;
+use crate::vector::{dot, normalize};
 
 /// The exact top-`k` ids of each (prepared, i.e. normalised for cosine) query, computed by float
 /// brute force over `base` (the original vectors) or, when `None`, over the index's kept `f32` copy.
@@ -24,17 +25,9 @@ pub fn exact_ids(
             }
             let mut d = v.data.clone();
             if m.metric == Metric::Cosine {
-                for x in d.chunks_exact_mut(v.dim) {
-                    let n = x.iter().map(|a| a * a).sum::<f32>().sqrt();
-                    if n > 0.0 {
-                        x.iter_mut().for_each(|a| *a /= n);
-                    }
-                }
+                d.chunks_exact_mut(v.dim).for_each(normalize);
             }
-            norm2 = d
-                .chunks_exact(v.dim)
-                .map(|x| x.iter().map(|a| a * a).sum())
-                .collect();
+            norm2 = d.chunks_exact(v.dim).map(|x| dot(x, x)).collect();
             ids = v.ids_or_rows();
             data = d;
             (&data[..], &ids[..], &norm2[..])

@@ -18,6 +18,7 @@ pub const CHUNK_BLOCKS: usize = 512;
 /// A candidate from the scan: its row and its raw rank key.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Candidate {
+    /// The row in the index (ids are looked up later).
     pub row: u32,
     /// Integer distance (lower is better) or float key (higher is better), see [`Key`].
     pub key: Key,
@@ -26,7 +27,9 @@ pub struct Candidate {
 /// The raw value a candidate was ranked by.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Key {
+    /// An integer distance (Hamming or its weighted kin): lower is better.
     Distance(u32),
+    /// A float estimate: higher is better.
     Score(f32),
 }
 
@@ -36,7 +39,10 @@ pub enum KeyFn<'a> {
     /// Rank by the estimate itself (dot product, cosine on normalised data).
     Dot,
     /// Rank by `2·est − ‖x‖²`, i.e. by `−‖x − q‖²` up to a per-query constant.
-    L2 { norm2: &'a [f32] },
+    L2 {
+        /// `‖x‖²` per row.
+        norm2: &'a [f32],
+    },
 }
 
 enum Selector {

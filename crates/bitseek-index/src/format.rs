@@ -60,13 +60,18 @@ pub enum FormatError {
     /// The OS refused a read, write, rename or sync.
     #[error("I/O error on `{}`", path.display())]
     Io {
+        /// The file.
         path: PathBuf,
+        /// What the operating system reported.
         #[source]
         source: io::Error,
     },
     /// The file does not start with the magic bytes.
     #[error("`{}` is not a bitseek index (bad magic); build one with `bitseek build`", path.display())]
-    NotAnIndex { path: PathBuf },
+    NotAnIndex {
+        /// The file.
+        path: PathBuf,
+    },
     /// The file was written by a bitseek with a different format version.
     #[error(
         "`{}` uses index format version {found}, but this bitseek reads version {supported}; \
@@ -74,8 +79,11 @@ pub enum FormatError {
         path.display()
     )]
     UnsupportedVersion {
+        /// The file.
         path: PathBuf,
+        /// What the file has.
         found: u32,
+        /// The version this bitseek reads.
         supported: u32,
     },
     /// The file is shorter than its header says. If it is too short to hold the recorded length,
@@ -86,8 +94,11 @@ pub enum FormatError {
         path.display()
     )]
     Truncated {
+        /// The file.
         path: PathBuf,
+        /// Bytes expected.
         expected: u64,
+        /// Bytes found.
         found: u64,
     },
     /// The file is longer than its header says.
@@ -97,22 +108,43 @@ pub enum FormatError {
         path.display()
     )]
     TrailingBytes {
+        /// The file.
         path: PathBuf,
+        /// Bytes the header records.
         expected: u64,
+        /// Bytes found.
         found: u64,
     },
     /// The fixed prefix or the JSON header does not match its checksum.
     #[error("`{}` is corrupt (header checksum mismatch); rebuild the index", path.display())]
-    HeaderChecksum { path: PathBuf },
+    HeaderChecksum {
+        /// The file.
+        path: PathBuf,
+    },
     /// A section's bytes do not match their checksum.
     #[error("`{}` is corrupt (checksum mismatch in section `{section}`); rebuild the index", path.display())]
-    SectionChecksum { path: PathBuf, section: String },
+    SectionChecksum {
+        /// The file.
+        path: PathBuf,
+        /// The section's name.
+        section: String,
+    },
     /// A padding byte that must be zero is not.
     #[error("`{}` is corrupt (nonzero padding byte at offset {offset}); rebuild the index", path.display())]
-    CorruptPadding { path: PathBuf, offset: u64 },
+    CorruptPadding {
+        /// The file.
+        path: PathBuf,
+        /// Byte offset in the file.
+        offset: u64,
+    },
     /// The header passed its checksum but does not describe a valid layout.
     #[error("`{}` has an invalid header ({reason}); rebuild the index", path.display())]
-    CorruptHeader { path: PathBuf, reason: String },
+    CorruptHeader {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, in a few words.
+        reason: String,
+    },
     /// A section lies (partly) outside the file.
     #[error(
         "`{}` is corrupt: section `{section}` (offset {offset}, {len} bytes) extends past the end of \
@@ -120,10 +152,15 @@ pub enum FormatError {
         path.display()
     )]
     SectionOutOfBounds {
+        /// The file.
         path: PathBuf,
+        /// The section's name.
         section: String,
+        /// Byte offset in the file.
         offset: u64,
+        /// The section's length in bytes.
         len: u64,
+        /// The file's length in bytes.
         file_len: u64,
     },
     /// The caller asked for a section the file does not have.
@@ -132,7 +169,12 @@ pub enum FormatError {
          rebuild the index",
         path.display()
     )]
-    MissingSection { path: PathBuf, section: String },
+    MissingSection {
+        /// The file.
+        path: PathBuf,
+        /// The section's name.
+        section: String,
+    },
     /// A section cannot be viewed as a slice of the requested type.
     #[error(
         "section `{section}` of `{}` ({len} bytes) cannot be read as [{type_name}]: {reason}; \
@@ -140,15 +182,25 @@ pub enum FormatError {
         path.display()
     )]
     BadSectionType {
+        /// The file.
         path: PathBuf,
+        /// The section's name.
         section: String,
+        /// The element type asked for.
         type_name: &'static str,
+        /// The section's length in bytes.
         len: u64,
+        /// What is wrong, in a few words.
         reason: String,
     },
     /// Two sections share a name (in the writer's input, or in a file's header).
     #[error("`{}`: section name `{section}` appears twice; section names must be unique", path.display())]
-    DuplicateSection { path: PathBuf, section: String },
+    DuplicateSection {
+        /// The file.
+        path: PathBuf,
+        /// The section's name.
+        section: String,
+    },
 }
 
 impl FormatError {

@@ -8,6 +8,7 @@
 use crate::flat::{self, Candidate, Key, KeyFn};
 use crate::format::{write_index, FormatError, IndexFile};
 use crate::input::{validate, Checks, InputError, Vectors};
+use crate::vector::{dot, normalize, Problem, VectorBatch, VectorError};
 use bitseek_codes::quantizer::{
     Codes, CodesRef, Factor, FitOptions, Int8, Lattice, Learned, LearnedConfig, Quantizer,
     QuantizerKind, QueryCode, QueryMode, ScaleSearch, Sign,
@@ -90,35 +91,86 @@ impl fmt::Display for Keep {
 /// Why an index could not be built, opened or searched.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
+    /// The index file could not be read or written.
     #[error(transparent)]
     Format(#[from] FormatError),
+    /// The vectors to build from were refused.
     #[error(transparent)]
     Input(#[from] InputError),
+    /// The file passed its checksums but its contents do not fit together.
     #[error("{}: corrupt index: {reason}; rebuild it with `bitseek build`", .path.display())]
-    Corrupt { path: PathBuf, reason: String },
+    Corrupt {
+        /// The index file.
+        path: PathBuf,
+        /// What is wrong, in a few words.
+        reason: String,
+    },
+    /// Queries of another dimension than the index's.
     #[error("query has dimension {found} but the index has dimension {expected}; embed queries with the model the index was built with")]
-    DimensionMismatch { expected: usize, found: usize },
+    DimensionMismatch {
+        /// The index's dimension.
+        expected: usize,
+        /// The queries' dimension.
+        found: usize,
+    },
+    /// A query with a NaN or ±inf.
     #[error(
         "query {query} has a non-finite value ({value}) at column {column}; queries must be finite"
     )]
     NonFiniteQuery {
+        /// The 0-based query in the batch.
         query: usize,
+        /// The 0-based column.
         column: usize,
+        /// The value found.
         value: f32,
     },
+    /// A zero query under cosine.
     #[error("query {query} is a zero vector, which cosine cannot normalise; drop it or build with --metric dot or l2")]
-    ZeroQuery { query: usize },
+    ZeroQuery {
+        /// The 0-based query in the batch.
+        query: usize,
+    },
+    /// A search parameter out of range (k, oversample, their product).
     #[error("invalid search parameter: {0}")]
     BadParam(String),
+}
+
+/// A query batch that failed [`VectorBatch::new`], in the words of a search: rows are queries.
+impl From<VectorError> for IndexError {
+    fn from(e: VectorError) -> Self {
+        match e {
+            VectorError::NoDimension => IndexError::BadParam("query dimension 0".into()),
+            VectorError::NotWholeRows { values, dim } => IndexError::BadParam(format!(
+                "{values} query values are not a whole number of {dim}-dimensional vectors"
+            )),
+            VectorError::Row { row, problem } => match problem {
+                Problem::NonFinite { column, value } => IndexError::NonFiniteQuery {
+                    query: row,
+                    column,
+                    value,
+                },
+                Problem::Zero => IndexError::ZeroQuery { query: row },
+                Problem::Dimension { expected, found } => {
+                    IndexError::DimensionMismatch { expected, found }
+                }
+            },
+        }
+    }
 }
 
 /// Build-time choices.
 #[derive(Clone, Copy, Debug)]
 pub struct BuildOptions {
+    /// The code family to fit.
     pub quantizer: QuantizerKind,
+    /// The similarity to rank by; cosine normalises vectors first.
     pub metric: Metric,
+    /// What to keep besides the codes, for rescoring.
     pub keep: Keep,
+    /// Seed of the fit's random choices (rotations), so a rebuild gives the same codes.
     pub seed: u64,
+    /// How lattice codes pick their per-vector scale.
     pub scale_search: ScaleSearch,
 }
 
@@ -139,15 +191,23 @@ impl Default for BuildOptions {
 pub struct Meta {
     /// Always `"bitseek-flat"`.
     pub kind: String,
+    /// Values per vector.
     pub dim: usize,
+    /// Vectors in the index.
     pub rows: usize,
+    /// The similarity the index ranks by; queries must use it too.
     pub metric: Metric,
+    /// The code family.
     pub quantizer: QuantizerKind,
+    /// What the index keeps for rescoring.
     pub keep: Keep,
+    /// The build's seed (see [`BuildOptions::seed`]).
     pub seed: u64,
+    /// The build's scale search (see [`BuildOptions::scale_search`]).
     pub scale_search: ScaleSearch,
-    /// Bit-planes and 64-bit words per plane of the codes (0 for int8 codes).
+    /// Bit-planes of the codes (0 for int8 codes).
     pub planes: usize,
+    /// 64-bit words per bit-plane (0 for int8 codes).
     pub words: usize,
     /// Number of per-vector factor arrays.
     pub factors: usize,
@@ -649,29 +709,8 @@ impl Index {
                 found: dim,
             });
         }
-        if !queries.len().is_multiple_of(dim) {
-            return Err(IndexError::BadParam(format!(
-                "{} query values are not a whole number of {dim}-dimensional vectors",
-                queries.len()
-            )));
-        }
-        let mut out = queries.to_vec();
-        for (qi, q) in out.chunks_exact_mut(dim).enumerate() {
-            if let Some((column, &value)) = q.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-                return Err(IndexError::NonFiniteQuery {
-                    query: qi,
-                    column,
-                    value,
-                });
-            }
-            if self.meta.metric == Metric::Cosine {
-                if q.iter().all(|&v| v == 0.0) {
-                    return Err(IndexError::ZeroQuery { query: qi });
-                }
-                normalize(q);
-            }
-        }
-        Ok(out)
+        let batch = VectorBatch::new(queries.to_vec(), dim, self.meta.metric)?;
+        Ok(batch.into_data())
     }
 
     /// Searches a batch of row-major queries of dimension `dim`; one list of hits per query,
@@ -916,15 +955,4 @@ fn quantizer_params<'a>(q: &'a Quantizer, keep: Option<&'a Int8>) -> Vec<(String
 /// The padded code dimension for `dim`.
 pub fn padded(dim: usize) -> usize {
     dim.div_ceil(64) * 64
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-fn normalize(x: &mut [f32]) {
-    let n = dot(x, x).sqrt();
-    if n > 0.0 {
-        x.iter_mut().for_each(|v| *v /= n);
-    }
 }

@@ -873,3 +873,48 @@ proptest! {
         prop_assert_eq!(&v.data, &data);
     }
 }
+
+#[test]
+fn readers_take_bytes_or_a_reader_as_well_as_a_path() {
+    use bitseek_index::input::{read_vectors_from, read_vectors_from_bytes, write_npy_f32_to};
+    let dir = TempDir::new().unwrap();
+    let data = sample(3, 4);
+    let mut npy_bytes = Vec::new();
+    write_npy_f32_to(&mut npy_bytes, 3, 4, &data).unwrap();
+    let rows: Vec<&[f32]> = data.chunks(4).collect();
+    let jsonl = "{\"id\": 7, \"vector\": [1, 2]}\n{\"id\": 9, \"vector\": [3, 4]}\n";
+    let cases = [
+        ("a.npy", Format::Npy, npy_bytes.clone()),
+        ("a.fvecs", Format::Fvecs, fvecs(&rows)),
+        ("a.jsonl", Format::JsonLines, jsonl.as_bytes().to_vec()),
+    ];
+    for (name, format, bytes) in cases {
+        let path = write(&dir, name, &bytes);
+        let from_path = read_vectors(&path).unwrap();
+        assert_eq!(
+            read_vectors_from_bytes(&bytes, format, &path).unwrap(),
+            from_path
+        );
+        // A reader of unknown length (a pipe, say) reads the same.
+        assert_eq!(
+            read_vectors_from(&bytes[..], None, format, &path).unwrap(),
+            from_path
+        );
+    }
+
+    // Bad input gives the same error, labelled with the name given.
+    let cut = &npy_bytes[..npy_bytes.len() - 3];
+    let path = write(&dir, "cut.npy", cut);
+    let from_path = read_err(&path);
+    let from_bytes = read_vectors_from_bytes(cut, Format::Npy, &path).unwrap_err();
+    assert!(
+        matches!(from_bytes, InputError::Truncated { row: 2, .. }),
+        "{from_bytes}"
+    );
+    assert_eq!(from_bytes.to_string(), from_path.to_string());
+    let from_reader = read_vectors_from(cut, None, Format::Npy, &path).unwrap_err();
+    assert!(
+        matches!(from_reader, InputError::Truncated { row: 2, .. }),
+        "{from_reader}"
+    );
+}

@@ -5,9 +5,12 @@
 //! * `neighbors`: one `.npy` of vectors and no labels; each vector's positive is one of its exact
 //!   float top-k neighbours, so any collection can be compressed without labels.
 
-use bitseek_index::input::{read_vectors, validate, Checks};
+use bitseek_index::input::{
+    read_vectors, read_vectors_from, validate, write_npy_f32_to, Checks, Format,
+};
+use bitseek_index::vector::normalize;
+use bitseek_index::{Metric, VectorBatch};
 use rand::Rng;
-use std::io::Read;
 use std::path::Path;
 
 /// Query/document pairs, row-major, L2-normalised.
@@ -48,7 +51,7 @@ impl Pairs {
 
     /// Pairs from two row-major arrays; normalises rows and refuses mismatched shapes, non-finite
     /// values and zero vectors.
-    pub fn new(dim: usize, mut query: Vec<f32>, mut doc: Vec<f32>) -> Result<Pairs, String> {
+    pub fn new(dim: usize, query: Vec<f32>, doc: Vec<f32>) -> Result<Pairs, String> {
         if dim == 0 {
             return Err("dimension 0".into());
         }
@@ -58,18 +61,13 @@ impl Pairs {
                 "{nq} queries but {nd} documents; row i of `query` must belong to row i of `doc`"
             ));
         }
-        for (what, data) in [("query", &mut query), ("doc", &mut doc)] {
-            for (i, row) in data.chunks_exact_mut(dim).enumerate() {
-                if row.iter().any(|v| !v.is_finite()) {
-                    return Err(format!("{what} row {i} has a non-finite value"));
-                }
-                let n = row.iter().map(|v| v * v).sum::<f32>().sqrt();
-                if n == 0.0 {
-                    return Err(format!("{what} row {i} is a zero vector"));
-                }
-                row.iter_mut().for_each(|v| *v /= n);
-            }
-        }
+        let check = |what: &str, data| {
+            VectorBatch::new(data, dim, Metric::Cosine)
+                .map(VectorBatch::into_data)
+                .map_err(|e| format!("{what} {e}"))
+        };
+        let query = check("query", query)?;
+        let doc = check("doc", doc)?;
         Ok(Pairs {
             dim,
             ids: (0..nq as u64).collect(),
@@ -99,22 +97,19 @@ pub fn read_pairs_npz(path: &Path) -> Result<Pairs, DataError> {
     let file = std::fs::File::open(path).map_err(|e| bad(path, format!("cannot open: {e}")))?;
     let mut zip = zip::ZipArchive::new(file)
         .map_err(|e| bad(path, format!("not a .npz (zip) archive: {e}")))?;
-    let dir = tempfile::tempdir().map_err(|e| bad(path, format!("no temporary directory: {e}")))?;
     let mut arrays = Vec::new();
     for name in ["query", "doc"] {
-        let mut member = zip.by_name(&format!("{name}.npy")).map_err(|_| {
+        let member = zip.by_name(&format!("{name}.npy")).map_err(|_| {
             bad(
                 path,
                 format!("has no array `{name}`; a pairs file holds two arrays named `query` and `doc` (numpy.savez(path, query=..., doc=...))"),
             )
         })?;
-        let out = dir.path().join(format!("{name}.npy"));
-        let mut bytes = Vec::new();
-        member
-            .read_to_end(&mut bytes)
-            .map_err(|e| bad(path, format!("cannot read `{name}`: {e}")))?;
-        std::fs::write(&out, bytes).map_err(|e| bad(path, format!("cannot unpack: {e}")))?;
-        let v = read_vectors(&out).map_err(|e| bad(path, format!("array `{name}`: {e}")))?;
+        // Read in place from the archive; errors name the member as `pairs.npz/query.npy`.
+        let len = member.size();
+        let label = path.join(format!("{name}.npy"));
+        let v = read_vectors_from(member, Some(len), Format::Npy, &label)
+            .map_err(|e| bad(path, format!("array `{name}`: {e}")))?;
         arrays.push(v);
     }
     let doc = arrays.pop().expect("two arrays");
@@ -133,22 +128,18 @@ pub fn read_pairs_npz(path: &Path) -> Result<Pairs, DataError> {
 
 /// Writes pairs as a `.npz` (uncompressed members `query.npy`, `doc.npy`, float32).
 pub fn write_pairs_npz(path: &Path, query: &[f32], doc: &[f32], dim: usize) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = tempfile::tempdir()?;
-    let file = std::fs::File::create(path)?;
+    let file = std::io::BufWriter::new(std::fs::File::create(path)?);
     let mut zip = zip::ZipWriter::new(file);
     let opts = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Stored)
         .large_file(true);
     for (name, data) in [("query", query), ("doc", doc)] {
-        let tmp = dir.path().join("a.npy");
-        bitseek_index::input::write_npy_f32(&tmp, data.len() / dim, dim, data)?;
         zip.start_file(format!("{name}.npy"), opts)
             .map_err(std::io::Error::other)?;
-        zip.write_all(&std::fs::read(&tmp)?)?;
+        write_npy_f32_to(&mut zip, data.len() / dim, dim, data)?;
     }
-    zip.finish().map_err(std::io::Error::other)?;
-    Ok(())
+    let mut file = zip.finish().map_err(std::io::Error::other)?;
+    std::io::Write::flush(&mut file)
 }
 
 /// Reads plain vectors (`.npy`, `.fvecs`, JSON lines) for `neighbors` mode.
@@ -164,10 +155,7 @@ pub fn read_plain(path: &Path) -> Result<(usize, Vec<f32>), DataError> {
     )?;
     let dim = v.dim;
     let mut data = v.data;
-    for r in data.chunks_exact_mut(dim) {
-        let n = r.iter().map(|x| x * x).sum::<f32>().sqrt();
-        r.iter_mut().for_each(|x| *x /= n);
-    }
+    data.chunks_exact_mut(dim).for_each(normalize);
     Ok((dim, data))
 }
 

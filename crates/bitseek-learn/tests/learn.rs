@@ -465,3 +465,30 @@ fn neighbours_are_the_exact_top_k_and_hold_only_k_ids() {
         }
     }
 }
+
+#[test]
+fn a_bad_npz_member_is_named_without_unpacking_it() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.npz");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    let opts = zip::write::SimpleFileOptions::default();
+    // A float64 array: numpy's default, which the reader refuses with the fix.
+    let header = "{'descr': '<f8', 'fortran_order': False, 'shape': (1, 2), }";
+    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+    npy.extend((header.len() as u16 + 1).to_le_bytes());
+    npy.extend(header.as_bytes());
+    npy.push(b'\n');
+    npy.extend([0u8; 16]);
+    for name in ["query.npy", "doc.npy"] {
+        zip.start_file(name, opts).unwrap();
+        zip.write_all(&npy).unwrap();
+    }
+    zip.finish().unwrap();
+    let e = read_pairs_npz(&path).unwrap_err().to_string();
+    assert!(e.contains("array `query`"), "{e}");
+    assert!(
+        e.contains("query.npy: unsupported dtype '<f8' (float64)"),
+        "{e}"
+    );
+}

@@ -8,6 +8,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use bitseek_index::vector::{check_row, Problem};
 use bitseek_store::{
     CollectionConfig, Durability, Filter, Keep, LiveCollection as Collection, Metric, Point,
     ScoredPoint, SearchRequest,
@@ -364,23 +365,34 @@ struct Upsert {
     points: Vec<Point>,
 }
 
-/// Refuses vectors the collection cannot hold, naming the point.
-fn check_vector(v: &[f32], dim: usize, what: impl Fn() -> String) -> ApiResult<()> {
-    if v.len() != dim {
-        return Err(ApiError::bad_request(format!(
-            "{} has {} values, but the collection's vectors have {dim} (its \"dim\"): send {dim} numbers",
-            what(),
-            v.len()
-        )));
-    }
-    if let Some(j) = v.iter().position(|x| !x.is_finite()) {
-        return Err(ApiError::bad_request(format!(
-            "{} has a non-finite value at position {j} ({}): every value must be a finite number within f32's range",
-            what(),
-            v[j]
-        )));
-    }
-    Ok(())
+/// The collection's dimension and metric: what [`check_vector`] checks against.
+fn shape(c: &Collection) -> (usize, Metric) {
+    let view = c.snapshot_view();
+    (view.config().dim, view.config().metric)
+}
+
+/// Refuses vectors the collection cannot hold ([`check_row`]), naming the point or query.
+fn check_vector(
+    v: &[f32],
+    (dim, metric): (usize, Metric),
+    what: impl Fn() -> String,
+) -> ApiResult<()> {
+    check_row(v, dim, metric).map_err(|problem| {
+        ApiError::bad_request(match problem {
+            Problem::Dimension { found, .. } => format!(
+                "{} has {found} values, but the collection's vectors have {dim} (its \"dim\"): send {dim} numbers",
+                what()
+            ),
+            Problem::NonFinite { column, value } => format!(
+                "{} has a non-finite value at position {column} ({value}): every value must be a finite number within f32's range",
+                what()
+            ),
+            Problem::Zero => format!(
+                "{} is a zero vector, which cosine cannot normalise: send a vector with a non-zero value",
+                what()
+            ),
+        })
+    })
 }
 
 async fn upsert(
@@ -404,9 +416,9 @@ async fn upsert(
     )?;
     blocking(move || {
         let c = collection(&state, &name)?;
-        let dim = c.snapshot_view().config().dim;
+        let shape = shape(&c);
         for (i, p) in req.points.iter().enumerate() {
-            check_vector(&p.vector, dim, || format!("point {i} (id {})", p.id))?;
+            check_vector(&p.vector, shape, || format!("point {i} (id {})", p.id))?;
         }
         let lsn = c.upsert(req.points)?;
         Metrics::add(&state.metrics.points_upserted, n);
@@ -571,10 +583,11 @@ async fn search(
     let sreq = search_request(&state, req.k, req.oversample, req.filter)?;
     blocking(move || {
         let c = collection(&state, &name)?;
-        let dim = c.snapshot_view().config().dim;
+        let shape = shape(&c);
+        let dim = shape.0;
         let vector = match (req.vector, req.text) {
             (Some(v), None) => {
-                check_vector(&v, dim, || "\"vector\"".to_string())?;
+                check_vector(&v, shape, || "\"vector\"".to_string())?;
                 v
             }
             (None, Some(t)) => {
@@ -625,11 +638,12 @@ async fn search_batch(
     )?;
     blocking(move || {
         let c = collection(&state, &name)?;
-        let dim = c.snapshot_view().config().dim;
+        let shape = shape(&c);
+        let dim = shape.0;
         let rows = match (req.vectors, req.texts) {
             (Some(vs), _) => {
                 for (i, v) in vs.iter().enumerate() {
-                    check_vector(v, dim, || format!("query {i}"))?;
+                    check_vector(v, shape, || format!("query {i}"))?;
                 }
                 vs
             }

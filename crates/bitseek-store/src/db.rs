@@ -48,7 +48,8 @@ use crate::{
 };
 use bitseek_codes::quantizer::QuantizerKind;
 use bitseek_index::input::Vectors;
-use bitseek_index::{BuildOptions, Index, IndexError, Keep, Metric, SearchParams};
+use bitseek_index::vector::{check_row, dot, normalize};
+use bitseek_index::{BuildOptions, Index, IndexError, Keep, Metric, SearchParams, VectorBatch};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -1144,25 +1145,9 @@ impl Collection {
         let mut vectors = Vec::with_capacity(points.len() * dim);
         let mut payloads = Vec::with_capacity(points.len());
         for (i, p) in points.into_iter().enumerate() {
-            if p.vector.len() != dim {
-                return Err(StoreError::Input(format!(
-                    "point {i} (id {}) has dimension {} but the collection has dimension {dim}",
-                    p.id,
-                    p.vector.len()
-                )));
-            }
-            if let Some((col, v)) = p.vector.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-                return Err(StoreError::Input(format!(
-                    "point {i} (id {}) has a non-finite value ({v}) at column {col}; vectors must be finite",
-                    p.id
-                )));
-            }
-            if metric == Metric::Cosine && p.vector.iter().all(|&v| v == 0.0) {
-                return Err(StoreError::Input(format!(
-                    "point {i} (id {}) is a zero vector, which cosine cannot normalise",
-                    p.id
-                )));
-            }
+            check_row(&p.vector, dim, metric).map_err(|problem| {
+                StoreError::Input(format!("point {i} (id {}) {problem}", p.id))
+            })?;
             ids.push(p.id);
             vectors.extend_from_slice(&p.vector);
             payloads.push(p.payload);
@@ -2037,17 +2022,6 @@ fn dir_size(dir: &Path) -> u64 {
         .sum()
 }
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-fn normalize(x: &mut [f32]) {
-    let n = dot(x, x).sqrt();
-    if n > 0.0 {
-        x.iter_mut().for_each(|v| *v /= n);
-    }
-}
-
 impl Snapshot {
     /// The collection's configuration at this snapshot.
     pub fn config(&self) -> &CollectionConfig {
@@ -2079,30 +2053,9 @@ impl Snapshot {
         if let Some(f) = &req.filter {
             f.validate().map_err(StoreError::Input)?;
         }
-        if !queries.len().is_multiple_of(dim) {
-            return Err(IndexError::BadParam(format!(
-                "{} query values are not a whole number of {dim}-dimensional vectors",
-                queries.len()
-            ))
-            .into());
-        }
-        let mut queries = queries.to_vec();
-        for (qi, q) in queries.chunks_exact_mut(dim).enumerate() {
-            if let Some((column, &value)) = q.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-                return Err(IndexError::NonFiniteQuery {
-                    query: qi,
-                    column,
-                    value,
-                }
-                .into());
-            }
-            if metric == Metric::Cosine {
-                if q.iter().all(|&v| v == 0.0) {
-                    return Err(IndexError::ZeroQuery { query: qi }.into());
-                }
-                normalize(q);
-            }
-        }
+        let queries = VectorBatch::new(queries.to_vec(), dim, metric)
+            .map_err(IndexError::from)?
+            .into_data();
         let n = queries.len() / dim;
         let k = req.k;
         let lower_is_better = metric == Metric::L2;

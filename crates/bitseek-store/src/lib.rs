@@ -46,6 +46,7 @@ pub use filter::Filter;
 
 use bitseek_index::index::MAX_CANDIDATES;
 use bitseek_index::input::Vectors;
+use bitseek_index::vector::check_rows;
 use bitseek_index::{BuildOptions, Hit, Index, IndexError, SearchParams};
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
@@ -422,19 +423,9 @@ impl Collection {
         if params.k == 0 {
             return Err(IndexError::BadParam("k must be at least 1".into()).into());
         }
-        if !queries.len().is_multiple_of(dim) {
-            return Err(IndexError::BadParam(format!(
-                "{} query values are not a whole number of {dim}-dimensional vectors",
-                queries.len()
-            ))
-            .into());
-        }
-        let n = queries.len() / dim;
+        // Checked here too, so an empty collection refuses what a full one would.
+        let n = check_rows(queries, dim, self.manifest.metric).map_err(IndexError::from)?;
         let Some(segment) = &self.segment else {
-            // Still validate the queries, so an empty collection refuses what a full one would.
-            if queries.iter().any(|v| !v.is_finite()) {
-                return Err(IndexError::BadParam("queries must be finite".into()).into());
-            }
             return Ok(vec![Vec::new(); n]);
         };
         let rows = self.rows();

@@ -99,19 +99,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             let v = bitseek_index::input::read_vectors(p)?;
             let mut d = v.data;
             if m.metric == Metric::Cosine {
-                for x in d.chunks_exact_mut(dim) {
-                    let n = x
-                        .iter()
-                        .map(|a| a * a)
-                        .sum::<f32>()
-                        .sqrt()
-                        .max(f32::MIN_POSITIVE);
-                    x.iter_mut().for_each(|a| *a /= n);
-                }
+                d.chunks_exact_mut(dim)
+                    .for_each(bitseek_index::vector::normalize);
             }
             let n2 = d
                 .chunks_exact(dim)
-                .map(|x| x.iter().map(|a| a * a).sum())
+                .map(|x| bitseek_index::vector::dot(x, x))
                 .collect();
             Some((d, n2))
         }

@@ -12,6 +12,7 @@ use anyhow::{bail, Context};
 use bitseek_codes::quantizer::{FitOptions, Quantizer, QuantizerKind, QueryCode, QueryMode};
 use bitseek_index::input::{read_vectors, Vectors};
 use bitseek_index::retrieval::{self, Metrics};
+use bitseek_index::{Metric, VectorBatch};
 use rayon::prelude::*;
 use serde::Deserialize;
 use std::io::{BufRead, BufReader, Read};
@@ -466,16 +467,10 @@ fn vectors(a: &Args, pairs: &[Pair], in_file: usize) -> anyhow::Result<(Vectors,
 
 /// L2-normalises every row (cosine), refusing non-finite values and zero vectors.
 fn normalize_all(v: &mut Vectors, what: &str) -> anyhow::Result<()> {
-    for (i, row) in v.data.chunks_exact_mut(v.dim).enumerate() {
-        if row.iter().any(|x| !x.is_finite()) {
-            bail!("{what} vector {i} has a non-finite value");
-        }
-        let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
-        if norm == 0.0 {
-            bail!("{what} vector {i} is zero; cosine cannot rank it");
-        }
-        row.iter_mut().for_each(|x| *x /= norm);
-    }
+    let data = std::mem::take(&mut v.data);
+    v.data = VectorBatch::new(data, v.dim, Metric::Cosine)
+        .map_err(|e| anyhow::anyhow!("{what} vectors: {e}"))?
+        .into_data();
     Ok(())
 }
 
