@@ -1,0 +1,177 @@
+//! What an index is built and searched with: metric, kept copy, build and search options, the
+//! metadata stored in its file, and the hits it returns.
+
+use bitseek_codes::quantizer::{FitOptions, LearnedConfig, QuantizerKind, QueryMode, ScaleSearch};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// The similarity an index ranks by, chosen at build time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Metric {
+    /// Cosine similarity: vectors and queries are L2-normalised, then compared by dot product.
+    Cosine,
+    /// Inner product.
+    Dot,
+    /// Squared Euclidean distance (lower is better; hits are still returned best first).
+    L2,
+}
+
+impl FromStr for Metric {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "cosine" => Ok(Metric::Cosine),
+            "dot" => Ok(Metric::Dot),
+            "l2" => Ok(Metric::L2),
+            _ => Err(format!("unknown metric {s:?}: expected cosine, dot or l2")),
+        }
+    }
+}
+
+impl fmt::Display for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Metric::Cosine => "cosine",
+            Metric::Dot => "dot",
+            Metric::L2 => "l2",
+        })
+    }
+}
+
+/// What the index keeps besides the codes, for rescoring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Keep {
+    /// The vectors as `f32` (exact rescoring, 4 bytes per dimension).
+    F32,
+    /// An `int8` copy (1 byte per dimension, near-exact rescoring).
+    Int8,
+    /// Codes only: no rescoring.
+    None,
+}
+
+impl FromStr for Keep {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "f32" => Ok(Keep::F32),
+            "int8" => Ok(Keep::Int8),
+            "none" => Ok(Keep::None),
+            _ => Err(format!("unknown --keep {s:?}: expected f32, int8 or none")),
+        }
+    }
+}
+
+impl fmt::Display for Keep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Keep::F32 => "f32",
+            Keep::Int8 => "int8",
+            Keep::None => "none",
+        })
+    }
+}
+
+/// Build-time choices.
+#[derive(Clone, Copy, Debug)]
+pub struct BuildOptions {
+    /// The code family to fit.
+    pub quantizer: QuantizerKind,
+    /// The similarity to rank by; cosine normalises vectors first.
+    pub metric: Metric,
+    /// What to keep besides the codes, for rescoring.
+    pub keep: Keep,
+    /// Seed of the fit's random choices (rotations), so a rebuild gives the same codes.
+    pub seed: u64,
+    /// How lattice codes pick their per-vector scale.
+    pub scale_search: ScaleSearch,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            quantizer: QuantizerKind::Rabitq,
+            metric: Metric::Cosine,
+            keep: Keep::F32,
+            seed: FitOptions::default().seed,
+            scale_search: ScaleSearch::Optimal,
+        }
+    }
+}
+
+/// The metadata document stored in the index file.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Meta {
+    /// Always `"bitseek-flat"`.
+    pub kind: String,
+    /// Values per vector.
+    pub dim: usize,
+    /// Vectors in the index.
+    pub rows: usize,
+    /// The similarity the index ranks by; queries must use it too.
+    pub metric: Metric,
+    /// The code family.
+    pub quantizer: QuantizerKind,
+    /// What the index keeps for rescoring.
+    pub keep: Keep,
+    /// The build's seed (see [`BuildOptions::seed`]).
+    pub seed: u64,
+    /// The build's scale search (see [`BuildOptions::scale_search`]).
+    pub scale_search: ScaleSearch,
+    /// Bit-planes of the codes (0 for int8 codes).
+    pub planes: usize,
+    /// 64-bit words per bit-plane (0 for int8 codes).
+    pub words: usize,
+    /// Number of per-vector factor arrays.
+    pub factors: usize,
+    /// Version of bitseek that wrote the file.
+    pub written_by: String,
+    /// Shape of the trained encoder (learned codes only; its weights are `q.learned.*` sections).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder: Option<LearnedConfig>,
+}
+
+/// Search-time choices.
+#[derive(Clone, Copy, Debug)]
+pub struct SearchParams {
+    /// Hits per query.
+    pub k: usize,
+    /// Candidates taken from the codes per hit, when rescoring.
+    pub oversample: usize,
+    /// Rescore candidates from the kept copy (ignored when the index keeps none).
+    pub rescore: bool,
+    /// Asymmetric (quantized float query) or symmetric (code vs code) scoring for lattice codes.
+    pub mode: QueryMode,
+    /// Bits of the asymmetric query for lattice codes; `None` = 4 for `rabitq`, 8 for `residualB`.
+    pub query_bits: Option<usize>,
+}
+
+impl Default for SearchParams {
+    fn default() -> Self {
+        SearchParams {
+            k: 10,
+            oversample: 1,
+            rescore: true,
+            mode: QueryMode::Asymmetric,
+            query_bits: None,
+        }
+    }
+}
+
+/// Largest `k × oversample` a search accepts (a guard against accidental huge requests).
+pub const MAX_CANDIDATES: usize = 1 << 20;
+
+/// One search result.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Hit {
+    /// The vector's id.
+    pub id: u64,
+    /// Cosine similarity, dot product or squared L2 distance (exact when rescored, estimated
+    /// otherwise; sign codes without rescoring report `1 − 2·hamming/dim`).
+    pub score: f32,
+    /// Half-width of the estimate's error bound (RaBitQ-family codes, not rescored).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bound: Option<f32>,
+}
