@@ -6,7 +6,6 @@ use super::config::Durability;
 use super::lock;
 use super::writer::Writer;
 use crate::error::{io_err, StoreError};
-
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -20,8 +19,11 @@ pub(super) struct GroupSync {
 
 #[derive(Default)]
 pub(super) struct GroupState {
+    /// Every write up to this sequence number is durable.
     pub(super) synced: u64,
+    /// Whether a waiter has taken on the next shared fsync.
     leader: bool,
+    /// Why the last shared fsync failed; every later wait fails with it.
     failed: Option<String>,
 }
 
