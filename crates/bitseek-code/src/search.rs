@@ -3,7 +3,7 @@
 use crate::{index_dir, lexical, CodeError, CodeExtra, ModelInfo, UnitPayload, KIND};
 use bitseek_index::retrieval::{fuse_ranked, top_candidates, Bm25, FUSION_DEPTH};
 use bitseek_index::SearchParams;
-use bitseek_store::{Collection, StoreError};
+use bitseek_store::{GenerationCollection, StoreError};
 use globset::{GlobBuilder, GlobMatcher};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -125,7 +125,7 @@ pub struct CodeHit {
 #[derive(Debug)]
 pub struct CodeIndex {
     root: PathBuf,
-    collection: Collection,
+    collection: GenerationCollection,
     extra: CodeExtra,
     /// The lexical leg, read on first use.
     lexical: OnceLock<Result<Bm25, String>>,
@@ -145,7 +145,7 @@ pub enum Ranking {
 impl CodeIndex {
     /// Opens the index of the repository at `root`.
     pub fn open(root: &Path) -> Result<CodeIndex, CodeError> {
-        let collection = match Collection::open(&index_dir(root)) {
+        let collection = match GenerationCollection::open(&index_dir(root)) {
             Ok(c) => c,
             Err(StoreError::NotFound { .. }) => {
                 return Err(CodeError::NoIndex {
@@ -202,7 +202,7 @@ impl CodeIndex {
     }
 
     /// The underlying collection.
-    pub fn collection(&self) -> &Collection {
+    pub fn collection(&self) -> &GenerationCollection {
         &self.collection
     }
 

@@ -9,7 +9,7 @@ use bitseek_embed::Embedder;
 use bitseek_index::input::Vectors;
 use bitseek_index::retrieval::{term_counts, Bm25};
 use bitseek_index::{BuildOptions, Keep, Metric};
-use bitseek_store::{Collection, StoreError};
+use bitseek_store::{GenerationCollection, StoreError};
 use rayon::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -83,7 +83,7 @@ enum FileWork {
 
 /// The previous index, when its vectors can be reused.
 struct Previous {
-    collection: Collection,
+    collection: GenerationCollection,
     /// Each row's BM25 term counts, from the previous lexical file.
     terms: Vec<Vec<(String, u32)>>,
     files: BTreeMap<String, String>,
@@ -202,7 +202,7 @@ pub fn index_repo(
             "cannot serialise the manifest: {e}"
         )))
     })?;
-    let collection = Collection::create_or_replace(
+    let collection = GenerationCollection::create_or_replace(
         &dir,
         Vectors {
             dim,
@@ -284,7 +284,7 @@ fn previous(
     chunker: &str,
     opts: &IndexOptions,
 ) -> (Option<Previous>, Option<String>) {
-    let collection = match Collection::open(dir) {
+    let collection = match GenerationCollection::open(dir) {
         Ok(c) => c,
         Err(StoreError::NotFound { .. }) => return (None, None),
         Err(e) => return (None, Some(format!("the previous index is unusable ({e})"))),

@@ -27,7 +27,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use bitseek_store::Db;
+use bitseek_store::{Db, DbOptions};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -263,9 +263,14 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// `bitseek serve`: opens (or creates) the database in `data`, listens on `addr` and serves until
-/// SIGINT/SIGTERM. Blocks the calling thread.
-pub fn serve(data: PathBuf, addr: SocketAddr, options: Options) -> Result<(), ServeError> {
+/// `bitseek serve`: opens (or creates) the database in `data` with `db_options`, listens on
+/// `addr` and serves until SIGINT/SIGTERM. Blocks the calling thread.
+pub fn serve(
+    data: PathBuf,
+    addr: SocketAddr,
+    options: Options,
+    db_options: DbOptions,
+) -> Result<(), ServeError> {
     if options.api_key.is_none() && !addr.ip().is_loopback() {
         return Err(ServeError::OpenWrites { addr });
     }
@@ -273,7 +278,7 @@ pub fn serve(data: PathBuf, addr: SocketAddr, options: Options) -> Result<(), Se
         .enable_all()
         .build()
         .map_err(ServeError::Runtime)?;
-    let db = Db::open(&data).map_err(ServeError::Open)?;
+    let db = Db::open_with(&data, db_options).map_err(ServeError::Open)?;
     let state = AppState::new(Arc::new(db), options);
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr)

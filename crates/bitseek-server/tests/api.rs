@@ -1023,14 +1023,22 @@ async fn shutdown_finishes_an_in_flight_write() {
     assert_eq!(db.get("c").unwrap().info().points, 500);
 }
 
-/// A long write does not hold up searches: with a single async worker, searches sent while a
-/// large upsert is being written are all answered before that upsert is. (Were store calls made
-/// on the async worker instead of the blocking pool, none of the five would be.)
+/// A write held up in the store does not hold up searches: with a single async worker and the
+/// collection's writer held by the test, an upsert waits inside the store while five searches are
+/// answered. (Were store calls made on the async worker instead of the blocking pool, the waiting
+/// upsert would stall the worker, and no search would be answered until the hold is let go.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn searches_do_not_wait_for_a_long_write() {
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc;
+    use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let (_dir, s) = state(Options::default());
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(bitseek_store::Db::open(&dir.path().join("data")).unwrap());
+    let options = Options {
+        snapshot_dir: dir.path().join("snapshots"),
+        ..Options::default()
+    };
+    let s = bitseek_server::AppState::new(db.clone(), options);
     let r = call(&s, "PUT", "/collections/c", Some(r#"{"dim": 64}"#), None).await;
     assert_eq!(r.status, StatusCode::CREATED);
     let r = call(
@@ -1042,38 +1050,48 @@ async fn searches_do_not_wait_for_a_long_write() {
     )
     .await;
     assert_eq!(r.status, StatusCode::OK);
+    let coll = db.get("c").unwrap();
+
+    // Hold the writer on a thread of its own until told to let go (or for a minute, should the
+    // searches never be answered, so that the test fails instead of hanging).
+    let (held_tx, held_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let holder = std::thread::spawn({
+        let coll = coll.clone();
+        move || {
+            let pause = coll.pause_writes().unwrap();
+            held_tx.send(()).unwrap();
+            let released = release_rx.recv_timeout(Duration::from_secs(60)).is_ok();
+            drop(pause);
+            released
+        }
+    });
+    held_rx.recv().unwrap();
+
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(bitseek_server::serve_on(listener, s.clone(), async move {
         let _ = stop_rx.await;
     }));
-
-    // About 4 MB of JSON: 10,000 points of 64 values.
-    let big = points_json(1000..11_000, 64);
-    let sent = Arc::new(AtomicBool::new(false));
-    let answered = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let (sent, answered) = (sent.clone(), answered.clone());
-        tokio::spawn(async move {
-            let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
-            let head = format!(
-                "PUT /collections/c/points HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                big.len()
-            );
-            c.write_all(head.as_bytes()).await.unwrap();
-            c.write_all(big.as_bytes()).await.unwrap();
-            sent.store(true, Ordering::SeqCst);
-            let mut resp = Vec::new();
-            c.read_to_end(&mut resp).await.unwrap();
-            answered.store(true, Ordering::SeqCst);
-            String::from_utf8_lossy(&resp).into_owned()
-        })
-    };
-    while !sent.load(Ordering::SeqCst) {
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    let big = points_json(1000..1100, 64);
+    let writer = tokio::spawn(async move {
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "PUT /collections/c/points HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            big.len()
+        );
+        c.write_all(head.as_bytes()).await.unwrap();
+        c.write_all(big.as_bytes()).await.unwrap();
+        let mut resp = Vec::new();
+        c.read_to_end(&mut resp).await.unwrap();
+        String::from_utf8_lossy(&resp).into_owned()
+    });
+    // The upsert reaches the store and waits there for the writer.
+    while coll.writes_waiting() == 0 {
+        std::thread::sleep(Duration::from_millis(1));
     }
-    let mut during = 0;
+
     for _ in 0..5 {
         let mut q = vec![0.0f32; 64];
         q[3] = 1.0;
@@ -1091,13 +1109,16 @@ async fn searches_do_not_wait_for_a_long_write() {
             "{}",
             String::from_utf8_lossy(&resp)
         );
-        if !answered.load(Ordering::SeqCst) {
-            during += 1;
-        }
+        assert_eq!(coll.writes_waiting(), 1, "the upsert is still waiting");
     }
+    release_tx.send(()).unwrap();
+    assert!(
+        holder.join().unwrap(),
+        "searches waited for the write: the hold ran out before they were answered"
+    );
     let resp = writer.await.unwrap();
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
-    assert_eq!(during, 5, "searches waited for the write");
+    assert_eq!(coll.info().points, 110);
     stop_tx.send(()).unwrap();
     server.await.unwrap().unwrap();
 }

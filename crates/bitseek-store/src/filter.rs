@@ -12,27 +12,54 @@ use serde_json::Value;
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(untagged, deny_unknown_fields)]
 pub enum Filter {
-    Eq { field: String, eq: Value },
-    In { field: String, r#in: Vec<Value> },
-    All { all: Vec<Filter> },
+    /// The field's value equals `eq`.
+    Eq {
+        /// The payload field (a key, or a dotted path).
+        field: String,
+        /// The value it must equal.
+        eq: Value,
+    },
+    /// The field's value equals one of `in`.
+    In {
+        /// The payload field (a key, or a dotted path).
+        field: String,
+        /// The values it may equal.
+        r#in: Vec<Value>,
+    },
+    /// Every filter in `all` passes (an empty list passes everything).
+    All {
+        /// The filters that must all pass.
+        all: Vec<Filter>,
+    },
 }
 
 /// Largest nesting of `all` accepted, so a hostile filter cannot exhaust the stack.
 pub const MAX_DEPTH: usize = 32;
 
+/// Why a filter was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FilterError {
+    /// A field name is the empty string.
+    #[error("filter field name is empty")]
+    EmptyField,
+    /// `all` nests deeper than [`MAX_DEPTH`].
+    #[error("filter nests deeper than {MAX_DEPTH} levels")]
+    TooDeep,
+}
+
 impl Filter {
     /// Refuses filters that cannot mean anything: empty field names, too deep nesting.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), FilterError> {
         self.validate_at(0)
     }
 
-    fn validate_at(&self, depth: usize) -> Result<(), String> {
+    fn validate_at(&self, depth: usize) -> Result<(), FilterError> {
         if depth > MAX_DEPTH {
-            return Err(format!("filter nests deeper than {MAX_DEPTH} levels"));
+            return Err(FilterError::TooDeep);
         }
         match self {
             Filter::Eq { field, .. } | Filter::In { field, .. } if field.is_empty() => {
-                Err("filter field name is empty".into())
+                Err(FilterError::EmptyField)
             }
             Filter::All { all } => all.iter().try_for_each(|f| f.validate_at(depth + 1)),
             _ => Ok(()),

@@ -34,18 +34,26 @@ const KIND_DELETE: u8 = 2;
 pub enum Op {
     /// Insert or replace these points (`vectors` row-major, one row per id).
     Upsert {
+        /// The points' ids.
         ids: Vec<u64>,
+        /// Their vectors, row-major.
         vectors: Vec<f32>,
+        /// Their payloads.
         payloads: Vec<Value>,
     },
     /// Delete these ids.
-    Delete { ids: Vec<u64> },
+    Delete {
+        /// The ids to delete.
+        ids: Vec<u64>,
+    },
 }
 
 /// A record: the operation and its log sequence number.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Record {
+pub struct LogRecord {
+    /// The log sequence number: one more than the previous record's.
     pub lsn: u64,
+    /// What was done.
     pub op: Op,
 }
 
@@ -54,20 +62,30 @@ pub struct Record {
 pub enum RecordError {
     /// Fewer bytes than the header or the declared body: a torn tail.
     #[error("record is cut short ({have} of {need} bytes)")]
-    Short { have: usize, need: usize },
+    Short {
+        /// Bytes there are.
+        have: usize,
+        /// Bytes the record needs.
+        need: usize,
+    },
     /// The declared body length is implausible.
     #[error("record declares a body of {0} bytes, more than the {MAX_BODY}-byte limit")]
     TooLong(usize),
     /// The body does not match its checksum.
     #[error("record checksum mismatch (stored {stored:016x}, computed {computed:016x})")]
-    Checksum { stored: u64, computed: u64 },
+    Checksum {
+        /// The checksum in the record.
+        stored: u64,
+        /// The checksum of the body read.
+        computed: u64,
+    },
     /// The checksum matches but the body does not decode (written by a different layout).
     #[error("record body is malformed: {0}")]
     Malformed(String),
 }
 
 /// Encodes `record` (vectors of dimension `dim`) as it is written to the log.
-pub fn encode(record: &Record, dim: usize) -> Vec<u8> {
+pub fn encode(record: &LogRecord, dim: usize) -> Vec<u8> {
     let mut body = Vec::new();
     body.extend_from_slice(&record.lsn.to_le_bytes());
     match &record.op {
@@ -107,7 +125,7 @@ pub fn encode(record: &Record, dim: usize) -> Vec<u8> {
 
 /// Parses the record at the start of `bytes` (vectors of dimension `dim`); returns it and the
 /// number of bytes it took. Never panics, whatever the bytes.
-pub fn parse_record(bytes: &[u8], dim: usize) -> Result<(Record, usize), RecordError> {
+pub fn parse_record(bytes: &[u8], dim: usize) -> Result<(LogRecord, usize), RecordError> {
     if bytes.len() < RECORD_HEADER {
         return Err(RecordError::Short {
             have: bytes.len(),
@@ -163,7 +181,7 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn decode_body(body: &[u8], dim: usize) -> Result<Record, RecordError> {
+fn decode_body(body: &[u8], dim: usize) -> Result<LogRecord, RecordError> {
     let mut r = Reader { bytes: body };
     let lsn = r.u64("the sequence number")?;
     let kind = r.take(1, "the kind")?[0];
@@ -214,14 +232,14 @@ fn decode_body(body: &[u8], dim: usize) -> Result<Record, RecordError> {
             r.bytes.len()
         )));
     }
-    Ok(Record { lsn, op })
+    Ok(LogRecord { lsn, op })
 }
 
 /// What [`scan`] found in a log file.
 #[derive(Debug)]
 pub struct Scan {
     /// The good records, in order.
-    pub records: Vec<Record>,
+    pub records: Vec<LogRecord>,
     /// Bytes of the good prefix (magic and good records): where the tail is cut.
     pub good_len: usize,
     /// Why reading stopped before the end of the file, if it did.
@@ -257,7 +275,7 @@ pub fn scan(bytes: &[u8], dim: usize) -> Result<Scan, String> {
         ));
     }
     let mut pos = MAGIC.len();
-    let mut records: Vec<Record> = Vec::new();
+    let mut records: Vec<LogRecord> = Vec::new();
     let mut stopped = None;
     while pos < bytes.len() {
         match parse_record(&bytes[pos..], dim) {
@@ -292,9 +310,9 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn sample() -> Vec<Record> {
+    fn sample() -> Vec<LogRecord> {
         vec![
-            Record {
+            LogRecord {
                 lsn: 1,
                 op: Op::Upsert {
                     ids: vec![7, 3],
@@ -302,11 +320,11 @@ mod tests {
                     payloads: vec![json!({"lang": "rust"}), json!(null)],
                 },
             },
-            Record {
+            LogRecord {
                 lsn: 2,
                 op: Op::Delete { ids: vec![7, 99] },
             },
-            Record {
+            LogRecord {
                 lsn: 5,
                 op: Op::Upsert {
                     ids: vec![],
@@ -317,7 +335,7 @@ mod tests {
         ]
     }
 
-    fn file(records: &[Record]) -> Vec<u8> {
+    fn file(records: &[LogRecord]) -> Vec<u8> {
         let mut out = MAGIC.to_vec();
         for r in records {
             out.extend(encode(r, 3));

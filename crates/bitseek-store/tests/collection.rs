@@ -3,7 +3,7 @@
 
 use bitseek_index::input::Vectors;
 use bitseek_index::{BuildOptions, SearchParams};
-use bitseek_store::{Collection, StoreError, MANIFEST};
+use bitseek_store::{GenerationCollection, StoreError, MANIFEST};
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -30,8 +30,8 @@ fn payloads(rows: usize) -> Vec<Value> {
         .collect()
 }
 
-fn create(dir: &Path, rows: usize, seed: u64, extra: Value) -> Collection {
-    Collection::create_or_replace(
+fn create(dir: &Path, rows: usize, seed: u64, extra: Value) -> GenerationCollection {
+    GenerationCollection::create_or_replace(
         dir,
         Vectors {
             dim: DIM,
@@ -65,7 +65,7 @@ fn round_trip_keeps_vectors_payloads_and_extra() {
     let c = create(&dir, 50, 1, json!({"model": "m"}));
     assert_eq!((c.rows(), c.dim(), c.generation()), (50, DIM, 1));
     drop(c);
-    let c = Collection::open(&dir).unwrap();
+    let c = GenerationCollection::open(&dir).unwrap();
     assert_eq!(c.extra(), &json!({"model": "m"}));
     assert_eq!(c.payload(7), Some(&json!({"row": 7, "lang": "rust"})));
     assert_eq!(c.payload(50), None);
@@ -110,7 +110,7 @@ fn an_uncommitted_generation_leaves_the_old_one_current() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     create(dir, 20, 1, json!({"gen": 1}));
-    let pending = Collection::write_generation(
+    let pending = GenerationCollection::write_generation(
         dir,
         Vectors {
             dim: DIM,
@@ -126,7 +126,7 @@ fn an_uncommitted_generation_leaves_the_old_one_current() {
     assert!(dir.join("seg-2.bitseek").is_file());
     // A crash here: new files written, manifest not swapped.
     std::mem::forget(pending);
-    let c = Collection::open(dir).unwrap();
+    let c = GenerationCollection::open(dir).unwrap();
     assert_eq!((c.generation(), c.rows()), (1, 20));
     assert_eq!(c.extra(), &json!({"gen": 1}));
     drop(c);
@@ -142,7 +142,7 @@ fn a_dropped_pending_generation_cleans_up() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     create(dir, 20, 1, json!({}));
-    let pending = Collection::write_generation(
+    let pending = GenerationCollection::write_generation(
         dir,
         Vectors {
             dim: DIM,
@@ -156,7 +156,7 @@ fn a_dropped_pending_generation_cleans_up() {
     .unwrap();
     drop(pending);
     assert!(!dir.join("seg-2.bitseek").exists());
-    assert_eq!(Collection::open(dir).unwrap().rows(), 20);
+    assert_eq!(GenerationCollection::open(dir).unwrap().rows(), 20);
 }
 
 #[test]
@@ -199,7 +199,7 @@ fn an_empty_collection_opens_and_finds_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let c = create(tmp.path(), 0, 1, json!({}));
     assert_eq!(c.rows(), 0);
-    let c = Collection::open(tmp.path()).unwrap();
+    let c = GenerationCollection::open(tmp.path()).unwrap();
     assert_eq!(
         c.search(&vectors(2, 1), &params(5), None).unwrap(),
         [vec![], vec![]]
@@ -209,7 +209,7 @@ fn an_empty_collection_opens_and_finds_nothing() {
 #[test]
 fn bad_input_is_refused_before_writing() {
     let tmp = tempfile::tempdir().unwrap();
-    let err = Collection::create_or_replace(
+    let err = GenerationCollection::create_or_replace(
         tmp.path(),
         Vectors {
             dim: DIM,
@@ -226,13 +226,13 @@ fn bad_input_is_refused_before_writing() {
         "{err}"
     );
     assert!(matches!(
-        Collection::open(tmp.path()),
+        GenerationCollection::open(tmp.path()),
         Err(StoreError::NotFound { .. })
     ));
 }
 
 fn open_err(dir: &Path) -> String {
-    Collection::open(dir).unwrap_err().to_string()
+    GenerationCollection::open(dir).unwrap_err().to_string()
 }
 
 #[test]
@@ -268,7 +268,7 @@ fn damaged_files_give_errors_that_name_them() {
     );
     bytes[last] ^= 1;
     std::fs::write(&seg, &bytes).unwrap();
-    Collection::open(dir).unwrap();
+    GenerationCollection::open(dir).unwrap();
 
     // A damaged payload file.
     let pay = dir.join("payloads-1.jsonl");

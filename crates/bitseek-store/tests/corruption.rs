@@ -4,8 +4,8 @@
 
 mod common;
 
-use bitseek_store::db::{Collection, DbOptions};
 use bitseek_store::{Db, Keep, Metric, Point, SearchRequest};
+use bitseek_store::{DbOptions, LiveCollection};
 use common::*;
 use rand::Rng;
 use std::fs;
@@ -68,7 +68,7 @@ fn build(dir: &Path) -> Fixture {
 }
 
 /// Whether the collection holds exactly `model`.
-fn holds(c: &Collection, model: &Model) -> bool {
+fn holds(c: &LiveCollection, model: &Model) -> bool {
     if c.info().points != model.len() {
         return false;
     }
@@ -160,7 +160,7 @@ fn damaged_files_give_clear_errors_or_reported_recoveries() {
             fs::write(dir.join(name), &bytes).unwrap();
             let case = format!("{name}: {what}");
             tally.cases += 1;
-            let opened = std::panic::catch_unwind(|| Collection::open(&dir))
+            let opened = std::panic::catch_unwind(|| LiveCollection::open(&dir))
                 .unwrap_or_else(|_| panic!("{case}: opening panicked"));
             match opened {
                 Err(e) => {

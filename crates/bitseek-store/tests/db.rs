@@ -2,8 +2,8 @@
 
 mod common;
 
-use bitseek_store::db::{Collection, DbOptions};
 use bitseek_store::{Db, Durability, ErrorKind, Filter, Keep, Metric, Point, SearchRequest};
+use bitseek_store::{DbOptions, LiveCollection};
 use common::*;
 use serde_json::json;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ fn req(k: usize) -> SearchRequest {
 }
 
 fn check_all(
-    c: &Collection,
+    c: &LiveCollection,
     model: &Model,
     metric: Metric,
     rng: &mut Rng64,
@@ -289,7 +289,7 @@ fn snapshot_is_a_consistent_openable_copy() {
         payload: json!(null),
     }])
     .unwrap();
-    let copy = Collection::open(&dest).unwrap();
+    let copy = LiveCollection::open(&dest).unwrap();
     check_all(&copy, &model, Metric::L2, &mut rng, 8, "snapshot");
     assert!(
         c.snapshot(&dest).is_err(),
@@ -338,7 +338,7 @@ fn grouped_commit_acknowledges_concurrent_writers_durably() {
 fn searches_run_while_writes_and_compactions_do() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open_with(dir.path(), DbOptions { flush_rows: 50 }).unwrap();
-    let c: Arc<Collection> = db
+    let c: Arc<LiveCollection> = db
         .create("w", config(16, Metric::Cosine, "rabitq", Keep::F32))
         .unwrap();
     // Every batch writes the same 20 ids with one payload value: a consistent snapshot shows
@@ -406,7 +406,7 @@ fn a_version_1_code_collection_opens_and_upgrades_on_write() {
     let payloads: Vec<_> = (0..5)
         .map(|i| json!({"path": format!("f{i}.rs")}))
         .collect();
-    bitseek_store::Collection::create_or_replace(
+    bitseek_store::GenerationCollection::create_or_replace(
         &cdir,
         Vectors {
             dim: 8,
@@ -438,7 +438,7 @@ fn a_version_1_code_collection_opens_and_upgrades_on_write() {
     assert_eq!(c.info().points, 5);
     assert!(c.get(0).is_none());
     assert_eq!(c.get(9).unwrap().payload, json!("new"));
-    let e = bitseek_store::Collection::open(&cdir).unwrap_err();
+    let e = bitseek_store::GenerationCollection::open(&cdir).unwrap_err();
     assert!(e.to_string().contains("live collection"), "{e}");
 }
 

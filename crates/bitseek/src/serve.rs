@@ -1,6 +1,7 @@
 //! `bitseek serve`: the HTTP server (`bitseek-server`) over a directory of collections.
 
 use bitseek_server::{Limits, Options};
+use bitseek_store::DbOptions;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -66,6 +67,21 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if options.protect_reads && options.api_key.is_none() {
         anyhow::bail!("--protect-reads needs an API key: pass --api-key or set BITSEEK_API_KEY");
     }
-    bitseek_server::serve(a.data, a.addr, options)?;
+    bitseek_server::serve(a.data, a.addr, options, db_options())?;
     Ok(())
+}
+
+/// The store's options: memtable rows per flush from $BITSEEK_FLUSH_ROWS when it holds a positive
+/// number (the crash test sets it low so that flushes happen under fire), the store's default
+/// otherwise.
+fn db_options() -> DbOptions {
+    let mut options = DbOptions::default();
+    if let Some(n) = std::env::var("BITSEEK_FLUSH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n: &usize| n > 0)
+    {
+        options.flush_rows = n;
+    }
+    options
 }

@@ -1,0 +1,211 @@
+//! What a live collection is configured with, and the values its API takes and returns.
+
+use crate::error::StoreError;
+use crate::filter::Filter;
+use bitseek_codes::quantizer::QuantizerKind;
+use bitseek_index::{BuildOptions, Keep, Metric};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The manifest version of live collections (version 1, one segment whose ids are its rows, is
+/// still read).
+pub const LIVE_VERSION: u32 = 2;
+/// Memtable rows that trigger a flush into a new segment, unless [`DbOptions`] says otherwise.
+pub const DEFAULT_FLUSH_ROWS: usize = 20_000;
+/// Largest grouped-commit window accepted, in milliseconds.
+pub const MAX_WINDOW_MS: u64 = 10_000;
+/// Largest vector dimension a collection accepts.
+pub const MAX_DIM: usize = 65_536;
+/// Oversampling used when a request does not say (candidates per hit taken from the codes
+/// before rescoring from the kept copy).
+pub const DEFAULT_OVERSAMPLE: f32 = 4.0;
+
+/// How acknowledged writes are made durable.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum Durability {
+    /// `fsync` of the log before every acknowledgement (the default).
+    #[default]
+    Fsync,
+    /// Grouped commit: a write is acknowledged after the next shared `fsync`, which the first
+    /// waiting writer issues `window_ms` after it arrives; every write that arrived meanwhile
+    /// shares it. Acknowledged writes are as durable as with `Fsync`; latency grows by up to the
+    /// window, `fsync`s per second fall to at most `1000 / window_ms`.
+    Grouped {
+        /// How long the first waiting writer waits before the shared `fsync`, in milliseconds.
+        window_ms: u64,
+    },
+}
+
+fn default_quantizer() -> String {
+    "rabitq".into()
+}
+fn default_keep() -> Keep {
+    Keep::F32
+}
+
+/// What a collection holds and how it is encoded.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CollectionConfig {
+    /// Vector dimension, 1 to [`MAX_DIM`].
+    pub dim: usize,
+    /// `"cosine"`, `"dot"` or `"l2"`.
+    pub metric: Metric,
+    /// `"rabitq"` (default), `"sign"`, `"residual2"`…`"residual8"`, `"int8"`.
+    #[serde(default = "default_quantizer")]
+    pub quantizer: String,
+    /// The rescoring copy: `"f32"` (default), `"int8"` or `"none"`.
+    #[serde(default = "default_keep")]
+    pub keep: Keep,
+    /// How acknowledged writes are made durable (default: `fsync` before every acknowledgement).
+    #[serde(default)]
+    pub durability: Durability,
+}
+
+impl CollectionConfig {
+    pub(super) fn build_options(&self, quantizer: &str) -> Result<BuildOptions, StoreError> {
+        let kind = parse_quantizer(quantizer)?;
+        Ok(BuildOptions {
+            quantizer: kind,
+            metric: self.metric,
+            keep: self.keep,
+            ..BuildOptions::default()
+        })
+    }
+
+    pub(super) fn validate(&self) -> Result<(), StoreError> {
+        if self.dim == 0 || self.dim > MAX_DIM {
+            return Err(StoreError::Input(format!(
+                "dimension {} is out of range; give 1 to {MAX_DIM}",
+                self.dim
+            )));
+        }
+        parse_quantizer(&self.quantizer)?;
+        if let Durability::Grouped { window_ms } = self.durability {
+            if window_ms == 0 || window_ms > MAX_WINDOW_MS {
+                return Err(StoreError::Input(format!(
+                    "grouped commit window {window_ms} ms is out of range; give 1 to {MAX_WINDOW_MS}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn parse_quantizer(name: &str) -> Result<QuantizerKind, StoreError> {
+    let kind: QuantizerKind = name.parse().map_err(|e| {
+        StoreError::Input(format!(
+            "{e}; collections take rabitq, sign, residual2..residual8 or int8"
+        ))
+    })?;
+    Ok(kind)
+}
+
+/// A point to insert or replace.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Point {
+    /// The caller's id; a point with the same id replaces this one.
+    pub id: u64,
+    /// The vector, of the collection's dimension.
+    pub vector: Vec<f32>,
+    /// Any JSON value, returned with hits and matched by filters (default `null`).
+    #[serde(default)]
+    pub payload: Value,
+}
+
+/// A stored point as [`LiveCollection::get`](super::LiveCollection::get) returns it; `vector` is `None` unless the collection
+/// keeps an `f32` copy (it is the stored vector: normalised under cosine).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Record {
+    /// The point's id.
+    pub id: u64,
+    /// The stored vector, when the collection keeps an `f32` copy.
+    pub vector: Option<Vec<f32>>,
+    /// The point's payload.
+    pub payload: Value,
+}
+
+/// A search's parameters.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SearchRequest {
+    /// Hits per query.
+    pub k: usize,
+    /// Candidates taken from the codes per hit before rescoring (default
+    /// [`DEFAULT_OVERSAMPLE`]; ignored without a kept copy).
+    #[serde(default)]
+    pub oversample: Option<f32>,
+    /// Only points whose payload passes come back (default: every point).
+    #[serde(default)]
+    pub filter: Option<Filter>,
+}
+
+/// One hit.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ScoredPoint {
+    /// The point's id.
+    pub id: u64,
+    /// Cosine similarity or dot product (higher is better) or squared L2 distance (lower is
+    /// better); exact when rescored from an `f32` copy or found in the memtable.
+    pub score: f32,
+    /// The point's payload.
+    pub payload: Value,
+}
+
+/// A collection's state as [`LiveCollection::info`](super::LiveCollection::info) reports it.
+#[derive(Clone, Debug, Serialize)]
+pub struct CollectionInfo {
+    /// The collection's name.
+    pub name: String,
+    /// What it holds and how it is encoded.
+    pub config: CollectionConfig,
+    /// Live points.
+    pub points: usize,
+    /// Segments on disk.
+    pub segments: usize,
+    /// Records in the write-ahead log (writes since the last flush).
+    pub wal_records: usize,
+    /// The current generation (one more with every flush, compaction or quantizer change).
+    pub generation: u64,
+    /// Bytes of the collection's files on disk.
+    pub size_bytes: u64,
+    /// The sequence number of the last acknowledged write.
+    pub last_lsn: u64,
+    /// What opening had to repair (a cut log tail), in words; empty when nothing.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub recovery: Vec<String>,
+}
+
+/// What [`LiveCollection::compact`](super::LiveCollection::compact) did.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct CompactReport {
+    /// The generation compaction made.
+    pub generation: u64,
+    /// Segments before.
+    pub segments_before: usize,
+    /// Segments after.
+    pub segments_after: usize,
+    /// Rows stored (live and dead, memtable included) before and after.
+    pub rows_before: usize,
+    /// Rows stored after.
+    pub rows_after: usize,
+    /// Bytes of the collection's files before.
+    pub bytes_before: u64,
+    /// Bytes of the collection's files after.
+    pub bytes_after: u64,
+}
+
+/// Options of a [`Db`](super::Db).
+#[derive(Clone, Copy, Debug)]
+pub struct DbOptions {
+    /// Memtable rows that trigger a flush into a new segment.
+    pub flush_rows: usize,
+}
+
+impl Default for DbOptions {
+    /// [`DEFAULT_FLUSH_ROWS`].
+    fn default() -> Self {
+        DbOptions {
+            flush_rows: DEFAULT_FLUSH_ROWS,
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! Live collections: upserts, deletes and searches on a collection directory that survives
+//! crashes, with many readers and one writer.
+//!
+//! A live collection is the same directory as a code-search collection (see the crate docs), at
+//! manifest version 2:
+//!
+//! ```text
+//! manifest.json         version 2: {"segments": [{"file", "rows", "payloads": {"file", "rows", "xxh3"}}],
+//!                       "tombstones": {"file", "rows", "xxh3"} | absent, "log": {"file", "flushed_lsn"},
+//!                       "durability", "checksum": "xxh3:…" (of the compact JSON of the rest), …}
+//! seg-<g>.bitseek       an immutable segment (bitseek-index file: codes, external u64 ids sorted,
+//!                       the kept rescoring copy), written by generation g (seg-<g>-<i>.bitseek:
+//!                       segment i rewritten without its dead rows by a compaction under keep
+//!                       int8/none)
+//! payloads-<g>.jsonl    its payloads, one JSON value per row in row (= id) order
+//! tombstones-<g>.bin    the dead rows of every segment as of generation g (deleted or replaced)
+//! wal-<g>.log           the write-ahead log of everything acknowledged since generation g
+//! ```
+//!
+//! **Writes** go to the log first ([`crate::wal`]), are made durable ([`Durability`]), then land
+//! in the *memtable* (an in-memory list of batches, searched exactly) and mark older copies of the
+//! same ids dead in per-segment live bitmasks. Once the memtable holds [`DbOptions::flush_rows`]
+//! rows, the next write first *flushes* it into a new segment: new segment, payload, tombstone and
+//! empty log files are written and synced, then the manifest is swapped (temporary file, fsync,
+//! rename, fsync of the directory), and only then are files of older generations deleted. A crash
+//! at any point leaves either the old generation with its full log or the new one.
+//!
+//! **Reads** take the current [`Snapshot`] (an `Arc` swapped by the writer; the lock guarding it
+//! is held only to clone the `Arc`), so a search never waits for a write, a flush or a
+//! compaction, and always sees one consistent state. Deleted and filtered-out rows are removed
+//! inside the scan ([`bitseek_index::Index::search_batch_allowed`]), so `k` hits come back
+//! whenever `k` live rows pass the filter.
+//!
+//! **Compaction** (and a quantizer change) rewrites every live point from the kept `f32` copy into
+//! one segment, holding the writer lock meanwhile (writes wait; searches do not). Filters name
+//! payload fields; each segment indexes a field's values on first use, so a filter costs a few
+//! lookups rather than a JSON comparison per row.
+//!
+//! **Opening** replays the log on top of the manifest's segments. A log whose tail is torn (a
+//! record cut short, failing its checksum, or zero-filled) is cut at the last good record; what
+//! was cut is reported in [`CollectionInfo::recovery`].
+//!
+//! Where each part lives: `database.rs` the [`Db`] (collections in a directory); `config.rs` the
+//! configuration and the values the API takes and returns; `collection.rs` the public
+//! [`LiveCollection`] API; `writer.rs` the writer's state, log replay and every change of
+//! generation; `group_commit.rs` appending to the log and the shared `fsync`; `snapshot.rs`
+//! [`Snapshot`] and search; `segment.rs` segments, their field indexes and filter masks, and
+//! segment writing; `tombstones.rs` dead rows on disk; `manifest.rs` the [`LiveManifest`] and the
+//! file names each generation writes.
+
+mod collection;
+mod config;
+mod database;
+mod group_commit;
+mod manifest;
+mod segment;
+mod snapshot;
+mod tombstones;
+mod writer;
+
+pub use collection::{LiveCollection, WritePause};
+pub use config::{
+    CollectionConfig, CollectionInfo, CompactReport, DbOptions, Durability, Point, Record,
+    ScoredPoint, SearchRequest, DEFAULT_FLUSH_ROWS, DEFAULT_OVERSAMPLE, LIVE_VERSION, MAX_DIM,
+    MAX_WINDOW_MS,
+};
+pub use database::{valid_name, Db};
+pub use manifest::{LiveManifest, LogEntry};
+pub use snapshot::Snapshot;
+pub use tombstones::parse_tombstones;
+
+use crate::error::StoreError;
+use crate::row_mask::RowMask;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The live rows of a segment or memtable batch, shared by snapshots and copied when the writer
+/// changes it.
+type Live = Arc<RowMask>;
+
+/// Locks `m`; a poisoned lock means a writer panicked half-way, so the collection refuses to go on.
+fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>, StoreError> {
+    m.lock().map_err(|_| {
+        StoreError::Internal("a writer panicked; restart to recover from the log".into())
+    })
+}

@@ -1,0 +1,179 @@
+//! Segments: immutable, mapped index files with their payloads, the per-field indexes that turn a
+//! payload filter into a row mask, and writing new segments.
+
+use super::config::LIVE_VERSION;
+use super::manifest::LiveManifest;
+use crate::error::{Fix, StoreError};
+use crate::files::{open_segment, read_payloads, write_payloads, Promise};
+use crate::filter::{lookup, value_key, Filter};
+use crate::manifest::SegmentEntry;
+use crate::row_mask::RowMask;
+use bitseek_index::input::Vectors;
+use bitseek_index::Index;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// An immutable segment: the mapped index and its payloads.
+pub(super) struct Segment {
+    pub(super) entry: SegmentEntry,
+    pub(super) index: Index,
+    pub(super) payloads: Vec<Value>,
+    /// Per payload field a filter has named: value key → rows holding it, built on first use.
+    fields: Mutex<HashMap<String, Arc<FieldIndex>>>,
+}
+
+/// Rows by the value of one payload field ([`value_key`]).
+type FieldIndex = HashMap<String, Vec<u32>>;
+
+impl Segment {
+    pub(super) fn open(
+        dir: &Path,
+        entry: &SegmentEntry,
+        m: &LiveManifest,
+    ) -> Result<Segment, StoreError> {
+        let path = dir.join(&entry.file);
+        let fix = if m.version == 1 {
+            Fix::Rebuild
+        } else {
+            Fix::Restore
+        };
+        let index = open_segment(
+            &path,
+            &Promise {
+                generation: m.generation,
+                rows: entry.rows,
+                dim: m.dim,
+                metric: m.metric,
+                keep: m.keep,
+                quantizer: None,
+                row_ids: m.version == 1,
+                fix,
+            },
+        )?;
+        let pe = entry.payloads.as_ref().ok_or_else(|| StoreError::Segment {
+            path: path.clone(),
+            reason: "no payload file".into(),
+            fix,
+        })?;
+        let payloads = read_payloads(dir, pe, fix)?;
+        Ok(Segment {
+            entry: entry.clone(),
+            index,
+            payloads,
+            fields: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn field_index(&self, field: &str) -> Arc<FieldIndex> {
+        let mut fields = match self.fields.lock() {
+            Ok(f) => f,
+            Err(e) => e.into_inner(),
+        };
+        fields
+            .entry(field.to_owned())
+            .or_insert_with(|| {
+                let mut idx = FieldIndex::new();
+                for (r, p) in self.payloads.iter().enumerate() {
+                    if let Some(v) = lookup(p, field) {
+                        idx.entry(value_key(v)).or_default().push(r as u32);
+                    }
+                }
+                Arc::new(idx)
+            })
+            .clone()
+    }
+
+    /// The rows whose payload `filter` accepts (the same answer as [`Filter::accepts`] row by
+    /// row, from the field indexes).
+    pub(super) fn filter_mask(&self, filter: &Filter) -> RowMask {
+        let rows = self.rows();
+        let from_values = |field: &str, values: &[&Value]| {
+            let idx = self.field_index(field);
+            let mut m = RowMask::none(rows);
+            for v in values {
+                for &r in idx.get(&value_key(v)).into_iter().flatten() {
+                    m.insert(r as usize);
+                }
+            }
+            m
+        };
+        match filter {
+            Filter::Eq { field, eq } => from_values(field, &[eq]),
+            Filter::In { field, r#in } => from_values(field, &r#in.iter().collect::<Vec<_>>()),
+            Filter::All { all } => {
+                let mut m = RowMask::all(rows);
+                for f in all {
+                    m.intersect(&self.filter_mask(f));
+                }
+                m
+            }
+        }
+    }
+
+    pub(super) fn rows(&self) -> usize {
+        self.entry.rows
+    }
+
+    pub(super) fn row_of(&self, id: u64) -> Option<usize> {
+        self.index.ids().binary_search(&id).ok()
+    }
+
+    pub(super) fn vector(&self, row: usize) -> Option<&[f32]> {
+        let dim = self.index.meta().dim;
+        self.index
+            .kept_f32()
+            .and_then(|k| k.get(row * dim..(row + 1) * dim))
+    }
+}
+
+/// Builds, saves (synced) and reopens (mapped, checksummed) a segment of generation `generation`.
+pub(super) fn write_segment(
+    dir: &Path,
+    generation: u64,
+    m: &LiveManifest,
+    quantizer: &str,
+    ids: Vec<u64>,
+    vectors: Vec<f32>,
+    payloads: Vec<Value>,
+) -> Result<Segment, StoreError> {
+    let opts = m.config().build_options(quantizer)?;
+    let name = format!("{generation}");
+    let index = Index::build(
+        Vectors {
+            dim: m.dim,
+            data: vectors,
+            ids: Some(ids),
+        },
+        &dir.join(format!("seg-{name}.bitseek")),
+        &opts,
+        &|_| {},
+    )?;
+    save_segment(dir, &name, m, quantizer, &index, &payloads)
+}
+
+/// Saves `index` and `payloads` as `seg-<name>.bitseek` and `payloads-<name>.jsonl` (synced) and
+/// reopens the segment (mapped, checksummed).
+pub(super) fn save_segment(
+    dir: &Path,
+    name: &str,
+    m: &LiveManifest,
+    quantizer: &str,
+    index: &Index,
+    payloads: &[Value],
+) -> Result<Segment, StoreError> {
+    let rows = payloads.len();
+    let file = format!("seg-{name}.bitseek");
+    index.save(&dir.join(&file))?;
+    let pe = write_payloads(dir, format!("payloads-{name}.jsonl"), payloads)?;
+    let entry = SegmentEntry {
+        file,
+        rows,
+        payloads: Some(pe),
+    };
+    let mut probe = m.clone();
+    probe.quantizer = quantizer.to_owned();
+    probe.version = LIVE_VERSION;
+    Segment::open(dir, &entry, &probe)
+}

@@ -1,0 +1,205 @@
+//! Snapshots and search: what one search sees, start to finish, and how it searches it (segments
+//! through their codes with an allowed-rows mask, the memtable exactly).
+
+use super::config::{CollectionConfig, ScoredPoint, SearchRequest, DEFAULT_OVERSAMPLE};
+use super::segment::Segment;
+use super::writer::MemChunk;
+use super::Live;
+use crate::error::StoreError;
+use crate::filter::Filter;
+use bitseek_index::vector::dot;
+use bitseek_index::{IndexError, Metric, SearchParams, VectorBatch};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// A consistent view of a collection: what one search sees, start to finish.
+#[derive(Clone)]
+pub struct Snapshot {
+    pub(super) config: CollectionConfig,
+    pub(super) generation: u64,
+    pub(super) segments: Vec<(Arc<Segment>, Live)>,
+    pub(super) mem: Vec<(Arc<MemChunk>, Live)>,
+    pub(super) points: usize,
+    pub(super) wal_records: usize,
+    pub(super) last_lsn: u64,
+}
+
+/// A candidate hit: score, id, payload.
+type Candidate<'a> = (f32, u64, &'a Value);
+
+impl Snapshot {
+    /// The collection's configuration at this snapshot.
+    pub fn config(&self) -> &CollectionConfig {
+        &self.config
+    }
+
+    /// Live points.
+    pub fn points(&self) -> usize {
+        self.points
+    }
+
+    /// The best `req.k` live points for each row of row-major `queries`, best first.
+    pub(super) fn search(
+        &self,
+        queries: &[f32],
+        req: &SearchRequest,
+    ) -> Result<Vec<Vec<ScoredPoint>>, StoreError> {
+        let oversample = checked_oversample(req)?;
+        let queries = self.checked_queries(queries)?;
+        let n = queries.len() / self.config.dim;
+        let mut found: Vec<Vec<Candidate>> = vec![Vec::new(); n];
+        self.search_segments(&queries, req, oversample, &mut found)?;
+        self.search_memtable(&queries, req.filter.as_ref(), &mut found);
+        let lower_is_better = self.config.metric == Metric::L2;
+        Ok(found
+            .into_iter()
+            .map(|c| best(c, req.k, lower_is_better))
+            .collect())
+    }
+
+    /// The queries, checked (whole vectors, finite, non-zero under cosine) and normalised under
+    /// cosine.
+    fn checked_queries(&self, queries: &[f32]) -> Result<Vec<f32>, StoreError> {
+        Ok(
+            VectorBatch::new(queries.to_vec(), self.config.dim, self.config.metric)
+                .map_err(IndexError::from)?
+                .into_data(),
+        )
+    }
+
+    /// Adds each segment's best candidates for each query to `found`: the scan skips dead rows
+    /// and rows the filter rejects, and rescores from the kept copy.
+    fn search_segments<'a>(
+        &'a self,
+        queries: &[f32],
+        req: &SearchRequest,
+        oversample: f32,
+        found: &mut [Vec<Candidate<'a>>],
+    ) -> Result<(), StoreError> {
+        let params = SearchParams {
+            k: req.k,
+            oversample: oversample.ceil() as usize,
+            ..SearchParams::default()
+        };
+        for (seg, live) in &self.segments {
+            let allowed: Live = match &req.filter {
+                None => live.clone(),
+                Some(f) => {
+                    let mut a = seg.filter_mask(f);
+                    a.intersect(live);
+                    Arc::new(a)
+                }
+            };
+            if allowed.count() == 0 {
+                continue;
+            }
+            let hits = seg.index.search_batch_allowed(
+                queries,
+                self.config.dim,
+                &params,
+                Some(allowed.words()),
+            )?;
+            for (q, hits) in hits.into_iter().enumerate() {
+                for h in hits {
+                    if let Some(r) = seg.row_of(h.id) {
+                        found[q].push((h.score, h.id, &seg.payloads[r]));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds every live memtable row the filter accepts to `found`, scored exactly.
+    fn search_memtable<'a>(
+        &'a self,
+        queries: &[f32],
+        filter: Option<&Filter>,
+        found: &mut [Vec<Candidate<'a>>],
+    ) {
+        let dim = self.config.dim;
+        let metric = self.config.metric;
+        let n = queries.len() / dim;
+        let dot_f32 = bitseek_codes::kernels::kernels().dot_f32;
+        let q2: Vec<f32> = queries.chunks_exact(dim).map(|q| dot(q, q)).collect();
+        for (chunk, live) in &self.mem {
+            let rows: Vec<usize> = (0..chunk.ids.len())
+                .filter(|&r| live.contains(r))
+                .filter(|&r| filter.is_none_or(|f| f.accepts(&chunk.payloads[r])))
+                .collect();
+            if rows.is_empty() {
+                continue;
+            }
+            let rows_n = chunk.ids.len();
+            let mut scores = vec![0f32; n * rows_n];
+            if n >= 8 {
+                bitseek_index::exact::product(queries, &chunk.vectors, dim, &mut scores);
+            } else {
+                // A product packs the whole batch first; for a few queries, SIMD dots are faster.
+                for (q, out) in queries
+                    .chunks_exact(dim)
+                    .zip(scores.chunks_exact_mut(rows_n))
+                {
+                    for &r in &rows {
+                        out[r] = dot_f32(q, &chunk.vectors[r * dim..(r + 1) * dim]);
+                    }
+                }
+            }
+            for (q, row_scores) in scores.chunks_exact(rows_n).enumerate() {
+                for &r in &rows {
+                    let ip = row_scores[r];
+                    let score = match metric {
+                        Metric::L2 => {
+                            let x = &chunk.vectors[r * dim..(r + 1) * dim];
+                            (q2[q] - 2.0 * ip + dot(x, x)).max(0.0)
+                        }
+                        _ => ip,
+                    };
+                    found[q].push((score, chunk.ids[r], &chunk.payloads[r]));
+                }
+            }
+        }
+    }
+}
+
+/// The request's oversampling, checked; also checks `k` and the filter.
+fn checked_oversample(req: &SearchRequest) -> Result<f32, StoreError> {
+    if req.k == 0 {
+        return Err(IndexError::BadParam("k must be at least 1".into()).into());
+    }
+    let oversample = req.oversample.unwrap_or(DEFAULT_OVERSAMPLE);
+    if !oversample.is_finite() || !(1.0..=1024.0).contains(&oversample) {
+        return Err(IndexError::BadParam(format!(
+            "oversample {oversample} is out of range; give 1 to 1024"
+        ))
+        .into());
+    }
+    if let Some(f) = &req.filter {
+        f.validate().map_err(|e| StoreError::Input(e.to_string()))?;
+    }
+    Ok(oversample)
+}
+
+/// The best `k` candidates, best first (ties by id), as hits.
+fn best(mut c: Vec<Candidate>, k: usize, lower_is_better: bool) -> Vec<ScoredPoint> {
+    let order = |a: &Candidate, b: &Candidate| {
+        let o = if lower_is_better {
+            a.0.total_cmp(&b.0)
+        } else {
+            b.0.total_cmp(&a.0)
+        };
+        o.then(a.1.cmp(&b.1))
+    };
+    if c.len() > k {
+        c.select_nth_unstable_by(k - 1, order);
+        c.truncate(k);
+    }
+    c.sort_unstable_by(order);
+    c.into_iter()
+        .map(|(score, id, payload)| ScoredPoint {
+            id,
+            score,
+            payload: payload.clone(),
+        })
+        .collect()
+}

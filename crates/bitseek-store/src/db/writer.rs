@@ -1,0 +1,531 @@
+//! The writer: the state one writer at a time changes behind the collection's mutex (the
+//! memtable, where each id's live copy is, the live masks, the open log), and every change of
+//! generation (flush, compaction, quantizer change).
+
+use super::config::LIVE_VERSION;
+use super::manifest::{next_generation, remove_stale, LiveManifest, LogEntry};
+use super::segment::{save_segment, write_segment, Segment};
+use super::snapshot::Snapshot;
+use super::tombstones::{live_rows, read_tombstones, write_tombstones};
+use super::Live;
+use crate::error::{io_err, Fix, StoreError};
+use crate::files::{sync_dir, write_synced};
+use crate::row_mask::RowMask;
+use crate::wal::{self, Op};
+use bitseek_index::vector::normalize;
+use bitseek_index::{Keep, Metric};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Memtable batches kept apart before they are merged into one.
+const MAX_MEM_BATCHES: usize = 64;
+
+/// One acknowledged upsert batch in memory.
+pub(super) struct MemChunk {
+    pub(super) ids: Vec<u64>,
+    /// Row-major, normalised under cosine.
+    pub(super) vectors: Vec<f32>,
+    pub(super) payloads: Vec<Value>,
+    pub(super) rows_by_id: HashMap<u64, usize>,
+}
+
+/// Where an id's live copy is.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Loc {
+    Seg(usize, usize),
+    Mem(usize, usize),
+}
+
+/// The open log file.
+pub(super) struct LogFile {
+    pub(super) file: File,
+    pub(super) path: PathBuf,
+    pub(super) len: u64,
+    pub(super) records: usize,
+}
+
+/// The writer's state, behind the collection's mutex.
+pub(super) struct Writer {
+    pub(super) manifest: LiveManifest,
+    pub(super) log: Option<LogFile>,
+    pub(super) next_lsn: u64,
+    pub(super) where_is: HashMap<u64, Loc>,
+    pub(super) segments: Vec<(Arc<Segment>, Live)>,
+    pub(super) mem: Vec<(Arc<MemChunk>, Live)>,
+    pub(super) mem_rows: usize,
+    pub(super) points: usize,
+    pub(super) flush_rows: usize,
+    pub(super) dropped: bool,
+    /// Set when an fsync failed: the log's state on disk is unknown, so no more writes.
+    pub(super) poisoned: Option<String>,
+}
+
+impl Writer {
+    /// The writer of the collection `manifest` describes in `dir`: its segments opened with their
+    /// dead rows marked, then its log replayed on top. Also returns what replaying had to repair,
+    /// in words.
+    pub(super) fn open(
+        dir: &Path,
+        manifest: LiveManifest,
+        flush_rows: usize,
+    ) -> Result<(Writer, Vec<String>), StoreError> {
+        let mut w = Writer {
+            manifest,
+            log: None,
+            next_lsn: 1,
+            where_is: HashMap::new(),
+            segments: Vec::new(),
+            mem: Vec::new(),
+            mem_rows: 0,
+            points: 0,
+            flush_rows,
+            dropped: false,
+            poisoned: None,
+        };
+        w.load_segments(dir)?;
+        let recovery = w.replay_log(dir)?;
+        Ok((w, recovery))
+    }
+
+    /// Opens the manifest's segments and their tombstones, and indexes every live id.
+    fn load_segments(&mut self, dir: &Path) -> Result<(), StoreError> {
+        let mut segments = Vec::with_capacity(self.manifest.segments.len());
+        for entry in &self.manifest.segments {
+            segments.push(Arc::new(Segment::open(dir, entry, &self.manifest)?));
+        }
+        let dead = match &self.manifest.tombstones {
+            None => vec![Vec::new(); segments.len()],
+            Some(t) => read_tombstones(dir, t, &segments)?,
+        };
+        for (i, (seg, dead)) in segments.into_iter().zip(dead).enumerate() {
+            let mut live = Arc::new(live_rows(seg.rows(), &dead));
+            for (row, &id) in seg.index.ids().iter().enumerate() {
+                if !live.contains(row) {
+                    continue;
+                }
+                if let Some(old) = self.where_is.insert(id, Loc::Seg(i, row)) {
+                    // Two live copies: the newer segment's wins (a flush records this itself,
+                    // so this only happens in a collection written by hand).
+                    self.kill(old, Some((&mut live, i)));
+                } else {
+                    self.points += 1;
+                }
+            }
+            self.segments.push((seg, live));
+        }
+        Ok(())
+    }
+
+    /// Applies the log's records past the manifest's flushed sequence number, cuts a torn tail
+    /// (saying so in the returned lines) and opens the log for appending.
+    fn replay_log(&mut self, dir: &Path) -> Result<Vec<String>, StoreError> {
+        let mut recovery = Vec::new();
+        let Some(log) = self.manifest.log.clone() else {
+            return Ok(recovery);
+        };
+        let path = dir.join(&log.file);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::Log {
+                    path,
+                    reason: format!(
+                    "the log of generation {} is missing; restore the collection from a snapshot",
+                    self.manifest.generation
+                ),
+                })
+            }
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        let dim = self.manifest.dim;
+        let scan = wal::scan(&bytes, dim).map_err(|reason| StoreError::Log {
+            path: path.clone(),
+            reason: format!("{reason}; restore the collection from a snapshot"),
+        })?;
+        self.next_lsn = log.flushed_lsn + 1;
+        let mut records = 0;
+        for rec in scan.records {
+            if rec.lsn <= log.flushed_lsn {
+                continue;
+            }
+            self.next_lsn = rec.lsn + 1;
+            records += 1;
+            match rec.op {
+                Op::Upsert {
+                    ids,
+                    mut vectors,
+                    payloads,
+                } => {
+                    if self.manifest.metric == Metric::Cosine {
+                        vectors.chunks_exact_mut(dim).for_each(normalize);
+                    }
+                    self.apply_upsert(ids, vectors, payloads);
+                }
+                Op::Delete { ids } => {
+                    self.apply_delete(&ids);
+                }
+            }
+        }
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        if let Some(why) = scan.stopped {
+            let cut = bytes.len() - scan.good_len;
+            recovery.push(format!(
+                "{}: cut {cut} bytes at offset {} after {records} good records (last sequence \
+                 number {}): {why}; writes in the cut tail were never acknowledged as durable",
+                path.display(),
+                scan.good_len,
+                self.next_lsn - 1
+            ));
+            file.set_len(scan.good_len as u64).map_err(io_err(&path))?;
+            if scan.good_len < wal::MAGIC.len() {
+                file.write_all(wal::MAGIC).map_err(io_err(&path))?;
+            }
+            file.sync_all().map_err(io_err(&path))?;
+        }
+        let len = file.metadata().map_err(io_err(&path))?.len();
+        self.log = Some(LogFile {
+            file,
+            path,
+            len,
+            records,
+        });
+        Ok(recovery)
+    }
+
+    pub(super) fn ready(&self, name: &str) -> Result<(), StoreError> {
+        if self.dropped {
+            return Err(StoreError::UnknownCollection { name: name.into() });
+        }
+        if let Some(p) = &self.poisoned {
+            return Err(StoreError::Internal(p.clone()));
+        }
+        Ok(())
+    }
+
+    pub(super) fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            config: self.manifest.config(),
+            generation: self.manifest.generation,
+            segments: self.segments.clone(),
+            mem: self.mem.clone(),
+            points: self.points,
+            wal_records: self.log.as_ref().map_or(0, |l| l.records),
+            last_lsn: self.next_lsn - 1,
+        }
+    }
+
+    pub(super) fn stored_rows(&self) -> usize {
+        self.segments.iter().map(|(s, _)| s.rows()).sum::<usize>() + self.mem_rows
+    }
+
+    /// Marks the copy at `loc` dead. `current` is a live mask being built for segment index
+    /// `.1`, not yet in `self.segments`.
+    pub(super) fn kill(&mut self, loc: Loc, current: Option<(&mut Live, usize)>) {
+        match loc {
+            Loc::Seg(i, r) => match current {
+                Some((live, ci)) if ci == i => Arc::make_mut(live).remove(r),
+                _ => Arc::make_mut(&mut self.segments[i].1).remove(r),
+            },
+            Loc::Mem(i, r) => Arc::make_mut(&mut self.mem[i].1).remove(r),
+        }
+    }
+
+    pub(super) fn apply_upsert(&mut self, ids: Vec<u64>, vectors: Vec<f32>, payloads: Vec<Value>) {
+        let ci = self.mem.len();
+        let rows = ids.len();
+        let rows_by_id = ids.iter().enumerate().map(|(r, &id)| (id, r)).collect();
+        let chunk = Arc::new(MemChunk {
+            ids,
+            vectors,
+            payloads,
+            rows_by_id,
+        });
+        self.mem.push((chunk.clone(), Arc::new(RowMask::all(rows))));
+        self.mem_rows += rows;
+        for (r, &id) in chunk.ids.iter().enumerate() {
+            match self.where_is.insert(id, Loc::Mem(ci, r)) {
+                Some(old) => self.kill(old, None),
+                None => self.points += 1,
+            }
+        }
+        if self.mem.len() > MAX_MEM_BATCHES {
+            self.consolidate();
+        }
+    }
+
+    /// Merges the memtable's batches into one (live rows only), so that publishing a snapshot,
+    /// which copies the list of batches, stays cheap under many small writes.
+    pub(super) fn consolidate(&mut self) {
+        let dim = self.manifest.dim;
+        let (mut ids, mut vectors, mut payloads) = (Vec::new(), Vec::new(), Vec::new());
+        for (chunk, live) in &self.mem {
+            for (r, &id) in chunk.ids.iter().enumerate() {
+                if live.contains(r) {
+                    ids.push(id);
+                    vectors.extend_from_slice(&chunk.vectors[r * dim..(r + 1) * dim]);
+                    payloads.push(chunk.payloads[r].clone());
+                }
+            }
+        }
+        let rows = ids.len();
+        for (r, &id) in ids.iter().enumerate() {
+            self.where_is.insert(id, Loc::Mem(0, r));
+        }
+        let rows_by_id = ids.iter().enumerate().map(|(r, &id)| (id, r)).collect();
+        let chunk = MemChunk {
+            ids,
+            vectors,
+            payloads,
+            rows_by_id,
+        };
+        self.mem = vec![(Arc::new(chunk), Arc::new(RowMask::all(rows)))];
+        self.mem_rows = rows;
+    }
+
+    pub(super) fn apply_delete(&mut self, ids: &[u64]) -> usize {
+        let mut n = 0;
+        for id in ids {
+            if let Some(old) = self.where_is.remove(id) {
+                self.kill(old, None);
+                self.points -= 1;
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// A version-1 collection gets its log (and becomes version 2) on its first write.
+    pub(super) fn ensure_log(&mut self, dir: &Path) -> Result<(), StoreError> {
+        if self.log.is_some() {
+            return Ok(());
+        }
+        let mut m = self.manifest.clone();
+        m.generation = next_generation(dir, &m);
+        let file = format!("wal-{}.log", m.generation);
+        write_synced(&dir.join(&file), wal::MAGIC)?;
+        m.log = Some(LogEntry {
+            file,
+            flushed_lsn: self.next_lsn - 1,
+        });
+        m.version = LIVE_VERSION;
+        m.write(dir)?;
+        self.manifest = m;
+        self.open_log(dir)
+    }
+
+    pub(super) fn open_log(&mut self, dir: &Path) -> Result<(), StoreError> {
+        let log = self.manifest.log.as_ref().expect("a log is named");
+        let path = dir.join(&log.file);
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        let len = file.metadata().map_err(io_err(&path))?.len();
+        self.log = Some(LogFile {
+            file,
+            path,
+            len,
+            records: 0,
+        });
+        Ok(())
+    }
+
+    pub(super) fn maybe_flush(&mut self, dir: &Path) -> Result<(), StoreError> {
+        if self.mem_rows >= self.flush_rows {
+            self.flush_memtable(dir)?;
+        }
+        Ok(())
+    }
+
+    /// The live memtable rows, in id order: ids, vectors, payloads.
+    pub(super) fn live_mem(&self) -> (Vec<u64>, Vec<f32>, Vec<Value>) {
+        let dim = self.manifest.dim;
+        let mut rows: Vec<(u64, &MemChunk, usize)> = Vec::new();
+        for (chunk, live) in &self.mem {
+            for (r, &id) in chunk.ids.iter().enumerate() {
+                if live.contains(r) {
+                    rows.push((id, chunk, r));
+                }
+            }
+        }
+        rows.sort_unstable_by_key(|x| x.0);
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut vectors = Vec::with_capacity(rows.len() * dim);
+        let mut payloads = Vec::with_capacity(rows.len());
+        for (id, c, r) in rows {
+            ids.push(id);
+            vectors.extend_from_slice(&c.vectors[r * dim..(r + 1) * dim]);
+            payloads.push(c.payloads[r].clone());
+        }
+        (ids, vectors, payloads)
+    }
+
+    /// Moves the live memtable rows into a new segment and starts a new log.
+    pub(super) fn flush_memtable(&mut self, dir: &Path) -> Result<(), StoreError> {
+        if self.mem.is_empty() && self.log.as_ref().is_none_or(|l| l.records == 0) {
+            return Ok(());
+        }
+        let generation = next_generation(dir, &self.manifest);
+        let (ids, vectors, payloads) = self.live_mem();
+        let mut segments: Vec<(Arc<Segment>, Live)> = self.segments.clone();
+        let quantizer = self.manifest.quantizer.clone();
+        if !ids.is_empty() {
+            let seg = write_segment(
+                dir,
+                generation,
+                &self.manifest,
+                &quantizer,
+                ids,
+                vectors,
+                payloads,
+            )?;
+            let rows = seg.rows();
+            segments.push((Arc::new(seg), Arc::new(RowMask::all(rows))));
+        }
+        self.commit(dir, generation, segments, quantizer)
+    }
+
+    /// Rewrites every live point into one segment encoded with `quantizer` (compaction, quantizer
+    /// change). Without an f32 copy: memtable flushed, and each segment with dead rows rewritten
+    /// without them by copying codes (see [`LiveCollection::compact`](super::LiveCollection::compact)).
+    pub(super) fn rebuild(&mut self, dir: &Path, quantizer: &str) -> Result<(), StoreError> {
+        let dim = self.manifest.dim;
+        if self.manifest.keep != Keep::F32 {
+            // No vectors to re-encode: each segment keeps its fitted quantizer and loses its
+            // dead rows (codes copied as they are); segments are not merged.
+            self.flush_memtable(dir)?;
+            let generation = next_generation(dir, &self.manifest);
+            let mut kept: Vec<(Arc<Segment>, Live)> = Vec::new();
+            let mut changed = false;
+            for (i, (seg, live)) in self.segments.iter().enumerate() {
+                let alive: Vec<usize> = (0..seg.rows()).filter(|&r| live.contains(r)).collect();
+                if alive.len() == seg.rows() {
+                    kept.push((seg.clone(), live.clone()));
+                    continue;
+                }
+                changed = true;
+                if alive.is_empty() {
+                    continue;
+                }
+                let index = seg.index.select_rows(&alive)?;
+                let payloads: Vec<Value> = alive.iter().map(|&r| seg.payloads[r].clone()).collect();
+                let name = format!("{generation}-{i}");
+                let new = save_segment(
+                    dir,
+                    &name,
+                    &self.manifest,
+                    &self.manifest.quantizer,
+                    &index,
+                    &payloads,
+                )?;
+                kept.push((Arc::new(new), Arc::new(RowMask::all(alive.len()))));
+            }
+            if !changed {
+                return Ok(());
+            }
+            return self.commit(dir, generation, kept, quantizer.to_owned());
+        }
+        let mut rows: Vec<(u64, &[f32], &Value)> = Vec::with_capacity(self.points);
+        for (seg, live) in &self.segments {
+            for (r, &id) in seg.index.ids().iter().enumerate() {
+                if live.contains(r) {
+                    let v = seg.vector(r).ok_or_else(|| StoreError::Segment {
+                        path: dir.join(&seg.entry.file),
+                        reason: "keeps no f32 copy though the manifest says it does".into(),
+                        fix: Fix::Restore,
+                    })?;
+                    rows.push((id, v, &seg.payloads[r]));
+                }
+            }
+        }
+        for (chunk, live) in &self.mem {
+            for (r, &id) in chunk.ids.iter().enumerate() {
+                if live.contains(r) {
+                    rows.push((
+                        id,
+                        &chunk.vectors[r * dim..(r + 1) * dim],
+                        &chunk.payloads[r],
+                    ));
+                }
+            }
+        }
+        rows.sort_unstable_by_key(|x| x.0);
+        let generation = next_generation(dir, &self.manifest);
+        let mut segments = Vec::new();
+        if !rows.is_empty() {
+            let ids = rows.iter().map(|r| r.0).collect();
+            let vectors = rows.iter().flat_map(|r| r.1.iter().copied()).collect();
+            let payloads = rows.iter().map(|r| r.2.clone()).collect();
+            let seg = write_segment(
+                dir,
+                generation,
+                &self.manifest,
+                quantizer,
+                ids,
+                vectors,
+                payloads,
+            )?;
+            let n = seg.rows();
+            segments.push((Arc::new(seg), Arc::new(RowMask::all(n))));
+        }
+        self.commit(dir, generation, segments, quantizer.to_owned())
+    }
+
+    /// Makes `segments` (with their live masks) generation `generation` with an empty memtable
+    /// and a new empty log: tombstones and log written and synced, manifest swapped, writer
+    /// state switched, older files deleted.
+    pub(super) fn commit(
+        &mut self,
+        dir: &Path,
+        generation: u64,
+        segments: Vec<(Arc<Segment>, Live)>,
+        quantizer: String,
+    ) -> Result<(), StoreError> {
+        let mut m = self.manifest.clone();
+        m.generation = generation;
+        m.version = LIVE_VERSION;
+        m.quantizer = quantizer;
+        m.segments = segments.iter().map(|(s, _)| s.entry.clone()).collect();
+        m.rows = segments.iter().map(|(_, l)| l.count()).sum();
+        m.tombstones = write_tombstones(dir, generation, &segments)?;
+        let log = format!("wal-{generation}.log");
+        write_synced(&dir.join(&log), wal::MAGIC)?;
+        m.log = Some(LogEntry {
+            file: log,
+            flushed_lsn: self.next_lsn - 1,
+        });
+        sync_dir(dir)?;
+        m.write(dir)?;
+        // The new generation is current: switch to it.
+        self.manifest = m;
+        if let Err(e) = self.open_log(dir) {
+            // The files on disk are right but this writer no longer matches them.
+            self.poisoned = Some(format!(
+                "the new log cannot be opened ({e}); writes are refused until the collection is reopened"
+            ));
+            return Err(e);
+        }
+        self.where_is.clear();
+        self.points = 0;
+        for (i, (seg, live)) in segments.iter().enumerate() {
+            for (r, &id) in seg.index.ids().iter().enumerate() {
+                if live.contains(r) {
+                    self.where_is.insert(id, Loc::Seg(i, r));
+                    self.points += 1;
+                }
+            }
+        }
+        self.segments = segments;
+        self.mem.clear();
+        self.mem_rows = 0;
+        remove_stale(dir, &self.manifest.files());
+        Ok(())
+    }
+}
