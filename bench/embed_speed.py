@@ -36,9 +36,9 @@ def default_model_dir() -> Path:
 
 
 def default_data() -> Path:
-    for p in [ROOT.parent / "shared" / "data" / "codesearch", Path("/work/shared/data/codesearch")]:
-        if p.exists():
-            return p / "dev-python.jsonl.gz"
+    p = ROOT.parent / "shared" / "data" / "codesearch"
+    if p.exists():
+        return p / "dev-python.jsonl.gz"
     return Path("dev-python.jsonl.gz")
 
 

@@ -37,7 +37,8 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_SRC = "/work/shared/data/codesearch"
+# the code-search dev sets beside the repository (../shared/data/codesearch)
+DEFAULT_SRC = os.path.join(os.path.dirname(os.path.dirname(HERE)), "shared", "data", "codesearch")
 SEED = 20240611          # master seed for the rotations
 N_COPIES = 17            # rotation 0 = identity, 1..16 random orthogonal
 N_QUERIES = 1000

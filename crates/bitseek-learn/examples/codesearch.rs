@@ -8,7 +8,7 @@
 
 use anyhow::{bail, Context};
 use bitseek_codes::quantizer::{FitOptions, Learned, Quantizer, QuantizerKind, QueryMode, Sign};
-use bitseek_index::retrieval::{self, Metrics};
+use bitseek_index::retrieval::{self, RankMetrics};
 use bitseek_learn::data::neighbours;
 use bitseek_learn::data::Pairs;
 use bitseek_learn::eval::{code_ranks, cross_ranks, encode_all, float_ranks};
@@ -157,7 +157,7 @@ fn split(args: &Args) -> anyhow::Result<Split> {
 struct Row {
     method: String,
     bytes: String,
-    runs: Vec<(Metrics, Metrics)>,
+    runs: Vec<(RankMetrics, RankMetrics)>,
     train_seconds: Vec<f64>,
 }
 
@@ -514,7 +514,7 @@ fn main() -> anyhow::Result<()> {
     println!("| method | bytes/vector | MRR | R@1 | R@10 | name-free MRR | nf R@1 | nf R@10 | % float32 MRR | train s |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in &rows {
-        let col = |f: &dyn Fn(&(Metrics, Metrics)) -> f64| {
+        let col = |f: &dyn Fn(&(RankMetrics, RankMetrics)) -> f64| {
             stat(&r.runs.iter().map(f).collect::<Vec<_>>())
         };
         let mean_mrr = r.runs.iter().map(|x| x.0.mrr).sum::<f64>() / r.runs.len() as f64;

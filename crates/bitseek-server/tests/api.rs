@@ -712,8 +712,8 @@ async fn text_search_without_a_model_says_how_to_get_one() {
 async fn text_search_embeds_the_question_with_the_model() {
     use bitseek_embed::{BertEmbedder, Embedder, ModelDir};
     let model = tempfile::tempdir().unwrap();
-    bitseek_code::testing::write_tiny_model(model.path(), 7).unwrap();
-    let dim = bitseek_code::testing::HIDDEN;
+    bitseek_codesearch::testing::write_tiny_model(model.path(), 7).unwrap();
+    let dim = bitseek_codesearch::testing::HIDDEN;
     let (_d, s) = state(Options {
         model_dir: Some(model.path().to_path_buf()),
         ..Options::default()

@@ -98,7 +98,7 @@ fn search_page_in_headless_chromium() {
     };
 
     let model = tempfile::tempdir().unwrap();
-    bitseek_code::testing::write_tiny_model(model.path(), 3).unwrap();
+    bitseek_codesearch::testing::write_tiny_model(model.path(), 3).unwrap();
     let (_dir, state) = common::state(Options {
         model_dir: Some(model.path().to_path_buf()),
         ..Options::default()

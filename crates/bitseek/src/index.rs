@@ -1,6 +1,6 @@
-//! `bitseek index [DIR]`: index a repository for `bitseek search` (crate `bitseek-code`).
+//! `bitseek index [DIR]`: index a repository for `bitseek search` (crate `bitseek-codesearch`).
 
-use bitseek_code::{index_repo, IndexOptions, IndexReport};
+use bitseek_codesearch::{index_repo, IndexOptions, IndexReport};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;

@@ -1,4 +1,6 @@
-//! The `bitseek` command: a thin shell over `bitseek-index`.
+//! The `bitseek` command: a thin shell over the library crates, which do the work: `bitseek-index`
+//! (`build`, `query`, `eval`, `bench`), `bitseek-codesearch` (`index`, `search`, `eval-code`),
+//! `bitseek-embed` (`model`), `bitseek-learn` (`train`) and `bitseek-server` (`serve`).
 //!
 //! Every subcommand validates through the library, prints human-readable output on a terminal and
 //! JSON with `--json` (one object, or one line per query for `query`), and exits with 0 on success

@@ -1,7 +1,7 @@
 //! `bitseek search "question"`: semantic code search over the index `bitseek index` built.
 
 use anyhow::Context;
-use bitseek_code::{CodeHit, CodeIndex, Filter, ModelInfo, Ranking};
+use bitseek_codesearch::{CodeHit, CodeIndex, Filter, ModelInfo, SearchMode};
 use bitseek_embed::{BertEmbedder, Embedder, ModelDir};
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -118,12 +118,12 @@ pub(crate) fn run_to(a: Args, out: &mut dyn Write, color: bool) -> anyhow::Resul
     let vectors = embedder.embed(&refs)?;
     let t_embed = t.elapsed();
     let t = Instant::now();
-    let ranking = if a.semantic_only {
-        Ranking::Semantic
+    let mode = if a.semantic_only {
+        SearchMode::Semantic
     } else {
-        Ranking::Hybrid
+        SearchMode::Hybrid
     };
-    let results = index.search_with(&refs, &vectors, a.k, &filter, ranking)?;
+    let results = index.search_with(&refs, &vectors, a.k, &filter, mode)?;
     let t_search = t.elapsed();
     if a.verbose {
         let n = questions.len() as f64;
@@ -304,7 +304,7 @@ mod tests {
     fn index_then_search_with_filters_and_json() {
         let repo = repo();
         let model = tempfile::tempdir().unwrap();
-        bitseek_code::testing::write_tiny_model(model.path(), 1).unwrap();
+        bitseek_codesearch::testing::write_tiny_model(model.path(), 1).unwrap();
         let root = repo.path().to_str().unwrap();
         let m = model.path().to_str().unwrap();
 

@@ -2,7 +2,9 @@
 //! changed files are embedded, deleted ones drop out), failures that leave the old index usable,
 //! filters, and the model check.
 
-use bitseek_code::{index_repo, CodeError, CodeIndex, Filter, IndexOptions, ModelInfo, Ranking};
+use bitseek_codesearch::{
+    index_repo, CodeError, CodeIndex, Filter, IndexOptions, ModelInfo, SearchMode,
+};
 use bitseek_embed::{BertEmbedder, Embedder, ModelDir};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -160,7 +162,7 @@ fn fixture() -> tempfile::TempDir {
     tmp
 }
 
-fn index(root: &Path, e: &dyn Embedder) -> bitseek_code::IndexReport {
+fn index(root: &Path, e: &dyn Embedder) -> bitseek_codesearch::IndexReport {
     index_repo(
         root,
         e,
@@ -389,7 +391,7 @@ fn a_tiny_bert_model_runs_the_whole_pipeline() {
     let repo = fixture();
     let root = repo.path();
     let model_dir = tempfile::tempdir().unwrap();
-    bitseek_code::testing::write_tiny_model(model_dir.path(), 7).unwrap();
+    bitseek_codesearch::testing::write_tiny_model(model_dir.path(), 7).unwrap();
     let dir = ModelDir::open(model_dir.path()).unwrap();
     let bert = BertEmbedder::load(&dir).unwrap();
     let info = ModelInfo::of(&dir, bert.dim()).unwrap();
@@ -407,10 +409,10 @@ fn a_tiny_bert_model_runs_the_whole_pipeline() {
 
     // Another model (other weights) is refused for queries.
     let other = tempfile::tempdir().unwrap();
-    bitseek_code::testing::write_tiny_model(other.path(), 8).unwrap();
+    bitseek_codesearch::testing::write_tiny_model(other.path(), 8).unwrap();
     let other_info = ModelInfo::of(
         &ModelDir::open(other.path()).unwrap(),
-        bitseek_code::testing::HIDDEN,
+        bitseek_codesearch::testing::HIDDEN,
     )
     .unwrap();
     assert_ne!(other_info.fingerprint, info.fingerprint);
@@ -477,10 +479,10 @@ fn lexical_files(root: &Path) -> Vec<String> {
     names
 }
 
-fn top_name(idx: &CodeIndex, question: &str, ranking: Ranking) -> String {
+fn top_name(idx: &CodeIndex, question: &str, mode: SearchMode) -> String {
     let v = Constant.embed(&[question]).unwrap();
     let hits = idx
-        .search_with(&[question], &v, 3, &Filter::default(), ranking)
+        .search_with(&[question], &v, 3, &Filter::default(), mode)
         .unwrap();
     hits[0][0].name.clone()
 }
@@ -491,22 +493,22 @@ fn the_lexical_leg_finds_identifiers_the_embedding_cannot() {
     let root = repo.path();
     index(root, &Constant);
     let idx = CodeIndex::open(root).unwrap();
-    assert_eq!(top_name(&idx, "double", Ranking::Hybrid), "double");
+    assert_eq!(top_name(&idx, "double", SearchMode::Hybrid), "double");
     assert_ne!(
-        top_name(&idx, "double", Ranking::Semantic),
+        top_name(&idx, "double", SearchMode::Semantic),
         "double",
         "the fixture must not put `double` first by row order, or this test shows nothing"
     );
     // Scores stay cosines under fusion.
     let v = Constant.embed(&["double"]).unwrap();
     let hits = idx
-        .search_with(&["double"], &v, 2, &Filter::default(), Ranking::Hybrid)
+        .search_with(&["double"], &v, 2, &Filter::default(), SearchMode::Hybrid)
         .unwrap();
     assert!(hits[0].iter().all(|h| (h.score - 1.0).abs() < 1e-5));
     // The filter applies to both legs.
     let rust_only = Filter::new(Some("python"), None).unwrap();
     let hits = idx
-        .search_with(&["double"], &v, 3, &rust_only, Ranking::Hybrid)
+        .search_with(&["double"], &v, 3, &rust_only, SearchMode::Hybrid)
         .unwrap();
     assert!(hits[0].iter().all(|h| h.lang == "python"), "{hits:?}");
     assert_eq!(lexical_files(root).len(), 1);
@@ -525,10 +527,10 @@ fn the_lexical_leg_finds_identifiers_the_embedding_cannot() {
     assert_eq!(after.len(), 1);
     assert_ne!(before, after);
     let idx = CodeIndex::open(root).unwrap();
-    assert_eq!(top_name(&idx, "triple", Ranking::Hybrid), "triple");
+    assert_eq!(top_name(&idx, "triple", SearchMode::Hybrid), "triple");
     let names: Vec<String> = {
         let v = Constant.embed(&["render"]).unwrap();
-        idx.search_with(&["render"], &v, 1, &Filter::default(), Ranking::Hybrid)
+        idx.search_with(&["render"], &v, 1, &Filter::default(), SearchMode::Hybrid)
             .unwrap()[0]
             .iter()
             .map(|h| h.path.clone())
@@ -549,7 +551,7 @@ fn a_damaged_lexical_file_is_an_error_and_the_next_index_rebuilds() {
     let idx = CodeIndex::open(root).unwrap();
     let v = Constant.embed(&["double"]).unwrap();
     let err = idx
-        .search_with(&["double"], &v, 3, &Filter::default(), Ranking::Hybrid)
+        .search_with(&["double"], &v, 3, &Filter::default(), SearchMode::Hybrid)
         .unwrap_err()
         .to_string();
     assert!(
@@ -558,13 +560,17 @@ fn a_damaged_lexical_file_is_an_error_and_the_next_index_rebuilds() {
     );
     // The semantic leg alone still answers.
     assert!(idx
-        .search_with(&["double"], &v, 3, &Filter::default(), Ranking::Semantic)
+        .search_with(&["double"], &v, 3, &Filter::default(), SearchMode::Semantic)
         .is_ok());
     let report = index(root, &Constant);
     let why = report.rebuilt_because.unwrap();
     assert!(why.contains("lexical file"), "{why}");
     assert_eq!(
-        top_name(&CodeIndex::open(root).unwrap(), "double", Ranking::Hybrid),
+        top_name(
+            &CodeIndex::open(root).unwrap(),
+            "double",
+            SearchMode::Hybrid
+        ),
         "double"
     );
 }
@@ -574,7 +580,8 @@ fn a_second_index_run_is_refused_while_one_holds_the_lock() {
     let repo = fixture();
     let root = repo.path();
     index(root, &Constant);
-    let held = std::fs::File::open(root.join(".bitseek").join(bitseek_code::LOCK_FILE)).unwrap();
+    let held =
+        std::fs::File::open(root.join(".bitseek").join(bitseek_codesearch::LOCK_FILE)).unwrap();
     held.lock().unwrap();
     let err = index_repo(
         root,

@@ -1,13 +1,13 @@
 //! Building and incrementally updating the index in `DIR/.bitseek`.
 
+use crate::hybrid::{file as lexical_file, term_counts, Bm25};
 use crate::{
-    content_hash, index_dir, lexical, path_key, CodeError, CodeExtra, ModelInfo, Skipped,
-    UnitPayload, CHUNKER_VERSION, KIND, LOCK_FILE,
+    content_hash, index_dir, path_key, CodeError, CodeExtra, ModelInfo, Skipped, UnitPayload,
+    CHUNKER_VERSION, KIND, LOCK_FILE,
 };
 use bitseek_chunk::{chunk_file_with, walk, ChunkOptions, SkipReason, Unit, WalkOptions};
 use bitseek_embed::Embedder;
 use bitseek_index::input::Vectors;
-use bitseek_index::retrieval::{term_counts, Bm25};
 use bitseek_index::{BuildOptions, Keep, Metric};
 use bitseek_store::{GenerationCollection, StoreError};
 use rayon::prelude::*;
@@ -188,7 +188,7 @@ pub fn index_repo(
     // The old segment is no longer needed: release its mapping before the files are replaced.
     drop(previous);
 
-    let lexical = lexical::write(&dir, &Bm25::from_term_counts(&terms))?;
+    let lexical = lexical_file::write(&dir, &Bm25::from_term_counts(&terms))?;
     let extra = CodeExtra {
         kind: KIND.into(),
         model: model.clone(),
@@ -215,7 +215,7 @@ pub fn index_repo(
     )?;
     // The new manifest names the new lexical file: older ones (and one left by a run that died
     // before its manifest swap) can go.
-    lexical::remove_others(&dir, Some(&lexical.file));
+    lexical_file::remove_others(&dir, Some(&lexical.file));
     // Keep the index out of git without touching the repository's own .gitignore.
     let ignore = dir.join(".gitignore");
     if !ignore.exists() {
@@ -336,7 +336,7 @@ fn previous(
                 Some("the previous index has no lexical (BM25) file".into()),
             )
         }
-        Some(entry) => match lexical::read(dir, entry, collection.rows()) {
+        Some(entry) => match lexical_file::read(dir, entry, collection.rows()) {
             Ok(bm) => bm.doc_term_counts(),
             Err((path, why)) => {
                 return (

@@ -1,7 +1,7 @@
 //! Opening an index and answering questions.
 
-use crate::{index_dir, lexical, CodeError, CodeExtra, ModelInfo, UnitPayload, KIND};
-use bitseek_index::retrieval::{fuse_ranked, top_candidates, Bm25, FUSION_DEPTH};
+use crate::hybrid::{file as lexical_file, fuse_legs, Bm25, FUSION_DEPTH};
+use crate::{index_dir, CodeError, CodeExtra, ModelInfo, UnitPayload, KIND};
 use bitseek_index::SearchParams;
 use bitseek_store::{GenerationCollection, StoreError};
 use globset::{GlobBuilder, GlobMatcher};
@@ -133,11 +133,11 @@ pub struct CodeIndex {
 
 /// How [`CodeIndex::search_with`] ranks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Ranking {
+pub enum SearchMode {
     /// The embeddings alone: 1-bit codes, rescored with the kept `f32` vectors.
     Semantic,
     /// The semantic ranking fused with BM25 over identifier words by reciprocal rank fusion (the
-    /// best [`FUSION_DEPTH`] of each leg). The default: it beats [`Ranking::Semantic`] on the
+    /// best [`FUSION_DEPTH`] of each leg). The default: it beats [`SearchMode::Semantic`] on the
     /// code-search dev sets (`bitseek eval-code --hybrid`).
     Hybrid,
 }
@@ -275,7 +275,7 @@ impl CodeIndex {
     }
 
     /// The `k` best units for each question (its text and its embedding) that pass `filter`,
-    /// best first, ranked as `ranking` says. Under [`Ranking::Hybrid`] a hit's `score` is still
+    /// best first, ranked as `mode` says. Under [`SearchMode::Hybrid`] a hit's `score` is still
     /// its cosine similarity to the question; the order is the fused one.
     pub fn search_with(
         &self,
@@ -283,9 +283,9 @@ impl CodeIndex {
         questions: &[Vec<f32>],
         k: usize,
         filter: &Filter,
-        ranking: Ranking,
+        mode: SearchMode,
     ) -> Result<Vec<Vec<CodeHit>>, CodeError> {
-        if ranking == Ranking::Semantic || self.units() == 0 {
+        if mode == SearchMode::Semantic || self.units() == 0 {
             return self.search(questions, k, filter);
         }
         assert_eq!(texts.len(), questions.len(), "one text per question");
@@ -309,10 +309,8 @@ impl CodeIndex {
                     }
                 }
             }
-            let mut lex = top_candidates(&scores, depth, &mut scratch);
-            lex.retain(|&r| scores[r as usize] > 0.0);
             let sem_rows: Vec<u32> = sem.iter().map(|&(r, _)| r as u32).collect();
-            let fused = fuse_ranked(&[&sem_rows, &lex]);
+            let fused = fuse_legs(&sem_rows, &scores, depth, &mut scratch);
             let top: Vec<usize> = fused.iter().take(k).map(|&(r, _)| r as usize).collect();
             // Cosines for the rows only the lexical leg found, from the kept f32 vectors.
             let missing: Vec<usize> = top
@@ -345,7 +343,7 @@ impl CodeIndex {
             let entry = self.extra.lexical.as_ref().ok_or_else(|| {
                 "the index has no lexical (BM25) file: it was built by an older bitseek".to_string()
             })?;
-            lexical::read(self.collection.dir(), entry, self.units())
+            lexical_file::read(self.collection.dir(), entry, self.units())
                 .map_err(|(path, why)| format!("{}: {why}", path.display()))
         });
         loaded.as_ref().map_err(|reason| CodeError::NotACodeIndex {

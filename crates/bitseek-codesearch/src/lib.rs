@@ -11,7 +11,10 @@
 //!
 //! [`CodeIndex`] opens that index and answers questions: the caller embeds them with the same model
 //! (checked against the fingerprint in the manifest, [`ModelInfo`]) and [`CodeIndex::search`]
-//! returns hits with path and lines, filtered by language or path glob ([`Filter`]).
+//! returns hits with path and lines, filtered by language or path glob ([`Filter`]), ranked by the
+//! embeddings alone or fused with a lexical leg ([`SearchMode`], [`hybrid`]: BM25 over identifier
+//! words, reciprocal rank fusion). [`eval`] measures both on query → function pairs
+//! (`bitseek eval-code`).
 //!
 //! Not here: the model itself and its download (`bitseek-embed`), the chunking rules
 //! (`bitseek-chunk`), the on-disk format (`bitseek-store`), terminal output (the `bitseek` binary).
@@ -24,14 +27,15 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
-mod lexical;
+pub mod eval;
+pub mod hybrid;
 mod search;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod update;
 
-pub use lexical::LexicalFile;
-pub use search::{CodeHit, CodeIndex, Filter, Ranking, LANGS};
+pub use hybrid::LexicalFile;
+pub use search::{CodeHit, CodeIndex, Filter, SearchMode, LANGS};
 pub use update::{index_repo, IndexOptions, IndexReport};
 
 /// The index directory inside the indexed repository.

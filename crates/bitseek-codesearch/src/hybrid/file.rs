@@ -1,5 +1,5 @@
-//! The lexical leg of code search: BM25 over the identifier words of each unit (`parseHttp` →
-//! parse, http), kept beside the collection so a search does not re-read the repository.
+//! The lexical leg on disk: the BM25 index of a code index's units (identifier words, `parseHttp`
+//! → parse, http), kept beside the collection so a search does not re-read the repository.
 //!
 //! The file is `DIR/.bitseek/lexical-<xxh3>.bin`, named by the xxh3-64 of its bytes and recorded in
 //! the manifest's `extra.lexical`, so it is part of the generation the manifest names: a writer
@@ -14,8 +14,8 @@
 //! Rows are the collection's rows. Reading checks the hash, every length against the file's end,
 //! and every posting against the row count, so a damaged file is an error, never a wrong ranking.
 
+use super::Bm25;
 use crate::CodeError;
-use bitseek_index::retrieval::Bm25;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs;

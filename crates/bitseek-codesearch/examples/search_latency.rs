@@ -2,7 +2,7 @@
 //! opening the index, the semantic leg (1-bit codes, rescoring) and the lexical leg (BM25, fusion).
 //!
 //! ```sh
-//! cargo run --release -p bitseek-code --example search_latency -- DIR [QUESTIONS]
+//! cargo run --release -p bitseek-codesearch --example search_latency -- DIR [QUESTIONS]
 //! ```
 //!
 //! DIR is indexed into a temporary copy of its index (DIR itself is not written) with a hashed
@@ -11,7 +11,7 @@
 //! 200 generated from the units' own names) is answered by a fresh `CodeIndex::open` and one
 //! hybrid search, as one `bitseek search` call does; it prints the median and 99th percentile.
 
-use bitseek_code::{index_repo, CodeIndex, Filter, IndexOptions, ModelInfo, Ranking};
+use bitseek_codesearch::{index_repo, CodeIndex, Filter, IndexOptions, ModelInfo, SearchMode};
 use bitseek_embed::Embedder;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -100,7 +100,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let t = Instant::now();
         let idx = CodeIndex::open(&work)?;
         let opened = t.elapsed();
-        let hits = idx.search_with(&[q.as_str()], &v, 10, &Filter::default(), Ranking::Hybrid)?;
+        let hits = idx.search_with(
+            &[q.as_str()],
+            &v,
+            10,
+            &Filter::default(),
+            SearchMode::Hybrid,
+        )?;
         let total = t.elapsed();
         assert!(!hits[0].is_empty());
         open_ms.push(opened.as_secs_f64() * 1e3);
