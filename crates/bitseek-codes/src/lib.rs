@@ -10,8 +10,6 @@
 //! spawns no threads and pulls in no heavy dependency, so it can be embedded anywhere; searching,
 //! files and threads live in `bitseek-index`.
 
-#![deny(unsafe_op_in_unsafe_fn)]
-#![warn(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 
 pub mod kernels;

@@ -26,9 +26,6 @@
 //! # Ok::<(), bitseek_embed::Error>(())
 //! ```
 
-#![deny(unsafe_op_in_unsafe_fn)]
-#![warn(clippy::undocumented_unsafe_blocks)]
-
 mod bert;
 mod encoder;
 mod error;
