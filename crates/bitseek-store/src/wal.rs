@@ -12,9 +12,21 @@
 //!
 //! A record is appended whole with one `write` and made durable with `fsync` (or a grouped
 //! `fsync`, see [`Durability`](crate::db::Durability)) before the write is acknowledged. A crash
-//! can only leave a *torn tail*: a record cut short or half-written. [`scan`] reads records until
-//! the first one that is incomplete or fails its checksum and reports where the good prefix
-//! ends, so opening cuts the tail there and says what it cut.
+//! can only leave a *torn tail*: a record cut short or half-written. The disk can do worse and
+//! damage bytes in the middle (a bad sector, a bit flip, a zero-filled page), so [`scan`]
+//! *resynchronises*: after a bad record it searches forward byte by byte for the next offset
+//! where a whole record parses, its checksum matches and its sequence number is greater than the
+//! last good one. If it finds one, the bytes in between are a [`Skipped`] region and reading goes
+//! on; if not, the damage runs to the end of the file and is cut like a torn tail.
+//!
+//! The format is unchanged, so the search leans on the 64-bit checksum: a damaged or foreign
+//! candidate passes only if 8 stored bytes equal the xxh3 of the body they declare, about 2^-64
+//! per offset. Skipping a whole 1 GiB log byte by byte tries 2^30 offsets, a false match chance
+//! near 2^-34 (6 × 10^-11); a damaged record is usually a few hundred bytes, about 2^-56. Only
+//! bytes crafted on purpose (a payload holding a whole valid record) beat those odds, and only
+//! when the disk damages the record holding them: the forged record replaces a lost write and is
+//! still reported as a skipped region. Resynchronising costs a bounded-length header check per
+//! byte and a hash only where the header is plausible.
 
 use serde_json::Value;
 use xxhash_rust::xxh3::xxh3_64;
@@ -235,28 +247,51 @@ fn decode_body(body: &[u8], dim: usize) -> Result<LogRecord, RecordError> {
     Ok(LogRecord { lsn, op })
 }
 
+/// Smallest body: sequence number, kind and count, no entry.
+const MIN_BODY: usize = 8 + 1 + 4;
+
 /// What [`scan`] found in a log file.
 #[derive(Debug)]
 pub struct Scan {
     /// The good records, in order.
     pub records: Vec<LogRecord>,
-    /// Bytes of the good prefix (magic and good records): where the tail is cut.
+    /// Where the good part of the file ends (magic, records and skipped regions): where a torn
+    /// tail is cut.
     pub good_len: usize,
-    /// Why reading stopped before the end of the file, if it did.
+    /// Damaged regions in the middle, with intact records after them, in file order.
+    pub skipped: Vec<Skipped>,
+    /// Why reading stopped before the end of the file (a torn tail), if it did.
     pub stopped: Option<RecordError>,
 }
 
-/// Reads every good record of a log file's bytes, stopping at the first bad one.
+/// A damaged region of the log that [`scan`] stepped over to reach later intact records.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Skipped {
+    /// The damaged bytes: from the start of the first bad record to the start of the next good
+    /// one.
+    pub bytes: std::ops::Range<usize>,
+    /// Why the record at `bytes.start` was refused.
+    pub why: RecordError,
+    /// The sequence number of the last good record before the region (`None`: none before it).
+    pub lsn_before: Option<u64>,
+    /// The sequence number of the first good record after it. Sequence numbers go up by one per
+    /// record, so those strictly between `lsn_before` and this one were in the damaged bytes.
+    pub lsn_after: u64,
+}
+
+/// Reads every good record of a log file's bytes, stepping over damaged regions in the middle
+/// (see the [module docs](self)) and stopping at a torn tail.
 ///
-/// Sequence numbers must increase; a record whose number does not is treated as damage and
-/// ends the good prefix too. Fails only when the file does not start with [`MAGIC`] (or a prefix
-/// of it: that reads as an empty log whose tail was cut).
+/// Sequence numbers must increase; a record whose number does not is treated as damage. Fails
+/// only when the file does not start with [`MAGIC`] (or a prefix of it: that reads as an empty
+/// log whose tail was cut).
 pub fn scan(bytes: &[u8], dim: usize) -> Result<Scan, String> {
     if bytes.len() < MAGIC.len() {
         if MAGIC.starts_with(bytes) {
             return Ok(Scan {
                 records: Vec::new(),
                 good_len: 0,
+                skipped: Vec::new(),
                 // Log files are created whole (magic included) by rename, so even an empty one
                 // has lost bytes: say so.
                 stopped: Some(RecordError::Short {
@@ -276,24 +311,36 @@ pub fn scan(bytes: &[u8], dim: usize) -> Result<Scan, String> {
     }
     let mut pos = MAGIC.len();
     let mut records: Vec<LogRecord> = Vec::new();
+    let mut skipped = Vec::new();
     let mut stopped = None;
     while pos < bytes.len() {
-        match parse_record(&bytes[pos..], dim) {
-            Ok((rec, used)) => {
-                if let Some(last) = records.last() {
-                    if rec.lsn <= last.lsn {
-                        stopped = Some(RecordError::Malformed(format!(
-                            "sequence number {} does not follow {}",
-                            rec.lsn, last.lsn
-                        )));
-                        break;
-                    }
-                }
+        let last = records.last().map(|r| r.lsn);
+        let why = match parse_record(&bytes[pos..], dim) {
+            Ok((rec, used)) if last.is_none_or(|l| rec.lsn > l) => {
                 records.push(rec);
                 pos += used;
+                continue;
             }
-            Err(e) => {
-                stopped = Some(e);
+            Ok((rec, _)) => RecordError::Malformed(format!(
+                "sequence number {} does not follow {}",
+                rec.lsn,
+                last.unwrap_or_default()
+            )),
+            Err(e) => e,
+        };
+        match resync(bytes, pos + 1, last, dim) {
+            Some((at, rec, used)) => {
+                skipped.push(Skipped {
+                    bytes: pos..at,
+                    why,
+                    lsn_before: last,
+                    lsn_after: rec.lsn,
+                });
+                records.push(rec);
+                pos = at + used;
+            }
+            None => {
+                stopped = Some(why);
                 break;
             }
         }
@@ -301,7 +348,35 @@ pub fn scan(bytes: &[u8], dim: usize) -> Result<Scan, String> {
     Ok(Scan {
         records,
         good_len: pos,
+        skipped,
         stopped,
+    })
+}
+
+/// The first offset at or after `from` where a good record with a sequence number above `last`
+/// starts, with that record and its length.
+fn resync(
+    bytes: &[u8],
+    from: usize,
+    last: Option<u64>,
+    dim: usize,
+) -> Option<(usize, LogRecord, usize)> {
+    let end = bytes.len().checked_sub(RECORD_HEADER + MIN_BODY)?;
+    (from..=end).find_map(|at| {
+        let rest = &bytes[at..];
+        // Cheap refusals before hashing: the length must fit what is left, and the sequence
+        // number and kind must be possible.
+        let len = u32::from_le_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
+        if !(MIN_BODY..=rest.len() - RECORD_HEADER).contains(&len) {
+            return None;
+        }
+        let body = &rest[RECORD_HEADER..];
+        let lsn = u64::from_le_bytes(body[0..8].try_into().expect("8 bytes"));
+        if last.is_some_and(|l| lsn <= l) || ![KIND_UPSERT, KIND_DELETE].contains(&body[8]) {
+            return None;
+        }
+        let (rec, used) = parse_record(rest, dim).ok()?;
+        Some((at, rec, used))
     })
 }
 
@@ -370,21 +445,64 @@ mod tests {
         }
     }
 
+    /// Where each record of `file(recs)` starts, and where the file ends.
+    fn starts(recs: &[LogRecord]) -> Vec<usize> {
+        let mut at = vec![MAGIC.len()];
+        for r in recs {
+            at.push(at.last().unwrap() + encode(r, 3).len());
+        }
+        at
+    }
+
     #[test]
-    fn every_bit_flip_is_caught() {
+    fn every_bit_flip_loses_exactly_its_record() {
         let recs = sample();
         let bytes = file(&recs);
+        let at = starts(&recs);
         for pos in MAGIC.len()..bytes.len() {
             for bit in [0, 3, 7] {
                 let mut b = bytes.clone();
                 b[pos] ^= 1 << bit;
                 let s = scan(&b, 3).unwrap();
-                // Whatever survives is an unchanged prefix of the true records.
-                assert!(s.records.len() < recs.len(), "flip at {pos} went unnoticed");
-                assert_eq!(s.records, recs[..s.records.len()]);
-                assert!(s.stopped.is_some());
+                let k = at.iter().rposition(|&a| a <= pos).unwrap();
+                let mut kept = recs.clone();
+                kept.remove(k);
+                assert_eq!(s.records, kept, "flip at {pos}");
+                if k + 1 == recs.len() {
+                    // Nothing intact follows: a torn tail, cut.
+                    assert!(s.skipped.is_empty() && s.stopped.is_some());
+                    assert_eq!(s.good_len, at[k]);
+                } else {
+                    assert_eq!(s.stopped, None, "flip at {pos}");
+                    assert_eq!(s.good_len, bytes.len());
+                    assert_eq!(s.skipped.len(), 1);
+                    let gap = &s.skipped[0];
+                    assert_eq!(gap.bytes, at[k]..at[k + 1]);
+                    assert_eq!(gap.lsn_before, k.checked_sub(1).map(|i| recs[i].lsn));
+                    assert_eq!(gap.lsn_after, recs[k + 1].lsn);
+                }
             }
         }
+    }
+
+    #[test]
+    fn zero_filled_middle_is_skipped_and_garbage_between_records_loses_nothing() {
+        let recs = sample();
+        let at = starts(&recs);
+        let mut bytes = file(&recs);
+        // Zeros from inside record 0 to inside record 1: both are lost, record 2 survives.
+        bytes[at[0] + 5..at[1] + 7].fill(0);
+        let s = scan(&bytes, 3).unwrap();
+        assert_eq!(s.records, recs[2..]);
+        assert_eq!(s.skipped[0].bytes, at[0]..at[2]);
+        assert_eq!((s.skipped[0].lsn_before, s.skipped[0].lsn_after), (None, 5));
+        // Bytes inserted between two records lose no record.
+        let mut bytes = file(&recs);
+        bytes.splice(at[1]..at[1], [0xAB; 37]);
+        let s = scan(&bytes, 3).unwrap();
+        assert_eq!(s.records, recs);
+        assert_eq!(s.skipped[0].bytes, at[1]..at[1] + 37);
+        assert_eq!((s.skipped[0].lsn_before, s.skipped[0].lsn_after), (Some(1), 2));
     }
 
     #[test]
@@ -411,12 +529,21 @@ mod tests {
     }
 
     #[test]
-    fn decreasing_sequence_numbers_end_the_good_prefix() {
+    fn a_record_whose_sequence_number_does_not_increase_is_damage() {
         let mut recs = sample();
         recs[2].lsn = 2;
         let s = scan(&file(&recs), 3).unwrap();
         assert_eq!(s.records.len(), 2);
         assert!(matches!(s.stopped, Some(RecordError::Malformed(_))));
+        // In the middle it is stepped over, like any other damage.
+        recs.push(LogRecord {
+            lsn: 3,
+            op: Op::Delete { ids: vec![1] },
+        });
+        let s = scan(&file(&recs), 3).unwrap();
+        assert_eq!(s.records, [&recs[..2], &recs[3..]].concat());
+        assert_eq!(s.skipped.len(), 1);
+        assert_eq!(s.stopped, None);
     }
 
     #[test]
@@ -438,5 +565,95 @@ mod tests {
             parse_record(&big, 3),
             Err(RecordError::TooLong(_))
         ));
+    }
+
+    mod damage {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                prop::collection::vec((any::<u64>(), -1e3f32..1e3, any::<i32>()), 0..3).prop_map(
+                    |pts| Op::Upsert {
+                        ids: pts.iter().map(|p| p.0).collect(),
+                        vectors: pts.iter().flat_map(|p| [p.1, -p.1, 0.5]).collect(),
+                        payloads: pts.iter().map(|p| json!({ "n": p.2 })).collect(),
+                    }
+                ),
+                prop::collection::vec(any::<u64>(), 0..4).prop_map(|ids| Op::Delete { ids }),
+            ]
+        }
+
+        fn log() -> impl Strategy<Value = Vec<LogRecord>> {
+            (0..1000u64, prop::collection::vec(op(), 1..10)).prop_map(|(base, ops)| {
+                ops.into_iter()
+                    .enumerate()
+                    .map(|(i, op)| LogRecord {
+                        lsn: base + 1 + i as u64,
+                        op,
+                    })
+                    .collect()
+            })
+        }
+
+        /// What `scan` must make of `file(recs)` once the records in `hit` (a non-empty run of
+        /// indices) are damaged: every other record kept, and `hit` skipped as one region, or
+        /// cut as a torn tail when it reaches the last record.
+        fn check(recs: &[LogRecord], bytes: &[u8], hit: std::ops::RangeInclusive<usize>) {
+            let at = starts(recs);
+            let s = scan(bytes, 3).unwrap();
+            let (k, m) = (*hit.start(), *hit.end());
+            if m + 1 == recs.len() {
+                assert_eq!(s.records, recs[..k]);
+                assert!(s.skipped.is_empty() && s.stopped.is_some());
+                assert_eq!(s.good_len, at[k]);
+            } else {
+                assert_eq!(s.records, [&recs[..k], &recs[m + 1..]].concat());
+                assert_eq!(s.stopped, None);
+                assert_eq!(s.skipped.len(), 1);
+                let gap = &s.skipped[0];
+                assert_eq!(gap.bytes, at[k]..at[m + 1]);
+                assert_eq!(gap.lsn_before, k.checked_sub(1).map(|i| recs[i].lsn));
+                assert_eq!(gap.lsn_after, recs[m + 1].lsn);
+            }
+        }
+
+        proptest! {
+            /// Changing any run of bytes loses exactly the records it touches.
+            #[test]
+            fn damaged_bytes_lose_exactly_the_records_they_touch(
+                recs in log(),
+                start in any::<prop::sample::Index>(),
+                xor in prop::collection::vec(1u8..=255, 1..64),
+            ) {
+                let mut bytes = file(&recs);
+                let at = starts(&recs);
+                let start = MAGIC.len() + start.index(bytes.len() - MAGIC.len());
+                let end = (start + xor.len()).min(bytes.len());
+                for (b, x) in bytes[start..end].iter_mut().zip(&xor) {
+                    *b ^= x;
+                }
+                let first = at.iter().rposition(|&a| a <= start).unwrap();
+                let last = at.iter().rposition(|&a| a < end).unwrap();
+                check(&recs, &bytes, first..=last);
+            }
+
+            /// Any wrong length loses only its own record: the search for the next record
+            /// starts one byte after the damaged one, not where the wrong length points.
+            #[test]
+            fn a_wrong_length_loses_only_its_record(
+                recs in log(),
+                which in any::<prop::sample::Index>(),
+                len in any::<u32>(),
+            ) {
+                let mut bytes = file(&recs);
+                let at = starts(&recs);
+                let k = which.index(recs.len());
+                let true_len = (at[k + 1] - at[k] - RECORD_HEADER) as u32;
+                prop_assume!(len != true_len);
+                bytes[at[k]..at[k] + 4].copy_from_slice(&len.to_le_bytes());
+                check(&recs, &bytes, k..=k);
+            }
+        }
     }
 }
