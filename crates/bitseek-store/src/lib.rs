@@ -52,7 +52,7 @@ pub mod wal;
 pub use bitseek_index::{Keep, Metric};
 pub use db::{
     CollectionConfig, CollectionInfo, CompactReport, Db, DbOptions, Durability, LiveCollection,
-    Point, Record, ScoredPoint, SearchRequest,
+    LostWrites, Point, Record, ScoredPoint, SearchRequest,
 };
 pub use error::{ErrorKind, Fix, StoreError};
 pub use filter::Filter;

@@ -502,7 +502,10 @@ mod tests {
         let s = scan(&bytes, 3).unwrap();
         assert_eq!(s.records, recs);
         assert_eq!(s.skipped[0].bytes, at[1]..at[1] + 37);
-        assert_eq!((s.skipped[0].lsn_before, s.skipped[0].lsn_after), (Some(1), 2));
+        assert_eq!(
+            (s.skipped[0].lsn_before, s.skipped[0].lsn_after),
+            (Some(1), 2)
+        );
     }
 
     #[test]

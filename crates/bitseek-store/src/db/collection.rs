@@ -2,14 +2,14 @@
 //! compaction, quantizer changes and snapshots.
 
 use super::config::{
-    parse_quantizer, CollectionInfo, CompactReport, DbOptions, Point, Record, ScoredPoint,
-    SearchRequest, LIVE_VERSION,
+    parse_quantizer, CollectionInfo, CompactReport, DbOptions, LostWrites, Point, Record,
+    ScoredPoint, SearchRequest, LIVE_VERSION,
 };
 use super::group_commit::GroupSync;
 use super::lock;
 use super::manifest::{LiveManifest, LogEntry};
 use super::snapshot::Snapshot;
-use super::writer::Writer;
+use super::writer::{Recovery, Writer};
 use crate::error::{io_err, StoreError};
 use crate::files::{sync_dir, write_synced};
 use crate::manifest::MANIFEST;
@@ -33,7 +33,7 @@ pub struct LiveCollection {
     pub(super) group: GroupSync,
     /// The log file of the newest write and its sequence number, for the grouped fsync.
     pub(super) sync_target: Mutex<Option<(Arc<File>, u64)>>,
-    recovery: Vec<String>,
+    recovery: Recovery,
 }
 
 impl std::fmt::Debug for LiveCollection {
@@ -137,7 +137,12 @@ impl LiveCollection {
 
     /// What opening had to repair, in words (empty when nothing).
     pub fn recovery(&self) -> &[String] {
-        &self.recovery
+        &self.recovery.lines
+    }
+
+    /// The writes opening found lost to damage in the middle of the log (empty when none).
+    pub fn lost_writes(&self) -> &[LostWrites] {
+        &self.recovery.lost
     }
 
     /// Counts and sizes.
@@ -152,7 +157,8 @@ impl LiveCollection {
             generation: s.generation,
             size_bytes: dir_size(&self.dir),
             last_lsn: s.last_lsn,
-            recovery: self.recovery.clone(),
+            recovery: self.recovery.lines.clone(),
+            lost_writes: self.recovery.lost.clone(),
         }
     }
 

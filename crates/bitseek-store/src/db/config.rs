@@ -170,9 +170,23 @@ pub struct CollectionInfo {
     pub size_bytes: u64,
     /// The sequence number of the last acknowledged write.
     pub last_lsn: u64,
-    /// What opening had to repair (a cut log tail), in words; empty when nothing.
+    /// What opening had to repair (a cut log tail, damaged log bytes skipped), in words; empty
+    /// when nothing.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub recovery: Vec<String>,
+    /// The writes opening found lost to damage in the middle of the log, by sequence number, in
+    /// order; empty when none. Reported until the next flush starts a new log.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lost_writes: Vec<LostWrites>,
+}
+
+/// Acknowledged writes lost to damage in the log: sequence numbers `first_lsn..=last_lsn`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct LostWrites {
+    /// The first lost sequence number.
+    pub first_lsn: u64,
+    /// The last lost sequence number.
+    pub last_lsn: u64,
 }
 
 /// What [`LiveCollection::compact`](super::LiveCollection::compact) did.

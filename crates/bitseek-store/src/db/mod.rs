@@ -37,8 +37,11 @@
 //! lookups rather than a JSON comparison per row.
 //!
 //! **Opening** replays the log on top of the manifest's segments. A log whose tail is torn (a
-//! record cut short, failing its checksum, or zero-filled) is cut at the last good record; what
-//! was cut is reported in [`CollectionInfo::recovery`].
+//! record cut short, failing its checksum, or zero-filled) is cut at the last good record. Damage
+//! in the middle, with intact records after it, is stepped over ([`crate::wal::scan`]): the later
+//! records are replayed, the log is rewritten without the damaged bytes, and the lost writes'
+//! sequence numbers are reported ([`CollectionInfo::lost_writes`]). What was cut or skipped is
+//! reported in [`CollectionInfo::recovery`].
 //!
 //! Where each part lives: `database.rs` the [`Db`] (collections in a directory); `config.rs` the
 //! configuration and the values the API takes and returns; `collection.rs` the public
@@ -60,9 +63,9 @@ mod writer;
 
 pub use collection::{LiveCollection, WritePause};
 pub use config::{
-    CollectionConfig, CollectionInfo, CompactReport, DbOptions, Durability, Point, Record,
-    ScoredPoint, SearchRequest, DEFAULT_FLUSH_ROWS, DEFAULT_OVERSAMPLE, LIVE_VERSION, MAX_DIM,
-    MAX_WINDOW_MS,
+    CollectionConfig, CollectionInfo, CompactReport, DbOptions, Durability, LostWrites, Point,
+    Record, ScoredPoint, SearchRequest, DEFAULT_FLUSH_ROWS, DEFAULT_OVERSAMPLE, LIVE_VERSION,
+    MAX_DIM, MAX_WINDOW_MS,
 };
 pub use database::{valid_name, Db};
 pub use manifest::{LiveManifest, LogEntry};

@@ -2,7 +2,7 @@
 //! memtable, where each id's live copy is, the live masks, the open log), and every change of
 //! generation (flush, compaction, quantizer change).
 
-use super::config::LIVE_VERSION;
+use super::config::{LostWrites, LIVE_VERSION};
 use super::manifest::{next_generation, remove_stale, LiveManifest, LogEntry};
 use super::segment::{save_segment, write_segment, Segment};
 use super::snapshot::Snapshot;
@@ -48,6 +48,13 @@ pub(super) struct LogFile {
     pub(super) records: usize,
 }
 
+/// What opening had to repair: in words, and the lost writes by sequence number.
+#[derive(Default)]
+pub(super) struct Recovery {
+    pub(super) lines: Vec<String>,
+    pub(super) lost: Vec<LostWrites>,
+}
+
 /// The writer's state, behind the collection's mutex.
 pub(super) struct Writer {
     pub(super) manifest: LiveManifest,
@@ -72,7 +79,7 @@ impl Writer {
         dir: &Path,
         manifest: LiveManifest,
         flush_rows: usize,
-    ) -> Result<(Writer, Vec<String>), StoreError> {
+    ) -> Result<(Writer, Recovery), StoreError> {
         let mut w = Writer {
             manifest,
             log: None,
@@ -120,10 +127,18 @@ impl Writer {
         Ok(())
     }
 
-    /// Applies the log's records past the manifest's flushed sequence number, cuts a torn tail
-    /// (saying so in the returned lines) and opens the log for appending.
-    fn replay_log(&mut self, dir: &Path) -> Result<Vec<String>, StoreError> {
-        let mut recovery = Vec::new();
+    /// Applies the log's records past the manifest's flushed sequence number, repairs the log
+    /// (a torn tail cut, damaged bytes in the middle removed), says what it repaired and lost,
+    /// and opens the log for appending.
+    ///
+    /// Records after a damaged region are applied in order, over a state that misses the lost
+    /// writes. The result may be a state that never existed: an id deleted in a lost write and
+    /// not written since is still there, one upserted only there is absent, one updated there
+    /// keeps its older value. Every id the intact records write ends as the history says. The
+    /// alternative, cutting at the damage, also loses every later acknowledged write, so it
+    /// loses strictly more; the lost sequence numbers are reported either way.
+    fn replay_log(&mut self, dir: &Path) -> Result<Recovery, StoreError> {
+        let mut recovery = Recovery::default();
         let Some(log) = self.manifest.log.clone() else {
             return Ok(recovery);
         };
@@ -149,9 +164,41 @@ impl Writer {
         self.next_lsn = log.flushed_lsn + 1;
         let mut records = 0;
         for rec in scan.records {
+            // Sequence numbers go up by one per write, so a jump is lost writes: in a region
+            // skipped now, or in one an earlier open removed.
+            let missing = (rec.lsn > self.next_lsn).then(|| LostWrites {
+                first_lsn: self.next_lsn,
+                last_lsn: rec.lsn - 1,
+            });
+            let lost = match missing {
+                Some(m) => format!(
+                    "acknowledged writes with sequence numbers {}..={} are lost",
+                    m.first_lsn, m.last_lsn
+                ),
+                None => "no write is lost (the records on either side are consecutive)".into(),
+            };
+            if let Some(gap) = scan.skipped.iter().find(|g| g.lsn_after == rec.lsn) {
+                recovery.lines.push(format!(
+                    "{}: skipped {} damaged bytes at offsets {}..{} ({}); {lost}; the records \
+                     after them, from sequence number {}, were replayed",
+                    path.display(),
+                    gap.bytes.len(),
+                    gap.bytes.start,
+                    gap.bytes.end,
+                    gap.why,
+                    rec.lsn
+                ));
+            } else if missing.is_some() {
+                recovery.lines.push(format!(
+                    "{}: {lost}: they are missing from the log, removed as damage when the \
+                     collection was opened before",
+                    path.display()
+                ));
+            }
             if rec.lsn <= log.flushed_lsn {
                 continue;
             }
+            recovery.lost.extend(missing);
             self.next_lsn = rec.lsn + 1;
             records += 1;
             match rec.op {
@@ -170,19 +217,36 @@ impl Writer {
                 }
             }
         }
+        if let Some(why) = &scan.stopped {
+            recovery.lines.push(format!(
+                "{}: cut {} bytes at offset {} after {records} good records (last sequence \
+                 number {}): {why}; a record torn by a crash was never acknowledged, but a whole \
+                 record damaged on disk there is lost",
+                path.display(),
+                bytes.len() - scan.good_len,
+                scan.good_len,
+                self.next_lsn - 1
+            ));
+        }
+        if !scan.skipped.is_empty() {
+            // Rewritten whole through a synced temporary file and a rename: a crash before the
+            // rename leaves the damaged log, which the next open repairs the same way; after
+            // it, the clean log, whose jump in sequence numbers still reports the loss.
+            let mut clean = Vec::with_capacity(scan.good_len);
+            let mut from = 0;
+            for gap in &scan.skipped {
+                clean.extend_from_slice(&bytes[from..gap.bytes.start]);
+                from = gap.bytes.end;
+            }
+            clean.extend_from_slice(&bytes[from..scan.good_len]);
+            write_synced(&path, &clean)?;
+            sync_dir(dir)?;
+        }
         let mut file = OpenOptions::new()
             .append(true)
             .open(&path)
             .map_err(io_err(&path))?;
-        if let Some(why) = scan.stopped {
-            let cut = bytes.len() - scan.good_len;
-            recovery.push(format!(
-                "{}: cut {cut} bytes at offset {} after {records} good records (last sequence \
-                 number {}): {why}; writes in the cut tail were never acknowledged as durable",
-                path.display(),
-                scan.good_len,
-                self.next_lsn - 1
-            ));
+        if scan.skipped.is_empty() && scan.stopped.is_some() {
             file.set_len(scan.good_len as u64).map_err(io_err(&path))?;
             if scan.good_len < wal::MAGIC.len() {
                 file.write_all(wal::MAGIC).map_err(io_err(&path))?;
