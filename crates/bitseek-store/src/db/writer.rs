@@ -136,7 +136,10 @@ impl Writer {
     /// not written since is still there, one upserted only there is absent, one updated there
     /// keeps its older value. Every id the intact records write ends as the history says. The
     /// alternative, cutting at the damage, also loses every later acknowledged write, so it
-    /// loses strictly more; the lost sequence numbers are reported either way.
+    /// loses strictly more; the lost sequence numbers are reported either way. Under `Fsync` a
+    /// record is synced before the next is written, so one with intact records after it was
+    /// acknowledged; under grouped commit a power loss can also hole the last unsynced window,
+    /// whose writes were never acknowledged but are reported as lost all the same.
     fn replay_log(&mut self, dir: &Path) -> Result<Recovery, StoreError> {
         let mut recovery = Recovery::default();
         let Some(log) = self.manifest.log.clone() else {
