@@ -12,9 +12,14 @@
 //! "message", "limit"?}}`) naming the problem and the fix. Writes need the API key when one is
 //! configured; reads need it only with [`Options::protect_reads`].
 //!
+//! Slow or hostile clients cannot starve the others: connections are capped, and a client that
+//! dribbles a request's head or body, or sits idle, is cut off after a time limit ([`Limits`]);
+//! a search's candidates are bounded, so no request asks for the whole collection.
+//!
 //! Not here: the storage itself (`bitseek-store`), embedding (`bitseek-embed`), TLS (put a reverse
 //! proxy in front for that).
 
+mod conn;
 mod error;
 mod metrics;
 mod routes;
@@ -32,14 +37,17 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The OpenAPI document served at `GET /openapi.json` (kept in the repository beside Cargo.toml).
 pub const OPENAPI: &str = include_str!("../openapi.json");
 /// The search page served at `GET /`.
 pub const PAGE: &str = include_str!("page.html");
 
-/// Sizes a request may not exceed. Each is a `bitseek serve` flag of the same name.
+/// Sizes and times a request or connection may not exceed. Each is a `bitseek serve` flag of the
+/// same name (times in seconds). Together they bound what one client can hold: a connection slot
+/// for at most the header, body and idle times, and the work of one request by its size and its
+/// candidates.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     /// Largest request body in bytes (413 above it).
@@ -52,6 +60,20 @@ pub struct Limits {
     pub max_k: usize,
     /// Largest `oversample` (400 above it).
     pub max_oversample: f32,
+    /// Most candidates one search request may ask for: queries × `k` × `oversample` (the store's
+    /// default oversample when none is given). Bounds the rescoring work and the size of the
+    /// answer, so that a batch of large-`k` queries cannot ask for the whole collection
+    /// (400 above it).
+    pub max_candidates: usize,
+    /// Most connections served at once; further ones wait in the listen backlog until one closes.
+    pub max_connections: usize,
+    /// Time to send a request's head (line and headers), from its first byte; the connection is
+    /// closed after it (slowloris).
+    pub header_timeout: Duration,
+    /// Time to send a request's body once its head is in (408 after it).
+    pub body_timeout: Duration,
+    /// Time a connection may sit with no request in flight before it is closed.
+    pub idle_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -62,6 +84,11 @@ impl Default for Limits {
             max_batch_queries: 1_000,
             max_k: 1_000,
             max_oversample: 100.0,
+            max_candidates: 250_000,
+            max_connections: 1_024,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -221,15 +248,20 @@ async fn measure(State(state): State<Arc<AppState>>, req: Request, next: Next) -
 
 /// Serves `state` on `listener` until `shutdown` resolves, then lets in-flight requests finish
 /// (writes included: their blocking tasks run to completion) and flushes every collection.
+/// Connections are capped and timed as [`Limits`] says.
 pub async fn serve_on(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(state.clone());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let limits = state.options.limits;
+    let conn_limits = conn::ConnLimits {
+        max_connections: limits.max_connections,
+        header_timeout: limits.header_timeout,
+        idle_timeout: limits.idle_timeout,
+    };
+    conn::serve(listener, app, conn_limits, shutdown).await;
     let failed = tokio::task::spawn_blocking(move || state.flush_all())
         .await
         .map_err(std::io::Error::other)?;

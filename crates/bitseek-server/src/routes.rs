@@ -60,9 +60,13 @@ impl<T: DeserializeOwned + Send + 'static> FromRequest<Arc<AppState>> for JsonBo
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, ApiError> {
-        let limit = state.options.limits.max_body_bytes;
-        let bytes = Bytes::from_request(req, state)
+        let limits = state.options.limits;
+        let limit = limits.max_body_bytes;
+        // A client that sends its head and then dribbles the body would hold the connection and
+        // this request's memory for as long as it likes.
+        let bytes = tokio::time::timeout(limits.body_timeout, Bytes::from_request(req, state))
             .await
+            .map_err(|_| body_timeout(limits.body_timeout))?
             .map_err(|e| body_error(e, limit))?;
         if bytes.len() <= INLINE_PARSE_BYTES {
             return parse_json(&bytes).map(JsonBody);
@@ -89,6 +93,22 @@ fn too_many(
         limit as u64,
         format!("{n} {what}, more than the limit of {limit} ({name}): {fix}"),
     ))
+}
+
+/// 408 when the body did not arrive within `body_timeout`.
+fn body_timeout(t: std::time::Duration) -> ApiError {
+    ApiError {
+        status: StatusCode::REQUEST_TIMEOUT,
+        code: "request_timeout",
+        message: format!(
+            "the request body did not arrive within {:.1} s (body_timeout): send it at once, or restart the server with a larger --body-timeout",
+            t.as_secs_f64()
+        ),
+        limit: Some(crate::Limit {
+            name: "body_timeout",
+            value: t.as_secs_f64().ceil() as u64,
+        }),
+    }
 }
 
 fn body_error(e: BytesRejection, limit: usize) -> ApiError {
@@ -568,11 +588,38 @@ fn search_request(
             ));
         }
     }
+    candidates(state, 1, k, oversample)?;
     Ok(SearchRequest {
         k,
         oversample,
         filter,
     })
+}
+
+/// 400 when `queries` × `k` × `oversample` exceeds `max_candidates`: each query ranks and rescores
+/// `k × oversample` candidates and returns `k` hits, so this is the work and the answer's size.
+fn candidates(
+    state: &AppState,
+    queries: usize,
+    k: usize,
+    oversample: Option<f32>,
+) -> ApiResult<()> {
+    let limit = state.options.limits.max_candidates;
+    let o = oversample
+        .unwrap_or(bitseek_store::db::DEFAULT_OVERSAMPLE)
+        .max(1.0);
+    let asked = queries as f64 * k as f64 * o.ceil() as f64;
+    if asked <= limit as f64 {
+        return Ok(());
+    }
+    Err(ApiError::limit(
+        StatusCode::BAD_REQUEST,
+        "max_candidates",
+        limit as u64,
+        format!(
+            "{queries} × k {k} × oversample {o} = {asked} candidates, more than the limit of {limit} (max_candidates): ask for fewer hits, a smaller oversample or fewer queries per batch, or restart the server with a larger --max-candidates"
+        ),
+    ))
 }
 
 async fn search(
@@ -636,6 +683,7 @@ async fn search_batch(
         limits.max_batch_queries,
         "split the batch",
     )?;
+    candidates(&state, n, req.k, req.oversample)?;
     blocking(move || {
         let c = collection(&state, &name)?;
         let shape = shape(&c);

@@ -397,6 +397,8 @@ async fn limits_say_which_limit_and_its_value() {
         max_batch_queries: 2,
         max_k: 5,
         max_oversample: 10.0,
+        max_candidates: 40,
+        ..Limits::default()
     };
     let (_d, s) = state(Options {
         limits,
@@ -464,6 +466,41 @@ async fn limits_say_which_limit_and_its_value() {
     .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
     assert_eq!(limit(&r), ("max_oversample".into(), 10));
+
+    // k and oversample each within their limits, their product over max_candidates.
+    let r = call(
+        &s,
+        "POST",
+        "/collections/c/search",
+        Some(r#"{"vector": [1, 0, 0, 0], "k": 5, "oversample": 10}"#),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert_eq!(limit(&r), ("max_candidates".into(), 40));
+    assert!(r.message().contains("= 50 candidates"), "{}", r.text);
+
+    // A batch shares one budget: 2 × 5 × 4 (the default oversample) fits, 2 × 5 × 5 does not.
+    let two = r#"[[1, 0, 0, 0], [0, 1, 0, 0]]"#;
+    let r = call(
+        &s,
+        "POST",
+        "/collections/c/search/batch",
+        Some(&format!(r#"{{"vectors": {two}, "k": 5}}"#)),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = call(
+        &s,
+        "POST",
+        "/collections/c/search/batch",
+        Some(&format!(r#"{{"vectors": {two}, "k": 5, "oversample": 5}}"#)),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert_eq!(limit(&r), ("max_candidates".into(), 40));
 
     // Within the limits everything works.
     let r = call(
