@@ -4,6 +4,7 @@ use bitseek_server::{Limits, Options};
 use bitseek_store::DbOptions;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -39,6 +40,35 @@ pub struct Args {
     /// Largest k a search may ask for.
     #[arg(long, default_value_t = Limits::default().max_k, value_parser = crate::positive)]
     max_k: usize,
+    /// Largest oversample a search may ask for (candidates rescored per hit).
+    #[arg(long, default_value_t = Limits::default().max_oversample, value_parser = at_least_one)]
+    max_oversample: f32,
+    /// Most candidates one search request may ask for: queries × k × oversample.
+    #[arg(long, default_value_t = Limits::default().max_candidates, value_parser = crate::positive)]
+    max_candidates: usize,
+    /// Most connections served at once; more wait in the listen backlog until one closes.
+    #[arg(long, default_value_t = Limits::default().max_connections, value_parser = crate::positive)]
+    max_connections: usize,
+    /// Seconds a client has to send a request's head, from its first byte (then it is cut off).
+    #[arg(long, default_value_t = secs(Limits::default().header_timeout), value_parser = crate::positive)]
+    header_timeout: usize,
+    /// Seconds a client has to send a request's body once its head is in (then 408).
+    #[arg(long, default_value_t = secs(Limits::default().body_timeout), value_parser = crate::positive)]
+    body_timeout: usize,
+    /// Seconds a connection may sit with no request in flight before it is closed.
+    #[arg(long, default_value_t = secs(Limits::default().idle_timeout), value_parser = crate::positive)]
+    idle_timeout: usize,
+}
+
+fn secs(d: Duration) -> usize {
+    d.as_secs() as usize
+}
+
+fn at_least_one(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(x) if x.is_finite() && x >= 1.0 => Ok(x),
+        _ => Err(format!("{s:?} is not a number of at least 1")),
+    }
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -61,7 +91,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             max_points_per_request: a.max_points_per_request,
             max_batch_queries: a.max_batch_queries,
             max_k: a.max_k,
-            ..Limits::default()
+            max_oversample: a.max_oversample,
+            max_candidates: a.max_candidates,
+            max_connections: a.max_connections,
+            header_timeout: Duration::from_secs(a.header_timeout as u64),
+            body_timeout: Duration::from_secs(a.body_timeout as u64),
+            idle_timeout: Duration::from_secs(a.idle_timeout as u64),
         },
     };
     if options.protect_reads && options.api_key.is_none() {
