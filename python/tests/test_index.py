@@ -186,3 +186,36 @@ def test_file_errors(data, tmp_path):
         assert message in str(e.value) and isinstance(e.value, OSError), str(e.value)
     with pytest.raises(OSError, match="cannot write index"):
         bitseek.Index.build(vectors[:10]).save(tmp_path / "no" / "such" / "dir" / "v.bitseek")
+
+
+def stderr_on_a_terminal(code):
+    """Runs `code` in a child Python whose stderr is a pseudo-terminal; returns what it wrote."""
+    import os
+    import subprocess
+    import sys
+
+    master, slave = os.openpty()
+    p = subprocess.Popen([sys.executable, "-c", code], stderr=slave, stdout=subprocess.DEVNULL)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert p.wait() == 0, out
+    return out.decode(errors="replace")
+
+
+def test_progress_bar_only_when_asked():
+    code = (
+        "import numpy as np, bitseek\n"
+        "v = np.random.default_rng(0).standard_normal((200000, 32), dtype=np.float32)\n"
+        "bitseek.Index.build(v, progress={})\n"
+    )
+    assert "encoding [" in stderr_on_a_terminal(code.format(True))
+    assert stderr_on_a_terminal(code.format(False)) == ""
