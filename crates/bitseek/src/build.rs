@@ -2,27 +2,9 @@
 
 use anyhow::Context;
 use bitseek_codes::quantizer::{QuantizerKind, ScaleSearch};
-use bitseek_index::{BuildOptions, Index, Keep, Metric};
+use bitseek_index::{BuildOptions, Index, Keep, Metric, QuantizerChoice};
 use std::path::PathBuf;
-use std::str::FromStr;
 
-/// A quantizer fitted at build time, or a trained encoder (`learned:FILE`).
-#[derive(Clone, Debug)]
-pub enum QuantizerArg {
-    Kind(QuantizerKind),
-    Learned(PathBuf),
-}
-
-impl FromStr for QuantizerArg {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.strip_prefix("learned:") {
-            Some("") => Err("learned: needs the encoder file written by `bitseek train --out`, e.g. learned:enc.bitseek".into()),
-            Some(path) => Ok(QuantizerArg::Learned(PathBuf::from(path))),
-            None => s.parse().map(QuantizerArg::Kind).map_err(|e| format!("{e}, or learned:ENCODER_FILE")),
-        }
-    }
-}
 use std::time::Instant;
 
 #[derive(clap::Args)]
@@ -33,7 +15,7 @@ pub struct Args {
     /// sign, rabitq, residual2, residual3, residual4 (up to residual8), int8, or
     /// learned:ENCODER_FILE (an encoder from `bitseek train`).
     #[arg(long, default_value = "rabitq")]
-    quantizer: QuantizerArg,
+    quantizer: QuantizerChoice,
     /// What to keep for rescoring: f32, int8 or none.
     #[arg(long, default_value = "f32")]
     keep: Keep,
@@ -70,10 +52,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let rows = vectors.rows();
     let read_seconds = start.elapsed().as_secs_f64();
     let opts = BuildOptions {
-        quantizer: match &a.quantizer {
-            QuantizerArg::Kind(k) => *k,
-            QuantizerArg::Learned(_) => QuantizerKind::Rabitq,
-        },
+        quantizer: QuantizerKind::Rabitq,
         metric: a.metric,
         keep: a.keep,
         seed: a.seed,
@@ -82,13 +61,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let bar = crate::progress(rows as u64, "encoding", a.json);
     let t = Instant::now();
     let progress = |n: usize| bar.set_position(n as u64);
-    let index = match &a.quantizer {
-        QuantizerArg::Kind(_) => Index::build(vectors, &a.input, &opts, &progress)?,
-        QuantizerArg::Learned(path) => {
-            let (encoder, _) = bitseek_index::encoder::load_encoder_for(path, vectors.dim)?;
-            Index::build_learned(vectors, &a.input, &opts, encoder, &progress)?
-        }
-    };
+    let index = Index::build_choice(vectors, &a.input, &opts, &a.quantizer, &progress)?;
     let build_seconds = t.elapsed().as_secs_f64();
     bar.finish_and_clear();
     let file_bytes = index

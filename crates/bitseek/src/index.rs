@@ -67,7 +67,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 
 pub(crate) fn run_to(a: Args, out: &mut dyn Write) -> anyhow::Result<()> {
     let start = Instant::now();
-    let (embedder, model) = crate::search::load_model(a.model_dir.as_deref(), a.int8)?;
+    let (embedder, model) = bitseek_codesearch::load_model(a.model_dir.as_deref(), a.int8)?;
     let opts = IndexOptions {
         batch: a.batch,
         ..IndexOptions::default()

@@ -107,14 +107,9 @@ pub(crate) fn read_queries(
     path: &Path,
     index: &bitseek_index::Index,
 ) -> anyhow::Result<bitseek_index::input::Vectors> {
-    use bitseek_index::input::{read_vectors, validate, Checks};
-    let m = index.meta();
+    use bitseek_index::input::{read_vectors, validate};
     let v = read_vectors(path)?;
-    let checks = Checks {
-        expected_dim: Some(m.dim),
-        reject_zero: m.metric == bitseek_index::Metric::Cosine,
-    };
-    validate(&v, path, &checks)?;
+    validate(&v, path, &index.query_checks())?;
     Ok(v)
 }
 

@@ -1,8 +1,8 @@
 //! `bitseek search "question"`: semantic code search over the index `bitseek index` built.
 
 use anyhow::Context;
-use bitseek_codesearch::{CodeHit, CodeIndex, Filter, ModelInfo, SearchMode};
-use bitseek_embed::{BertEmbedder, Embedder, ModelDir};
+use bitseek_codesearch::{CodeHit, CodeIndex, Filter, SearchMode};
+use bitseek_embed::Embedder;
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -43,26 +43,6 @@ pub struct Args {
     /// Print timings (open, model load, embedding, search) to stderr.
     #[arg(short, long)]
     verbose: bool,
-}
-
-/// Loads the embedding model (the embed crate's errors say how to install a missing one) and its
-/// fingerprint.
-pub(crate) fn load_model(
-    model_dir: Option<&Path>,
-    int8: bool,
-) -> anyhow::Result<(BertEmbedder, ModelInfo)> {
-    let path = bitseek_embed::resolve_model_dir(model_dir)?;
-    let dir = ModelDir::open(&path)?;
-    let options = bitseek_embed::EmbedOptions {
-        int8,
-        ..Default::default()
-    };
-    let embedder = BertEmbedder::load_with(&dir, options)?;
-    let mut info = ModelInfo::of(&dir, embedder.dim())?;
-    if int8 {
-        info.precision = "int8".into();
-    }
-    Ok((embedder, info))
 }
 
 /// One line of `--json` output.
@@ -110,7 +90,7 @@ pub(crate) fn run_to(a: Args, out: &mut dyn Write, color: bool) -> anyhow::Resul
     let index = CodeIndex::open(&a.dir)?;
     let t_open = t.elapsed();
     let t = Instant::now();
-    let (embedder, model) = load_model(a.model_dir.as_deref(), false)?;
+    let (embedder, model) = bitseek_codesearch::load_model(a.model_dir.as_deref(), false)?;
     index.check_model(&model)?;
     let t_model = t.elapsed();
     let t = Instant::now();

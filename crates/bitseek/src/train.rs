@@ -90,16 +90,6 @@ pub struct Args {
     json: bool,
 }
 
-/// Splits off a random tenth (at least one pair) for validation.
-fn hold_out(p: Pairs, seed: u64) -> (Pairs, Pairs) {
-    let mut rows: Vec<usize> = (0..p.len()).collect();
-    rows.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x7a11));
-    let nv = (p.len() / 10).max(1);
-    let mut val = p.select(&rows[..nv]);
-    val.ids = (0..val.len() as u64).collect();
-    (p.select(&rows[nv..]), val)
-}
-
 /// Pairs of each vector with its nearest other vector (validation in neighbors mode).
 fn nearest_pairs(dim: usize, data: &[f32]) -> Pairs {
     let nn = neighbours(data, dim, 1);
@@ -127,7 +117,7 @@ fn load(a: &Args) -> anyhow::Result<(TrainData, Pairs)> {
             let p = read_pairs_npz(&a.data)?;
             let (train, val) = match &a.val {
                 Some(v) => (p, read_pairs_npz(v)?),
-                None => hold_out(p, a.seed),
+                None => p.hold_out(a.seed),
             };
             Ok((TrainData::Pairs(train), val))
         }

@@ -1,5 +1,6 @@
 //! Why an index could not be built, opened or searched.
 
+use crate::encoder::EncoderError;
 use crate::format::FormatError;
 use crate::input::InputError;
 use crate::vector::{Problem, VectorError};
@@ -14,6 +15,9 @@ pub enum IndexError {
     /// The vectors to build from were refused.
     #[error(transparent)]
     Input(#[from] InputError),
+    /// The encoder file of a `learned:FILE` build could not be used.
+    #[error(transparent)]
+    Encoder(#[from] EncoderError),
     /// The file passed its checksums but its contents do not fit together.
     #[error("{}: corrupt index: {reason}; rebuild it with `bitseek build`", .path.display())]
     Corrupt {

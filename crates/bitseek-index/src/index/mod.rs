@@ -21,7 +21,9 @@ mod error;
 mod options;
 
 pub use error::IndexError;
-pub use options::{BuildOptions, Hit, Keep, Meta, Metric, SearchParams, MAX_CANDIDATES};
+pub use options::{
+    BuildOptions, Hit, Keep, Meta, Metric, QuantizerChoice, SearchParams, MAX_CANDIDATES,
+};
 
 struct Owned {
     codes: Codes,
@@ -73,6 +75,31 @@ impl Index {
             ));
         }
         Self::build_inner(vectors, source, opts, None, progress)
+    }
+
+    /// Builds the codes `choice` names: [`Index::build`] with `opts.quantizer` set to its family,
+    /// or [`Index::build_learned`] with the encoder read from its file (refused when it was trained
+    /// for another dimension).
+    pub fn build_choice(
+        vectors: Vectors,
+        source: &Path,
+        opts: &BuildOptions,
+        choice: &QuantizerChoice,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<Index, IndexError> {
+        match choice {
+            QuantizerChoice::Kind(kind) => {
+                let opts = BuildOptions {
+                    quantizer: *kind,
+                    ..*opts
+                };
+                Self::build(vectors, source, &opts, progress)
+            }
+            QuantizerChoice::Learned(path) => {
+                let (encoder, _) = crate::encoder::load_encoder_for(path, vectors.dim)?;
+                Self::build_learned(vectors, source, opts, encoder, progress)
+            }
+        }
     }
 
     /// [`Index::build`] with a trained encoder instead of a fitted quantizer (`opts.quantizer` is
@@ -461,6 +488,17 @@ impl Index {
             0
         };
         self.meta.rows * (self.code_bytes_per_vector() - unread + l2)
+    }
+
+    /// What a batch of queries must pass before a search, for
+    /// [`validate_rows`](crate::input::validate_rows): this index's dimension, and no zero vector
+    /// under cosine. Callers that read queries from outside (`bitseek query`, the Python binding)
+    /// run it so their refusals name the source, row and column.
+    pub fn query_checks(&self) -> Checks {
+        Checks {
+            expected_dim: Some(self.meta.dim),
+            reject_zero: self.meta.metric == Metric::Cosine,
+        }
     }
 
     /// Checks queries (dimension, finiteness, zero under cosine) and normalises them for cosine.

@@ -4,6 +4,7 @@
 use bitseek_codes::quantizer::{FitOptions, LearnedConfig, QuantizerKind, QueryMode, ScaleSearch};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 
 /// The similarity an index ranks by, chosen at build time.
@@ -71,6 +72,28 @@ impl fmt::Display for Keep {
             Keep::Int8 => "int8",
             Keep::None => "none",
         })
+    }
+}
+
+/// The codes to build, as a user names them (`--quantizer`, or `quantizer=` in Python): a family
+/// fitted at build time (`rabitq`, `sign`, ...), or an encoder trained by `bitseek train`
+/// (`learned:FILE`). [`Index::build_choice`](super::Index::build_choice) builds either.
+#[derive(Clone, Debug, PartialEq)]
+pub enum QuantizerChoice {
+    /// A quantizer family, fitted to the vectors.
+    Kind(QuantizerKind),
+    /// The encoder file written by `bitseek train --out`.
+    Learned(PathBuf),
+}
+
+impl FromStr for QuantizerChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.strip_prefix("learned:") {
+            Some("") => Err("learned: needs the encoder file written by `bitseek train --out`, e.g. learned:enc.bitseek".into()),
+            Some(path) => Ok(QuantizerChoice::Learned(PathBuf::from(path))),
+            None => s.parse().map(QuantizerChoice::Kind).map_err(|e| format!("{e}, or learned:ENCODER_FILE")),
+        }
     }
 }
 

@@ -310,6 +310,19 @@ pub enum InputError {
         /// The second row that uses it.
         second_row: usize,
     },
+    /// Fewer or more ids than vectors.
+    #[error(
+        "{}: {ids} ids for {rows} vectors; give exactly one id per vector",
+        .path.display()
+    )]
+    IdCount {
+        /// The source of the vectors.
+        path: PathBuf,
+        /// Ids given.
+        ids: usize,
+        /// Vectors given.
+        rows: usize,
+    },
     /// The vectors do not fit in memory.
     #[error(
         "{}: needs {bytes} bytes of memory, which could not be allocated; split the file or use a \

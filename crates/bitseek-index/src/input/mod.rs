@@ -19,7 +19,7 @@ mod validate;
 
 pub use error::InputError;
 pub use npy::{write_npy_f32, write_npy_f32_to};
-pub use validate::{validate, Checks};
+pub use validate::{validate, validate_rows, Checks};
 
 /// Vectors read from a file, one row per vector.
 #[derive(Debug, Clone, PartialEq)]

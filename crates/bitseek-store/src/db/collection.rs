@@ -333,6 +333,26 @@ impl LiveCollection {
         self.snapshot_view().search(queries, req)
     }
 
+    /// [`search_batch`](Self::search_batch) for queries of dimension `dim` as the caller holds
+    /// them (a 2-D array's columns), refused with `DimensionMismatch` unless `dim` is the
+    /// collection's: a flat slice alone cannot tell a wrong dimension from a different count.
+    pub fn search_rows(
+        &self,
+        queries: &[f32],
+        dim: usize,
+        req: &SearchRequest,
+    ) -> Result<Vec<Vec<ScoredPoint>>, StoreError> {
+        let s = self.snapshot_view();
+        if dim != s.config.dim {
+            return Err(IndexError::DimensionMismatch {
+                expected: s.config.dim,
+                found: dim,
+            }
+            .into());
+        }
+        s.search(queries, req)
+    }
+
     /// Merges the segments and the memtable into one segment without the dead rows, and starts
     /// a new log. Merging re-encodes from the `f32` copy: with [`Keep::Int8`] or [`Keep::None`]
     /// the memtable becomes a segment and every segment with dead rows is rewritten without them

@@ -1,0 +1,177 @@
+//! `bitseek.CodeIndex`: `bitseek index` and `bitseek search` over one repository, in process.
+//!
+//! The model is loaded once per object (on first use) with the loader the CLI uses, so an index
+//! built here and one built by `bitseek index` are the same files and answer the same.
+
+use crate::errors::message;
+use crate::index::progress_bar;
+use bitseek_codesearch::{
+    index_repo, load_model, CodeError, CodeIndex as Index, Filter, IndexOptions, ModelInfo,
+    SearchMode,
+};
+use bitseek_embed::{BertEmbedder, Embedder};
+use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+fn code_error(e: CodeError) -> PyErr {
+    let msg = message(&e);
+    match e {
+        CodeError::NoIndex { .. } | CodeError::NotADirectory { .. } => {
+            PyFileNotFoundError::new_err(msg)
+        }
+        CodeError::NotACodeIndex { .. } => crate::errors::CorruptIndex::new_err(msg),
+        CodeError::ModelMismatch { .. } | CodeError::BadFilter(_) => PyValueError::new_err(msg),
+        CodeError::Io { .. } | CodeError::Locked { .. } => PyOSError::new_err(msg),
+        CodeError::Store(s) => crate::errors::store_error(s),
+        CodeError::Embed(_) => PyOSError::new_err(msg),
+        _ => PyRuntimeError::new_err(msg),
+    }
+}
+
+type Model = Arc<(BertEmbedder, ModelInfo)>;
+
+/// Semantic code search over one repository; its index is `path/.bitseek`, the one
+/// `bitseek index` writes.
+///
+/// model_dir: a BERT-family model directory instead of $BITSEEK_MODEL_DIR or the one
+/// `bitseek model fetch` installs.
+#[pyclass(frozen, module = "bitseek")]
+pub struct CodeIndex {
+    root: PathBuf,
+    model_dir: Option<PathBuf>,
+    model: Mutex<Option<Model>>,
+}
+
+impl CodeIndex {
+    fn model(&self, py: Python<'_>) -> PyResult<Model> {
+        let mut slot = self
+            .model
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("a previous model load panicked"))?;
+        if let Some(m) = slot.as_ref() {
+            return Ok(m.clone());
+        }
+        let dir = self.model_dir.as_deref();
+        let m = Arc::new(py.detach(|| load_model(dir, false)).map_err(code_error)?);
+        *slot = Some(m.clone());
+        Ok(m)
+    }
+}
+
+#[pymethods]
+impl CodeIndex {
+    #[new]
+    #[pyo3(signature = (path, model_dir=None))]
+    fn new(path: PathBuf, model_dir: Option<PathBuf>) -> CodeIndex {
+        CodeIndex {
+            root: path,
+            model_dir,
+            model: Mutex::new(None),
+        }
+    }
+
+    /// Builds or updates the index like `bitseek index`: re-embeds only files whose content
+    /// changed and drops deleted ones. Returns counts (units, files, files_embedded, ...).
+    #[pyo3(signature = (batch=256, progress=false))]
+    fn update<'py>(
+        &self,
+        py: Python<'py>,
+        batch: usize,
+        progress: bool,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        if batch == 0 {
+            return Err(PyValueError::new_err(
+                "batch: 0 is not allowed; use 1 or more",
+            ));
+        }
+        let model = self.model(py)?;
+        let opts = IndexOptions {
+            batch,
+            ..IndexOptions::default()
+        };
+        let bar = progress_bar(progress, 0, "embedding");
+        let root = &self.root;
+        let report = py
+            .detach(|| {
+                index_repo(root, &model.0, &model.1, &opts, &|done, total| {
+                    bar.set_length(total as u64);
+                    bar.set_position(done as u64);
+                })
+            })
+            .map_err(code_error)?;
+        bar.finish_and_clear();
+        let d = PyDict::new(py);
+        d.set_item("index", report.dir)?;
+        d.set_item("units", report.units)?;
+        d.set_item("files", report.files)?;
+        d.set_item("files_embedded", report.files_embedded)?;
+        d.set_item("files_reused", report.files_reused)?;
+        d.set_item("files_deleted", report.files_deleted)?;
+        d.set_item("units_embedded", report.units_embedded)?;
+        d.set_item("units_reused", report.units_reused)?;
+        d.set_item("skipped", report.skipped.len())?;
+        d.set_item("generation", report.generation)?;
+        d.set_item("bytes", report.bytes)?;
+        Ok(d)
+    }
+
+    /// The best `k` units for `question`, as `bitseek search --json` lists them: dicts with
+    /// path, line, end_line, score, signature (and lang, kind, name). `lang` / `path` filter like
+    /// `--lang` / `--path`; `semantic_only` ranks by the embeddings alone.
+    #[pyo3(signature = (question, k=10, lang=None, path=None, semantic_only=false))]
+    fn search<'py>(
+        &self,
+        py: Python<'py>,
+        question: &str,
+        k: usize,
+        lang: Option<&str>,
+        path: Option<&str>,
+        semantic_only: bool,
+    ) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        if k == 0 {
+            return Err(PyValueError::new_err("k: 0 is not allowed; use 1 or more"));
+        }
+        let filter = Filter::new(lang, path).map_err(code_error)?;
+        // The index first, then the model, as `bitseek search` does: a missing index is reported
+        // even where no model is installed.
+        let root = &self.root;
+        let index = py.detach(|| Index::open(root)).map_err(code_error)?;
+        let model = self.model(py)?;
+        let mode = if semantic_only {
+            SearchMode::Semantic
+        } else {
+            SearchMode::Hybrid
+        };
+        let mut results = py
+            .detach(|| {
+                index.check_model(&model.1)?;
+                let vectors = model.0.embed(&[question])?;
+                index.search_with(&[question], &vectors, k, &filter, mode)
+            })
+            .map_err(code_error)?;
+        let hits = results.pop().unwrap_or_default();
+        hits.into_iter()
+            .map(|h| {
+                let d = PyDict::new(py);
+                d.set_item("path", h.path)?;
+                d.set_item("line", h.line)?;
+                d.set_item("end_line", h.end_line)?;
+                d.set_item("score", h.score)?;
+                d.set_item("signature", h.signature)?;
+                d.set_item("lang", h.lang)?;
+                d.set_item("kind", h.kind)?;
+                d.set_item("name", h.name)?;
+                Ok(d)
+            })
+            .collect()
+    }
+
+    /// The repository's root.
+    #[getter]
+    fn path(&self) -> PathBuf {
+        self.root.clone()
+    }
+}

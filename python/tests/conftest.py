@@ -1,0 +1,52 @@
+"""Shared fixtures: random vectors, exact (numpy) search, and the `bitseek` binary."""
+
+import os
+import pathlib
+import subprocess
+
+import numpy as np
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def exact(vectors, queries, k, metric="cosine"):
+    """Brute-force top-k ids and scores, best first (ties by id), as float64 numpy."""
+    v = vectors.astype(np.float64)
+    q = queries.astype(np.float64)
+    if metric == "cosine":
+        v = v / np.linalg.norm(v, axis=1, keepdims=True)
+        q = q / np.linalg.norm(q, axis=1, keepdims=True)
+    if metric == "l2":
+        s = ((q[:, None, :] - v[None, :, :]) ** 2).sum(-1)
+        order = np.argsort(s, axis=1, kind="stable")[:, :k]
+    else:
+        s = q @ v.T
+        order = np.argsort(-s, axis=1, kind="stable")[:, :k]
+    return order, np.take_along_axis(s, order, axis=1)
+
+
+@pytest.fixture(scope="session")
+def data():
+    rng = np.random.default_rng(7)
+    vectors = rng.standard_normal((2000, 48)).astype(np.float32)
+    queries = rng.standard_normal((25, 48)).astype(np.float32)
+    return vectors, queries
+
+
+@pytest.fixture(scope="session")
+def cli():
+    """Runs the `bitseek` binary ($BITSEEK_BIN, else target/release/bitseek, built if missing)."""
+    path = pathlib.Path(os.environ.get("BITSEEK_BIN", REPO / "target" / "release" / "bitseek"))
+    if not path.exists():
+        subprocess.run(
+            ["cargo", "build", "--release", "-q", "-p", "bitseek"], cwd=REPO, check=True
+        )
+
+    def run(*args, ok=True):
+        p = subprocess.run([str(path), *map(str, args)], capture_output=True, text=True)
+        if ok:
+            assert p.returncode == 0, p.stderr
+        return p
+
+    return run

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The Python package's tests, installed the way a user installs it: a fresh virtual environment,
+# `pip install ./python` (maturin, fetched from PyPI as the build backend, builds the extension
+# into the workspace's target/ with its Cargo.lock, so the library crates are not built twice),
+# then pytest. pytest's "no tests collected" (exit 5) fails like any other failure.
+#
+#   bash scripts/test-python.sh     # needs python3 (>= 3.9) with venv and pip, and a Rust toolchain
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+venv=$(mktemp -d)
+trap 'rm -rf "$venv"' EXIT
+"$PYTHON" -m venv "$venv"
+"$venv/bin/pip" install -q --disable-pip-version-check ./python numpy pytest mypy
+export BITSEEK_REQUIRE_MYPY=1  # the README example must type-check against the stubs
+# The CLI the interoperability tests compare against, from this checkout.
+cargo build --release -q -p bitseek
+export BITSEEK_BIN="$PWD/target/release/bitseek"
+rc=0
+"$venv/bin/pytest" -q -p no:cacheprovider python/tests || rc=$?
+if [ "$rc" -eq 5 ]; then
+  echo "pytest collected no tests from python/tests: refusing to pass" >&2
+fi
+exit "$rc"
