@@ -14,7 +14,8 @@
 //! returns hits with path and lines, filtered by language or path glob ([`Filter`]), ranked by the
 //! embeddings alone or fused with a lexical leg ([`SearchMode`], [`hybrid`]: BM25 over identifier
 //! words, reciprocal rank fusion). [`eval`] measures both on query → function pairs
-//! (`bitseek eval-code`).
+//! (`bitseek eval-code`). [`hit_text`] reads a hit's code and the lines around it back from the
+//! repository, reporting files changed since indexing.
 //!
 //! Not here: the model itself and its download (`bitseek-embed`), the chunking rules
 //! (`bitseek-chunk`), the on-disk format (`bitseek-store`), terminal output (the `bitseek` binary).
@@ -27,6 +28,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
+mod context;
 pub mod eval;
 pub mod hybrid;
 mod search;
@@ -34,6 +36,7 @@ mod search;
 pub mod testing;
 mod update;
 
+pub use context::{hit_text, hit_text_in, HitText, Stale, MAX_CONTEXT};
 pub use hybrid::LexicalFile;
 pub use search::{CodeHit, CodeIndex, Filter, SearchMode, LANGS};
 pub use update::{index_repo, IndexOptions, IndexReport};

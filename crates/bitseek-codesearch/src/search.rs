@@ -119,6 +119,8 @@ pub struct CodeHit {
     pub lang: String,
     pub kind: String,
     pub name: String,
+    /// The content hash of the file when it was indexed ([`crate::hit_text`] checks it).
+    pub file_hash: String,
 }
 
 /// An open code index (`DIR/.bitseek`).
@@ -372,6 +374,7 @@ impl CodeIndex {
             lang: p.lang,
             kind: p.kind,
             name: p.name,
+            file_hash: p.file_hash,
         })
     }
 }
