@@ -38,7 +38,7 @@ mod update;
 
 pub use context::{hit_text, hit_text_in, HitText, Stale, MAX_CONTEXT};
 pub use hybrid::LexicalFile;
-pub use search::{CodeHit, CodeIndex, Filter, SearchMode, LANGS};
+pub use search::{group_by_file, CodeHit, CodeIndex, Filter, SearchMode, LANGS};
 pub use update::{index_repo, IndexOptions, IndexReport};
 
 /// The index directory inside the indexed repository.

@@ -123,6 +123,18 @@ pub struct CodeHit {
     pub file_hash: String,
 }
 
+/// Hits grouped by file, files in the order of their best hit, hits in rank order within each.
+pub fn group_by_file(hits: &[CodeHit]) -> Vec<(&str, Vec<&CodeHit>)> {
+    let mut groups: Vec<(&str, Vec<&CodeHit>)> = Vec::new();
+    for h in hits {
+        match groups.iter_mut().find(|(p, _)| *p == h.path) {
+            Some((_, g)) => g.push(h),
+            None => groups.push((&h.path, vec![h])),
+        }
+    }
+    groups
+}
+
 /// An open code index (`DIR/.bitseek`).
 #[derive(Debug)]
 pub struct CodeIndex {

@@ -1,7 +1,9 @@
 //! `bitseek search "question"`: semantic code search over the index `bitseek index` built.
 
 use anyhow::Context;
-use bitseek_codesearch::{CodeHit, CodeIndex, Filter, SearchMode};
+use bitseek_codesearch::{
+    group_by_file, hit_text_in, CodeHit, CodeIndex, Filter, HitText, SearchMode, Stale, MAX_CONTEXT,
+};
 use bitseek_embed::Embedder;
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -29,6 +31,17 @@ pub struct Args {
     /// "signature"}]}.
     #[arg(long)]
     json: bool,
+    /// N lines before and after each hit's unit (0 to 1000), marked `-` next to the unit's `:`;
+    /// with --json, "context_before" and "context_after" (arrays of lines).
+    #[arg(short = 'C', long, value_name = "N", allow_hyphen_values = true, value_parser = context_lines)]
+    context: Option<usize>,
+    /// With --json: each hit carries "text", the unit's code (lines line..=end_line).
+    #[arg(long, requires = "json")]
+    with_text: bool,
+    /// Group hits by file, files in the order of their best hit (JSON: {"question", "files":
+    /// [{"path", "hits"}]}).
+    #[arg(long)]
+    group: bool,
     /// Answer one question per line of this file (blank lines skipped), loading the model once.
     #[arg(long)]
     queries_file: Option<PathBuf>,
@@ -45,10 +58,33 @@ pub struct Args {
     verbose: bool,
 }
 
+/// `--context N`: a whole number of lines up to [`MAX_CONTEXT`].
+fn context_lines(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n <= MAX_CONTEXT => Ok(n),
+        _ => Err(format!(
+            "{s:?} is not a number of context lines; use 0 to {MAX_CONTEXT}"
+        )),
+    }
+}
+
 /// One line of `--json` output.
 #[derive(serde::Serialize)]
 struct JsonLine<'a> {
     question: &'a str,
+    hits: Vec<JsonHit<'a>>,
+}
+
+/// One line of `--json --group` output.
+#[derive(serde::Serialize)]
+struct JsonGroups<'a> {
+    question: &'a str,
+    files: Vec<JsonFile<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct JsonFile<'a> {
+    path: &'a str,
     hits: Vec<JsonHit<'a>>,
 }
 
@@ -59,6 +95,53 @@ struct JsonHit<'a> {
     end_line: usize,
     score: f32,
     signature: &'a str,
+    /// `--with-text`: the unit's lines joined by `\n`; null when the file is stale.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    context_before: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    context_after: Option<Vec<String>>,
+    /// Why no text or context could be read (the file changed or went since indexing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stale: Option<String>,
+}
+
+impl<'a> JsonHit<'a> {
+    fn new(h: &'a CodeHit, a: &Args, files: &mut Snippets) -> JsonHit<'a> {
+        let mut j = JsonHit {
+            path: &h.path,
+            line: h.line,
+            end_line: h.end_line,
+            score: h.score,
+            signature: &h.signature,
+            text: None,
+            context_before: None,
+            context_after: None,
+            stale: None,
+        };
+        if !a.with_text && a.context.is_none() {
+            return j;
+        }
+        match files.text(h, a.context.unwrap_or(0)) {
+            Ok(t) => {
+                if a.with_text {
+                    j.text = Some(Some(t.text.join("\n")));
+                }
+                if a.context.is_some() {
+                    j.context_before = Some(t.before);
+                    j.context_after = Some(t.after);
+                }
+            }
+            Err(why) => {
+                if a.with_text {
+                    j.text = Some(None);
+                }
+                j.stale = Some(why.to_string());
+            }
+        }
+        j
+    }
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -121,20 +204,26 @@ pub(crate) fn run_to(a: Args, out: &mut dyn Write, color: bool) -> anyhow::Resul
     let mut files = Snippets::new(&a.dir);
     for (i, (question, hits)) in questions.iter().zip(&results).enumerate() {
         if a.json {
-            let line = JsonLine {
-                question,
-                hits: hits
-                    .iter()
-                    .map(|h| JsonHit {
-                        path: &h.path,
-                        line: h.line,
-                        end_line: h.end_line,
-                        score: h.score,
-                        signature: &h.signature,
+            let line = if a.group {
+                let files = group_by_file(hits)
+                    .into_iter()
+                    .map(|(path, hits)| JsonFile {
+                        path,
+                        hits: hits
+                            .into_iter()
+                            .map(|h| JsonHit::new(h, &a, &mut files))
+                            .collect(),
                     })
-                    .collect(),
+                    .collect();
+                serde_json::to_string(&JsonGroups { question, files })?
+            } else {
+                let hits = hits
+                    .iter()
+                    .map(|h| JsonHit::new(h, &a, &mut files))
+                    .collect();
+                serde_json::to_string(&JsonLine { question, hits })?
             };
-            writeln!(out, "{}", serde_json::to_string(&line)?)?;
+            writeln!(out, "{line}")?;
         } else {
             if questions.len() > 1 {
                 if i > 0 {
@@ -145,8 +234,21 @@ pub(crate) fn run_to(a: Args, out: &mut dyn Write, color: bool) -> anyhow::Resul
             if hits.is_empty() {
                 writeln!(out, "no hits")?;
             }
-            for h in hits {
-                write_hit(out, h, color, &mut files)?;
+            let context = a.context.unwrap_or(0);
+            if a.group {
+                for (g, (path, hits)) in group_by_file(hits).into_iter().enumerate() {
+                    if g > 0 {
+                        writeln!(out)?;
+                    }
+                    writeln!(out, "{}", paint(color, "1;35", path))?;
+                    for h in hits {
+                        write_hit(out, h, None, context, color, &mut files)?;
+                    }
+                }
+            } else {
+                for h in hits {
+                    write_hit(out, h, Some(&h.path), context, color, &mut files)?;
+                }
             }
         }
     }
@@ -168,30 +270,51 @@ const SNIPPET_LINES: usize = 3;
 /// Longest snippet line shown, in characters.
 const SNIPPET_WIDTH: usize = 120;
 
-/// `path:line  score  signature`, then up to three lines of the unit from the file.
+/// `path:line  score  signature` (`line  score  signature` under a file header when grouped),
+/// then up to three lines of the unit from the file and `context` lines either side of it.
+/// Like `grep -C`, the unit's lines are marked `:` and context lines `-` when context is shown.
 fn write_hit(
     out: &mut dyn Write,
     h: &CodeHit,
+    path: Option<&str>,
+    context: usize,
     color: bool,
     files: &mut Snippets,
 ) -> std::io::Result<()> {
-    writeln!(
-        out,
-        "{}:{}  {}  {}",
-        paint(color, "35", &h.path),
+    let head = format!(
+        "{}  {}  {}",
         paint(color, "32", &h.line.to_string()),
         paint(color, "33", &format!("{:.3}", h.score)),
         paint(color, "1", &h.signature)
-    )?;
-    let last = h.end_line.min(h.line + SNIPPET_LINES - 1);
-    if let Some(lines) = files.lines(&h.path) {
-        for n in h.line..=last {
-            let Some(text) = lines.get(n.wrapping_sub(1)) else {
-                break;
-            };
-            let text = clip(text.trim_end(), SNIPPET_WIDTH);
-            writeln!(out, "{}  {text}", paint(color, "2", &format!("{n:>6}")))?;
-        }
+    );
+    match path {
+        Some(p) => writeln!(out, "{}:{head}", paint(color, "35", p))?,
+        None => writeln!(out, "{head}")?,
+    }
+    let t = match files.text(h, context) {
+        Ok(t) => t,
+        Err(why) => return writeln!(out, "{:>6}  {}", "", paint(color, "2", &format!("({why})"))),
+    };
+    let line = |out: &mut dyn Write, n: usize, mark: char, text: &str| {
+        let text = clip(text.trim_end(), SNIPPET_WIDTH);
+        let l = format!("{}{mark} {text}", paint(color, "2", &format!("{n:>6}")));
+        writeln!(out, "{}", l.trim_end())
+    };
+    let own = if context > 0 { ':' } else { ' ' };
+    let first = t.first_line(h);
+    for (i, text) in t.before.iter().enumerate() {
+        line(out, first + i, '-', text)?;
+    }
+    for (i, text) in t.text.iter().take(SNIPPET_LINES).enumerate() {
+        line(out, h.line + i, own, text)?;
+    }
+    let hidden = t.text.len().saturating_sub(SNIPPET_LINES);
+    if hidden > 0 && context > 0 {
+        let more = format!("… {hidden} more line{}", if hidden == 1 { "" } else { "s" });
+        writeln!(out, "{:>6}  {}", "", paint(color, "2", &more))?;
+    }
+    for (i, text) in t.after.iter().enumerate() {
+        line(out, h.end_line + 1 + i, '-', text)?;
     }
     Ok(())
 }
@@ -204,10 +327,10 @@ fn clip(s: &str, width: usize) -> String {
     }
 }
 
-/// Files read for snippets, each read once (missing or unreadable ones give no snippet).
+/// Files read for snippets and text, each read once.
 struct Snippets {
     root: PathBuf,
-    files: HashMap<String, Option<Vec<String>>>,
+    files: HashMap<String, Option<Vec<u8>>>,
 }
 
 impl Snippets {
@@ -218,20 +341,17 @@ impl Snippets {
         }
     }
 
-    fn lines(&mut self, path: &str) -> Option<&Vec<String>> {
+    /// The hit's lines and `context` lines around them, or why the file no longer has them.
+    fn text(&mut self, h: &CodeHit, context: usize) -> Result<HitText, Stale> {
         let root = &self.root;
-        self.files
-            .entry(path.to_owned())
-            .or_insert_with(|| {
-                let bytes = std::fs::read(root.join(path)).ok()?;
-                Some(
-                    String::from_utf8_lossy(&bytes)
-                        .lines()
-                        .map(String::from)
-                        .collect(),
-                )
-            })
-            .as_ref()
+        let bytes = self
+            .files
+            .entry(h.path.clone())
+            .or_insert_with(|| std::fs::read(root.join(&h.path)).ok());
+        match bytes {
+            Some(b) => hit_text_in(b, h, context),
+            None => Err(Stale::Missing),
+        }
     }
 }
 
@@ -371,6 +491,244 @@ mod tests {
         ])
         .unwrap_err();
         assert!(format!("{err:#}").contains("unknown language"), "{err:#}");
+    }
+
+    /// Indexes `repo()` with the tiny model; returns the repository, the model and a search
+    /// runner that adds `--dir` and `--model-dir`.
+    fn indexed() -> (tempfile::TempDir, tempfile::TempDir) {
+        let repo = repo();
+        let model = tempfile::tempdir().unwrap();
+        bitseek_codesearch::testing::write_tiny_model(model.path(), 1).unwrap();
+        let (root, m) = (
+            repo.path().to_str().unwrap(),
+            model.path().to_str().unwrap(),
+        );
+        run_cli(&["index", root, "--model-dir", m]).unwrap();
+        (repo, model)
+    }
+
+    fn search(
+        repo: &tempfile::TempDir,
+        model: &tempfile::TempDir,
+        args: &[&str],
+    ) -> anyhow::Result<String> {
+        let (root, m) = (
+            repo.path().to_str().unwrap(),
+            model.path().to_str().unwrap(),
+        );
+        let mut all = vec!["search", "--dir", root, "--model-dir", m];
+        all.extend_from_slice(args);
+        run_cli(&all)
+    }
+
+    #[test]
+    fn context_lines_are_marked_and_clamped_at_file_edges() {
+        let (repo, model) = indexed();
+        let out = search(
+            &repo,
+            &model,
+            &["add numbers", "--path", "src/*", "-C", "3"],
+        )
+        .unwrap();
+        // `add` (lines 2-4): one line before it (the file's first), three after.
+        let add = out
+            .split("src/lib.rs:")
+            .find(|s| s.starts_with("2  "))
+            .expect(&out);
+        let want = "     1- /// Adds two numbers.\n     2: pub fn add(a: i32, b: i32) -> i32 {\n     3:     a + b\n     4: }\n     5-\n     6- pub fn sub(a: i32, b: i32) -> i32 {\n     7-     a - b\n";
+        assert!(add.ends_with(want), "{out}");
+        // `sub` (lines 6-8) ends the file: three lines before, none after.
+        let sub = out
+            .split("src/lib.rs:")
+            .find(|s| s.starts_with("6  "))
+            .expect(&out);
+        assert!(
+            sub.contains("     3-     a + b\n     4- }\n     5-\n     6: pub fn sub")
+                && sub.trim_end().ends_with("     8: }"),
+            "{out}"
+        );
+
+        // A unit longer than the snippet says how much of it is not shown before its context.
+        let out = search(
+            &repo,
+            &model,
+            &["read", "--lang", "python", "-C", "1", "-k", "10"],
+        )
+        .unwrap();
+        assert!(
+            out.contains("     3:     with open(path) as f:\n        … 1 more line\n     5-\n"),
+            "{out}"
+        );
+
+        // Larger than the file: the whole file around the hit, nothing past its end.
+        let out = search(
+            &repo,
+            &model,
+            &[
+                "add",
+                "--path",
+                "src/*",
+                "-C",
+                "1000",
+                "--json",
+                "--with-text",
+            ],
+        )
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        let add = v["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["line"] == 2)
+            .expect(&out);
+        assert_eq!(add["end_line"], 4);
+        assert_eq!(
+            add["text"],
+            "pub fn add(a: i32, b: i32) -> i32 {\n    a + b\n}"
+        );
+        assert_eq!(
+            add["context_before"],
+            serde_json::json!(["/// Adds two numbers."])
+        );
+        assert_eq!(
+            add["context_after"],
+            serde_json::json!(["", "pub fn sub(a: i32, b: i32) -> i32 {", "    a - b", "}"])
+        );
+        assert!(add.get("stale").is_none(), "{add}");
+    }
+
+    #[test]
+    fn with_text_alone_adds_only_the_units_code() {
+        let (repo, model) = indexed();
+        let out = search(
+            &repo,
+            &model,
+            &[
+                "cache",
+                "--lang",
+                "python",
+                "--json",
+                "--with-text",
+                "-k",
+                "10",
+            ],
+        )
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        let file = std::fs::read_to_string(repo.path().join("scripts/tool.py")).unwrap();
+        let lines: Vec<&str> = file.lines().collect();
+        let hits = v["hits"].as_array().unwrap();
+        assert!(!hits.is_empty());
+        for h in hits {
+            let (a, b) = (
+                h["line"].as_u64().unwrap() as usize,
+                h["end_line"].as_u64().unwrap() as usize,
+            );
+            assert_eq!(h["text"], lines[a - 1..b].join("\n"), "{h}");
+            assert!(
+                h.get("context_before").is_none() && h.get("context_after").is_none(),
+                "{h}"
+            );
+        }
+        // Without --with-text the shape is unchanged.
+        let out = search(&repo, &model, &["cache", "--json"]).unwrap();
+        assert!(
+            !out.contains("\"text\"") && out.contains("\"hits\""),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn a_file_changed_or_deleted_after_indexing_is_reported_not_misquoted() {
+        let (repo, model) = indexed();
+        std::fs::write(repo.path().join("src/lib.rs"), "pub fn add() {}\n").unwrap();
+        std::fs::remove_file(repo.path().join("scripts/tool.py")).unwrap();
+        let out = search(&repo, &model, &["add", "-C", "2", "-k", "20"]).unwrap();
+        assert!(
+            out.contains("(file changed since indexing; re-run `bitseek index`)"),
+            "{out}"
+        );
+        assert!(
+            out.contains("(file missing since indexing; re-run `bitseek index`)"),
+            "{out}"
+        );
+        assert!(
+            !out.contains("pub fn add() {}") && !out.contains("     1"),
+            "{out}"
+        );
+        let out = search(
+            &repo,
+            &model,
+            &["add", "-C", "2", "--json", "--with-text", "-k", "20"],
+        )
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        for h in v["hits"].as_array().unwrap() {
+            assert!(
+                h["text"].is_null() && h.get("context_before").is_none(),
+                "{h}"
+            );
+            assert!(
+                h["stale"].as_str().unwrap().contains("since indexing"),
+                "{h}"
+            );
+        }
+    }
+
+    #[test]
+    fn group_puts_each_files_hits_together_in_order_of_its_best_hit() {
+        let (repo, model) = indexed();
+        let flat = search(&repo, &model, &["read a file", "--json", "-k", "20"]).unwrap();
+        let flat: serde_json::Value = serde_json::from_str(flat.trim()).unwrap();
+        let flat = flat["hits"].as_array().unwrap();
+        let mut order: Vec<&str> = Vec::new();
+        for h in flat {
+            let p = h["path"].as_str().unwrap();
+            if !order.contains(&p) {
+                order.push(p);
+            }
+        }
+        assert_eq!(order.len(), 2, "both files have hits");
+        let out = search(
+            &repo,
+            &model,
+            &["read a file", "--json", "-k", "20", "--group"],
+        )
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(v["question"], "read a file");
+        assert!(v.get("hits").is_none(), "{v}");
+        let files = v["files"].as_array().unwrap();
+        let paths: Vec<&str> = files.iter().map(|f| f["path"].as_str().unwrap()).collect();
+        assert_eq!(paths, order);
+        for f in files {
+            let want: Vec<&serde_json::Value> =
+                flat.iter().filter(|h| h["path"] == f["path"]).collect();
+            let got: Vec<&serde_json::Value> = f["hits"].as_array().unwrap().iter().collect();
+            assert_eq!(got, want);
+        }
+        // On the terminal: one header per file, then its hits without the path.
+        let out = search(&repo, &model, &["read a file", "-k", "20", "--group"]).unwrap();
+        let headers: Vec<&str> = out.lines().filter(|l| order.contains(l)).collect();
+        assert_eq!(headers, order, "{out}");
+        assert!(
+            !out.contains("src/lib.rs:") && !out.contains("tool.py:"),
+            "{out}"
+        );
+        assert!(out.contains("\n2  ") && out.contains("\n1  "), "{out}");
+    }
+
+    #[test]
+    fn bad_context_values_are_refused_clearly() {
+        let (repo, model) = indexed();
+        for bad in ["-1", "1001", "three"] {
+            let err = search(&repo, &model, &["add", "--context", bad]).unwrap_err();
+            let msg = format!("{err:#}");
+            assert!(msg.contains("context lines; use 0 to 1000"), "{bad}: {msg}");
+        }
+        let err = search(&repo, &model, &["add", "--with-text"]).unwrap_err();
+        assert!(format!("{err:#}").contains("--json"), "{err:#}");
     }
 
     #[test]
