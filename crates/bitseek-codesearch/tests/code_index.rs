@@ -3,7 +3,8 @@
 //! filters, and the model check.
 
 use bitseek_codesearch::{
-    index_repo, CodeError, CodeIndex, Filter, IndexOptions, ModelInfo, SearchMode,
+    group_by_file, hit_text, index_repo, CodeError, CodeHit, CodeIndex, Filter, IndexOptions,
+    ModelInfo, SearchMode, Stale,
 };
 use bitseek_embed::{BertEmbedder, Embedder, ModelDir};
 use std::path::Path;
@@ -614,4 +615,60 @@ fn changing_the_embedding_precision_re_embeds_and_queries_stay_compatible() {
     let idx = CodeIndex::open(root).unwrap();
     assert!(idx.check_model(&words_model()).is_ok());
     assert_eq!(idx.model().precision, "int8");
+}
+
+#[test]
+fn hit_text_reads_each_units_lines_back_and_catches_edits_since_indexing() {
+    let repo = fixture();
+    let root = repo.path();
+    index(root, &Words);
+    let idx = CodeIndex::open(root).unwrap();
+    let q = Words.embed(&["double"]).unwrap();
+    let hits = idx.search(&q, 100, &Filter::default()).unwrap().remove(0);
+    for h in &hits {
+        let file = std::fs::read_to_string(root.join(&h.path)).unwrap();
+        let lines: Vec<&str> = file.lines().collect();
+        let t = hit_text(root, h, 2).unwrap();
+        assert_eq!(t.text, lines[h.line - 1..h.end_line], "{h:?}");
+        assert_eq!(
+            t.before,
+            lines[h.line.saturating_sub(3)..h.line - 1],
+            "{h:?}"
+        );
+        assert_eq!(
+            t.after,
+            lines[h.end_line..(h.end_line + 2).min(lines.len())]
+        );
+    }
+    let double = hits.iter().find(|h| h.path == "src/util.rs").unwrap();
+    // The same length but other content is caught by the hash, not quoted.
+    write(
+        root,
+        "src/util.rs",
+        "pub fn triple(x: u32) -> u32 {\n    x * 3\n}\n",
+    );
+    assert_eq!(hit_text(root, double, 0), Err(Stale::Changed));
+    std::fs::remove_file(root.join("src/util.rs")).unwrap();
+    assert_eq!(hit_text(root, double, 0), Err(Stale::Missing));
+}
+
+#[test]
+fn group_by_file_keeps_rank_order_within_and_across_files() {
+    let repo = fixture();
+    index(repo.path(), &Words);
+    let idx = CodeIndex::open(repo.path()).unwrap();
+    let q = Words.embed(&["read the configuration file"]).unwrap();
+    let hits = idx.search(&q, 100, &Filter::default()).unwrap().remove(0);
+    let groups = group_by_file(&hits);
+    assert!(groups.len() >= 3, "{groups:?}");
+    let flat: Vec<&CodeHit> = groups.iter().flat_map(|(_, g)| g.iter().copied()).collect();
+    assert_eq!(flat.len(), hits.len());
+    assert_eq!(groups[0].0, hits[0].path);
+    for w in groups.windows(2) {
+        assert!(w[0].1[0].score >= w[1].1[0].score, "files by best hit");
+    }
+    for (path, g) in &groups {
+        assert!(g.iter().all(|h| h.path == *path));
+        assert!(g.windows(2).all(|w| w[0].score >= w[1].score));
+    }
 }
