@@ -151,18 +151,9 @@ pub fn train(
             PyValueError::new_err(msg)
         }
     })?;
-    let training = serde_json::json!({
-        "mode": "pairs",
-        "training_pairs": data.len(),
-        "validation_pairs": val.len(),
-        "config": cfg,
-        "start_val_mrr": trained.start_val_mrr,
-        "best_val_mrr": trained.best_val_mrr,
-        "best_epoch": trained.best_epoch,
-        "best_step": trained.best_step,
-        "epochs_run": trained.epochs.len(),
-        "stopped_early": trained.stopped_early,
-    });
+    let mut training = trained.summary(&cfg, data.len(), val.len());
+    training.insert("mode".into(), "pairs".into());
+    let training = serde_json::Value::Object(training);
     Ok(Encoder {
         learned: trained.encoder,
         training,

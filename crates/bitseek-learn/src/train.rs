@@ -163,6 +163,33 @@ pub struct Trained {
     pub stopped_early: bool,
 }
 
+impl Trained {
+    /// What the run did, as an encoder file's training metadata records it: the pairs trained and
+    /// validated on, the configuration, and the validation MRR from the start to the kept epoch.
+    /// The CLI and the Python binding both write it; callers add what only they know.
+    pub fn summary(
+        &self,
+        cfg: &TrainConfig,
+        training_pairs: usize,
+        validation_pairs: usize,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        let serde_json::Value::Object(map) = serde_json::json!({
+            "training_pairs": training_pairs,
+            "validation_pairs": validation_pairs,
+            "config": cfg,
+            "start_val_mrr": self.start_val_mrr,
+            "best_val_mrr": self.best_val_mrr,
+            "best_epoch": self.best_epoch,
+            "best_step": self.best_step,
+            "epochs_run": self.epochs.len(),
+            "stopped_early": self.stopped_early,
+        }) else {
+            unreachable!("json! of an object literal is an object")
+        };
+        map
+    }
+}
+
 /// Progress reports.
 pub enum Event<'a> {
     Step {

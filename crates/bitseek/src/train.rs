@@ -227,22 +227,18 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     })
     .with_context(|| format!("cannot train on {}", a.data.display()))?;
     bar.finish_and_clear();
-    let summary = serde_json::json!({
-        "encoder": a.out,
-        "data": a.data,
-        "mode": format!("{:?}", a.mode).to_lowercase(),
-        "training_pairs": data.len(),
-        "validation_pairs": val.len(),
-        "config": cfg,
-        "compatible_with": a.compatible_with,
-        "start_val_mrr": trained.start_val_mrr,
-        "best_val_mrr": trained.best_val_mrr,
-        "best_epoch": trained.best_epoch,
-        "best_step": trained.best_step,
-        "epochs_run": trained.epochs.len(),
-        "stopped_early": trained.stopped_early,
-        "seconds": started.elapsed().as_secs_f64(),
-    });
+    let mut summary = trained.summary(&cfg, data.len(), val.len());
+    summary.insert("encoder".into(), serde_json::json!(a.out));
+    summary.insert("data".into(), serde_json::json!(a.data));
+    let mode = format!("{:?}", a.mode).to_lowercase();
+    summary.insert("mode".into(), mode.into());
+    summary.insert(
+        "compatible_with".into(),
+        serde_json::json!(a.compatible_with),
+    );
+    let seconds = started.elapsed().as_secs_f64();
+    summary.insert("seconds".into(), seconds.into());
+    let summary = serde_json::Value::Object(summary);
     let bytes = save_encoder(&a.out, &trained.encoder, summary.clone())?;
     if a.json {
         println!("{summary}");
