@@ -53,26 +53,50 @@ pub fn hit_text(root: &Path, hit: &CodeHit, context: usize) -> Result<HitText, S
     hit_text_in(&bytes, hit, context)
 }
 
-/// [`hit_text`] over the file's bytes already read (callers showing many hits of one file read
-/// it once). `context` is capped at [`MAX_CONTEXT`].
+/// [`hit_text`] over the file's bytes already read. `context` is capped at [`MAX_CONTEXT`].
 pub fn hit_text_in(bytes: &[u8], hit: &CodeHit, context: usize) -> Result<HitText, Stale> {
-    // Hits from an index without hashes are only checked against the file's length.
-    if !hit.file_hash.is_empty() && content_hash(bytes) != hit.file_hash {
-        return Err(Stale::Changed);
+    SourceFile::new(bytes).hit_text(hit, context)
+}
+
+/// A file read for hits: hashed and split into lines once, so callers showing many hits of one
+/// file (a search's top-k, `--group`) do that work once per file rather than once per hit.
+#[derive(Clone, Debug)]
+pub struct SourceFile {
+    hash: String,
+    lines: Vec<String>,
+}
+
+impl SourceFile {
+    /// Hashes `bytes` (as the indexer does) and splits them into lines.
+    pub fn new(bytes: &[u8]) -> SourceFile {
+        SourceFile {
+            hash: content_hash(bytes),
+            lines: String::from_utf8_lossy(bytes)
+                .lines()
+                .map(str::to_owned)
+                .collect(),
+        }
     }
-    let source = String::from_utf8_lossy(bytes);
-    let lines: Vec<&str> = source.lines().collect();
-    if hit.line == 0 || hit.end_line < hit.line || hit.end_line > lines.len() {
-        return Err(Stale::Changed);
+
+    /// `hit`'s text and `context` lines around it (capped at [`MAX_CONTEXT`]), or
+    /// [`Stale::Changed`] when this is not the file the hit was indexed from.
+    pub fn hit_text(&self, hit: &CodeHit, context: usize) -> Result<HitText, Stale> {
+        // Hits from an index without hashes are only checked against the file's length.
+        if !hit.file_hash.is_empty() && self.hash != hit.file_hash {
+            return Err(Stale::Changed);
+        }
+        let lines = &self.lines;
+        if hit.line == 0 || hit.end_line < hit.line || hit.end_line > lines.len() {
+            return Err(Stale::Changed);
+        }
+        let context = context.min(MAX_CONTEXT);
+        let (start, end) = (hit.line - 1, hit.end_line); // 0-based, end exclusive
+        Ok(HitText {
+            before: lines[start.saturating_sub(context)..start].to_vec(),
+            text: lines[start..end].to_vec(),
+            after: lines[end..(end + context).min(lines.len())].to_vec(),
+        })
     }
-    let context = context.min(MAX_CONTEXT);
-    let own = |range: &[&str]| range.iter().map(|l| l.to_string()).collect();
-    let (start, end) = (hit.line - 1, hit.end_line); // 0-based, end exclusive
-    Ok(HitText {
-        before: own(&lines[start.saturating_sub(context)..start]),
-        text: own(&lines[start..end]),
-        after: own(&lines[end..(end + context).min(lines.len())]),
-    })
 }
 
 #[cfg(test)]

@@ -36,7 +36,7 @@ mod search;
 pub mod testing;
 mod update;
 
-pub use context::{hit_text, hit_text_in, HitText, Stale, MAX_CONTEXT};
+pub use context::{hit_text, hit_text_in, HitText, SourceFile, Stale, MAX_CONTEXT};
 pub use hybrid::LexicalFile;
 pub use search::{group_by_file, CodeHit, CodeIndex, Filter, SearchMode, LANGS};
 pub use update::{index_repo, IndexOptions, IndexReport};

@@ -340,7 +340,7 @@ impl CodeIndex {
                 let i = missing.iter().position(|&m| m == row).unwrap_or(0);
                 let dim = question.len();
                 let v = &vectors[i * dim..(i + 1) * dim];
-                v.iter().zip(question).map(|(a, b)| a * b).sum::<f32>()
+                bitseek_index::vector::dot(v, question)
             };
             let hits = top
                 .iter()

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use bitseek_codesearch::{
-    group_by_file, hit_text_in, CodeHit, CodeIndex, Filter, HitText, SearchMode, Stale, MAX_CONTEXT,
+    group_by_file, CodeHit, CodeIndex, Filter, HitText, SearchMode, SourceFile, Stale, MAX_CONTEXT,
 };
 use bitseek_embed::Embedder;
 use std::collections::HashMap;
@@ -327,10 +327,10 @@ fn clip(s: &str, width: usize) -> String {
     }
 }
 
-/// Files read for snippets and text, each read once.
+/// Files read for snippets and text, each read, hashed and split once.
 struct Snippets {
     root: PathBuf,
-    files: HashMap<String, Option<Vec<u8>>>,
+    files: HashMap<String, Option<SourceFile>>,
 }
 
 impl Snippets {
@@ -344,12 +344,13 @@ impl Snippets {
     /// The hit's lines and `context` lines around them, or why the file no longer has them.
     fn text(&mut self, h: &CodeHit, context: usize) -> Result<HitText, Stale> {
         let root = &self.root;
-        let bytes = self
-            .files
-            .entry(h.path.clone())
-            .or_insert_with(|| std::fs::read(root.join(&h.path)).ok());
-        match bytes {
-            Some(b) => hit_text_in(b, h, context),
+        let file = self.files.entry(h.path.clone()).or_insert_with(|| {
+            std::fs::read(root.join(&h.path))
+                .ok()
+                .map(|b| SourceFile::new(&b))
+        });
+        match file {
+            Some(file) => file.hit_text(h, context),
             None => Err(Stale::Missing),
         }
     }
@@ -493,8 +494,7 @@ mod tests {
         assert!(format!("{err:#}").contains("unknown language"), "{err:#}");
     }
 
-    /// Indexes `repo()` with the tiny model; returns the repository, the model and a search
-    /// runner that adds `--dir` and `--model-dir`.
+    /// Indexes `repo()` with the tiny model; returns the repository and the model.
     fn indexed() -> (tempfile::TempDir, tempfile::TempDir) {
         let repo = repo();
         let model = tempfile::tempdir().unwrap();
