@@ -88,15 +88,7 @@ impl Index {
             metric: parse::<Metric>(metric)?,
             keep: parse::<Keep>(keep)?,
             seed,
-            scale_search: match scale_search {
-                "optimal" => ScaleSearch::Optimal,
-                "greedy" => ScaleSearch::Greedy,
-                _ => {
-                    return Err(PyValueError::new_err(format!(
-                        "unknown scale search {scale_search:?}: expected optimal or greedy"
-                    )))
-                }
-            },
+            scale_search: parse::<ScaleSearch>(scale_search)?,
             ..BuildOptions::default()
         };
         let ids = ids.map(arrays::ids).transpose()?;

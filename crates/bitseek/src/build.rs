@@ -26,7 +26,7 @@ pub struct Args {
     #[arg(long, default_value_t = 0x5eed)]
     seed: u64,
     /// How multi-bit codes choose their scale: optimal (Extended RaBitQ) or greedy.
-    #[arg(long, default_value = "optimal", value_parser = parse_scale)]
+    #[arg(long, default_value = "optimal")]
     scale_search: ScaleSearch,
     /// Where to write the index (replaced atomically).
     #[arg(long)]
@@ -34,16 +34,6 @@ pub struct Args {
     /// Print one JSON object instead of a summary.
     #[arg(long)]
     json: bool,
-}
-
-fn parse_scale(s: &str) -> Result<ScaleSearch, String> {
-    match s {
-        "optimal" => Ok(ScaleSearch::Optimal),
-        "greedy" => Ok(ScaleSearch::Greedy),
-        _ => Err(format!(
-            "unknown scale search {s:?}: expected optimal or greedy"
-        )),
-    }
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {

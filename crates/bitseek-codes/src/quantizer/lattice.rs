@@ -45,6 +45,21 @@ pub enum ScaleSearch {
     Greedy,
 }
 
+impl std::str::FromStr for ScaleSearch {
+    type Err = String;
+
+    /// `optimal` or `greedy`, as the command line and the Python package spell them.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "optimal" => Ok(ScaleSearch::Optimal),
+            "greedy" => Ok(ScaleSearch::Greedy),
+            _ => Err(format!(
+                "unknown scale search {s:?}: expected optimal or greedy"
+            )),
+        }
+    }
+}
+
 /// A fitted rotated-lattice quantizer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Lattice {
