@@ -6,32 +6,10 @@ mod common;
 
 use axum::http::StatusCode;
 use bitseek_server::{Limits, Options};
-use common::{call, points_json, state, Reply};
+use common::{call, points_json, state, with_points, Reply};
 use std::sync::Arc;
 
 const DIM: usize = 4;
-
-async fn with_points(state: &Arc<bitseek_server::AppState>, n: u64) {
-    let r = call(
-        state,
-        "PUT",
-        "/collections/c",
-        Some(r#"{"dim": 4, "metric": "cosine"}"#),
-        None,
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    let r = call(
-        state,
-        "PUT",
-        "/collections/c/points",
-        Some(&points_json(0..n, DIM)),
-        None,
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    assert_eq!(r.json["upserted"], n);
-}
 
 /// After bad requests the server must keep answering.
 async fn still_serving(state: &Arc<bitseek_server::AppState>) {

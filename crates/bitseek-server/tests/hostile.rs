@@ -8,13 +8,12 @@
 mod common;
 
 use bitseek_server::{Limits, Options};
-use common::{call, points_json, state};
+use common::{state, with_points};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const DIM: usize = 4;
 const SEARCH: &str = r#"{"vector": [1, 0, 0, 0], "k": 3}"#;
 
 /// A server with `limits` on a fresh collection `c` of 50 points, until the guard is dropped.
@@ -29,24 +28,7 @@ async fn start(limits: Limits) -> Server {
         limits,
         ..Options::default()
     });
-    let r = call(
-        &s,
-        "PUT",
-        "/collections/c",
-        Some(r#"{"dim": 4, "metric": "cosine"}"#),
-        None,
-    )
-    .await;
-    assert_eq!(r.status.as_u16(), 201, "{}", r.text);
-    let r = call(
-        &s,
-        "PUT",
-        "/collections/c/points",
-        Some(&points_json(0..50, DIM)),
-        None,
-    )
-    .await;
-    assert_eq!(r.status.as_u16(), 200, "{}", r.text);
+    with_points(&s, 50).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -157,15 +139,8 @@ async fn slowloris_header_is_cut_off() {
         .await
         .unwrap();
     let start = Instant::now();
-    let (mut rd, mut wr) = s.into_split();
-    let dribble = tokio::spawn(async move {
-        for _ in 0..200 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            if wr.write_all(b"a").await.is_err() {
-                return;
-            }
-        }
-    });
+    let (mut rd, wr) = s.into_split();
+    let dribble = dribble(wr, b"a");
     let mut chunk = [0u8; 256];
     let read = tokio::time::timeout(Duration::from_secs(5), rd.read(&mut chunk)).await;
     let took = start.elapsed();
@@ -181,6 +156,22 @@ async fn slowloris_header_is_cut_off() {
     );
 }
 
+/// Writes `byte` every 50 ms (200 times at most) until the server closes the connection: a client
+/// that never finishes what it started sending.
+fn dribble(
+    mut wr: tokio::net::tcp::OwnedWriteHalf,
+    byte: &'static [u8],
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        for _ in 0..200 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if wr.write_all(byte).await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
 /// A client that sends its head and then dribbles the body gets 408 in the usual error shape once
 /// the body time limit passes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -193,15 +184,8 @@ async fn slow_body_gets_408() {
     .await
     .unwrap();
     let start = Instant::now();
-    let (mut rd, mut wr) = s.into_split();
-    let dribble = tokio::spawn(async move {
-        for _ in 0..200 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            if wr.write_all(b" ").await.is_err() {
-                return;
-            }
-        }
-    });
+    let (mut rd, wr) = s.into_split();
+    let dribble = dribble(wr, b" ");
     let answer = tokio::time::timeout(Duration::from_secs(5), response(&mut rd)).await;
     let took = start.elapsed();
     dribble.abort();

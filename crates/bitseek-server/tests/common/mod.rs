@@ -82,3 +82,26 @@ pub fn points_json(ids: std::ops::Range<u64>, dim: usize) -> String {
         .collect();
     serde_json::json!({ "points": points }).to_string()
 }
+
+/// Creates collection `c` (4-d, cosine) and upserts points `0..n` into it.
+pub async fn with_points(state: &Arc<AppState>, n: u64) {
+    let r = call(
+        state,
+        "PUT",
+        "/collections/c",
+        Some(r#"{"dim": 4, "metric": "cosine"}"#),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = call(
+        state,
+        "PUT",
+        "/collections/c/points",
+        Some(&points_json(0..n, 4)),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["upserted"], n);
+}
