@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::Limits;
 use axum::extract::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -31,14 +32,6 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore};
 use tower_service::Service;
-
-/// The connection-level limits (a subset of [`crate::Limits`]).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct ConnLimits {
-    pub max_connections: usize,
-    pub header_timeout: Duration,
-    pub idle_timeout: Duration,
-}
 
 /// No time recorded (no byte of a new request read yet).
 const NONE: u64 = u64::MAX;
@@ -89,7 +82,7 @@ impl Watch {
     }
 
     /// When the connection must be closed if nothing changes before then; `None` while busy.
-    fn deadline(&self, limits: &ConnLimits) -> Option<Instant> {
+    fn deadline(&self, limits: &Limits) -> Option<Instant> {
         if self.busy.load(Ordering::Acquire) > 0 {
             return None;
         }
@@ -104,7 +97,7 @@ impl Watch {
     }
 
     /// Resolves when the connection has overstayed its state's time limit.
-    async fn expired(&self, limits: &ConnLimits) {
+    async fn expired(&self, limits: &Limits) {
         loop {
             let changed = self.changed.notified();
             match self.deadline(limits) {
@@ -195,7 +188,7 @@ impl AsyncWrite for Watched {
 pub(crate) async fn serve(
     listener: TcpListener,
     app: axum::Router,
-    limits: ConnLimits,
+    limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));

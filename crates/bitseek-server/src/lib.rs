@@ -255,13 +255,7 @@ pub async fn serve_on(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(state.clone());
-    let limits = state.options.limits;
-    let conn_limits = conn::ConnLimits {
-        max_connections: limits.max_connections,
-        header_timeout: limits.header_timeout,
-        idle_timeout: limits.idle_timeout,
-    };
-    conn::serve(listener, app, conn_limits, shutdown).await;
+    conn::serve(listener, app, state.options.limits, shutdown).await;
     let failed = tokio::task::spawn_blocking(move || state.flush_all())
         .await
         .map_err(std::io::Error::other)?;
