@@ -12,7 +12,7 @@
 mod server;
 
 use serde_json::{json, Value};
-use server::{http, start, Rng};
+use server::{durability, env, http, start, Rng};
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -134,41 +134,17 @@ fn search(port: u16, name: &str, q: &[f32]) -> Vec<(u64, f32)> {
         .collect()
 }
 
-fn create(port: u16, name: &str) {
-    let (status, body) = http(
-        port,
-        "PUT",
-        &format!("/collections/{name}"),
-        Some(
-            &json!({"dim": DIM, "metric": "l2", "quantizer": "rabitq", "keep": "f32",
-                     "durability": durability()}),
-        ),
-    )
-    .unwrap();
-    assert!(
-        status == 200 || status == 201,
-        "create {name}: {status} {body}"
-    );
-}
-
 /// `BITSEEK_CRASH_DURABILITY=grouped` runs the test with grouped commits (5 ms window).
-fn durability() -> Value {
-    match std::env::var("BITSEEK_CRASH_DURABILITY").as_deref() {
-        Ok("grouped") => json!({"mode": "grouped", "window_ms": 5}),
-        _ => json!({"mode": "fsync"}),
-    }
+const DURABILITY_VAR: &str = "BITSEEK_CRASH_DURABILITY";
+
+fn create(port: u16, name: &str) {
+    server::create(port, name, DIM, "l2", DURABILITY_VAR);
 }
 
 #[test]
 fn acknowledged_writes_survive_sigkill() {
-    let kills: usize = std::env::var("BITSEEK_CRASH_KILLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(6);
-    let seed: u64 = std::env::var("BITSEEK_CRASH_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20261126);
+    let kills = env("BITSEEK_CRASH_KILLS", 6) as usize;
+    let seed = env("BITSEEK_CRASH_SEED", 20261126);
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let mut rng = Rng::seed_from_u64(seed);
@@ -299,7 +275,7 @@ fn acknowledged_writes_survive_sigkill() {
         "crash test ({}): {kills} SIGKILLs (seed {seed}) in {:.1} s, {acked_total} acknowledged writes all \
          present; writes in flight at a kill: {in_flight_applied} found whole, {in_flight_lost} absent, \
          none partial; searches equal a fresh rebuild after every restart; {} live points at the end",
-        durability()["mode"].as_str().unwrap_or("fsync"),
+        durability(DURABILITY_VAR)["mode"].as_str().unwrap_or("fsync"),
         started.elapsed().as_secs_f64(),
         model.len()
     );

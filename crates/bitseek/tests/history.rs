@@ -35,7 +35,7 @@
 mod server;
 
 use serde_json::{json, Value};
-use server::{exchange, http, start, Rng};
+use server::{env, exchange, http, start, Rng};
 use std::collections::{BTreeMap, HashSet};
 use std::net::TcpStream;
 use std::process::Command;
@@ -235,21 +235,7 @@ fn payload_w(v: &Value) -> Option<u64> {
 }
 
 fn create(port: u16) {
-    let durability = match std::env::var("BITSEEK_HISTORY_DURABILITY").as_deref() {
-        Ok("grouped") => json!({"mode": "grouped", "window_ms": 5}),
-        _ => json!({"mode": "fsync"}),
-    };
-    let (status, body) = http(
-        port,
-        "PUT",
-        &format!("/collections/{NAME}"),
-        Some(
-            &json!({"dim": DIM, "metric": "cosine", "quantizer": "rabitq", "keep": "f32",
-                     "durability": durability}),
-        ),
-    )
-    .unwrap();
-    assert!(status == 200 || status == 201, "create: {status} {body}");
+    server::create(port, NAME, DIM, "cosine", "BITSEEK_HISTORY_DURABILITY");
 }
 
 fn hits(body: &Value) -> Vec<Hit> {
@@ -583,13 +569,6 @@ fn brute_force(v: &mut Verdict, q: &Quiet, query: &[f32], got: &[Hit]) {
             format!("{}: search {got:?}, brute force {want:?}", q.label),
         );
     }
-}
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 #[test]

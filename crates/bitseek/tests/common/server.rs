@@ -2,7 +2,7 @@
 //! HTTP/1.1 over 127.0.0.1 (no client dependency, and a request's fate is visible: not sent,
 //! sent with no answer, or answered), and starting the server on a fresh port.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -142,4 +142,39 @@ pub fn start(data: &Path, avoid: &[u16]) -> (Child, u16) {
         let _ = child.wait();
     }
     panic!("bitseek serve did not come up");
+}
+
+/// `VAR=grouped` runs a test with grouped commits (5 ms window); otherwise every write is fsynced.
+pub fn durability(var: &str) -> Value {
+    match std::env::var(var).as_deref() {
+        Ok("grouped") => json!({"mode": "grouped", "window_ms": 5}),
+        _ => json!({"mode": "fsync"}),
+    }
+}
+
+/// Creates collection `name` (rabitq codes, an f32 copy for exact rescoring) with the durability
+/// `durability_var` asks for; an existing one (after a restart) is fine.
+pub fn create(port: u16, name: &str, dim: usize, metric: &str, durability_var: &str) {
+    let (status, body) = http(
+        port,
+        "PUT",
+        &format!("/collections/{name}"),
+        Some(
+            &json!({"dim": dim, "metric": metric, "quantizer": "rabitq", "keep": "f32",
+                     "durability": durability(durability_var)}),
+        ),
+    )
+    .unwrap();
+    assert!(
+        status == 200 || status == 201,
+        "create {name}: {status} {body}"
+    );
+}
+
+/// The whole number in environment variable `name`, or `default`.
+pub fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
