@@ -118,7 +118,7 @@ impl CodeRepos {
             }
             repos.push(Repo {
                 name,
-                root: dir.clone(),
+                root: canonical,
                 open: RwLock::new(Opened {
                     stamp,
                     index: Arc::new(index),
