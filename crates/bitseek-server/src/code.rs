@@ -159,9 +159,23 @@ impl Repo {
                 return Ok(open.index.clone());
             }
         }
+        self.reopen(model, None)
+    }
+
+    /// Opens the index again, unless another search already did: with `failed`, unless the open
+    /// index is no longer that one; without, unless the manifest is the one last opened.
+    fn reopen(
+        &self,
+        model: &ModelInfo,
+        failed: Option<&Arc<CodeIndex>>,
+    ) -> Result<Arc<CodeIndex>, CodeError> {
         let mut open = self.open.write().unwrap_or_else(|p| p.into_inner());
         let now = stamp(&self.root);
-        if open.stamp.is_some() && open.stamp == now {
+        let fresh = match failed {
+            Some(f) => !Arc::ptr_eq(&open.index, f),
+            None => open.stamp.is_some() && open.stamp == now,
+        };
+        if fresh {
             return Ok(open.index.clone());
         }
         // A writer may replace the generation between reading the manifest and its files: the
@@ -174,6 +188,27 @@ impl Repo {
             index: index.clone(),
         };
         Ok(index)
+    }
+
+    /// `f` over the current index; when it fails and a newer generation has replaced the open
+    /// one (a writer deletes the old generation's files after its rename, and parts of an index
+    /// are read on first use), once more over the new one.
+    fn with_index<T>(
+        &self,
+        model: &ModelInfo,
+        f: impl Fn(&CodeIndex) -> Result<T, CodeError>,
+    ) -> Result<T, CodeError> {
+        let index = self.current(model)?;
+        match f(&index) {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                let again = self.reopen(model, Some(&index))?;
+                if again.collection().generation() == index.collection().generation() {
+                    return Err(e);
+                }
+                f(&again)
+            }
+        }
     }
 }
 
@@ -399,9 +434,10 @@ fn run_search(code: &CodeRepos, body: SearchBody, max_k: usize) -> Result<Search
     // across ranks.
     let mut ranked: Vec<(usize, usize, CodeHit)> = Vec::new();
     for &(i, repo) in &selected {
-        let index = repo.current(&code.model).map_err(api_error)?;
-        let hits = index
-            .search_with(&[question], &vectors, body.k, &filter, mode)
+        let hits = repo
+            .with_index(&code.model, |index| {
+                index.search_with(&[question], &vectors, body.k, &filter, mode)
+            })
             .map_err(api_error)?;
         let hits = hits.into_iter().next().unwrap_or_default();
         ranked.extend(hits.into_iter().enumerate().map(|(rank, h)| (rank, i, h)));
@@ -535,6 +571,52 @@ fn api_error(e: CodeError) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A search that took the open index just before a writer replaced it, and then found that
+    /// generation's files gone, is answered from the new generation.
+    #[test]
+    fn a_generation_replaced_mid_search_is_searched_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, model_dir) = (dir.path().join("r"), dir.path().join("m"));
+        bitseek_codesearch::testing::write_tiny_model(&model_dir, 1).unwrap();
+        std::fs::create_dir_all(&root).unwrap();
+        let index = |text: &str| {
+            std::fs::write(root.join("a.py"), text).unwrap();
+            let (e, info) = bitseek_codesearch::load_model(Some(&model_dir), false).unwrap();
+            let opts = bitseek_codesearch::IndexOptions::default();
+            bitseek_codesearch::index_repo(&root, &e, &info, &opts, &|_, _| {}).unwrap();
+        };
+        index("def alpha_one():\n    return 1\n");
+        let code = CodeRepos::open(std::slice::from_ref(&root), Some(&model_dir)).unwrap();
+        index("def beta_two():\n    return 2\n");
+        // The race: the manifest was stamped after the rename, the index opened before it.
+        code.repos[0].open.write().unwrap().stamp = stamp(&root);
+        let old = code.repos[0].current(&code.model).unwrap();
+        assert_eq!(old.collection().generation(), 1);
+        let ask = || {
+            let body: SearchBody =
+                serde_json::from_value(serde_json::json!({"question": "beta_two"})).unwrap();
+            run_search(&code, body, 100)
+        };
+        let reply = ask().unwrap_or_else(|e| panic!("{}", e.message));
+        let hits = reply.hits.unwrap();
+        assert_eq!(hits[0].name, "beta_two");
+        let now = code.repos[0].current(&code.model).unwrap();
+        assert_eq!(now.collection().generation(), 2);
+        // Without the second try the old generation's lexical file is gone: the first search
+        // over `old` fails, which is what the retry covers.
+        let direct = old.search_with(
+            &["beta_two"],
+            &[vec![0.5; 8]],
+            1,
+            &Filter::default(),
+            SearchMode::Hybrid,
+        );
+        assert!(
+            direct.is_err(),
+            "the old generation still searchable: {direct:?}"
+        );
+    }
 
     #[test]
     fn paths_that_leave_the_repository_are_not_read() {
