@@ -44,6 +44,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/collections/{name}/compact", post(compact))
         .route("/collections/{name}/snapshot", post(snapshot))
         .route("/collections/{name}/quantizer", put(set_quantizer))
+        .merge(crate::code::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
 }
