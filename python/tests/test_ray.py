@@ -318,3 +318,54 @@ def test_bad_input(cluster, data, tmp_path):
     seg.write_bytes(seg.read_bytes()[:100])
     with pytest.raises(bitseek.CorruptIndex):
         bray.ShardedIndex(uri)
+
+
+def test_serve_answers_like_bitseek_serve(cluster, data, tmp_path):
+    import socket
+    import urllib.error
+    import urllib.request
+
+    from ray import serve
+
+    x, q = data
+    uri = str(tmp_path / "vectors")
+    bray.build(x, uri, shards=4)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    idx = bray.ShardedIndex(uri)  # the ingress shares these shard actors
+    want_ids, want_scores = idx.search(q[:3], k=5)
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    try:
+        bray.serve(uri, route_prefix="/")
+        base = f"http://127.0.0.1:{port}"
+
+        def call(path, body=None):
+            req = urllib.request.Request(base + path, method="GET" if body is None else "POST",
+                                         data=None if body is None else json.dumps(body).encode(),
+                                         headers={"content-type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=60) as r:
+                    return r.status, json.loads(r.read())
+            except urllib.error.HTTPError as e:
+                return e.code, json.loads(e.read())
+
+        status, health = call("/health")
+        assert status == 200 and health["status"] == "ok"
+        status, one = call("/collections/vectors/search", {"vector": q[0].tolist(), "k": 5})
+        assert status == 200
+        assert [h["id"] for h in one["hits"]] == want_ids[0].tolist()
+        np.testing.assert_allclose([h["score"] for h in one["hits"]], want_scores[0])
+        assert set(one["hits"][0]) == {"id", "score", "payload"}
+        status, batch = call("/collections/vectors/search/batch",
+                             {"vectors": q[:3].tolist(), "k": 5})
+        assert status == 200
+        assert [[h["id"] for h in r["hits"]] for r in batch["results"]] == want_ids.tolist()
+        status, err = call("/collections/vectors/search", {"vector": [1.0, 2.0], "k": 5})
+        assert status == 400 and err["error"]["code"] == "bad_request"
+        assert "dimension" in err["error"]["message"]
+        status, err = call("/collections/other/search", {"vector": q[0].tolist()})
+        assert status == 404
+    finally:
+        serve.shutdown()
+        idx.close()
