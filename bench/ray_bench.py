@@ -50,6 +50,8 @@ def main():
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--batch-calls", type=int, default=16, help="batch calls per round")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--recall-queries", type=int, default=200,
+                    help="queries whose recall@k against exact cosine search is reported")
     ap.add_argument("--work", default=None, help="directory for the indexes (default: a temp dir)")
     ap.add_argument("--json-out", default=None)
     args = ap.parse_args()
@@ -93,6 +95,26 @@ def main():
         configs[name] = lambda q, idx=idx: idx.search(q, k=args.k)
     for search in configs.values():  # warm up: first calls open and map files
         search(queries[: args.batch])
+    # Recall@k against exact cosine search (numpy, in chunks of the base).
+    nq = min(args.recall_queries, len(queries))
+    qn = queries[:nq] / np.linalg.norm(queries[:nq], axis=1, keepdims=True)
+    best = np.full((nq, args.k), -np.inf, dtype=np.float32)
+    best_ids = np.zeros((nq, args.k), dtype=np.int64)
+    for s in range(0, len(base), 65536):
+        chunk = np.asarray(base[s : s + 65536], dtype=np.float32)
+        sims = qn @ (chunk / np.linalg.norm(chunk, axis=1, keepdims=True)).T
+        allsims = np.concatenate([best, sims], axis=1)
+        allids = np.concatenate([best_ids, np.arange(s, s + len(chunk))[None].repeat(nq, 0)], 1)
+        top = np.argsort(-allsims, axis=1, kind="stable")[:, : args.k]
+        best = np.take_along_axis(allsims, top, 1)
+        best_ids = np.take_along_axis(allids, top, 1)
+    out["recall"] = {}
+    for c, search in configs.items():
+        got = np.asarray(search(queries[:nq])[0], dtype=np.int64)
+        out["recall"][c] = float(np.mean([len(set(got[r]) & set(best_ids[r])) / args.k
+                                          for r in range(nq)]))
+    print("recall@%d: " % args.k + ", ".join(f"{c} {v:.3f}" for c, v in out["recall"].items()),
+          flush=True)
     modes = {"1 query": (1, args.single_calls), f"batch {args.batch}": (args.batch, args.batch_calls)}
     runs = {(m, c): [] for m in modes for c in configs}
     for r in range(args.rounds):  # alternate the configurations within each round

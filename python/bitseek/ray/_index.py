@@ -46,12 +46,13 @@ class ShardedIndex:
 
     ``replicas``: actors per shard (reads go to any live one; writes to replica 0, which
     forwards nothing itself: this object applies acknowledged writes to the other replicas).
-    ``num_cpus``: the CPUs Ray reserves for each actor. ``max_restarts``: how often Ray restarts
-    a shard actor (-1: without limit).
+    ``num_cpus``, ``resources``: what Ray reserves for each actor (e.g. ``{"bitseek": 1}`` with
+    ``ray start --resources='{"bitseek": 4}'`` on the nodes meant to hold shards).
+    ``max_restarts``: how often Ray restarts a shard actor (-1: without limit).
     """
 
     def __init__(self, uri: str, replicas: int = 1, num_cpus: float = 1,
-                 max_restarts: int = -1) -> None:
+                 resources: Optional[Dict[str, float]] = None, max_restarts: int = -1) -> None:
         import ray
 
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 1:
@@ -79,6 +80,7 @@ class ShardedIndex:
                         max_task_retries=-1,
                         max_concurrency=8,
                         num_cpus=num_cpus,
+                        resources=resources,
                         scheduling_strategy="SPREAD",
                     ).remote(uri, name, r, "writer" if r == 0 else "reader")
                 )
