@@ -2,7 +2,7 @@
 # bitseek.ray's tests: a fresh virtual environment with `pip install "./python[ray]"` (Ray, Ray
 # Data, Ray Serve and pyarrow from PyPI) and moto (an S3-compatible server the tests start on
 # loopback), then python/tests/test_ray.py on a 2-node Ray cluster on 127.0.0.1. About 1 GB of
-# packages, ~1 min to install and ~3 min to run on 2 cores.
+# packages: 1 to 3 min to install (the extension build reuses target/), ~3 min to run on 2 cores.
 #
 #   bash scripts/test-ray.sh     # needs python3 (>= 3.9) with venv and pip, and a Rust toolchain
 set -euo pipefail

@@ -98,6 +98,11 @@ def test_sharded_search_equals_single_index(cluster, data, tmp_path):
         # At the default oversampling each shard still answers its own rescored top k.
         ids4, _ = idx.search(q, k=K)
         assert (ids4 == exact_top(x, q, K)).mean() >= 0.9
+    # Closing removes the actors' node-local copies.
+    import tempfile
+
+    local = os.path.join(tempfile.gettempdir(), "bitseek-ray")
+    assert not [d for d in os.listdir(local) if d.startswith(tuple(m["shards"]))]
     # The merge is exact: one shard (one collection of every point) answers bit for bit alike.
     uri1 = str(tmp_path / "one")
     bray.build(x, uri1, shards=1)
@@ -405,3 +410,30 @@ def test_build_from_npy_and_parquet_files(cluster, data, tmp_path):
     np.testing.assert_array_equal(ids, ids_col[want])
     with pytest.raises(ValueError, match="all .npy"):
         bray.build([str(tmp_path / "a.npy"), str(tmp_path / "v.parquet")], str(tmp_path / "mix"))
+
+
+def test_replicas_share_segments_and_take_writes(cluster, data, tmp_path):
+    x, q = data
+    uri = str(tmp_path / "idx")
+    bray.build(x[:800], uri, shards=2)
+    with bray.ShardedIndex(uri, replicas=2) as idx:
+        assert [len(row) for row in idx.actors()] == [2, 2]
+        stats = idx.stats()
+        assert sorted((s["shard"], s["replica"]) for s in stats) == sorted(
+            (name, r) for name in idx.shards for r in (0, 1))
+        want = exact_top(x[:800], q, K)
+        for _ in range(2):  # reads alternate between the replicas
+            ids, _ = idx.search(q, k=K, oversample=EXHAUSTIVE)
+            np.testing.assert_array_equal(ids, want)
+        v = np.full((1, DIM), -7.0, dtype=np.float32)
+        idx.upsert([424242], v)
+        for _ in range(2):  # every replica has the acknowledged write
+            got, _ = idx.search(v, k=1, oversample=EXHAUSTIVE)
+            assert got[0, 0] == 424242
+        idx.compact()  # the writer publishes; the other replica reopens the new generation
+        for _ in range(2):
+            got, _ = idx.search(v, k=1, oversample=EXHAUSTIVE)
+            assert got[0, 0] == 424242
+        gens = {(s["shard"], s["replica"]): s["generation"] for s in idx.stats()}
+        for name in idx.shards:
+            assert gens[(name, 0)] == gens[(name, 1)]

@@ -179,6 +179,10 @@ def build(
                 pass
         raise
     finally:
+        try:
+            ray.get([b.close.remote() for b in builders], timeout=30)
+        except Exception:
+            pass
         for b in builders:
             ray.kill(b)
     for n in old:  # the previous build's shards, no longer named

@@ -98,9 +98,13 @@ class ShardedIndex:
         ``uri`` in the cluster); acknowledged writes stay under ``uri``."""
         import ray
 
-        for row in self._actors:
-            for a in row:
-                ray.kill(a, no_restart=True)
+        handles = [a for row in self._actors for a in row]
+        try:  # their local copies; a dead actor's is removed by its successor on that node
+            ray.get([a.close.remote() for a in handles], timeout=30)
+        except Exception:
+            pass
+        for a in handles:
+            ray.kill(a, no_restart=True)
         self._actors = []
 
     def __enter__(self) -> "ShardedIndex":

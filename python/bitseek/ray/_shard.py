@@ -249,6 +249,11 @@ class Shard:
             self._close()
         self._open()
 
+    def close(self) -> None:
+        """Removes this actor's local copy (before the actor is stopped)."""
+        with self._lock:
+            self._close()
+
     def _close(self) -> None:
         self._c = None
         self._db = None
