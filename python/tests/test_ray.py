@@ -391,6 +391,9 @@ def test_build_from_npy_and_parquet_files(cluster, data, tmp_path):
 
     x, q = data
     x = x[:600]
+    # Ray Data splits a read into at least 200 blocks by default: tasks a 2-core machine runs
+    # one after another for these small files.
+    ray.data.DataContext.get_current().read_op_min_num_blocks = 2
     np.save(tmp_path / "a.npy", x[:400])
     np.save(tmp_path / "b.npy", x[400:])
     m = bray.build([str(tmp_path / "a.npy"), str(tmp_path / "b.npy")], str(tmp_path / "npy"),

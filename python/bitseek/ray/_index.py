@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple, Union, overload
 
 import numpy as np
 
@@ -160,6 +160,16 @@ class ShardedIndex:
         for ref in pending:
             ray.cancel(ref)
         return done, missing
+
+    @overload
+    def search(self, queries: Any, k: int = ..., oversample: Optional[float] = ...,
+               filter: Optional[Dict[str, Any]] = ..., partial: Literal[False] = ...,
+               timeout: Optional[float] = ...) -> Tuple[np.ndarray, np.ndarray]: ...
+
+    @overload
+    def search(self, queries: Any, k: int = ..., oversample: Optional[float] = ...,
+               filter: Optional[Dict[str, Any]] = ..., *, partial: Literal[True],
+               timeout: Optional[float] = ...) -> Tuple[np.ndarray, np.ndarray, List[int]]: ...
 
     def search(
         self,

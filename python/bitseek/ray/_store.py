@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from typing import List
+from typing import Any, List
 
 
 class Store:
@@ -26,7 +26,7 @@ class Store:
         self.local = "://" not in uri or uri.startswith("file://")
         if self.local:
             self.root = os.path.abspath(uri[len("file://") :] if uri.startswith("file://") else uri)
-            self._fs = None
+            self._fs: Any = None
         else:
             import pyarrow.fs as pafs
 
