@@ -207,20 +207,40 @@ async fn wrong_method(req: Request) -> ApiError {
 
 #[derive(Serialize)]
 struct Health {
+    /// `"ok"`, or `"degraded"` while a collection refuses writes.
     status: &'static str,
     version: &'static str,
     collections: usize,
+    /// The collections that refuse writes (a failed fsync or manifest swap), and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    read_only: Vec<ReadOnly>,
     text_model_loaded: bool,
     uptime_seconds: f64,
 }
 
+#[derive(Serialize)]
+struct ReadOnly {
+    collection: String,
+    reason: String,
+}
+
 async fn health(State(state): St) -> ApiResult<Json<Health>> {
     let s = state.clone();
-    let collections = blocking(move || Ok(s.db.list().len())).await?;
+    let infos = blocking(move || Ok(s.db.list())).await?;
+    let read_only: Vec<ReadOnly> = infos
+        .iter()
+        .filter_map(|i| {
+            i.read_only.as_ref().map(|reason| ReadOnly {
+                collection: i.name.clone(),
+                reason: reason.clone(),
+            })
+        })
+        .collect();
     Ok(Json(Health {
-        status: "ok",
+        status: if read_only.is_empty() { "ok" } else { "degraded" },
         version: env!("CARGO_PKG_VERSION"),
-        collections,
+        collections: infos.len(),
+        read_only,
         text_model_loaded: state.model.is_loaded(),
         uptime_seconds: state.started.elapsed().as_secs_f64(),
     }))
