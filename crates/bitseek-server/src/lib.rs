@@ -19,6 +19,7 @@
 //! Not here: the storage itself (`bitseek-store`), embedding (`bitseek-embed`), TLS (put a reverse
 //! proxy in front for that).
 
+mod binary;
 mod conn;
 mod error;
 mod metrics;

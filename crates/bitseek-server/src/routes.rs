@@ -1,5 +1,6 @@
 //! The endpoints, one per library operation, at the paths `openapi.json` documents.
 
+use crate::binary::{self, SearchBody};
 use crate::{ApiError, AppState, Metrics};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -60,19 +61,24 @@ impl<T: DeserializeOwned + Send + 'static> FromRequest<Arc<AppState>> for JsonBo
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, ApiError> {
-        let limits = state.options.limits;
-        let limit = limits.max_body_bytes;
-        // A client that sends its head and then dribbles the body would hold the connection and
-        // this request's memory for as long as it likes.
-        let bytes = tokio::time::timeout(limits.body_timeout, Bytes::from_request(req, state))
-            .await
-            .map_err(|_| body_timeout(limits.body_timeout))?
-            .map_err(|e| body_error(e, limit))?;
+        let bytes = read_body(req, state).await?;
         if bytes.len() <= INLINE_PARSE_BYTES {
             return parse_json(&bytes).map(JsonBody);
         }
         blocking(move || parse_json(&bytes)).await.map(JsonBody)
     }
+}
+
+/// The request's body, within the body timeout and size limit.
+pub(crate) async fn read_body(req: Request, state: &Arc<AppState>) -> ApiResult<Bytes> {
+    let limits = state.options.limits;
+    let limit = limits.max_body_bytes;
+    // A client that sends its head and then dribbles the body would hold the connection and
+    // this request's memory for as long as it likes.
+    tokio::time::timeout(limits.body_timeout, Bytes::from_request(req, state))
+        .await
+        .map_err(|_| body_timeout(limits.body_timeout))?
+        .map_err(|e| body_error(e, limit))
 }
 
 /// 413 when a request carries more items (`n` `what`) than the limit `name` allows, naming the
@@ -552,7 +558,7 @@ struct SearchBatch {
     filter: Option<Filter>,
 }
 
-fn default_k() -> usize {
+pub(crate) fn default_k() -> usize {
     10
 }
 
@@ -645,8 +651,23 @@ fn candidates(
 async fn search(
     State(state): St,
     Path(name): Path<String>,
-    JsonBody(req): JsonBody<Search>,
+    body: SearchBody<Search>,
 ) -> ApiResult<Json<Hits>> {
+    let req = match body {
+        SearchBody::Json(req) => req,
+        SearchBody::Raw { values, params } => {
+            let sreq = search_request(&state, params.k, params.oversample, None)?;
+            return blocking(move || {
+                let c = collection(&state, &name)?;
+                let shape = shape(&c);
+                check_vector(&values, shape, || "the raw query".to_string())?;
+                let hits = c.search(&values, &sreq)?;
+                Metrics::add(&state.metrics.queries, 1);
+                Ok(Json(Hits { hits }))
+            })
+            .await;
+        }
+    };
     let sreq = search_request(&state, req.k, req.oversample, req.filter)?;
     blocking(move || {
         let c = collection(&state, &name)?;
@@ -678,10 +699,38 @@ async fn search(
 async fn search_batch(
     State(state): St,
     Path(name): Path<String>,
-    JsonBody(req): JsonBody<SearchBatch>,
+    body: SearchBody<SearchBatch>,
 ) -> ApiResult<Json<BatchHits>> {
-    let sreq = search_request(&state, req.k, req.oversample, req.filter)?;
     let limits = state.options.limits;
+    let req = match body {
+        SearchBody::Json(req) => req,
+        SearchBody::Raw { values, params } => {
+            let sreq = search_request(&state, params.k, params.oversample, None)?;
+            return blocking(move || {
+                let c = collection(&state, &name)?;
+                let shape = shape(&c);
+                let n = binary::queries(&values, shape.0)?;
+                too_many(
+                    n,
+                    "queries in one batch",
+                    "max_batch_queries",
+                    limits.max_batch_queries,
+                    "split the batch",
+                )?;
+                candidates(&state, n, params.k, params.oversample)?;
+                for (i, v) in values.chunks_exact(shape.0).enumerate() {
+                    check_vector(v, shape, || format!("query {i}"))?;
+                }
+                let results = c.search_batch(&values, &sreq)?;
+                Metrics::add(&state.metrics.queries, results.len());
+                Ok(Json(BatchHits {
+                    results: results.into_iter().map(|hits| Hits { hits }).collect(),
+                }))
+            })
+            .await;
+        }
+    };
+    let sreq = search_request(&state, req.k, req.oversample, req.filter)?;
     let n = match (&req.vectors, &req.texts) {
         (Some(v), None) => v.len(),
         (None, Some(t)) => t.len(),
