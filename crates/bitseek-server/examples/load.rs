@@ -526,7 +526,11 @@ fn main() -> Result<(), Error> {
     eprintln!("server hits (JSON and raw f32 bodies) equal library hits for {checked} queries");
 
     let mut table: Vec<[Row; 3]> = Vec::new();
-    let writer_modes: &[bool] = if a.no_writer { &[false] } else { &[false, true] };
+    let writer_modes: &[bool] = if a.no_writer {
+        &[false]
+    } else {
+        &[false, true]
+    };
     for &writer in writer_modes {
         for &conc in &a.conc {
             // One untimed warm-up pass of each, then the timed repeats, interleaved so that drift

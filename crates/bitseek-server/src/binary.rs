@@ -39,7 +39,11 @@ impl<T: DeserializeOwned + Send + 'static> FromRequest<Arc<AppState>> for Search
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim() == OCTET_STREAM));
+            .is_some_and(|v| {
+                v.split(';')
+                    .next()
+                    .is_some_and(|t| t.trim() == OCTET_STREAM)
+            });
         if !raw {
             return JsonBody::<T>::from_request(req, state)
                 .await
@@ -57,7 +61,7 @@ impl<T: DeserializeOwned + Send + 'static> FromRequest<Arc<AppState>> for Search
                 ))
             })?;
         let bytes = read_body(Request::from_parts(parts, body), state).await?;
-        if bytes.len() % 4 != 0 {
+        if !bytes.len().is_multiple_of(4) {
             return Err(ApiError::bad_request(format!(
                 "the raw body has {} bytes, not a whole number of little-endian f32 values (4 bytes each)",
                 bytes.len()
@@ -73,7 +77,7 @@ impl<T: DeserializeOwned + Send + 'static> FromRequest<Arc<AppState>> for Search
 
 /// Splits `values` into queries of `dim` values, or says why it cannot.
 pub(crate) fn queries(values: &[f32], dim: usize) -> Result<usize, ApiError> {
-    if values.is_empty() || values.len() % dim != 0 {
+    if values.is_empty() || !values.len().is_multiple_of(dim) {
         return Err(ApiError::bad_request(format!(
             "the raw body holds {} f32 values, not a positive multiple of the collection's dimension {dim}: send {dim} little-endian f32 values per query",
             values.len()

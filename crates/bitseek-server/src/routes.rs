@@ -243,7 +243,11 @@ async fn health(State(state): St) -> ApiResult<Json<Health>> {
         })
         .collect();
     Ok(Json(Health {
-        status: if read_only.is_empty() { "ok" } else { "degraded" },
+        status: if read_only.is_empty() {
+            "ok"
+        } else {
+            "degraded"
+        },
         version: env!("CARGO_PKG_VERSION"),
         collections: infos.len(),
         read_only,

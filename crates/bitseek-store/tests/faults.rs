@@ -120,11 +120,18 @@ fn check(c: &LiveCollection, model: &Model, what: &str) {
     for id in 0..20u64 {
         let got = c.get(id);
         match model.get(&id) {
-            None => assert!(got.is_none(), "{what}: id {id} is there but was deleted or never acknowledged"),
+            None => assert!(
+                got.is_none(),
+                "{what}: id {id} is there but was deleted or never acknowledged"
+            ),
             Some((v, p)) => {
                 let got = got.unwrap_or_else(|| panic!("{what}: acknowledged id {id} is lost"));
                 assert_eq!(&got.payload, p, "{what}: payload of id {id}");
-                assert_eq!(got.vector.as_deref(), Some(&v[..]), "{what}: vector of id {id}");
+                assert_eq!(
+                    got.vector.as_deref(),
+                    Some(&v[..]),
+                    "{what}: vector of id {id}"
+                );
             }
         }
     }
@@ -134,13 +141,17 @@ fn check(c: &LiveCollection, model: &Model, what: &str) {
         filter: None,
     };
     let mut ids: Vec<u64> = c
-        .search(&vec![0.5; DIM], &req)
+        .search(&[0.5; DIM], &req)
         .unwrap()
         .iter()
         .map(|h| h.id)
         .collect();
     ids.sort_unstable();
-    assert_eq!(ids, model.keys().copied().collect::<Vec<_>>(), "{what}: search");
+    assert_eq!(
+        ids,
+        model.keys().copied().collect::<Vec<_>>(),
+        "{what}: search"
+    );
 }
 
 /// The kind of error a refused write must report for an injected `error`.
@@ -352,11 +363,19 @@ fn a_full_disk_refuses_every_write_until_space_returns() {
             for o in &ops[20..26] {
                 run(&c, o, &mut model).unwrap();
             }
-            check(&c, &model, &format!("{durability:?} {op:?}: space returned"));
+            check(
+                &c,
+                &model,
+                &format!("{durability:?} {op:?}: space returned"),
+            );
         }
         drop((c, db));
         let db = open(dir.path());
-        check(&db.get("c").unwrap(), &model, &format!("{durability:?}: reopened"));
+        check(
+            &db.get("c").unwrap(),
+            &model,
+            &format!("{durability:?}: reopened"),
+        );
     }
 }
 
@@ -399,7 +418,9 @@ fn a_real_tmpfs_that_fills_up() {
     let _unmount = Unmount(&mnt);
     let dim = 256;
     let db = open_with(&mnt, DbOptions { flush_rows: 2000 });
-    let c = db.create("c", config(dim, Metric::L2, "rabitq", Keep::F32)).unwrap();
+    let c = db
+        .create("c", config(dim, Metric::L2, "rabitq", Keep::F32))
+        .unwrap();
     let mut r = rng(5);
     let mut acked: BTreeMap<u64, serde_json::Value> = BTreeMap::new();
     let mut refused = 0;
@@ -448,7 +469,8 @@ fn a_real_tmpfs_that_fills_up() {
             payload: json!({"batch": "after"}),
         })
         .collect();
-    c.upsert(points.clone()).expect("writes resume once there is space");
+    c.upsert(points.clone())
+        .expect("writes resume once there is space");
     for p in points {
         acked.insert(p.id, p.payload);
     }
@@ -458,7 +480,10 @@ fn a_real_tmpfs_that_fills_up() {
     let c = db.get("c").unwrap();
     assert_eq!(c.info().points, acked.len());
     for (id, p) in &acked {
-        assert_eq!(&c.get(*id).expect("acknowledged point after reopen").payload, p);
+        assert_eq!(
+            &c.get(*id).expect("acknowledged point after reopen").payload,
+            p
+        );
     }
     eprintln!(
         "tmpfs of 8 MiB: {} points acknowledged, {refused} upserts refused with no space, \

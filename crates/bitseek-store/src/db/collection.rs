@@ -8,8 +8,8 @@ use super::config::{
 use super::group_commit::GroupSync;
 use super::lock;
 use super::manifest::{LiveManifest, LogEntry};
-use super::snapshot::Snapshot;
 use super::read_only::ReadOnly;
+use super::snapshot::Snapshot;
 use super::writer::{Recovery, Writer};
 use crate::error::{io_err, StoreError};
 use crate::faults;

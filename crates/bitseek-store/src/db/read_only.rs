@@ -77,10 +77,12 @@ impl LiveCollection {
 
     /// The error a refused write returns while the collection is read-only.
     pub(super) fn read_only_error(&self, w: &Writer) -> Option<StoreError> {
-        w.read_only.get().map(|(reason, no_space)| StoreError::ReadOnly {
-            name: self.name().into(),
-            reason,
-            no_space,
-        })
+        w.read_only
+            .get()
+            .map(|(reason, no_space)| StoreError::ReadOnly {
+                name: self.name().into(),
+                reason,
+                no_space,
+            })
     }
 }

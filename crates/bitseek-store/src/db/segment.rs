@@ -3,9 +3,9 @@
 
 use super::config::LIVE_VERSION;
 use super::manifest::LiveManifest;
-use crate::faults::{self, FaultOp};
 use crate::error::io_err;
 use crate::error::{Fix, StoreError};
+use crate::faults::{self, FaultOp};
 use crate::files::{open_segment, read_payloads, write_payloads, Promise};
 use crate::filter::{lookup, value_key, Filter};
 use crate::manifest::SegmentEntry;

@@ -4,11 +4,11 @@
 
 use super::config::{LostWrites, LIVE_VERSION};
 use super::manifest::{next_generation, remove_stale, LiveManifest, LogEntry};
+use super::read_only::ReadOnly;
 use super::segment::{save_segment, write_segment, Segment};
 use super::snapshot::Snapshot;
 use super::tombstones::{live_rows, read_tombstones, write_tombstones};
 use super::Live;
-use super::read_only::ReadOnly;
 use crate::error::{io_err, Fix, StoreError};
 use crate::faults;
 use crate::files::{sync_dir, write_synced};
@@ -386,7 +386,10 @@ impl Writer {
     fn swap_manifest(&mut self, dir: &Path, m: &LiveManifest) -> Result<(), StoreError> {
         m.write(dir).inspect_err(|e| {
             self.read_only.set(
-                format!("swapping in the manifest of generation {} failed ({e})", m.generation),
+                format!(
+                    "swapping in the manifest of generation {} failed ({e})",
+                    m.generation
+                ),
                 e,
             )
         })
