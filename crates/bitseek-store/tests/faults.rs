@@ -317,6 +317,21 @@ fn a_failed_log_fsync_is_never_retried_the_collection_turns_read_only_then_rewri
     run(&c, &ops[2], &mut model).unwrap();
     assert!(c.info().read_only.is_none());
     assert!(c.info().generation > generation);
+    // A flush (graceful shutdown) after a failed fsync rewrites too, rather than syncing again.
+    faults::inject(
+        dir.path(),
+        Some(Fault {
+            op: FaultOp::Fsync,
+            nth: 1,
+            sticky: false,
+            error: FaultError::Io,
+        }),
+    );
+    let generation = c.info().generation;
+    run(&c, &ops[1], &mut model).unwrap_err();
+    c.flush().unwrap();
+    assert!(c.info().read_only.is_none());
+    assert!(c.info().generation > generation);
     faults::clear(dir.path());
     drop((c, db));
     let db = open(dir.path());

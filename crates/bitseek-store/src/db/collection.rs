@@ -261,6 +261,10 @@ impl LiveCollection {
     /// graceful shutdown.
     pub fn flush(&self) -> Result<(), StoreError> {
         let mut w = self.writer()?;
+        if w.read_only.get().is_some() {
+            // The log's last fsync failed: syncing it again proves nothing; rewrite instead.
+            self.writable(&mut w)?;
+        }
         if let Some(log) = w.log.as_mut() {
             if let Err(e) = faults::sync(&log.file, &log.path, false) {
                 let err = io_err(&log.path)(e);
