@@ -17,6 +17,7 @@ use bitseek_store::{
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 
 type St = State<Arc<AppState>>;
@@ -158,6 +159,9 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
 /// points of 384 dimensions, a scan of a fraction of a millisecond) runs on the async worker:
 /// handing it to the blocking pool and back would cost about as much as the scan.
 const INLINE_SEARCH_VALUES: usize = 1 << 25;
+
+/// Inline searches running now (at most one).
+static INLINE_SEARCHES: AtomicUsize = AtomicUsize::new(0);
 
 /// Runs a store call on the blocking pool, so the async workers keep serving while it reads,
 /// scans or fsyncs.
@@ -668,7 +672,7 @@ async fn search(
             let sreq = search_request(&state, params.k, params.oversample, None)?;
             let c = collection(&state, &name)?;
             let view = c.snapshot_view();
-            let inline = view.points().saturating_mul(view.config().dim) <= INLINE_SEARCH_VALUES;
+            let small = view.points().saturating_mul(view.config().dim) <= INLINE_SEARCH_VALUES;
             let run = move || {
                 let shape = shape(&c);
                 check_vector(&values, shape, || "the raw query".to_string())?;
@@ -676,7 +680,18 @@ async fn search(
                 Metrics::add(&state.metrics.queries, 1);
                 Ok(Json(Hits { hits }))
             };
-            return if inline { run() } else { blocking(run).await };
+            // One inline search at a time, so that many concurrent ones never hold up the
+            // workers that read and answer every other connection.
+            if small
+                && INLINE_SEARCHES
+                    .compare_exchange(0, 1, SeqCst, SeqCst)
+                    .is_ok()
+            {
+                let out = run();
+                INLINE_SEARCHES.store(0, SeqCst);
+                return out;
+            }
+            return blocking(run).await;
         }
     };
     let sreq = search_request(&state, req.k, req.oversample, req.filter)?;
