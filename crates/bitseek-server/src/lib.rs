@@ -20,6 +20,7 @@
 //! Not here: the storage itself (`bitseek-store`), embedding (`bitseek-embed`), TLS (put a reverse
 //! proxy in front for that).
 
+mod binary;
 mod code;
 mod conn;
 mod error;
