@@ -125,6 +125,10 @@ pub fn watch(
             Ok(report) => {
                 retry_at = None;
                 if report.files_embedded + report.files_deleted > 0 {
+                    // A directory's own event (its listing changed) says nothing its files'
+                    // events do not.
+                    let all = changed.clone();
+                    changed.retain(|p| !all.iter().any(|q| q != p && q.starts_with(p)));
                     on_event(WatchEvent::Updated {
                         report: &report,
                         changed: &changed,
