@@ -78,6 +78,11 @@ impl LiveIndex {
         Ok(&self.open.as_ref().expect("opened above").1)
     }
 
+    /// The generation opened last (the one the last search answered from), if any.
+    pub fn opened(&self) -> Option<&CodeIndex> {
+        self.open.as_ref().map(|(_, index)| index)
+    }
+
     /// Opens the committed generation, again when a commit lands during the open (what was read
     /// may then mix two generations' files, or miss deleted ones).
     fn open_fresh(&self) -> Result<(Option<Stamp>, CodeIndex), CodeError> {

@@ -13,8 +13,8 @@
 use crate::{index_dir, index_repo, CodeError, IndexOptions, IndexReport, ModelInfo};
 use bitseek_embed::Embedder;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
-use notify_debouncer_mini::notify::RecursiveMode;
-use notify_debouncer_mini::{new_debouncer, DebounceEventResult};
+use notify_debouncer_full::notify::{self, EventKind, RecommendedWatcher, RecursiveMode};
+use notify_debouncer_full::{new_debouncer_opt, DebounceEventResult, NoCache};
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,6 +54,9 @@ pub enum WatchEvent<'a> {
         changed: &'a [PathBuf],
         took: Duration,
     },
+    /// An update ran and found nothing the walk sees changed (say, a file saved unchanged):
+    /// nothing was written.
+    Unchanged { changed: &'a [PathBuf] },
     /// An update failed; the previous generation stays current and the update is retried.
     Failed(&'a CodeError),
     /// The file watcher reported an error (events may have been lost: an update follows).
@@ -78,9 +81,17 @@ pub fn watch(
     })?;
     let progress = |_: usize, _: usize| {};
     let (tx, rx) = mpsc::channel::<DebounceEventResult>();
-    let mut debouncer = new_debouncer(opts.debounce, tx).map_err(watch_error(&root))?;
+    // No file-id cache: it would walk the whole tree (ignored directories included) up front,
+    // and a rename needs no pairing here (the update re-walks anyway).
+    let mut debouncer = new_debouncer_opt::<_, RecommendedWatcher, _>(
+        opts.debounce,
+        None,
+        tx,
+        NoCache,
+        notify::Config::default(),
+    )
+    .map_err(watch_error(&root))?;
     debouncer
-        .watcher()
         .watch(&root, RecursiveMode::Recursive)
         .map_err(watch_error(&root))?;
     // Watching starts before the first update, so an edit made during it is not missed.
@@ -93,23 +104,29 @@ pub fn watch(
     while !stop.load(Ordering::Relaxed) {
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(Ok(events)) => {
-                for e in events {
-                    if let Some(rel) = ignores.relevant(&e.path) {
+                // Opening and reading a file is an event too (the update's own reads among
+                // them): only changes count.
+                let changes = events
+                    .iter()
+                    .filter(|e| !matches!(e.kind, EventKind::Access(_)));
+                for path in changes.flat_map(|e| &e.paths) {
+                    if let Some(rel) = ignores.relevant(path) {
                         if !changed.contains(&rel) {
                             changed.push(rel);
                         }
                     }
                 }
             }
-            Ok(Err(e)) => {
-                on_event(WatchEvent::WatchError(e.to_string()));
+            Ok(Err(errors)) => {
+                let msg: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+                on_event(WatchEvent::WatchError(msg.join("; ")));
                 changed.push(PathBuf::new());
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(watch_error(&root)(
-                    notify_debouncer_mini::notify::Error::generic("the file watcher stopped"),
-                ));
+                return Err(watch_error(&root)(notify::Error::generic(
+                    "the file watcher stopped",
+                )));
             }
         }
         // The debouncer delivers a burst as one batch; a failed update waits for its retry.
@@ -134,6 +151,8 @@ pub fn watch(
                         changed: &changed,
                         took: start.elapsed(),
                     });
+                } else {
+                    on_event(WatchEvent::Unchanged { changed: &changed });
                 }
                 changed.clear();
             }
@@ -146,10 +165,19 @@ pub fn watch(
     Ok(())
 }
 
-fn watch_error(root: &Path) -> impl Fn(notify_debouncer_mini::notify::Error) -> CodeError + '_ {
-    move |e| CodeError::Io {
-        path: root.to_owned(),
-        source: std::io::Error::other(format!("cannot watch for file changes: {e}")),
+fn watch_error(root: &Path) -> impl Fn(notify::Error) -> CodeError + '_ {
+    move |e| {
+        let hint = match e.kind {
+            notify::ErrorKind::MaxFilesWatch => {
+                " (every directory under the root takes one watch, ignored ones too: on Linux \
+                 raise fs.inotify.max_user_watches)"
+            }
+            _ => "",
+        };
+        CodeError::Io {
+            path: root.to_owned(),
+            source: std::io::Error::other(format!("cannot watch for file changes: {e}{hint}")),
+        }
     }
 }
 

@@ -22,6 +22,7 @@ enum Seen {
         files_embedded: usize,
         files_deleted: usize,
     },
+    Unchanged,
     Failed(String),
 }
 
@@ -99,6 +100,7 @@ fn watch_picks_up_an_edit_a_new_file_and_a_deletion() {
                         files_embedded: report.files_embedded,
                         files_deleted: report.files_deleted,
                     },
+                    WatchEvent::Unchanged { .. } => Seen::Unchanged,
                     WatchEvent::Failed(e) => Seen::Failed(e.to_string()),
                     WatchEvent::WatchError(e) => Seen::Failed(e),
                 };
@@ -160,6 +162,29 @@ fn watch_picks_up_an_edit_a_new_file_and_a_deletion() {
     searching.store(false, Ordering::Relaxed);
     reader.join().expect("the reader's searches all succeeded");
     assert!(searches.load(Ordering::Relaxed) > 0);
+
+    // Settled: the updates' own reads and writes must not wake the watcher again (reading a
+    // file is an event too). Ten debounce periods of silence, checked once.
+    // (The index shows the deletion a moment before the watcher reports it: wait for that.)
+    let mut seen_so_far: Vec<Seen> = Vec::new();
+    while !seen_so_far.iter().any(|s| {
+        matches!(
+            s,
+            Seen::Updated {
+                files_deleted: 1,
+                ..
+            }
+        )
+    }) {
+        let s = seen.recv_timeout(Duration::from_secs(30));
+        seen_so_far.push(s.expect("the deletion's update is reported"));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let late: Vec<Seen> = seen.try_iter().collect();
+    assert!(
+        late.is_empty(),
+        "the watcher kept updating after the last change: {late:?}"
+    );
     stop.store(true, Ordering::Relaxed);
     watcher
         .join()
@@ -172,7 +197,8 @@ fn watch_picks_up_an_edit_a_new_file_and_a_deletion() {
     // writes or by the ignored file.
     let mut embedded = 0;
     let mut deleted = 0;
-    for s in seen.try_iter() {
+    seen_so_far.extend(seen.try_iter());
+    for s in seen_so_far {
         match s {
             Seen::Updated {
                 changed,
@@ -192,6 +218,7 @@ fn watch_picks_up_an_edit_a_new_file_and_a_deletion() {
                 embedded += files_embedded;
                 deleted += files_deleted;
             }
+            Seen::Unchanged => {}
             Seen::Failed(msg) => panic!("an update failed: {msg}"),
             Seen::Ready => panic!("a second Ready"),
         }

@@ -153,7 +153,6 @@ impl State {
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
         // Open first: a missing index is reported before the model is waited for.
         let index = live.index().map_err(|e| self.explain(e))?;
-        let (units, generation) = (index.units(), index.collection().generation());
         let model = self.model(false)?;
         index.check_model(&model.1).map_err(|e| e.to_string())?;
         let vectors = model
@@ -170,6 +169,8 @@ impl State {
             )
             .map_err(|e| self.explain(e))?;
         let hits = results.pop().unwrap_or_default();
+        let searched = live.opened().expect("searched an open index");
+        let (units, generation) = (searched.units(), searched.collection().generation());
         let mut files: HashMap<String, Option<SourceFile>> = HashMap::new();
         let hits = hits
             .into_iter()

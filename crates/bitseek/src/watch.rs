@@ -99,6 +99,7 @@ fn write_event(
                 seconds
             )
         }
+        (WatchEvent::Unchanged { .. }, _) => Ok(()),
         (WatchEvent::Failed(err), true) => writeln!(
             out,
             "{}",
