@@ -35,11 +35,13 @@ mod search;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod update;
+mod verify;
 
 pub use context::{hit_text, hit_text_in, HitText, SourceFile, Stale, MAX_CONTEXT};
 pub use hybrid::LexicalFile;
 pub use search::{group_by_file, CodeHit, CodeIndex, Filter, SearchMode, LANGS};
 pub use update::{index_repo, IndexOptions, IndexReport};
+pub use verify::{verify_index, Verified};
 
 /// The index directory inside the indexed repository.
 pub const INDEX_DIR: &str = ".bitseek";

@@ -29,6 +29,11 @@ pub struct Args {
     /// "files_deleted", "units_embedded", "units_reused", "skipped", "bytes", "seconds", …}.
     #[arg(long)]
     json: bool,
+    /// Check every checksum of DIR's index (segment, payloads, lexical file) instead of indexing,
+    /// and fail naming any damaged file. Searches check them on the first open after each
+    /// write only; this trusts nothing.
+    #[arg(long, conflicts_with_all = ["int8", "model_dir"])]
+    verify: bool,
 }
 
 /// The `--json` output.
@@ -67,6 +72,36 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 
 pub(crate) fn run_to(a: Args, out: &mut dyn Write) -> anyhow::Result<()> {
     let start = Instant::now();
+    if a.verify {
+        let v = bitseek_codesearch::verify_index(&a.dir)?;
+        let seconds = start.elapsed().as_secs_f64();
+        let index = bitseek_codesearch::index_dir(&a.dir);
+        if a.json {
+            let line = serde_json::json!({
+                "dir": a.dir.display().to_string(),
+                "index": index.display().to_string(),
+                "verified": true,
+                "generation": v.generation,
+                "units": v.units,
+                "files": v.files,
+                "bytes": v.bytes,
+                "seconds": seconds,
+            });
+            writeln!(out, "{line}")?;
+        } else {
+            writeln!(
+                out,
+                "verified {}: generation {}, {} units in {} files, {} checked in {seconds:.1} s",
+                index.display(),
+                v.generation,
+                v.units,
+                v.files,
+                human_bytes(v.bytes)
+            )?;
+        }
+        out.flush()?;
+        return Ok(());
+    }
     let (embedder, model) = bitseek_codesearch::load_model(a.model_dir.as_deref(), a.int8)?;
     let opts = IndexOptions {
         batch: a.batch,
