@@ -108,6 +108,12 @@ pub(crate) fn run_to(a: Args, out: &mut dyn Write) -> anyhow::Result<()> {
         ..IndexOptions::default()
     };
     let bar = crate::progress(0, "embedding", a.json);
+    // Units per second and the time left, the two numbers a long first index is watched for.
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg:>10} [{bar:40}] {pos}/{len} units ({per_sec}, {eta} left)",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
     let report = index_repo(&a.dir, &embedder, &model, &opts, &|done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
