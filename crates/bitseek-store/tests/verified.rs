@@ -59,7 +59,7 @@ fn section_offset(bytes: &[u8], name: &str) -> usize {
 
 /// Rewrites `path` in place through `damage`, keeping its length and modification time: what a
 /// disk flipping bits looks like to anything that only looks at metadata.
-fn damage_quietly(path: &Path, damage: impl FnOnce(&mut Vec<u8>)) {
+fn damage_quietly(path: &Path, damage: impl FnOnce(&mut [u8])) {
     let modified = fs::metadata(path).unwrap().modified().unwrap();
     let mut bytes = fs::read(path).unwrap();
     let len = bytes.len();
@@ -73,13 +73,13 @@ fn damage_quietly(path: &Path, damage: impl FnOnce(&mut Vec<u8>)) {
 }
 
 /// Flips one byte inside the kept f32 vectors of the segment.
-fn flip_kept_vector(bytes: &mut Vec<u8>) {
+fn flip_kept_vector(bytes: &mut [u8]) {
     let at = section_offset(bytes, "keep.f32") + 5;
     bytes[at] ^= 0x10;
 }
 
 /// Changes a digit inside one payload line: still valid JSON, one payload per row, wrong checksum.
-fn change_a_payload(bytes: &mut Vec<u8>) {
+fn change_a_payload(bytes: &mut [u8]) {
     let at = bytes
         .windows(9)
         .position(|w| w == b"\"row\":17}")
