@@ -84,7 +84,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let names: Vec<String> = {
         let idx = CodeIndex::open(&work)?;
-        let all = idx.collection().payloads();
+        let all = idx.collection().payloads()?;
         let step = (all.len() / questions.max(1)).max(1);
         all.iter()
             .step_by(step)

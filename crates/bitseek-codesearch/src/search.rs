@@ -309,15 +309,18 @@ impl CodeIndex {
         let mut scores = vec![0f32; self.units()];
         let mut scratch = Vec::new();
         let mut out = Vec::with_capacity(questions.len());
+        // A filter reads every payload (once per open, checksum checked); none reads none.
+        let payloads = if filter.is_empty() {
+            None
+        } else {
+            Some(self.collection.payloads()?)
+        };
         for ((text, question), sem) in texts.iter().zip(questions).zip(semantic) {
             bm25.scores(text, &mut scores);
             // Rows the filter rejects or that share no word with the question take no part.
             for (row, s) in scores.iter_mut().enumerate() {
-                if *s > 0.0 && !filter.is_empty() {
-                    let keep = self
-                        .collection
-                        .payload(row)
-                        .is_some_and(|p| filter.accepts(p));
+                if let (true, Some(payloads)) = (*s > 0.0, payloads) {
+                    let keep = payloads.get(row).is_some_and(|p| filter.accepts(p));
                     if !keep {
                         *s = 0.0;
                     }
@@ -369,8 +372,7 @@ impl CodeIndex {
     fn hit(&self, row: usize, score: f32) -> Result<CodeHit, CodeError> {
         let p: UnitPayload = self
             .collection
-            .payload(row)
-            .cloned()
+            .payload(row)?
             .and_then(|v| serde_json::from_value(v).ok())
             .ok_or_else(|| CodeError::NotACodeIndex {
                 root: self.root.clone(),

@@ -140,7 +140,7 @@ pub fn index_repo(
             FileWork::Reuse { path, hash, rows } => {
                 let Some(prev) = &previous else { continue };
                 for r in rows {
-                    let p = prev.collection.payload(r).cloned().unwrap_or_default();
+                    let p = prev.collection.payload(r)?.unwrap_or_default();
                     old_rows.push((payloads.len(), r));
                     payloads.push(p);
                     terms.push(prev.terms.get(r).cloned().unwrap_or_default());
@@ -369,8 +369,12 @@ fn previous(
             }
         },
     };
+    let payloads = match collection.payloads() {
+        Ok(p) => p,
+        Err(e) => return (None, Some(format!("the previous index is unusable ({e})"))),
+    };
     let mut rows_of: HashMap<String, Vec<usize>> = HashMap::new();
-    for (row, p) in collection.payloads().iter().enumerate() {
+    for (row, p) in payloads.iter().enumerate() {
         match p.get("path").and_then(|p| p.as_str()) {
             Some(path) => rows_of.entry(path.to_owned()).or_default().push(row),
             None => {

@@ -211,7 +211,7 @@ fn indexes_units_with_their_places() {
 
     let idx = CodeIndex::open(repo.path()).unwrap();
     assert_eq!((idx.units(), idx.files()), (r.units, 4));
-    let p: Vec<serde_json::Value> = idx.collection().payloads().to_vec();
+    let p: Vec<serde_json::Value> = idx.collection().payloads().unwrap().to_vec();
     let read_config = p.iter().find(|p| p["name"] == "read_config").unwrap();
     assert_eq!(read_config["path"], "app/config.py");
     assert_eq!(read_config["lang"], "python");
@@ -276,11 +276,13 @@ fn reindexing_embeds_only_changed_files_and_drops_deleted_ones() {
     assert!(idx
         .collection()
         .payloads()
+        .unwrap()
         .iter()
         .all(|p| p["path"] != "app/config.py"));
     assert!(idx
         .collection()
         .payloads()
+        .unwrap()
         .iter()
         .any(|p| p["name"] == "fresh"));
 }

@@ -72,11 +72,13 @@ impl BertEmbedder {
             .clamp(2, config.max_position_embeddings);
         let tokenizer = WindowedTokenizer::open(&dir.tokenizer_path(), max_tokens)?;
         let weights_path = dir.weights_path();
-        let bytes = std::fs::read(&weights_path).map_err(Error::io(&weights_path))?;
-        let mut encoder = Encoder::load(&bytes, &config).map_err(|source| Error::Weights {
-            path: weights_path,
-            source,
-        })?;
+        // A missing or unreadable file is an I/O error naming it, not a parse error.
+        std::fs::File::open(&weights_path).map_err(Error::io(&weights_path))?;
+        let mut encoder =
+            Encoder::load(&weights_path, &config).map_err(|source| Error::Weights {
+                path: weights_path,
+                source,
+            })?;
         if options.int8 {
             encoder.quantize();
         }

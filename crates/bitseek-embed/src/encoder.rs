@@ -18,8 +18,8 @@
 //! `tests/parity.rs` against sentence-transformers on the real one.
 
 use crate::int8::{QuantDense, Scratch};
-use candle_core::{DType, Device, Tensor};
-use std::collections::HashMap;
+use crate::weights::{Floats, MappedTensors};
+use std::path::Path;
 
 /// How a BERT config names its activation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -87,15 +87,15 @@ impl BertConfig {
 
 struct Dense {
     /// `[n_out][n_in]`, as stored by PyTorch.
-    weight: Vec<f32>,
-    bias: Vec<f32>,
+    weight: Floats,
+    bias: Floats,
     n_in: usize,
     n_out: usize,
 }
 
 struct Norm {
-    weight: Vec<f32>,
-    bias: Vec<f32>,
+    weight: Floats,
+    bias: Floats,
 }
 
 struct Layer {
@@ -111,8 +111,8 @@ struct Layer {
 
 /// A loaded BERT encoder.
 pub(crate) struct Encoder {
-    word: Vec<f32>,
-    position: Vec<f32>,
+    word: Floats,
+    position: Floats,
     token_type0: Vec<f32>,
     embed_norm: Norm,
     layers: Vec<Layer>,
@@ -126,32 +126,31 @@ pub(crate) struct Encoder {
 
 /// Looks tensors up by name in a safetensors file, with or without a `bert.` prefix.
 struct Weights {
-    tensors: HashMap<String, Tensor>,
+    tensors: MappedTensors,
     prefix: &'static str,
 }
 
 impl Weights {
-    fn get(&self, name: &str, shape: &[usize]) -> candle_core::Result<Vec<f32>> {
+    fn get(&self, name: &str, shape: &[usize]) -> candle_core::Result<Floats> {
         let full = format!("{}{name}", self.prefix);
-        let t = self
-            .tensors
-            .get(&full)
-            .or_else(|| {
-                // Older checkpoints name layer norm parameters gamma and beta.
-                let alt = full
-                    .strip_suffix("LayerNorm.weight")
-                    .map(|p| format!("{p}LayerNorm.gamma"))
-                    .or_else(|| {
-                        full.strip_suffix("LayerNorm.bias")
-                            .map(|p| format!("{p}LayerNorm.beta"))
-                    })?;
-                self.tensors.get(&alt)
-            })
-            .ok_or_else(|| candle_core::Error::Msg(format!("no tensor {full}")))?;
-        if t.dims() != shape {
-            candle_core::bail!("tensor {full} has shape {:?}, expected {shape:?}", t.dims());
+        let found = if self.tensors.contains(&full) {
+            full.clone()
+        } else {
+            // Older checkpoints name layer norm parameters gamma and beta.
+            full.strip_suffix("LayerNorm.weight")
+                .map(|p| format!("{p}LayerNorm.gamma"))
+                .or_else(|| {
+                    full.strip_suffix("LayerNorm.bias")
+                        .map(|p| format!("{p}LayerNorm.beta"))
+                })
+                .filter(|alt| self.tensors.contains(alt))
+                .ok_or_else(|| candle_core::Error::Msg(format!("no tensor {full}")))?
+        };
+        let dims = self.tensors.shape(&found).unwrap_or_default();
+        if dims != shape {
+            candle_core::bail!("tensor {full} has shape {dims:?}, expected {shape:?}");
         }
-        t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()
+        self.tensors.floats(&found)
     }
 
     fn dense(&self, name: &str, n_in: usize, n_out: usize) -> candle_core::Result<Dense> {
@@ -172,10 +171,10 @@ impl Weights {
 }
 
 impl Encoder {
-    /// Reads the weights from the bytes of a safetensors file.
-    pub(crate) fn load(bytes: &[u8], config: &BertConfig) -> candle_core::Result<Self> {
-        let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)?;
-        let prefix = if tensors.contains_key("embeddings.word_embeddings.weight") {
+    /// Reads the weights from a safetensors file, mapped (the `weights` module).
+    pub(crate) fn load(path: &Path, config: &BertConfig) -> candle_core::Result<Self> {
+        let tensors = MappedTensors::open(path)?;
+        let prefix = if tensors.contains("embeddings.word_embeddings.weight") {
             ""
         } else {
             "bert."
@@ -190,8 +189,8 @@ impl Encoder {
             let k = w.dense(&format!("{p}.attention.self.key"), h, h)?;
             let v = w.dense(&format!("{p}.attention.self.value"), h, h)?;
             let qkv = Dense {
-                weight: [q.weight, k.weight, v.weight].concat(),
-                bias: [q.bias, k.bias, v.bias].concat(),
+                weight: [&*q.weight, &*k.weight, &*v.weight].concat().into(),
+                bias: [&*q.bias, &*k.bias, &*v.bias].concat().into(),
                 n_in: h,
                 n_out: 3 * h,
             };

@@ -32,6 +32,7 @@ mod error;
 pub mod fetch;
 mod int8;
 mod model_dir;
+mod weights;
 
 pub use bert::{BertEmbedder, EmbedOptions, WindowedTokenizer};
 pub use error::{Error, Result};

@@ -84,6 +84,17 @@ pub(crate) struct Promise<'a> {
 /// passes its checksums ([`Index::open`]), and holds the promised rows, dimension, metric, kept
 /// copy (and quantizer and ids, when promised). Every failure names the file.
 pub(crate) fn open_segment(path: &Path, promise: &Promise) -> Result<Index, StoreError> {
+    open_segment_with(path, promise, true)
+}
+
+/// [`open_segment`], verifying the section checksums and the ids only when `verify` (a caller
+/// that verified this very file before passes `false`: structure, header and shapes are still
+/// checked, so a search can never read out of bounds).
+pub(crate) fn open_segment_with(
+    path: &Path,
+    promise: &Promise,
+    verify: bool,
+) -> Result<Index, StoreError> {
     let bad = |reason: String| StoreError::Segment {
         path: path.to_owned(),
         reason,
@@ -95,7 +106,12 @@ pub(crate) fn open_segment(path: &Path, promise: &Promise) -> Result<Index, Stor
             promise.generation
         )));
     }
-    let index = Index::open(path).map_err(|e| bad(e.to_string()))?;
+    let index = if verify {
+        Index::open(path)
+    } else {
+        Index::open_unverified(path)
+    }
+    .map_err(|e| bad(e.to_string()))?;
     let m = index.meta();
     let quantizer = m.quantizer.to_string();
     if m.dim != promise.dim
@@ -120,7 +136,8 @@ pub(crate) fn open_segment(path: &Path, promise: &Promise) -> Result<Index, Stor
             promise.keep
         )));
     }
-    if promise.row_ids
+    if verify
+        && promise.row_ids
         && index
             .ids()
             .iter()

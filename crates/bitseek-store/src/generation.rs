@@ -3,25 +3,28 @@
 
 use crate::error::{io_err, Fix, StoreError};
 use crate::files::{
-    open_segment, read_manifest_bytes, read_payloads, sync_dir, write_payloads, write_synced,
-    Promise,
+    open_segment_with, read_manifest_bytes, sync_dir, write_payloads, write_synced, Promise,
 };
+use crate::lazy_payloads::LazyPayloads;
 use crate::manifest::{
     parse_manifest, Manifest, PayloadsEntry, SegmentEntry, FORMAT, MANIFEST, VERSION,
 };
 use crate::row_mask::RowMask;
+use crate::verified::Stamp;
 use bitseek_index::input::Vectors;
 use bitseek_index::vector::check_rows;
 use bitseek_index::{BuildOptions, Hit, Index, IndexError, SearchParams};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// An open collection: the manifest, the mapped segment and the payloads in memory.
+/// An open collection: the manifest, the mapped segment and the mapped payloads (parsed as they
+/// are used).
 pub struct GenerationCollection {
     dir: PathBuf,
     manifest: Manifest,
     segment: Option<Index>,
-    payloads: Vec<serde_json::Value>,
+    payloads: LazyPayloads,
+    verified: bool,
 }
 
 impl std::fmt::Debug for GenerationCollection {
@@ -138,15 +141,43 @@ impl GenerationCollection {
         Ok(pending)
     }
 
-    /// Opens the collection in `dir`: reads and checks the manifest, opens (and checksums) the
-    /// segment, and reads the payloads, checking there is one per row.
+    /// Opens the collection in `dir`: reads and checks the manifest and opens the segment and
+    /// the payloads, checking them against it.
+    ///
+    /// The first open of a generation verifies it (every checksum of the segment, the payload
+    /// file's checksum, one JSON payload per row) and records that it did (`verified.json`, the
+    /// `verified` module); later opens of the same unchanged files check structure and shapes only
+    /// and read payloads lazily, so an open costs next to nothing whatever the collection's size.
+    /// [`verify`](Self::verify) checks everything regardless.
     pub fn open(dir: &Path) -> Result<GenerationCollection, StoreError> {
+        Self::open_checked(dir, false)
+    }
+
+    /// Opens the collection in `dir` verifying every checksum and payload whatever was verified
+    /// before (what `bitseek index --verify` runs), and records the verification.
+    pub fn verify(dir: &Path) -> Result<GenerationCollection, StoreError> {
+        Self::open_checked(dir, true)
+    }
+
+    fn open_checked(dir: &Path, force: bool) -> Result<GenerationCollection, StoreError> {
         let (path, bytes) = read_manifest_bytes(dir)?;
         let manifest = parse_manifest(&path, &bytes)?;
 
+        let mut files = vec![MANIFEST, manifest.payloads.file.as_str()];
+        files.extend(manifest.segments.iter().map(|s| s.file.as_str()));
+        let verify = force || !Stamp::matches(dir, manifest.generation, &files);
+        // Taken before verifying: a file changed during verification no longer matches it.
+        let stamp = verify
+            .then(|| Stamp::of(dir, manifest.generation, &files))
+            .flatten();
+        if verify {
+            // A failed verification must not leave an older stamp that still matches.
+            Stamp::remove(dir);
+        }
+
         let segment = match manifest.segments.first() {
             None => None,
-            Some(entry) => Some(open_segment(
+            Some(entry) => Some(open_segment_with(
                 &dir.join(&entry.file),
                 &Promise {
                     generation: manifest.generation,
@@ -158,16 +189,27 @@ impl GenerationCollection {
                     row_ids: true,
                     fix: Fix::Rebuild,
                 },
+                verify,
             )?),
         };
 
-        let payloads = read_payloads(dir, &manifest.payloads, Fix::Rebuild)?;
+        let payloads = LazyPayloads::open(dir, &manifest.payloads, Fix::Rebuild, verify)?;
+        if let Some(stamp) = stamp {
+            stamp.write(dir);
+        }
         Ok(GenerationCollection {
             dir: dir.to_owned(),
             manifest,
             segment,
             payloads,
+            verified: verify,
         })
+    }
+
+    /// Whether this open verified every checksum (the generation's first open, or
+    /// [`verify`](Self::verify)) rather than trusting an earlier verification of the same files.
+    pub fn verified_now(&self) -> bool {
+        self.verified
     }
 
     /// The directory the collection lives in.
@@ -200,14 +242,16 @@ impl GenerationCollection {
         self.manifest.generation
     }
 
-    /// The payload of `row`, if there is such a row.
-    pub fn payload(&self, row: usize) -> Option<&serde_json::Value> {
+    /// The payload of `row` (`None` past the last row), parsed from its line of the payload
+    /// file; an error when that line is damaged.
+    pub fn payload(&self, row: usize) -> Result<Option<serde_json::Value>, StoreError> {
         self.payloads.get(row)
     }
 
-    /// All payloads in row order.
-    pub fn payloads(&self) -> &[serde_json::Value] {
-        &self.payloads
+    /// All payloads in row order: the first call reads the whole payload file, checking its
+    /// checksum and that it holds one JSON value per row.
+    pub fn payloads(&self) -> Result<&[serde_json::Value], StoreError> {
+        self.payloads.all()
     }
 
     /// The segment, if the collection has rows.
@@ -276,8 +320,13 @@ impl GenerationCollection {
         let Some(segment) = &self.segment else {
             return Ok(vec![Vec::new(); n]);
         };
-        let allowed =
-            filter.map(|accepts| RowMask::from_fn(self.rows(), |r| accepts(&self.payloads[r])));
+        let allowed = match filter {
+            None => None,
+            Some(accepts) => {
+                let payloads = self.payloads()?;
+                Some(RowMask::from_fn(self.rows(), |r| accepts(&payloads[r])))
+            }
+        };
         Ok(segment.search_batch_allowed(
             queries,
             dim,

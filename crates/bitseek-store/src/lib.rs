@@ -10,6 +10,7 @@
 //! seg-7.bitseek          one immutable segment: a bitseek-index file (codes, kept f32 copy);
 //!                        ids are row numbers
 //! payloads-7.jsonl       one JSON value per row, in row order
+//! verified.json          which files of which generation were last verified (a cache; `verified.rs`)
 //! ```
 //!
 //! `manifest.json` is the only file that is ever replaced, and it is replaced by rename: a writer
@@ -46,8 +47,10 @@ pub mod faults;
 mod files;
 pub mod filter;
 mod generation;
+mod lazy_payloads;
 mod manifest;
 mod row_mask;
+mod verified;
 pub mod wal;
 
 pub use bitseek_index::{Keep, Metric};

@@ -67,8 +67,11 @@ fn round_trip_keeps_vectors_payloads_and_extra() {
     drop(c);
     let c = GenerationCollection::open(&dir).unwrap();
     assert_eq!(c.extra(), &json!({"model": "m"}));
-    assert_eq!(c.payload(7), Some(&json!({"row": 7, "lang": "rust"})));
-    assert_eq!(c.payload(50), None);
+    assert_eq!(
+        c.payload(7).unwrap(),
+        Some(json!({"row": 7, "lang": "rust"}))
+    );
+    assert_eq!(c.payload(50).unwrap(), None);
     let data = vectors(50, 1);
     let kept = c.vectors_of(&[3, 0]).unwrap();
     let want: Vec<f32> = [
@@ -101,7 +104,12 @@ fn replacing_bumps_the_generation_and_deletes_old_files() {
     names.sort();
     assert_eq!(
         names,
-        ["manifest.json", "payloads-2.jsonl", "seg-2.bitseek"]
+        [
+            "manifest.json",
+            "payloads-2.jsonl",
+            "seg-2.bitseek",
+            "verified.json"
+        ]
     );
 }
 

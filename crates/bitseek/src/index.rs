@@ -37,6 +37,11 @@ pub struct Args {
     /// With --watch: quiet time after the last change before an update starts.
     #[arg(long, default_value_t = 300, value_name = "MS", requires = "watch")]
     debounce_ms: u64,
+    /// Check every checksum of DIR's index (segment, payloads, lexical file) instead of indexing,
+    /// and fail naming any damaged file. Searches check them on the first open after each
+    /// write only; this trusts nothing.
+    #[arg(long, conflicts_with_all = ["int8", "model_dir", "watch"])]
+    verify: bool,
 }
 
 /// The `--json` output.
@@ -75,6 +80,36 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 
 pub(crate) fn run_to(a: Args, out: &mut dyn Write) -> anyhow::Result<()> {
     let start = Instant::now();
+    if a.verify {
+        let v = bitseek_codesearch::verify_index(&a.dir)?;
+        let seconds = start.elapsed().as_secs_f64();
+        let index = bitseek_codesearch::index_dir(&a.dir);
+        if a.json {
+            let line = serde_json::json!({
+                "dir": a.dir.display().to_string(),
+                "index": index.display().to_string(),
+                "verified": true,
+                "generation": v.generation,
+                "units": v.units,
+                "files": v.files,
+                "bytes": v.bytes,
+                "seconds": seconds,
+            });
+            writeln!(out, "{line}")?;
+        } else {
+            writeln!(
+                out,
+                "verified {}: generation {}, {} units in {} files, {} checked in {seconds:.1} s",
+                index.display(),
+                v.generation,
+                v.units,
+                v.files,
+                human_bytes(v.bytes)
+            )?;
+        }
+        out.flush()?;
+        return Ok(());
+    }
     let (embedder, model) = bitseek_codesearch::load_model(a.model_dir.as_deref(), a.int8)?;
     let opts = IndexOptions {
         batch: a.batch,
@@ -84,6 +119,12 @@ pub(crate) fn run_to(a: Args, out: &mut dyn Write) -> anyhow::Result<()> {
         return crate::watch::run(&a.dir, &embedder, &model, opts, a.debounce_ms, a.json, out);
     }
     let bar = crate::progress(0, "embedding", a.json);
+    // Units per second and the time left, the two numbers a long first index is watched for.
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg:>10} [{bar:40}] {pos}/{len} units ({per_sec}, {eta} left)",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
     let report = index_repo(&a.dir, &embedder, &model, &opts, &|done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);

@@ -268,7 +268,20 @@ impl Index {
 
     /// Opens an index file (verifying its checksums) and maps it.
     pub fn open(path: &Path) -> Result<Index, IndexError> {
-        let file = IndexFile::open(path)?;
+        Self::from_file(IndexFile::open(path)?, path)
+    }
+
+    /// Opens an index file checking its structure, header and shapes but not the checksums of its
+    /// sections ([`IndexFile::open_unverified`]), so only the pages a search touches are read.
+    ///
+    /// For callers that verified this very file before (a collection records which files it
+    /// verified): damaged section bytes then go unnoticed until the next [`Index::open`], and
+    /// surface as wrong search results, never as unsafety.
+    pub fn open_unverified(path: &Path) -> Result<Index, IndexError> {
+        Self::from_file(IndexFile::open_unverified(path)?, path)
+    }
+
+    fn from_file(file: IndexFile, path: &Path) -> Result<Index, IndexError> {
         let corrupt = |reason: String| IndexError::Corrupt {
             path: path.to_owned(),
             reason,

@@ -1,0 +1,106 @@
+//! A code index's opens after the first trust the store's record of what was verified; damage
+//! that a file's metadata does not show is still caught by `verify_index` (`bitseek index
+//! --verify`), and the lexical file is checked on every read.
+
+use bitseek_codesearch::{index_dir, index_repo, verify_index, CodeIndex, IndexOptions, ModelInfo};
+use bitseek_embed::Embedder;
+use std::fs;
+use std::path::Path;
+
+const DIM: usize = 8;
+
+/// Each word adds to one hashed dimension: deterministic and cheap.
+struct Words;
+
+impl Embedder for Words {
+    fn dim(&self) -> usize {
+        DIM
+    }
+    fn embed(&self, texts: &[&str]) -> bitseek_embed::Result<Vec<Vec<f32>>> {
+        Ok(texts
+            .iter()
+            .map(|t| {
+                let mut v = [0.1f32; DIM];
+                for w in t.split(|c: char| !c.is_alphanumeric()) {
+                    v[w.len() % DIM] += 1.0;
+                }
+                let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                v.iter().map(|x| x / n).collect()
+            })
+            .collect())
+    }
+}
+
+fn indexed() -> tempfile::TempDir {
+    let repo = tempfile::tempdir().unwrap();
+    let src = repo.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    for (name, body) in [("a.rs", "parse_port"), ("b.rs", "render_address")] {
+        let text = format!("/// Doc.\npub fn {body}(x: u32) -> u32 {{\n    x + 1\n}}\n");
+        fs::write(src.join(name), text).unwrap();
+    }
+    let model = ModelInfo {
+        name: "words".into(),
+        dim: DIM,
+        fingerprint: "0".repeat(32),
+        precision: "f32".into(),
+    };
+    index_repo(
+        repo.path(),
+        &Words,
+        &model,
+        &IndexOptions::default(),
+        &|_, _| {},
+    )
+    .unwrap();
+    repo
+}
+
+/// Changes one byte of `path` in place, keeping its length and modification time.
+fn damage_quietly(path: &Path, at: impl FnOnce(&[u8]) -> usize) {
+    let modified = fs::metadata(path).unwrap().modified().unwrap();
+    let mut bytes = fs::read(path).unwrap();
+    let i = at(&bytes);
+    bytes[i] = if bytes[i] == b'1' { b'2' } else { b'1' };
+    let f = fs::OpenOptions::new().write(true).open(path).unwrap();
+    use std::io::Write;
+    (&f).write_all(&bytes).unwrap();
+    f.set_modified(modified).unwrap();
+}
+
+#[test]
+fn verify_finds_what_cheap_opens_trust_and_says_to_reindex() {
+    let repo = indexed();
+    let root = repo.path();
+    let v = verify_index(root).unwrap();
+    assert_eq!((v.units, v.files), (2, 2));
+    assert!(v.bytes > 0);
+
+    let dir = index_dir(root);
+    let payloads = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .unwrap();
+    // A line number in a payload: valid JSON either way, so only the checksum can tell.
+    damage_quietly(&payloads, |b| {
+        b.windows(13).position(|w| w == b"\"start_line\":").unwrap() + 13
+    });
+    let idx = CodeIndex::open(root).unwrap();
+    assert!(!idx.collection().verified_now());
+    drop(idx);
+    let err = verify_index(root).unwrap_err().to_string();
+    assert!(err.contains("checksum mismatch"), "{err}");
+    assert!(err.contains(&payloads.display().to_string()), "{err}");
+    assert!(
+        err.contains("re-index") || err.contains("bitseek index"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_index_says_how_to_make_one() {
+    let empty = tempfile::tempdir().unwrap();
+    let err = verify_index(empty.path()).unwrap_err().to_string();
+    assert!(err.contains("run `bitseek index"), "{err}");
+}
