@@ -10,24 +10,35 @@
 //! | `rabitq` | 1 bit/dim of the rotated, centred, normalised vector + 3 floats | 4-bit, randomized rounding | RaBitQ unbiased estimator, with error bound |
 //! | `residualB` | B bits/dim on the lattice `s·(U − (2^B−1)/2)` + 3 floats | 4-bit (asymmetric) or B-bit (symmetric, SDC) | Extended-RaBitQ estimator |
 //! | `int8` | one `i8` per dim, per-dimension affine ranges | `i8` | scaled integer dot |
+//! | `ternary` | {−1, 0, +1} per rotated dim by the absmean rule, two planes + 3 floats | 4-bit (asymmetric) or ternary (symmetric) | RaBitQ-style estimator over signed popcounts |
+//! | `fp8`, `fp8-e5m2` | one FP8 byte per dim, per-dimension scale | `f32` weights | float dot over decoded bytes |
+//! | `int4` | 4 bits per dim (two per byte), per-dimension affine ranges | `f32` weights | float dot over nibbles |
 //! | `learnedB` | B bits/dim from a trained recurrent binarizer, same lattice + 2 floats | B-bit code (symmetric) or 4–8-bit relaxation (asymmetric) | cosine of codes |
 //!
 //! `rabitq` is the `B = 1` case of the rotated lattice ([`lattice::Lattice`]), so one code path and
 //! one set of kernels serves 1 to 8 bits.
 
+pub mod byte_code;
+pub mod fp8;
+pub mod int4;
 pub mod int8;
 pub mod lattice;
 pub mod learned;
 pub mod sign;
+pub mod ternary;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
+pub use byte_code::{ByteCode, ByteFormat};
+pub use fp8::{Fp8, Fp8Format};
+pub use int4::Int4;
 pub use int8::Int8;
 pub use lattice::{Lattice, ScaleSearch};
 pub use learned::{Learned, LearnedConfig};
 pub use sign::Sign;
+pub use ternary::Ternary;
 
 /// Which quantizer, as named on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +55,15 @@ pub enum QuantizerKind {
     },
     /// Per-dimension scalar quantization to `i8`.
     Int8,
+    /// {−1, 0, +1} per rotated dimension (two planes), absmean threshold, RaBitQ-style estimator.
+    Ternary,
+    /// One FP8 byte per dimension with a per-dimension scale.
+    Fp8 {
+        /// E4M3 (`fp8`) or E5M2 (`fp8-e5m2`).
+        format: Fp8Format,
+    },
+    /// Per-dimension affine 4-bit codes, two per byte.
+    Int4,
     /// B-bit codes (B = 1..=4) of a trained encoder ([`learned`]); built from an encoder file,
     /// never fitted from vectors.
     Learned {
@@ -58,7 +78,9 @@ impl QuantizerKind {
         match self {
             QuantizerKind::Sign | QuantizerKind::Rabitq => 1,
             QuantizerKind::Residual { bits } | QuantizerKind::Learned { bits } => *bits as usize,
-            QuantizerKind::Int8 => 8,
+            QuantizerKind::Int8 | QuantizerKind::Fp8 { .. } => 8,
+            QuantizerKind::Ternary => 2,
+            QuantizerKind::Int4 => 4,
         }
     }
 }
@@ -70,6 +92,14 @@ impl fmt::Display for QuantizerKind {
             QuantizerKind::Rabitq => write!(f, "rabitq"),
             QuantizerKind::Residual { bits } => write!(f, "residual{bits}"),
             QuantizerKind::Int8 => write!(f, "int8"),
+            QuantizerKind::Ternary => write!(f, "ternary"),
+            QuantizerKind::Fp8 {
+                format: Fp8Format::E4m3,
+            } => write!(f, "fp8"),
+            QuantizerKind::Fp8 {
+                format: Fp8Format::E5m2,
+            } => write!(f, "fp8-e5m2"),
+            QuantizerKind::Int4 => write!(f, "int4"),
             QuantizerKind::Learned { bits } => write!(f, "learned{bits}"),
         }
     }
@@ -77,7 +107,9 @@ impl fmt::Display for QuantizerKind {
 
 /// A quantizer name that is not one of ours.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown quantizer {0:?}: expected sign, rabitq, residual2 .. residual8 or int8")]
+#[error(
+    "unknown quantizer {0:?}: expected sign, rabitq, residual2 .. residual8, ternary, int4, fp8, fp8-e5m2 or int8"
+)]
 pub struct UnknownQuantizer(pub String);
 
 impl FromStr for QuantizerKind {
@@ -87,6 +119,14 @@ impl FromStr for QuantizerKind {
             "sign" => Ok(QuantizerKind::Sign),
             "rabitq" => Ok(QuantizerKind::Rabitq),
             "int8" => Ok(QuantizerKind::Int8),
+            "ternary" => Ok(QuantizerKind::Ternary),
+            "int4" => Ok(QuantizerKind::Int4),
+            "fp8" | "fp8-e4m3" => Ok(QuantizerKind::Fp8 {
+                format: Fp8Format::E4m3,
+            }),
+            "fp8-e5m2" => Ok(QuantizerKind::Fp8 {
+                format: Fp8Format::E5m2,
+            }),
             _ => match s.strip_prefix("residual").map(str::parse::<u8>) {
                 Some(Ok(bits @ 2..=8)) => Ok(QuantizerKind::Residual { bits }),
                 _ => Err(UnknownQuantizer(s.to_string())),
@@ -213,6 +253,8 @@ pub struct QueryCode {
     pub qplanes: usize,
     /// `i8` query (for `int8` codes).
     pub bytes: Vec<i8>,
+    /// Float weights of the query (for `fp8` and `int4` codes).
+    pub weights: Vec<f32>,
     /// Affine terms of the estimate: `est = Scale·(a·ip + b·ΣU + c) + DotMean`. `a` multiplies
     /// the kernel's integer product `ip`.
     pub a: f32,
@@ -247,6 +289,12 @@ pub enum Quantizer {
     Lattice(Lattice),
     /// Per-dimension `i8` ([`QuantizerKind::Int8`]).
     Int8(Int8),
+    /// Two-plane ternary codes ([`QuantizerKind::Ternary`]).
+    Ternary(Ternary),
+    /// FP8 bytes ([`QuantizerKind::Fp8`]).
+    Fp8(Fp8),
+    /// 4-bit codes ([`QuantizerKind::Int4`]).
+    Int4(Int4),
     /// A trained encoder ([`QuantizerKind::Learned`]), boxed to keep the enum small.
     Learned(Box<Learned>),
 }
@@ -282,6 +330,9 @@ impl Quantizer {
                 Quantizer::Lattice(Lattice::fit(dim, bits as usize, rows, opts))
             }
             QuantizerKind::Int8 => Quantizer::Int8(Int8::fit(dim, rows)),
+            QuantizerKind::Ternary => Quantizer::Ternary(Ternary::fit(dim, rows, opts.seed)),
+            QuantizerKind::Fp8 { format } => Quantizer::Fp8(Fp8::fit(dim, format, rows)),
+            QuantizerKind::Int4 => Quantizer::Int4(Int4::fit(dim, rows)),
             QuantizerKind::Learned { .. } => {
                 panic!("learned codes are trained, not fitted: load the encoder file instead")
             }
@@ -295,6 +346,9 @@ impl Quantizer {
             Quantizer::Lattice(l) if l.bits == 1 => QuantizerKind::Rabitq,
             Quantizer::Lattice(l) => QuantizerKind::Residual { bits: l.bits as u8 },
             Quantizer::Int8(_) => QuantizerKind::Int8,
+            Quantizer::Ternary(_) => QuantizerKind::Ternary,
+            Quantizer::Fp8(q) => QuantizerKind::Fp8 { format: q.format },
+            Quantizer::Int4(_) => QuantizerKind::Int4,
             Quantizer::Learned(l) => QuantizerKind::Learned {
                 bits: l.bits() as u8,
             },
@@ -307,7 +361,20 @@ impl Quantizer {
             Quantizer::Sign(q) => q.dim,
             Quantizer::Lattice(q) => q.dim,
             Quantizer::Int8(q) => q.dim,
+            Quantizer::Ternary(q) => q.dim,
+            Quantizer::Fp8(q) => q.dim,
+            Quantizer::Int4(q) => q.dim,
             Quantizer::Learned(q) => q.dim(),
+        }
+    }
+
+    /// Bytes per row of the row-major byte codes (`int8`, `fp8`, `int4`); 0 for bit-plane codes.
+    pub fn row_bytes(&self) -> usize {
+        match self {
+            Quantizer::Int8(q) => q.dim,
+            Quantizer::Fp8(q) => q.dim,
+            Quantizer::Int4(q) => q.row_bytes(),
+            _ => 0,
         }
     }
 
@@ -317,6 +384,9 @@ impl Quantizer {
             Quantizer::Sign(q) => q.encode(rows),
             Quantizer::Lattice(q) => q.encode(rows),
             Quantizer::Int8(q) => q.encode(rows),
+            Quantizer::Ternary(q) => q.encode(rows),
+            Quantizer::Fp8(q) => q.encode(rows),
+            Quantizer::Int4(q) => q.encode(rows),
             Quantizer::Learned(q) => q.encode(rows),
         }
     }
@@ -327,7 +397,8 @@ impl Quantizer {
     }
 
     /// [`Quantizer::encode_query`] with the asymmetric query's bits chosen (`None` = the
-    /// quantizer's default: 4 for RaBitQ, 8 for multi-bit codes); ignored by sign and int8.
+    /// quantizer's default: 4 for RaBitQ and ternary, 8 for multi-bit codes); ignored by sign and
+    /// the byte codes (int8, fp8, int4).
     pub fn encode_query_bits(
         &self,
         query: &[f32],
@@ -343,6 +414,14 @@ impl Quantizer {
             Quantizer::Sign(q) => q.encode_query(query),
             Quantizer::Lattice(q) => q.encode_query(query, mode, nonce),
             Quantizer::Int8(q) => q.encode_query(query),
+            Quantizer::Ternary(q) => q.encode_query_bits(
+                query,
+                mode,
+                query_bits.unwrap_or(ternary::QUERY_BITS),
+                nonce,
+            ),
+            Quantizer::Fp8(q) => q.encode_query(query),
+            Quantizer::Int4(q) => q.encode_query(query),
             Quantizer::Learned(q) => {
                 q.encode_query_bits(query, mode, query_bits.unwrap_or(lattice::QUERY_BITS_MULTI))
             }
@@ -377,6 +456,9 @@ impl Quantizer {
             }
             Quantizer::Lattice(q) => q.score(codes, query, blocks, dist, est),
             Quantizer::Int8(q) => q.score(codes, query, blocks, est),
+            Quantizer::Ternary(q) => q.score(codes, query, blocks, dist, est),
+            Quantizer::Fp8(q) => q.score(codes, query, blocks, est),
+            Quantizer::Int4(q) => q.score(codes, query, blocks, est),
             Quantizer::Learned(q) => q.score(codes, query, blocks, dist, est),
         }
     }
