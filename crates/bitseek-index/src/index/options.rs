@@ -1,7 +1,9 @@
 //! What an index is built and searched with: metric, kept copy, build and search options, the
 //! metadata stored in its file, and the hits it returns.
 
-use bitseek_codes::quantizer::{FitOptions, LearnedConfig, QuantizerKind, QueryMode, ScaleSearch};
+use bitseek_codes::quantizer::{
+    ByteFormat, FitOptions, Fp8Format, LearnedConfig, QuantizerKind, QueryMode, ScaleSearch,
+};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::PathBuf;
@@ -49,6 +51,10 @@ pub enum Keep {
     F32,
     /// An `int8` copy (1 byte per dimension, near-exact rescoring).
     Int8,
+    /// An FP8 (E4M3) copy with per-dimension scales (1 byte per dimension).
+    Fp8,
+    /// An `int4` copy (half a byte per dimension; coarser rescoring).
+    Int4,
     /// Codes only: no rescoring.
     None,
 }
@@ -59,8 +65,24 @@ impl FromStr for Keep {
         match s {
             "f32" => Ok(Keep::F32),
             "int8" => Ok(Keep::Int8),
+            "fp8" => Ok(Keep::Fp8),
+            "int4" => Ok(Keep::Int4),
             "none" => Ok(Keep::None),
-            _ => Err(format!("unknown --keep {s:?}: expected f32, int8 or none")),
+            _ => Err(format!(
+                "unknown --keep {s:?}: expected f32, int8, fp8, int4 or none"
+            )),
+        }
+    }
+}
+
+impl Keep {
+    /// The byte format of the kept copy, for the copies that are quantized.
+    pub fn byte_format(self) -> Option<ByteFormat> {
+        match self {
+            Keep::Int8 => Some(ByteFormat::Int8),
+            Keep::Fp8 => Some(ByteFormat::Fp8(Fp8Format::E4m3)),
+            Keep::Int4 => Some(ByteFormat::Int4),
+            Keep::F32 | Keep::None => None,
         }
     }
 }
@@ -70,6 +92,8 @@ impl fmt::Display for Keep {
         f.write_str(match self {
             Keep::F32 => "f32",
             Keep::Int8 => "int8",
+            Keep::Fp8 => "fp8",
+            Keep::Int4 => "int4",
             Keep::None => "none",
         })
     }
