@@ -165,6 +165,20 @@ fn reference_scores(index: &Index, data_rows: usize, query: &[f32]) -> Vec<Refer
                         .collect();
                     byte_reference(&terms)
                 }
+                Quantizer::Alloc(a) => {
+                    // `α·⟨ŷ, Pq⟩` from the grid points the bytes decode to.
+                    let rb = a.row_bytes();
+                    let bytes: &[u8] = bytemuck::cast_slice(&codes.bytes[r * rb..(r + 1) * rb]);
+                    let v = a.rotate_query(&q);
+                    let alpha = codes.factors[0][r] as f64;
+                    let terms: Vec<f64> = a
+                        .decode(bytes)
+                        .iter()
+                        .zip(&v)
+                        .map(|(&y, &w)| alpha * y as f64 * w as f64)
+                        .collect();
+                    byte_reference(&terms)
+                }
                 other => panic!("no reference for {}", other.kind()),
             }
         })
@@ -239,6 +253,7 @@ fn flat_scan_is_exact_on_codes() {
         QuantizerKind::Int4,
         "fp8".parse().expect("a quantizer"),
         "fp8-e5m2".parse().expect("a quantizer"),
+        "alloc:40".parse().expect("a quantizer"),
     ] {
         let index = build(base, None, kind, Metric::Cosine, Keep::F32);
         for (qi, q) in queries.chunks_exact(DIM).enumerate() {
@@ -544,6 +559,7 @@ fn saved_index_answers_like_the_built_one_and_detects_corruption() {
         ("fp8".parse().expect("a quantizer"), Keep::Fp8),
         ("fp8-e5m2".parse().expect("a quantizer"), Keep::Int4),
         (QuantizerKind::Rabitq, Keep::Int4),
+        ("alloc:30".parse().expect("a quantizer"), Keep::Int8),
     ] {
         let path = dir.path().join(format!("{kind}-{keep}.bitseek"));
         let built = build(base, None, kind, Metric::L2, keep);
@@ -673,4 +689,31 @@ fn a_file_with_a_quantizer_from_a_newer_bitseek_is_refused_clearly() {
             && err.contains("rebuild"),
         "{err}"
     );
+}
+
+#[test]
+fn alloc_refuses_a_tiny_budget_and_too_few_rows_before_fitting() {
+    let opts = |q: &str| BuildOptions {
+        quantizer: q.parse().expect("a quantizer"),
+        ..Default::default()
+    };
+    let v = |n| Vectors {
+        dim: DIM,
+        data: clustered(n, DIM, 14),
+        ids: None,
+    };
+    for (n, q, want) in [
+        (500, "alloc:6", "alloc:6 is too small"),
+        (20, "alloc:40", "alloc needs at least"),
+    ] {
+        let err = Index::build(v(n), Path::new("v.npy"), &opts(q), &|_| {})
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(err.contains(want), "{err}");
+    }
+    let built = Index::build(v(500), Path::new("v.npy"), &opts("alloc:40"), &|_| {}).expect("fits");
+    let alloc = built.meta().allocation.clone().expect("widths recorded");
+    assert_eq!(alloc.widths.len(), DIM.div_ceil(32));
+    assert!(alloc.bytes <= 40 && built.code_bytes_per_vector() == alloc.bytes);
 }

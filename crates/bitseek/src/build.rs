@@ -12,11 +12,11 @@ pub struct Args {
     /// Vectors: .npy (float32/float16, 2-D), .fvecs, or JSON lines {"id": u64, "vector": [..]}.
     #[arg(long)]
     input: PathBuf,
-    /// sign, rabitq, residual2, residual3, residual4 (up to residual8), int8, or
-    /// learned:ENCODER_FILE (an encoder from `bitseek train`).
+    /// sign, rabitq, residual2, residual3, residual4 (up to residual8), ternary, int4, fp8
+    /// (E4M3), fp8-e5m2, int8, or learned:ENCODER_FILE (an encoder from `bitseek train`).
     #[arg(long, default_value = "rabitq")]
     quantizer: QuantizerChoice,
-    /// What to keep for rescoring: f32, int8 or none.
+    /// What to keep for rescoring: f32, int8, fp8, int4 or none.
     #[arg(long, default_value = "f32")]
     keep: Keep,
     /// cosine, dot or l2.

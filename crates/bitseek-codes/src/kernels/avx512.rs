@@ -479,3 +479,47 @@ unsafe fn dot_f32_u4_impl(a: &[f32], b: &[u8]) -> f32 {
     }
     _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]))
 }
+
+/// `Σ_j luts[256 j + code[j]]`, sixteen bytes at a time with one gather.
+///
+/// # Safety
+/// The CPU has avx512f; `luts.len() >= 256 * code.len()`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn lut_sum_impl(luts: &[f32], code: &[u8]) -> f32 {
+    let n = code.len();
+    let base = _mm512_setr_epi32(
+        0, 256, 512, 768, 1024, 1280, 1536, 1792, 2048, 2304, 2560, 2816, 3072, 3328, 3584, 3840,
+    );
+    let (mut acc0, mut acc1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+    let mut j = 0;
+    // SAFETY: each gather reads `luts[256 (j + l) + code[j + l]]` for `l < 16` with `j + 16 <= n`,
+    // inside `256 n` values; the byte loads read `code[j..j + 16]`.
+    unsafe {
+        while j + 32 <= n {
+            let i0 = _mm512_cvtepu8_epi32(_mm_loadu_si128(code.as_ptr().add(j).cast()));
+            let i1 = _mm512_cvtepu8_epi32(_mm_loadu_si128(code.as_ptr().add(j + 16).cast()));
+            let p0 = luts.as_ptr().add(256 * j);
+            let p1 = luts.as_ptr().add(256 * (j + 16));
+            acc0 = _mm512_add_ps(
+                acc0,
+                _mm512_i32gather_ps::<4>(_mm512_add_epi32(i0, base), p0),
+            );
+            acc1 = _mm512_add_ps(
+                acc1,
+                _mm512_i32gather_ps::<4>(_mm512_add_epi32(i1, base), p1),
+            );
+            j += 32;
+        }
+        while j + 16 <= n {
+            let i0 = _mm512_cvtepu8_epi32(_mm_loadu_si128(code.as_ptr().add(j).cast()));
+            let p0 = luts.as_ptr().add(256 * j);
+            acc0 = _mm512_add_ps(
+                acc0,
+                _mm512_i32gather_ps::<4>(_mm512_add_epi32(i0, base), p0),
+            );
+            j += 16;
+        }
+    }
+    let tail = super::scalar::lut_sum(&luts[256 * j..], &code[j..]);
+    _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + tail
+}

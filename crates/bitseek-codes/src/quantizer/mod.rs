@@ -13,11 +13,13 @@
 //! | `ternary` | {−1, 0, +1} per rotated dim by the absmean rule, two planes + 3 floats | 4-bit (asymmetric) or ternary (symmetric) | RaBitQ-style estimator over signed popcounts |
 //! | `fp8`, `fp8-e5m2` | one FP8 byte per dim, per-dimension scale | `f32` weights | float dot over decoded bytes |
 //! | `int4` | 4 bits per dim (two per byte), per-dimension affine ranges | `f32` weights | float dot over nibbles |
+//! | `alloc:BYTES` | PCA segments at 0–8 bits each, widths chosen by a knapsack on measured recall, + 1 float | one table per code byte | table sums |
 //! | `learnedB` | B bits/dim from a trained recurrent binarizer, same lattice + 2 floats | B-bit code (symmetric) or 4–8-bit relaxation (asymmetric) | cosine of codes |
 //!
 //! `rabitq` is the `B = 1` case of the rotated lattice ([`lattice::Lattice`]), so one code path and
 //! one set of kernels serves 1 to 8 bits.
 
+pub mod alloc;
 pub mod byte_code;
 pub mod fp8;
 pub mod int4;
@@ -31,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
+pub use alloc::{Alloc, Allocation};
 pub use byte_code::{ByteCode, ByteFormat};
 pub use fp8::{Fp8, Fp8Format};
 pub use int4::Int4;
@@ -64,6 +67,11 @@ pub enum QuantizerKind {
     },
     /// Per-dimension affine 4-bit codes, two per byte.
     Int4,
+    /// PCA segments whose widths a knapsack chose for `bytes` bytes per vector ([`alloc`]).
+    Alloc {
+        /// The budget: bytes per vector of code and factor.
+        bytes: u32,
+    },
     /// B-bit codes (B = 1..=4) of a trained encoder ([`learned`]); built from an encoder file,
     /// never fitted from vectors.
     Learned {
@@ -73,7 +81,7 @@ pub enum QuantizerKind {
 }
 
 impl QuantizerKind {
-    /// Bits of code per dimension.
+    /// Bits of code per dimension (the widest segment's for `alloc`).
     pub fn bits(&self) -> usize {
         match self {
             QuantizerKind::Sign | QuantizerKind::Rabitq => 1,
@@ -81,6 +89,8 @@ impl QuantizerKind {
             QuantizerKind::Int8 | QuantizerKind::Fp8 { .. } => 8,
             QuantizerKind::Ternary => 2,
             QuantizerKind::Int4 => 4,
+            // Widths differ by segment; 8 is the widest.
+            QuantizerKind::Alloc { .. } => 8,
         }
     }
 }
@@ -100,6 +110,7 @@ impl fmt::Display for QuantizerKind {
                 format: Fp8Format::E5m2,
             } => write!(f, "fp8-e5m2"),
             QuantizerKind::Int4 => write!(f, "int4"),
+            QuantizerKind::Alloc { bytes } => write!(f, "alloc:{bytes}"),
             QuantizerKind::Learned { bits } => write!(f, "learned{bits}"),
         }
     }
@@ -108,7 +119,7 @@ impl fmt::Display for QuantizerKind {
 /// A quantizer name that is not one of ours.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "unknown quantizer {0:?}: expected sign, rabitq, residual2 .. residual8, ternary, int4, fp8, fp8-e5m2 or int8"
+    "unknown quantizer {0:?}: expected sign, rabitq, residual2 .. residual8, ternary, int4, fp8, fp8-e5m2, int8 or alloc:BYTES"
 )]
 pub struct UnknownQuantizer(pub String);
 
@@ -127,10 +138,15 @@ impl FromStr for QuantizerKind {
             "fp8-e5m2" => Ok(QuantizerKind::Fp8 {
                 format: Fp8Format::E5m2,
             }),
-            _ => match s.strip_prefix("residual").map(str::parse::<u8>) {
-                Some(Ok(bits @ 2..=8)) => Ok(QuantizerKind::Residual { bits }),
-                _ => Err(UnknownQuantizer(s.to_string())),
-            },
+            _ => {
+                if let Some(Ok(bytes @ 1..)) = s.strip_prefix("alloc:").map(str::parse::<u32>) {
+                    return Ok(QuantizerKind::Alloc { bytes });
+                }
+                match s.strip_prefix("residual").map(str::parse::<u8>) {
+                    Some(Ok(bits @ 2..=8)) => Ok(QuantizerKind::Residual { bits }),
+                    _ => Err(UnknownQuantizer(s.to_string())),
+                }
+            }
         }
     }
 }
@@ -295,6 +311,8 @@ pub enum Quantizer {
     Fp8(Fp8),
     /// 4-bit codes ([`QuantizerKind::Int4`]).
     Int4(Int4),
+    /// Allocated PCA segments ([`QuantizerKind::Alloc`]), boxed to keep the enum small.
+    Alloc(Box<Alloc>),
     /// A trained encoder ([`QuantizerKind::Learned`]), boxed to keep the enum small.
     Learned(Box<Learned>),
 }
@@ -333,9 +351,24 @@ impl Quantizer {
             QuantizerKind::Ternary => Quantizer::Ternary(Ternary::fit(dim, rows, opts.seed)),
             QuantizerKind::Fp8 { format } => Quantizer::Fp8(Fp8::fit(dim, format, rows)),
             QuantizerKind::Int4 => Quantizer::Int4(Int4::fit(dim, rows)),
+            QuantizerKind::Alloc { bytes } => {
+                Quantizer::Alloc(Box::new(Alloc::fit(dim, rows, bytes as usize, opts.seed)))
+            }
             QuantizerKind::Learned { .. } => {
                 panic!("learned codes are trained, not fitted: load the encoder file instead")
             }
+        }
+    }
+
+    /// Checks that `kind` can be fitted on `rows` vectors of dimension `dim` (a budget too small
+    /// for `alloc`, too few rows to calibrate it), so callers refuse clearly before
+    /// [`Quantizer::fit`], which panics instead.
+    pub fn check_fit(kind: QuantizerKind, dim: usize, rows: usize) -> Result<(), String> {
+        match kind {
+            QuantizerKind::Alloc { bytes } => {
+                alloc::check(dim, rows, bytes as usize).map_err(|e| e.to_string())
+            }
+            _ => Ok(()),
         }
     }
 
@@ -349,6 +382,13 @@ impl Quantizer {
             Quantizer::Ternary(_) => QuantizerKind::Ternary,
             Quantizer::Fp8(q) => QuantizerKind::Fp8 { format: q.format },
             Quantizer::Int4(_) => QuantizerKind::Int4,
+            Quantizer::Alloc(a) => QuantizerKind::Alloc {
+                bytes: a
+                    .report
+                    .as_ref()
+                    .map_or(a.row_bytes() + alloc::FACTOR_BYTES, |r| r.bytes)
+                    as u32,
+            },
             Quantizer::Learned(l) => QuantizerKind::Learned {
                 bits: l.bits() as u8,
             },
@@ -364,6 +404,7 @@ impl Quantizer {
             Quantizer::Ternary(q) => q.dim,
             Quantizer::Fp8(q) => q.dim,
             Quantizer::Int4(q) => q.dim,
+            Quantizer::Alloc(q) => q.dim,
             Quantizer::Learned(q) => q.dim(),
         }
     }
@@ -374,6 +415,7 @@ impl Quantizer {
             Quantizer::Int8(q) => q.dim,
             Quantizer::Fp8(q) => q.dim,
             Quantizer::Int4(q) => q.row_bytes(),
+            Quantizer::Alloc(q) => q.row_bytes(),
             _ => 0,
         }
     }
@@ -387,6 +429,7 @@ impl Quantizer {
             Quantizer::Ternary(q) => q.encode(rows),
             Quantizer::Fp8(q) => q.encode(rows),
             Quantizer::Int4(q) => q.encode(rows),
+            Quantizer::Alloc(q) => q.encode(rows),
             Quantizer::Learned(q) => q.encode(rows),
         }
     }
@@ -422,6 +465,7 @@ impl Quantizer {
             ),
             Quantizer::Fp8(q) => q.encode_query(query),
             Quantizer::Int4(q) => q.encode_query(query),
+            Quantizer::Alloc(q) => q.encode_query(query),
             Quantizer::Learned(q) => {
                 q.encode_query_bits(query, mode, query_bits.unwrap_or(lattice::QUERY_BITS_MULTI))
             }
@@ -459,6 +503,7 @@ impl Quantizer {
             Quantizer::Ternary(q) => q.score(codes, query, blocks, dist, est),
             Quantizer::Fp8(q) => q.score(codes, query, blocks, est),
             Quantizer::Int4(q) => q.score(codes, query, blocks, est),
+            Quantizer::Alloc(q) => q.score(codes, query, blocks, est),
             Quantizer::Learned(q) => q.score(codes, query, blocks, dist, est),
         }
     }

@@ -10,8 +10,8 @@ use crate::format::{write_index, IndexFile};
 use crate::input::{validate, Checks, Vectors};
 use crate::vector::{dot, normalize, VectorBatch};
 use bitseek_codes::quantizer::{
-    ByteCode, ByteFormat, Codes, CodesRef, Factor, FitOptions, Fp8, Int4, Int8, Lattice, Learned,
-    Quantizer, QuantizerKind, QueryCode, Sign, Ternary,
+    Alloc, ByteCode, ByteFormat, Codes, CodesRef, Factor, FitOptions, Fp8, Int4, Int8, Lattice,
+    Learned, Quantizer, QuantizerKind, QueryCode, Sign, Ternary,
 };
 use bitseek_codes::BLOCK;
 use rayon::prelude::*;
@@ -174,7 +174,10 @@ impl Index {
         };
         let quantizer = match given {
             Some(q) => q,
-            None => Quantizer::fit(opts.quantizer, dim, &data, fit),
+            None => {
+                Quantizer::check_fit(opts.quantizer, dim, rows).map_err(IndexError::BadParam)?;
+                Quantizer::fit(opts.quantizer, dim, &data, fit)
+            }
         };
         let done = std::sync::atomic::AtomicUsize::new(0);
         let chunks: Vec<Codes> = data
@@ -224,6 +227,10 @@ impl Index {
             written_by: env!("CARGO_PKG_VERSION").into(),
             encoder: match &quantizer {
                 Quantizer::Learned(l) => Some(l.config),
+                _ => None,
+            },
+            allocation: match &quantizer {
+                Quantizer::Alloc(a) => a.report.clone(),
                 _ => None,
             },
         };
@@ -327,6 +334,21 @@ impl Index {
             QuantizerKind::Int4 => {
                 Quantizer::Int4(Int4::from_parts(f32s("q.lo")?, f32s("q.step")?))
             }
+            QuantizerKind::Alloc { .. } => {
+                let report = meta
+                    .allocation
+                    .clone()
+                    .ok_or_else(|| corrupt("alloc codes without their widths".into()))?;
+                let mut a = Alloc::from_parts(
+                    dim,
+                    f32s("q.mean")?,
+                    f32s("q.axes")?,
+                    f32s("q.sigma")?,
+                    report.widths.clone(),
+                );
+                a.report = Some(report);
+                Quantizer::Alloc(Box::new(a))
+            }
             QuantizerKind::Learned { .. } => {
                 let config = meta
                     .encoder
@@ -405,6 +427,22 @@ impl Index {
                 }
                 expect("q.mean", q.mean.len(), m.dim)?;
                 expect("q.rotation", q.rotation.len(), q.padded * q.padded)?;
+            }
+            Quantizer::Alloc(q) => {
+                let segments = bitseek_codes::quantizer::alloc::segments(m.dim);
+                let widths_ok = q.widths.len() == segments
+                    && q.widths
+                        .iter()
+                        .all(|w| bitseek_codes::quantizer::alloc::WIDTHS.contains(w));
+                if !widths_ok || (m.planes, m.words, m.factors) != (0, 0, 1) {
+                    return Err(format!(
+                        "alloc widths {:?} or code shape ({} planes, {} factors) do not fit dimension {}",
+                        q.widths, m.planes, m.factors, m.dim
+                    ));
+                }
+                expect("q.mean", q.mean.len(), m.dim)?;
+                expect("q.axes", q.axes.len(), q.padded * m.dim)?;
+                expect("q.sigma", q.sigma.len(), q.padded)?;
             }
             Quantizer::Learned(q) => {
                 q.check()?;
@@ -797,6 +835,11 @@ fn quantizer_params<'a>(q: &'a Quantizer, keep: Option<&'a ByteCode>) -> Vec<(St
         Quantizer::Int8(i) => vec![("q.lo", &i.lo), ("q.step", &i.step)],
         Quantizer::Int4(i) => vec![("q.lo", &i.lo), ("q.step", &i.step)],
         Quantizer::Fp8(f) => vec![("q.mean", &f.mean), ("q.scale", &f.scale)],
+        Quantizer::Alloc(a) => vec![
+            ("q.mean", &a.mean),
+            ("q.axes", &a.axes),
+            ("q.sigma", &a.sigma),
+        ],
         Quantizer::Learned(_) => Vec::new(),
     };
     let mut named: Vec<(String, &'a [f32])> =

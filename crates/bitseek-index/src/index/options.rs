@@ -2,7 +2,8 @@
 //! metadata stored in its file, and the hits it returns.
 
 use bitseek_codes::quantizer::{
-    ByteFormat, FitOptions, Fp8Format, LearnedConfig, QuantizerKind, QueryMode, ScaleSearch,
+    Allocation, ByteFormat, FitOptions, Fp8Format, LearnedConfig, QuantizerKind, QueryMode,
+    ScaleSearch,
 };
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -178,6 +179,10 @@ pub struct Meta {
     /// Shape of the trained encoder (learned codes only; its weights are `q.learned.*` sections).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encoder: Option<LearnedConfig>,
+    /// The widths `alloc` codes chose and the calibration behind them (its fitted axes are
+    /// `q.*` sections).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocation: Option<Allocation>,
 }
 
 /// Search-time choices.

@@ -51,10 +51,11 @@ pub struct CollectionConfig {
     pub dim: usize,
     /// `"cosine"`, `"dot"` or `"l2"`.
     pub metric: Metric,
-    /// `"rabitq"` (default), `"sign"`, `"residual2"`…`"residual8"`, `"int8"`.
+    /// `"rabitq"` (default), `"sign"`, `"residual2"`…`"residual8"`, `"ternary"`, `"int4"`, `"fp8"`,
+    /// `"fp8-e5m2"`, `"int8"`.
     #[serde(default = "default_quantizer")]
     pub quantizer: String,
-    /// The rescoring copy: `"f32"` (default), `"int8"` or `"none"`.
+    /// The rescoring copy: `"f32"` (default), `"int8"`, `"fp8"`, `"int4"` or `"none"`.
     #[serde(default = "default_keep")]
     pub keep: Keep,
     /// How acknowledged writes are made durable (default: `fsync` before every acknowledgement).
