@@ -95,6 +95,25 @@ impl QuantizerKind {
     }
 }
 
+impl QuantizerKind {
+    /// Bytes per vector of the code and its per-vector factors at dimension `dim` (as
+    /// [`Codes::bytes_per_vector`] will report), known before fitting; `None` for learned codes,
+    /// whose shape comes from their encoder.
+    pub fn bytes_per_vector(&self, dim: usize) -> Option<usize> {
+        let plane = crate::layout::words_for(dim) * 8;
+        Some(match self {
+            QuantizerKind::Sign => plane,
+            QuantizerKind::Rabitq => plane + 16,
+            QuantizerKind::Residual { bits } => *bits as usize * plane + 16,
+            QuantizerKind::Ternary => 2 * plane + 12,
+            QuantizerKind::Int8 | QuantizerKind::Fp8 { .. } => dim,
+            QuantizerKind::Int4 => dim.div_ceil(2),
+            QuantizerKind::Alloc { bytes } => *bytes as usize,
+            QuantizerKind::Learned { .. } => return None,
+        })
+    }
+}
+
 impl fmt::Display for QuantizerKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -505,6 +524,39 @@ impl Quantizer {
             Quantizer::Int4(q) => q.score(codes, query, blocks, est),
             Quantizer::Alloc(q) => q.score(codes, query, blocks, est),
             Quantizer::Learned(q) => q.score(codes, query, blocks, dist, est),
+        }
+    }
+
+    /// The arithmetic computation effort of scoring one stored row (PokeBNN's ACE): each
+    /// multiply-accumulate counted as the product of its operands' bit widths. A 1-bit code against
+    /// a 4-bit query is `4·D'`; an `f32` weight against an FP8 byte is `32·8` per dimension; a
+    /// table sum counts every code bit as meeting a 32-bit weight. `query_bits` as in
+    /// [`Quantizer::encode_query_bits`].
+    pub fn ace_per_row(&self, mode: QueryMode, query_bits: Option<usize>) -> u64 {
+        let d = self.dim() as u64;
+        let asym = |default: usize| match mode {
+            QueryMode::Asymmetric => query_bits.unwrap_or(default) as u64,
+            QueryMode::Symmetric => 0,
+        };
+        match self {
+            Quantizer::Sign(_) => crate::layout::words_for(self.dim()) as u64 * 64,
+            Quantizer::Lattice(l) => {
+                let q = asym(l.default_query_bits());
+                l.padded as u64 * l.bits as u64 * if q == 0 { l.bits as u64 } else { q }
+            }
+            Quantizer::Ternary(t) => {
+                let q = asym(ternary::QUERY_BITS);
+                t.padded as u64 * 2 * if q == 0 { 2 } else { q }
+            }
+            Quantizer::Int8(_) => d * 8 * 8,
+            Quantizer::Fp8(_) => d * 8 * 32,
+            Quantizer::Int4(_) => d * 4 * 32,
+            Quantizer::Alloc(a) => a.row_bytes() as u64 * 8 * 32,
+            Quantizer::Learned(l) => {
+                let b = l.bits() as u64;
+                let q = asym(lattice::QUERY_BITS_MULTI);
+                l.words() as u64 * 64 * b * if q == 0 { b } else { q }
+            }
         }
     }
 

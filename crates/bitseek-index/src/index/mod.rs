@@ -101,6 +101,28 @@ impl Index {
                 let (encoder, _) = crate::encoder::load_encoder_for(path, vectors.dim)?;
                 Self::build_learned(vectors, source, opts, encoder, progress)
             }
+            QuantizerChoice::Auto(budget) => {
+                validate(
+                    &vectors,
+                    source,
+                    &Checks {
+                        expected_dim: None,
+                        reject_zero: opts.metric == Metric::Cosine,
+                    },
+                )?;
+                let tuning =
+                    crate::tune::tune(&vectors, None, source, *budget, opts.metric, opts.seed, 10)?;
+                let winner = tuning.winner.parse().map_err(|e| {
+                    IndexError::BadParam(format!("format search chose {}: {e}", tuning.winner))
+                })?;
+                let opts = BuildOptions {
+                    quantizer: winner,
+                    ..*opts
+                };
+                let mut index = Self::build(vectors, source, &opts, progress)?;
+                index.meta.auto = Some(tuning);
+                Ok(index)
+            }
         }
     }
 
@@ -233,6 +255,7 @@ impl Index {
                 Quantizer::Alloc(a) => a.report.clone(),
                 _ => None,
             },
+            auto: None,
         };
         let owned = Owned {
             codes,

@@ -109,15 +109,26 @@ pub enum QuantizerChoice {
     Kind(QuantizerKind),
     /// The encoder file written by `bitseek train --out`.
     Learned(PathBuf),
+    /// The fitted format with the best raw recall within this many bytes per vector, found by
+    /// [`tune`](crate::tune::tune) on a calibration split of the vectors.
+    Auto(usize),
 }
 
 impl FromStr for QuantizerChoice {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
+        if let Some(bytes) = s.strip_prefix("auto:") {
+            return match bytes.parse::<usize>() {
+                Ok(b) if b > 0 => Ok(QuantizerChoice::Auto(b)),
+                _ => Err(format!(
+                    "auto:{bytes}: the budget must be a positive number of bytes per vector, e.g. auto:64"
+                )),
+            };
+        }
         match s.strip_prefix("learned:") {
             Some("") => Err("learned: needs the encoder file written by `bitseek train --out`, e.g. learned:enc.bitseek".into()),
             Some(path) => Ok(QuantizerChoice::Learned(PathBuf::from(path))),
-            None => s.parse().map(QuantizerChoice::Kind).map_err(|e| format!("{e}, or learned:ENCODER_FILE")),
+            None => s.parse().map(QuantizerChoice::Kind).map_err(|e| format!("{e}, learned:ENCODER_FILE or auto:BYTES")),
         }
     }
 }
@@ -183,6 +194,9 @@ pub struct Meta {
     /// `q.*` sections).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allocation: Option<Allocation>,
+    /// Why `auto:BYTES` chose this format: every candidate's measurements on the calibration split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto: Option<crate::tune::Tuning>,
 }
 
 /// Search-time choices.
