@@ -299,7 +299,7 @@ fn ternary_symmetric_scores_are_the_code_products() {
     let (mut dist, mut est) = (vec![0u32; blocks * BLOCK], vec![0f32; blocks * BLOCK]);
     quant.score(&codes.as_ref(), &qc, 0..blocks, &mut dist, &mut est);
     let qw = planes(&qt, 0);
-    for r in 0..codes.len {
+    for (r, &got) in est.iter().enumerate().take(codes.len) {
         let cw = planes(&codes, r);
         let tt: i64 = (0..q.padded)
             .map(|i| t(&cw, i, codes.words) * t(&qw, i, codes.words))
@@ -307,9 +307,8 @@ fn ternary_symmetric_scores_are_the_code_products() {
         let f = |k: Factor| codes.factors[k as usize][r] as f64;
         let want = f(Factor::Scale) * qc.a as f64 * tt as f64 + f(Factor::DotMean);
         assert!(
-            (est[r] as f64 - want).abs() < 1e-4 * (1.0 + want.abs()),
-            "row {r}: {} vs {want}",
-            est[r]
+            (got as f64 - want).abs() < 1e-4 * (1.0 + want.abs()),
+            "row {r}: {got} vs {want}"
         );
     }
     // A vector scored against itself ranks first.
