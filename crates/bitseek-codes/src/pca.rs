@@ -170,7 +170,17 @@ mod tests {
             .collect();
         let (axes, var) = principal_axes(2, &rows, &[0.0, 0.0]);
         assert!(var[0] > 100.0 * var[1]);
-        assert!((axes[0].abs() - 0.5f32.sqrt()).abs() < 1e-4);
-        assert!((axes[0] - axes[1]).abs() < 1e-4, "first axis along (1, 1)");
+        // Along (1, 1) up to the small correlation of the alternating spread with t.
+        assert!((axes[0].abs() - 0.5f32.sqrt()).abs() < 1e-2, "{axes:?}");
+        assert!(
+            (axes[0] - axes[1]).abs() < 1e-2,
+            "first axis along (1, 1): {axes:?}"
+        );
+        let norm = |r: &[f32]| r.iter().map(|x| x * x).sum::<f32>();
+        assert!((norm(&axes[..2]) - 1.0).abs() < 1e-5 && (norm(&axes[2..]) - 1.0).abs() < 1e-5);
+        assert!(
+            (axes[0] * axes[2] + axes[1] * axes[3]).abs() < 1e-5,
+            "orthogonal axes"
+        );
     }
 }
