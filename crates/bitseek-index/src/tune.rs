@@ -10,7 +10,7 @@
 use crate::eval::{exact_ids, recall};
 use crate::index::{BuildOptions, Index, IndexError, Keep, Metric, SearchParams};
 use crate::input::Vectors;
-use bitseek_codes::quantizer::{Fp8Format, QuantizerKind, QueryMode};
+use bitseek_codes::quantizer::{Fp8Format, QuantizerKind};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Instant;
@@ -88,20 +88,20 @@ pub fn formats(budget: usize) -> Vec<QuantizerKind> {
     all
 }
 
-/// Measures `index` on prepared `queries` against exact top-`k` `truth`.
+/// Measures `index` on prepared `queries` against exact top-`search.k` `truth`, searching with
+/// `search`'s query mode and bits (its oversampling and rescoring are set here).
 pub fn report(
     index: &Index,
     queries: &[f32],
     truth: &[Vec<u64>],
-    k: usize,
+    search: &SearchParams,
     build_seconds: f64,
 ) -> Result<FormatReport, IndexError> {
     let dim = index.meta().dim;
     let params = |oversample, rescore| SearchParams {
-        k,
         oversample,
         rescore,
-        ..Default::default()
+        ..*search
     };
     let raw = recall(&index.search_batch(queries, dim, &params(1, false))?, truth);
     let rescored = |o| -> Result<f64, IndexError> {
@@ -127,7 +127,7 @@ pub fn report(
     times.sort_by(f64::total_cmp);
     let ace = index
         .quantizer()
-        .ace_per_row(QueryMode::Asymmetric, None)
+        .ace_per_row(search.mode, search.query_bits)
         .saturating_mul(index.meta().rows as u64);
     Ok(FormatReport {
         quantizer: index.meta().quantizer.to_string(),
@@ -207,7 +207,11 @@ pub fn tune(
         };
         let index = Index::build(base.clone(), source, &opts, &|_| {})?;
         let built = t.elapsed().as_secs_f64();
-        formats.push(report(&index, &prepared, &truth, k, built)?);
+        let search = SearchParams {
+            k,
+            ..Default::default()
+        };
+        formats.push(report(&index, &prepared, &truth, &search, built)?);
     }
     formats.sort_by(|a, b| {
         b.recall_raw

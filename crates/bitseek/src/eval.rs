@@ -58,7 +58,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     bar.inc(1);
     // Cost next to accuracy (BiBench, PokeBNN): one query's scan on one thread, and its
     // operand-width-weighted arithmetic.
-    let cost = bitseek_index::tune::report(&index, &prepared, &truth, a.s.k, f64::NAN)?;
+    let cost = bitseek_index::tune::report(&index, &prepared, &truth, &raw_params, f64::NAN)?;
     let mut results = Vec::new();
     for &o in &oversample {
         let params = SearchParams {
