@@ -55,9 +55,11 @@ pub struct Index {
 impl Index {
     /// Builds an index from `vectors` (2-D float32 or float16, C or Fortran order).
     ///
-    /// quantizer: "rabitq", "sign", "residual2".."residual8", "int8", "learned:ENCODER_FILE", or
+    /// quantizer: "rabitq", "sign", "residual2".."residual8", "ternary", "int4", "fp8", "fp8-e5m2",
+    /// "int8", "learned:ENCODER_FILE", or
     /// an `Encoder` from `bitseek.train`.
-    /// metric: "cosine", "dot" or "l2". keep: the rescoring copy, "f32", "int8" or "none".
+    /// metric: "cosine", "dot" or "l2". keep: the rescoring copy, "f32", "int8", "fp8",
+    /// "int4" or "none".
     /// ids: one unsigned id per row (default: the row numbers). Refuses NaN, inf, zero rows under
     /// cosine and repeated ids with the CLI's message (ValueError).
     #[staticmethod]
@@ -207,7 +209,7 @@ impl Index {
         self.inner.meta().quantizer.to_string()
     }
 
-    /// The rescoring copy: "f32", "int8" or "none".
+    /// The rescoring copy: "f32", "int8", "fp8", "int4" or "none".
     #[getter]
     fn keep(&self) -> String {
         self.inner.meta().keep.to_string()

@@ -14,6 +14,7 @@
 
 pub mod kernels;
 pub mod layout;
+pub mod pca;
 pub mod quantizer;
 pub mod rotation;
 pub mod topk;

@@ -16,6 +16,7 @@ pub mod format;
 pub mod index;
 pub mod input;
 pub mod retrieval;
+pub mod tune;
 pub mod vector;
 
 pub use index::{

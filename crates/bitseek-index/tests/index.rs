@@ -126,10 +126,71 @@ fn reference_scores(index: &Index, data_rows: usize, query: &[f32]) -> Vec<Refer
                             * (scale.abs() * magnitude + f(Factor::DotMean).abs()),
                     }
                 }
+                Quantizer::Ternary(t) => {
+                    // Ternary values `t = 2s − n` against the query levels `v ≈ lo + Δ·Q`.
+                    let (delta, lo) = (qc.a as f64, qc.b as f64);
+                    let (mut t_v, mut magnitude) = (0f64, 0f64);
+                    for i in 0..t.padded {
+                        let tv = 2.0 * bit(&code, 1, i) as f64 - bit(&code, 0, i) as f64;
+                        let v = lo + delta * level(&qc.planes, qc.qplanes, i);
+                        t_v += tv * v;
+                        magnitude +=
+                            tv.abs() * (lo.abs() + delta * level(&qc.planes, qc.qplanes, i));
+                    }
+                    let f = |k: Factor| codes.factors[k as usize][r] as f64;
+                    let scale = f(Factor::Scale);
+                    Reference {
+                        key: scale * t_v + f(Factor::DotMean),
+                        tol: 8.0
+                            * f32::EPSILON as f64
+                            * (scale.abs() * magnitude + f(Factor::DotMean).abs()),
+                    }
+                }
+                Quantizer::Fp8(f8) => {
+                    // `Σ q_i s_i fp8(c_i)` from the format's f64 decoding.
+                    let row = &codes.bytes[r * DIM..(r + 1) * DIM];
+                    let terms: Vec<f64> = (0..DIM)
+                        .map(|i| q[i] as f64 * f8.scale[i] as f64 * f8.format.decode(row[i] as u8))
+                        .collect();
+                    byte_reference(&terms)
+                }
+                Quantizer::Int4(i4) => {
+                    let rb = DIM.div_ceil(2);
+                    let row = &codes.bytes[r * rb..(r + 1) * rb];
+                    let terms: Vec<f64> = (0..DIM)
+                        .map(|i| {
+                            let u = ((row[i / 2] as u8) >> (4 * (i % 2))) & 15;
+                            q[i] as f64 * i4.step[i] as f64 * u as f64
+                        })
+                        .collect();
+                    byte_reference(&terms)
+                }
+                Quantizer::Alloc(a) => {
+                    // `α·⟨ŷ, Pq⟩` from the grid points the bytes decode to.
+                    let rb = a.row_bytes();
+                    let bytes: &[u8] = bytemuck::cast_slice(&codes.bytes[r * rb..(r + 1) * rb]);
+                    let v = a.rotate_query(&q);
+                    let alpha = codes.factors[0][r] as f64;
+                    let terms: Vec<f64> = a
+                        .decode(bytes)
+                        .iter()
+                        .zip(&v)
+                        .map(|(&y, &w)| alpha * y as f64 * w as f64)
+                        .collect();
+                    byte_reference(&terms)
+                }
                 other => panic!("no reference for {}", other.kind()),
             }
         })
         .collect()
+}
+
+/// The reference of a byte code: the sum of its terms, within the float dot's rounding.
+fn byte_reference(terms: &[f64]) -> Reference {
+    Reference {
+        key: terms.iter().sum(),
+        tol: 4.0 * DIM as f64 * f32::EPSILON as f64 * terms.iter().map(|t| t.abs()).sum::<f64>(),
+    }
 }
 
 /// Checks that `got` (rows, best first) is a top-`k` of `reference`: sorted by key and with no
@@ -188,6 +249,11 @@ fn flat_scan_is_exact_on_codes() {
         QuantizerKind::Sign,
         QuantizerKind::Rabitq,
         QuantizerKind::Residual { bits: 2 },
+        QuantizerKind::Ternary,
+        QuantizerKind::Int4,
+        "fp8".parse().expect("a quantizer"),
+        "fp8-e5m2".parse().expect("a quantizer"),
+        "alloc:40".parse().expect("a quantizer"),
     ] {
         let index = build(base, None, kind, Metric::Cosine, Keep::F32);
         for (qi, q) in queries.chunks_exact(DIM).enumerate() {
@@ -217,6 +283,9 @@ fn batches_equal_single_queries_and_threads_agree() {
         QuantizerKind::Rabitq,
         QuantizerKind::Residual { bits: 3 },
         QuantizerKind::Int8,
+        QuantizerKind::Ternary,
+        QuantizerKind::Int4,
+        "fp8".parse().expect("a quantizer"),
     ] {
         let index = build(base, None, kind, Metric::Dot, Keep::F32);
         let params = SearchParams {
@@ -244,7 +313,13 @@ fn batches_equal_single_queries_and_threads_agree() {
             .install(|| index.search_batch(queries, DIM, &params))
             .expect("batch");
         assert_eq!(batch, batch1, "{kind}: thread count changed results");
-        if matches!(kind, QuantizerKind::Sign | QuantizerKind::Int8) {
+        if matches!(
+            kind,
+            QuantizerKind::Sign
+                | QuantizerKind::Int8
+                | QuantizerKind::Int4
+                | QuantizerKind::Fp8 { .. }
+        ) {
             assert_eq!(batch, one, "{kind}: batch and single searches differ");
         }
     }
@@ -288,6 +363,54 @@ fn rescoring_everything_equals_exact_float_search() {
 }
 
 #[test]
+fn rescoring_everything_from_a_quantized_copy_is_exact_on_that_copy() {
+    use bitseek_codes::quantizer::{ByteCode, ByteFormat, Fp8Format};
+    let n = 1500;
+    let data = clustered(n + 6, DIM, 12);
+    let (base, queries) = data.split_at(n * DIM);
+    for (keep, format) in [
+        (Keep::Int8, ByteFormat::Int8),
+        (Keep::Fp8, ByteFormat::Fp8(Fp8Format::E4m3)),
+        (Keep::Int4, ByteFormat::Int4),
+    ] {
+        let index = build(base, None, QuantizerKind::Ternary, Metric::Dot, keep);
+        // The same fit on the same rows (metric dot: no normalisation) gives the stored copy.
+        let copy = ByteCode::fit(format, DIM, base);
+        let bytes = copy.encode_bytes(base);
+        let rb = copy.row_bytes();
+        let params = SearchParams {
+            k: 10,
+            oversample: n / 10,
+            ..Default::default()
+        };
+        let hits = index.search_batch(queries, DIM, &params).expect("search");
+        for (q, hits) in queries.chunks_exact(DIM).zip(&hits) {
+            let (w, konst) = copy.weights(q);
+            let reference: Vec<Reference> = bytes
+                .chunks_exact(rb)
+                .map(|row| {
+                    let key = copy.dot(&w, konst, row) as f64;
+                    Reference {
+                        key,
+                        tol: 1e-5 * (1.0 + key.abs()),
+                    }
+                })
+                .collect();
+            let got: Vec<u64> = hits.iter().map(|h| h.id).collect();
+            assert_top_k(&got, &reference, 10, &format!("keep {keep}"));
+            for h in hits {
+                let want = reference[h.id as usize].key;
+                assert!(
+                    (h.score as f64 - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                    "keep {keep}: score {} vs {want}",
+                    h.score
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn oversampling_and_bits_raise_recall() {
     let data = clustered(4000 + 50, DIM, 4);
     let (base, queries) = data.split_at(4000 * DIM);
@@ -316,6 +439,17 @@ fn oversampling_and_bits_raise_recall() {
     let res4 = recall_of(QuantizerKind::Residual { bits: 4 }, Keep::None, 1, false);
     let rescored = recall_of(QuantizerKind::Rabitq, Keep::F32, 10, true);
     let int8_rescored = recall_of(QuantizerKind::Rabitq, Keep::Int8, 10, true);
+    let ternary = recall_of(QuantizerKind::Ternary, Keep::None, 1, false);
+    let fp8_rescored = recall_of(QuantizerKind::Rabitq, Keep::Fp8, 10, true);
+    let int4_rescored = recall_of(QuantizerKind::Rabitq, Keep::Int4, 10, true);
+    assert!(ternary > rabitq, "ternary {ternary} vs rabitq {rabitq}");
+    // On these uniform-per-dimension clusters FP8's relative precision is coarser than int8's
+    // uniform steps at the top of each range (0.85 vs 0.92 here), and int4 coarser still (0.69).
+    assert!(
+        int8_rescored > fp8_rescored && fp8_rescored > int4_rescored && int4_rescored > rabitq,
+        "rescored from int8 {int8_rescored}, fp8 {fp8_rescored}, int4 {int4_rescored}"
+    );
+    assert!(fp8_rescored > 0.8, "fp8 rescored {fp8_rescored}");
     assert!(rabitq > sign, "rabitq {rabitq} vs sign {sign}");
     assert!(res4 > rabitq, "residual4 {res4} vs rabitq {rabitq}");
     assert!(rescored > rabitq && rescored > 0.9, "rescored {rescored}");
@@ -420,8 +554,14 @@ fn saved_index_answers_like_the_built_one_and_detects_corruption() {
         (QuantizerKind::Rabitq, Keep::F32),
         (QuantizerKind::Residual { bits: 2 }, Keep::Int8),
         (QuantizerKind::Int8, Keep::Int8),
+        (QuantizerKind::Ternary, Keep::Fp8),
+        (QuantizerKind::Int4, Keep::Int4),
+        ("fp8".parse().expect("a quantizer"), Keep::Fp8),
+        ("fp8-e5m2".parse().expect("a quantizer"), Keep::Int4),
+        (QuantizerKind::Rabitq, Keep::Int4),
+        ("alloc:30".parse().expect("a quantizer"), Keep::Int8),
     ] {
-        let path = dir.path().join(format!("{kind}.bitseek"));
+        let path = dir.path().join(format!("{kind}-{keep}.bitseek"));
         let built = build(base, None, kind, Metric::L2, keep);
         built.save(&path).expect("save");
         let opened = Index::open(&path).expect("open");
@@ -512,4 +652,68 @@ fn invalid_vectors_are_refused_before_building() {
         .expect("fail")
         .to_string();
     assert!(msg.contains("row 1"), "{msg}");
+}
+
+#[test]
+fn a_file_with_a_quantizer_from_a_newer_bitseek_is_refused_clearly() {
+    // Formats are recorded by name in the metadata, so new ones need no new container version:
+    // older files keep opening, and a file naming a format this bitseek does not know is refused
+    // with the writer's version and the fix.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = clustered(20, DIM, 13);
+    let built = build(
+        &data,
+        None,
+        QuantizerKind::Ternary,
+        Metric::Cosine,
+        Keep::Fp8,
+    );
+    let path = dir.path().join("ternary.bitseek");
+    built.save(&path).expect("save");
+    let opened = Index::open(&path).expect("a ternary index with an fp8 copy opens");
+    assert_eq!(opened.meta().quantizer, QuantizerKind::Ternary);
+    assert_eq!(opened.meta().keep, Keep::Fp8);
+
+    let mut meta = serde_json::to_value(built.meta()).expect("meta");
+    meta["quantizer"] = serde_json::json!({"kind": "septenary"});
+    meta["written_by"] = serde_json::json!("99.0.0");
+    let future = dir.path().join("future.bitseek");
+    bitseek_index::format::write_index(&future, &meta, &[]).expect("write");
+    let err = Index::open(&future)
+        .err()
+        .expect("must not open")
+        .to_string();
+    assert!(
+        err.contains("septenary")
+            && err.contains("written by bitseek 99.0.0")
+            && err.contains("rebuild"),
+        "{err}"
+    );
+}
+
+#[test]
+fn alloc_refuses_a_tiny_budget_and_too_few_rows_before_fitting() {
+    let opts = |q: &str| BuildOptions {
+        quantizer: q.parse().expect("a quantizer"),
+        ..Default::default()
+    };
+    let v = |n| Vectors {
+        dim: DIM,
+        data: clustered(n, DIM, 14),
+        ids: None,
+    };
+    for (n, q, want) in [
+        (500, "alloc:6", "alloc:6 is too small"),
+        (20, "alloc:40", "alloc needs at least"),
+    ] {
+        let err = Index::build(v(n), Path::new("v.npy"), &opts(q), &|_| {})
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(err.contains(want), "{err}");
+    }
+    let built = Index::build(v(500), Path::new("v.npy"), &opts("alloc:40"), &|_| {}).expect("fits");
+    let alloc = built.meta().allocation.clone().expect("widths recorded");
+    assert_eq!(alloc.widths.len(), DIM.div_ceil(32));
+    assert!(alloc.bytes <= 40 && built.code_bytes_per_vector() == alloc.bytes);
 }

@@ -12,11 +12,13 @@ pub struct Args {
     /// Vectors: .npy (float32/float16, 2-D), .fvecs, or JSON lines {"id": u64, "vector": [..]}.
     #[arg(long)]
     input: PathBuf,
-    /// sign, rabitq, residual2, residual3, residual4 (up to residual8), int8, or
+    /// sign, rabitq, residual2, residual3, residual4 (up to residual8), ternary, int4, fp8
+    /// (E4M3), fp8-e5m2, int8, alloc:BYTES (bits per PCA segment chosen for BYTES bytes/vector),
+    /// auto:BYTES (the best format within BYTES, as `bitseek tune` finds it), or
     /// learned:ENCODER_FILE (an encoder from `bitseek train`).
     #[arg(long, default_value = "rabitq")]
     quantizer: QuantizerChoice,
-    /// What to keep for rescoring: f32, int8 or none.
+    /// What to keep for rescoring: f32, int8, fp8, int4 or none.
     #[arg(long, default_value = "f32")]
     keep: Keep,
     /// cosine, dot or l2.
@@ -69,6 +71,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         "read_seconds": read_seconds,
         "build_seconds": build_seconds,
         "file_bytes": file_bytes,
+        "allocation": m.allocation,
+        "auto": m.auto,
     });
     if a.json {
         println!("{summary}");
@@ -85,6 +89,23 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             build_seconds,
             file_bytes as f64 / 1e6
         );
+        if let Some(t) = &m.auto {
+            println!(
+                "  auto:{}: {} had the best raw recall@{} ({:.4}) of {} formats on {} calibration queries",
+                t.budget,
+                t.winner,
+                t.k,
+                t.formats.first().map_or(0.0, |f| f.recall_raw),
+                t.formats.len(),
+                t.queries
+            );
+        }
+        if let Some(a) = &m.allocation {
+            println!(
+                "  widths by segment of 32 dims (bits per dim, by falling variance): {:?}; calibration recall@10 {:.4} (all 8-bit: {:.4})",
+                a.widths, a.calib_recall, a.calib_recall_8bit
+            );
+        }
     }
     Ok(())
 }

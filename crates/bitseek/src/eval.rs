@@ -56,6 +56,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     let raw = recall(&index.search_batch(&prepared, dim, &raw_params)?, &truth);
     bar.inc(1);
+    // Cost next to accuracy (BiBench, PokeBNN): one query's scan on one thread, and its
+    // operand-width-weighted arithmetic.
+    let cost = bitseek_index::tune::report(&index, &prepared, &truth, &raw_params, f64::NAN)?;
     let mut results = Vec::new();
     for &o in &oversample {
         let params = SearchParams {
@@ -86,6 +89,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         "rows": m.rows,
         "bytes_per_vector": index.code_bytes_per_vector(),
         "recall_raw": raw,
+        "scan_ms_per_query": cost.scan_ms_per_query,
+        "ace_per_query": cost.ace_per_query,
         "results": results,
     });
     if a.json {

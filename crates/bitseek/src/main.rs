@@ -17,6 +17,7 @@ mod query;
 mod search;
 mod serve;
 mod train;
+mod tune;
 mod watch;
 
 use clap::{Parser, Subcommand};
@@ -44,6 +45,9 @@ enum Command {
     EvalCode(eval_code::Args),
     /// Queries per second of an index next to exact float search, measured in the same run.
     Bench(bench::Args),
+    /// Measure every code format within a byte budget on a calibration split: a Pareto table of
+    /// recall and cost, and the winner `--quantizer auto:BYTES` builds.
+    Tune(tune::Args),
     /// Install, locate and time the embedding model (all-MiniLM-L6-v2 by default).
     Model(model::Args),
     /// Index a repository for semantic code search (writes DIR/.bitseek; incremental).
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => eval::run(a),
         Command::EvalCode(a) => eval_code::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Tune(a) => tune::run(a),
         Command::Model(a) => model::run(a),
         Command::Index(a) => index::run(a),
         Command::Search(a) => search::run(a),

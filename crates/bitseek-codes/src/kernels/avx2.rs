@@ -398,3 +398,153 @@ unsafe fn dot_f32_impl(a: &[f32], b: &[f32]) -> f32 {
     }
     sum
 }
+
+// ---------------------------------------------------------------------------------------------
+// Ternary and sub-byte kernels.
+
+/// `Σ_j 2^j (2·popcnt(s AND q_j) − popcnt(n AND q_j))` for every two-plane ternary code of
+/// `nblocks` blocks. AVX2 has no vector popcount and the nibble lookup pays off only across many
+/// planes, so this counts each lane with the scalar POPCNT instruction (one code word pair at a
+/// time, every query plane against it).
+///
+/// # Safety
+/// The CPU has FEATURES; `q.len() == qplanes * words`, `blocks` holds `nblocks * 2 * words * BLOCK`
+/// words and `out` has room for `nblocks * BLOCK` values.
+#[target_feature(enable = "avx2,popcnt")]
+unsafe fn ternary_ip_impl(
+    q: &[u64],
+    qplanes: usize,
+    blocks: *const u64,
+    nblocks: usize,
+    words: usize,
+    out: *mut i32,
+) {
+    let pw = words * BLOCK;
+    // SAFETY: the caller guarantees `nblocks * 2 * pw` readable words and `nblocks * BLOCK`
+    // writable values.
+    let (blocks, out) = unsafe {
+        (
+            std::slice::from_raw_parts(blocks, nblocks * 2 * pw),
+            std::slice::from_raw_parts_mut(out, nblocks * BLOCK),
+        )
+    };
+    for (block, out) in blocks.chunks_exact(2 * pw).zip(out.chunks_exact_mut(BLOCK)) {
+        let mut acc = [0i32; BLOCK];
+        for j in (0..qplanes).rev() {
+            let mut plane = [0i32; BLOCK];
+            for w in 0..words {
+                let qw = q[j * words + w];
+                let (n, s) = (
+                    &block[w * BLOCK..][..BLOCK],
+                    &block[pw + w * BLOCK..][..BLOCK],
+                );
+                for l in 0..BLOCK {
+                    plane[l] +=
+                        2 * (s[l] & qw).count_ones() as i32 - (n[l] & qw).count_ones() as i32;
+                }
+            }
+            for l in 0..BLOCK {
+                acc[l] = acc[l].wrapping_add(acc[l]).wrapping_add(plane[l]);
+            }
+        }
+        out.copy_from_slice(&acc);
+    }
+}
+
+/// `Σ a_i · f(b_i)` with FP8 bytes read as `f32` bit patterns (see `Kernels::dot_f32_fp8`), eight
+/// at a time.
+///
+/// # Safety
+/// The CPU has avx2 and fma.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_f32_fp8_impl(a: &[f32], b: &[u8], mant: u32) -> f32 {
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let shift = _mm_cvtsi32_si128(23 - mant as i32);
+    let sign_mask = _mm256_set1_epi32(0x80);
+    let rest_mask = _mm256_set1_epi32(0x7f);
+    let decode = |v: __m128i| {
+        let x = _mm256_cvtepu8_epi32(v);
+        let sign = _mm256_slli_epi32::<24>(_mm256_and_si256(x, sign_mask));
+        let rest = _mm256_sll_epi32(_mm256_and_si256(x, rest_mask), shift);
+        _mm256_castsi256_ps(_mm256_or_si256(sign, rest))
+    };
+    let mut acc = [_mm256_setzero_ps(); 2];
+    let mut i = 0;
+    // SAFETY: each step reads 8 floats and 8 bytes from `i` with `i + 8 <= n`.
+    unsafe {
+        while i + 16 <= n {
+            for (k, acc) in acc.iter_mut().enumerate() {
+                let x = _mm256_loadu_ps(pa.add(i + 8 * k));
+                let y = decode(_mm_loadl_epi64(pb.add(i + 8 * k).cast()));
+                *acc = _mm256_fmadd_ps(x, y, *acc);
+            }
+            i += 16;
+        }
+        while i + 8 <= n {
+            let x = _mm256_loadu_ps(pa.add(i));
+            let y = decode(_mm_loadl_epi64(pb.add(i).cast()));
+            acc[0] = _mm256_fmadd_ps(x, y, acc[0]);
+            i += 8;
+        }
+    }
+    let tail = super::scalar::dot_f32_fp8(&a[i..n], &b[i..n], mant);
+    hsum_ps(_mm256_add_ps(acc[0], acc[1])) + tail
+}
+
+/// `Σ a_i · u_i` over 4-bit values two per byte (see `Kernels::dot_f32_u4`), eight at a time.
+///
+/// # Safety
+/// The CPU has avx2 and fma; `b.len() >= a.len().div_ceil(2)`.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_f32_u4_impl(a: &[f32], b: &[u8]) -> f32 {
+    let n = a.len();
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let low = _mm_set1_epi8(0x0f);
+    let mut acc = [_mm256_setzero_ps(); 2];
+    let mut i = 0;
+    // SAFETY: each step reads 16 floats from `i` and 8 bytes from `i / 2` with `i + 16 <= n`, so
+    // the bytes end at `(i + 16) / 2 <= b.len()`.
+    unsafe {
+        while i + 16 <= n {
+            let bytes = _mm_loadl_epi64(pb.add(i / 2).cast());
+            let lo = _mm_and_si128(bytes, low);
+            let hi = _mm_and_si128(_mm_srli_epi16::<4>(bytes), low);
+            let u = _mm_unpacklo_epi8(lo, hi);
+            let y0 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(u));
+            let y1 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128::<8>(u)));
+            acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), y0, acc[0]);
+            acc[1] = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i + 8)), y1, acc[1]);
+            i += 16;
+        }
+    }
+    let tail = super::scalar::dot_f32_u4(&a[i..], &b[i / 2..]);
+    hsum_ps(_mm256_add_ps(acc[0], acc[1])) + tail
+}
+
+/// `Σ_j luts[256 j + code[j]]`, eight bytes at a time with one gather.
+///
+/// # Safety
+/// The CPU has avx2; `luts.len() >= 256 * code.len()`.
+#[target_feature(enable = "avx2")]
+unsafe fn lut_sum_impl(luts: &[f32], code: &[u8]) -> f32 {
+    let n = code.len();
+    let base = _mm256_setr_epi32(0, 256, 512, 768, 1024, 1280, 1536, 1792);
+    let mut acc = _mm256_setzero_ps();
+    let mut j = 0;
+    // SAFETY: each gather reads `luts[256 (j + l) + code[j + l]]` for `l < 8` with `j + 8 <= n`,
+    // inside `256 n` values; the byte loads read `code[j..j + 8]`.
+    unsafe {
+        while j + 8 <= n {
+            let idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64(code.as_ptr().add(j).cast()));
+            let p = luts.as_ptr().add(256 * j);
+            acc = _mm256_add_ps(
+                acc,
+                _mm256_i32gather_ps::<4>(p, _mm256_add_epi32(idx, base)),
+            );
+            j += 8;
+        }
+    }
+    let tail = super::scalar::lut_sum(&luts[256 * j..], &code[j..]);
+    hsum_ps(acc) + tail
+}

@@ -21,7 +21,7 @@ use crate::layout::BLOCK;
 
 /// The features every function here is compiled for (documentation; `has_avx512()` checks them).
 #[allow(dead_code)]
-pub(super) const FEATURES: &str = "avx512f,avx512bw,avx512vpopcntdq,avx512vnni";
+pub(super) const FEATURES: &str = "avx512f,avx512bw,avx512vl,avx512vpopcntdq,avx512vnni";
 
 simd_table!("avx512");
 
@@ -340,4 +340,186 @@ unsafe fn dot_f32_impl(a: &[f32], b: &[f32]) -> f32 {
     }
     let s = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
     _mm512_reduce_add_ps(s)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ternary and sub-byte kernels.
+
+/// `Σ_j 2^j (2·popcnt(s AND q_j) − popcnt(n AND q_j))` for the `qplanes` query planes in `q` against
+/// every two-plane ternary code (`n`, then `s`) of `nblocks` blocks, stored to `out`. Each code
+/// word pair is loaded once and ANDed with every query plane; the per-plane differences are
+/// combined by Horner's rule in `i64` lanes, whose low 32 bits are the wrapping `i32` result.
+///
+/// # Safety
+/// The CPU has FEATURES; `q.len() == qplanes * words`, `blocks` holds `nblocks * 2 * words * BLOCK`
+/// words and `out` has room for `nblocks * BLOCK` values.
+#[target_feature(enable = "avx512f,avx512bw,avx512vpopcntdq")]
+unsafe fn ternary_ip_impl(
+    q: &[u64],
+    qplanes: usize,
+    blocks: *const u64,
+    nblocks: usize,
+    words: usize,
+    out: *mut i32,
+) {
+    let pw = words * BLOCK;
+    for b in 0..nblocks {
+        let mut total = _mm512_setzero_si512();
+        for j in (0..qplanes).rev() {
+            let (mut pos, mut nonzero) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+            for w in 0..words {
+                let qv = _mm512_set1_epi64(q[j * words + w] as i64);
+                // SAFETY: `b < nblocks`, `w < words`: both eight-word loads lie inside the
+                // `nblocks * 2 * pw` words the caller guarantees.
+                let (n, s) = unsafe {
+                    let p = blocks.add(b * 2 * pw + w * BLOCK);
+                    (load8(p), load8(p.add(pw)))
+                };
+                nonzero = _mm512_add_epi64(nonzero, _mm512_popcnt_epi64(_mm512_and_si512(n, qv)));
+                pos = _mm512_add_epi64(pos, _mm512_popcnt_epi64(_mm512_and_si512(s, qv)));
+            }
+            let plane = _mm512_sub_epi64(_mm512_add_epi64(pos, pos), nonzero);
+            total = _mm512_add_epi64(_mm512_add_epi64(total, total), plane);
+        }
+        // SAFETY: `b < nblocks`, so the eight values lie inside the room the caller guarantees.
+        unsafe { store_u32x8(out.add(b * BLOCK).cast(), total, false) };
+    }
+}
+
+/// `Σ a_i · f(b_i)` with FP8 bytes read as `f32` bit patterns (see `Kernels::dot_f32_fp8`): each
+/// 16 bytes are widened to `i32`, the sign moved to bit 31 and the rest shifted by `23 − mant`.
+///
+/// # Safety
+/// The CPU has avx512f, avx512bw and avx512vl.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn dot_f32_fp8_impl(a: &[f32], b: &[u8], mant: u32) -> f32 {
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let shift = _mm_cvtsi32_si128(23 - mant as i32);
+    let sign_mask = _mm512_set1_epi32(0x80);
+    let rest_mask = _mm512_set1_epi32(0x7f);
+    let decode = |v: __m128i| {
+        let x = _mm512_cvtepu8_epi32(v);
+        let sign = _mm512_slli_epi32::<24>(_mm512_and_si512(x, sign_mask));
+        let rest = _mm512_sll_epi32(_mm512_and_si512(x, rest_mask), shift);
+        _mm512_castsi512_ps(_mm512_or_si512(sign, rest))
+    };
+    let mut acc = [_mm512_setzero_ps(); 2];
+    let mut i = 0;
+    // SAFETY: full loads read 16 floats / 16 bytes from `i` with `i + 16 <= n`; the masked tail
+    // starts at `i < n` and enables only elements `i..n`.
+    unsafe {
+        while i + 32 <= n {
+            for (k, acc) in acc.iter_mut().enumerate() {
+                let x = _mm512_loadu_ps(pa.add(i + 16 * k));
+                let y = decode(_mm_loadu_si128(pb.add(i + 16 * k).cast()));
+                *acc = _mm512_fmadd_ps(x, y, *acc);
+            }
+            i += 32;
+        }
+        while i + 16 <= n {
+            let x = _mm512_loadu_ps(pa.add(i));
+            let y = decode(_mm_loadu_si128(pb.add(i).cast()));
+            acc[0] = _mm512_fmadd_ps(x, y, acc[0]);
+            i += 16;
+        }
+        if i < n {
+            let m: __mmask16 = ((1u32 << (n - i)) - 1) as u16;
+            let x = _mm512_maskz_loadu_ps(m, pa.add(i));
+            let y = decode(_mm_maskz_loadu_epi8(m, pb.add(i).cast()));
+            acc[1] = _mm512_fmadd_ps(x, y, acc[1]);
+        }
+    }
+    _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]))
+}
+
+/// `Σ a_i · u_i` over 4-bit values two per byte (see `Kernels::dot_f32_u4`): each 8 bytes are split
+/// into low and high nibbles, interleaved back into 16 values in order and widened to `f32`.
+///
+/// # Safety
+/// The CPU has avx512f, avx512bw and avx512vl; `b.len() >= a.len().div_ceil(2)`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn dot_f32_u4_impl(a: &[f32], b: &[u8]) -> f32 {
+    let n = a.len();
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let low = _mm_set1_epi8(0x0f);
+    let widen = |bytes: __m128i| {
+        let lo = _mm_and_si128(bytes, low);
+        let hi = _mm_and_si128(_mm_srli_epi16::<4>(bytes), low);
+        _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_unpacklo_epi8(lo, hi)))
+    };
+    let mut acc = [_mm512_setzero_ps(); 2];
+    let mut i = 0;
+    // SAFETY: full steps read 16 floats from `i` and 8 bytes from `i / 2` with `i + 16 <= n`, so
+    // the bytes end at `(i + 16) / 2 <= n.div_ceil(2) <= b.len()`; the masked tail reads floats
+    // `i..n` and bytes `i / 2..n.div_ceil(2)` only.
+    unsafe {
+        while i + 32 <= n {
+            for (k, acc) in acc.iter_mut().enumerate() {
+                let x = _mm512_loadu_ps(pa.add(i + 16 * k));
+                let y = widen(_mm_loadl_epi64(pb.add((i + 16 * k) / 2).cast()));
+                *acc = _mm512_fmadd_ps(x, y, *acc);
+            }
+            i += 32;
+        }
+        while i + 16 <= n {
+            let x = _mm512_loadu_ps(pa.add(i));
+            let y = widen(_mm_loadl_epi64(pb.add(i / 2).cast()));
+            acc[0] = _mm512_fmadd_ps(x, y, acc[0]);
+            i += 16;
+        }
+        if i < n {
+            let m: __mmask16 = ((1u32 << (n - i)) - 1) as u16;
+            let bm: __mmask16 = ((1u32 << (n - i).div_ceil(2)) - 1) as u16;
+            let x = _mm512_maskz_loadu_ps(m, pa.add(i));
+            // Nibbles past `n` meet zero floats, so they add nothing.
+            let y = widen(_mm_maskz_loadu_epi8(bm, pb.add(i / 2).cast()));
+            acc[1] = _mm512_fmadd_ps(x, y, acc[1]);
+        }
+    }
+    _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]))
+}
+
+/// `Σ_j luts[256 j + code[j]]`, sixteen bytes at a time with one gather.
+///
+/// # Safety
+/// The CPU has avx512f; `luts.len() >= 256 * code.len()`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn lut_sum_impl(luts: &[f32], code: &[u8]) -> f32 {
+    let n = code.len();
+    let base = _mm512_setr_epi32(
+        0, 256, 512, 768, 1024, 1280, 1536, 1792, 2048, 2304, 2560, 2816, 3072, 3328, 3584, 3840,
+    );
+    let (mut acc0, mut acc1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+    let mut j = 0;
+    // SAFETY: each gather reads `luts[256 (j + l) + code[j + l]]` for `l < 16` with `j + 16 <= n`,
+    // inside `256 n` values; the byte loads read `code[j..j + 16]`.
+    unsafe {
+        while j + 32 <= n {
+            let i0 = _mm512_cvtepu8_epi32(_mm_loadu_si128(code.as_ptr().add(j).cast()));
+            let i1 = _mm512_cvtepu8_epi32(_mm_loadu_si128(code.as_ptr().add(j + 16).cast()));
+            let p0 = luts.as_ptr().add(256 * j);
+            let p1 = luts.as_ptr().add(256 * (j + 16));
+            acc0 = _mm512_add_ps(
+                acc0,
+                _mm512_i32gather_ps::<4>(_mm512_add_epi32(i0, base), p0),
+            );
+            acc1 = _mm512_add_ps(
+                acc1,
+                _mm512_i32gather_ps::<4>(_mm512_add_epi32(i1, base), p1),
+            );
+            j += 32;
+        }
+        while j + 16 <= n {
+            let i0 = _mm512_cvtepu8_epi32(_mm_loadu_si128(code.as_ptr().add(j).cast()));
+            let p0 = luts.as_ptr().add(256 * j);
+            acc0 = _mm512_add_ps(
+                acc0,
+                _mm512_i32gather_ps::<4>(_mm512_add_epi32(i0, base), p0),
+            );
+            j += 16;
+        }
+    }
+    let tail = super::scalar::lut_sum(&luts[256 * j..], &code[j..]);
+    _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + tail
 }

@@ -68,6 +68,24 @@ pub struct Kernels {
     pub dot_f32_i8: fn(a: &[f32], b: &[i8]) -> f32,
     /// `Σ a_i * b_i` over two equal-length `f32` slices (exact search and rescoring).
     pub dot_f32: fn(a: &[f32], b: &[f32]) -> f32,
+    /// Ternary inner product `Σ_j 2^j (2·popcnt(s AND q_j) − popcnt(n AND q_j))` between a query of
+    /// `qplanes` unsigned planes (plane-major, plane 0 least significant) and every two-plane
+    /// ternary code in `blocks` (plane 0 the nonzero mask `n`, plane 1 the sign `s`, set only where
+    /// `n` is): `⟨t, Q⟩` for `t = 2s − n ∈ {−1, 0, +1}`. Wrapping `i32` arithmetic.
+    #[allow(clippy::type_complexity)]
+    pub ternary_ip_blocks:
+        fn(query: &[u64], qplanes: usize, blocks: &[u64], words: usize, out: &mut [i32]),
+    /// `Σ a_i · f(b_i)` where `f` reads FP8 byte `b_i` (sign, exponent, `mant` mantissa bits; 3 for
+    /// E4M3, 2 for E5M2) as an `f32` bit pattern: the FP8 value times `2^(bias − 127)`, subnormals
+    /// included, so the caller folds `2^(127 − bias)` into `a`. Over the common length.
+    pub dot_f32_fp8: fn(a: &[f32], b: &[u8], mant: u32) -> f32,
+    /// `Σ a_i · u_i` where `u_i` is the 4-bit value `(b[i / 2] >> 4·(i % 2)) & 15` (two per byte,
+    /// low nibble first) for `i < a.len()`; `b` must hold `a.len().div_ceil(2)` bytes.
+    pub dot_f32_u4: fn(a: &[f32], b: &[u8]) -> f32,
+    /// `Σ_j luts[256·j + code[j]]`: one table entry per code byte (the asymmetric distance of
+    /// `alloc` codes, whose tables hold each byte's partial inner product); `luts` must hold
+    /// `256 · code.len()` values.
+    pub lut_sum: fn(luts: &[f32], code: &[u8]) -> f32,
 }
 
 /// The portable table (also the reference the SIMD tables are tested against).
@@ -80,6 +98,10 @@ pub const SCALAR: Kernels = Kernels {
     dot_i8: scalar::dot_i8,
     dot_f32_i8: scalar::dot_f32_i8,
     dot_f32: scalar::dot_f32,
+    ternary_ip_blocks: scalar::ternary_ip_blocks,
+    dot_f32_fp8: scalar::dot_f32_fp8,
+    dot_f32_u4: scalar::dot_f32_u4,
+    lut_sum: scalar::lut_sum,
 };
 
 /// The best kernel table for this CPU, detected once per process (capped by `BITSEEK_KERNELS`,
@@ -187,6 +209,7 @@ fn has_avx2() -> bool {
 fn has_avx512() -> bool {
     std::arch::is_x86_feature_detected!("avx512f")
         && std::arch::is_x86_feature_detected!("avx512bw")
+        && std::arch::is_x86_feature_detected!("avx512vl")
         && std::arch::is_x86_feature_detected!("avx512vpopcntdq")
         && std::arch::is_x86_feature_detected!("avx512vnni")
 }

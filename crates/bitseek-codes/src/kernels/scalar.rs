@@ -68,3 +68,61 @@ pub fn dot_f32_i8(a: &[f32], b: &[i8]) -> f32 {
 pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(&x, &y)| x * y).sum()
 }
+
+/// See [`Kernels::ternary_ip_blocks`](super::Kernels::ternary_ip_blocks).
+pub fn ternary_ip_blocks(
+    query: &[u64],
+    qplanes: usize,
+    blocks: &[u64],
+    words: usize,
+    out: &mut [i32],
+) {
+    let bw = 2 * words * BLOCK;
+    for (b, block) in blocks.chunks_exact(bw).enumerate() {
+        for lane in 0..BLOCK {
+            let mut acc = 0i32;
+            for j in 0..qplanes {
+                let (mut pos, mut nonzero) = (0i32, 0i32);
+                for w in 0..words {
+                    let q = query[j * words + w];
+                    nonzero += (block[w * BLOCK + lane] & q).count_ones() as i32;
+                    pos += (block[(words + w) * BLOCK + lane] & q).count_ones() as i32;
+                }
+                acc = acc.wrapping_add((2 * pos - nonzero) << j);
+            }
+            out[b * BLOCK + lane] = acc;
+        }
+    }
+}
+
+/// The `f32` an FP8 byte stands for, scaled by `2^(bias − 127)` (see
+/// [`Kernels::dot_f32_fp8`](super::Kernels::dot_f32_fp8)): its sign, exponent and mantissa bits
+/// moved into the `f32` fields, `mant` mantissa bits (3 for E4M3, 2 for E5M2).
+#[inline]
+pub fn fp8_bits_to_f32(b: u8, mant: u32) -> f32 {
+    f32::from_bits(((b as u32 & 0x80) << 24) | ((b as u32 & 0x7f) << (23 - mant)))
+}
+
+/// See [`Kernels::dot_f32_fp8`](super::Kernels::dot_f32_fp8) (summed left to right).
+pub fn dot_f32_fp8(a: &[f32], b: &[u8], mant: u32) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| x * fp8_bits_to_f32(y, mant))
+        .sum()
+}
+
+/// See [`Kernels::dot_f32_u4`](super::Kernels::dot_f32_u4) (summed left to right).
+pub fn dot_f32_u4(a: &[f32], b: &[u8]) -> f32 {
+    a.iter()
+        .enumerate()
+        .map(|(i, &x)| x * ((b[i / 2] >> (4 * (i % 2))) & 15) as f32)
+        .sum()
+}
+
+/// See [`Kernels::lut_sum`](super::Kernels::lut_sum) (summed left to right).
+pub fn lut_sum(luts: &[f32], code: &[u8]) -> f32 {
+    code.iter()
+        .enumerate()
+        .map(|(j, &b)| luts[j * 256 + b as usize])
+        .sum()
+}

@@ -19,7 +19,8 @@ pub(super) type IpFn = unsafe fn(&[u64], u32, bool, *const u64, usize, usize, us
 /// Expands to `pub(super) static TABLE` named `$name` and its safe wrappers, in the module that
 /// invokes it. That module must define, with the contracts their `# Safety` sections state:
 /// `hamming_blocks_w::<W>` ([`HammingBlocksFn`]), `ip_w::<QP, W>` ([`IpFn`]),
-/// `pair_popcount::<AND>`, `dot_i8_impl`, `dot_f32_i8_impl` and `dot_f32_impl`, all compiled for
+/// `pair_popcount::<AND>`, `dot_i8_impl`, `dot_f32_i8_impl`, `dot_f32_impl`, `ternary_ip_impl`,
+/// `dot_f32_fp8_impl`, `dot_f32_u4_impl` and `lut_sum_impl`, all compiled for
 /// the module's `FEATURES`, and nothing else may hand out its `TABLE` before those were detected.
 macro_rules! simd_table {
     ($name:literal) => {
@@ -34,7 +35,68 @@ macro_rules! simd_table {
             dot_i8,
             dot_f32_i8,
             dot_f32,
+            ternary_ip_blocks,
+            dot_f32_fp8,
+            dot_f32_u4,
+            lut_sum,
         };
+
+        fn lut_sum(luts: &[f32], code: &[u8]) -> f32 {
+            assert!(
+                luts.len() >= 256 * code.len(),
+                "one 256-entry table per code byte"
+            );
+            // SAFETY: as in `dot_i8`; the assert keeps every index `256 j + code[j]` in `luts`.
+            unsafe { lut_sum_impl(luts, code) }
+        }
+
+        fn ternary_ip_blocks(
+            query: &[u64],
+            qplanes: usize,
+            blocks: &[u64],
+            words: usize,
+            out: &mut [i32],
+        ) {
+            let nblocks = $crate::kernels::check_blocked(
+                query,
+                qplanes,
+                blocks,
+                2,
+                words,
+                bytemuck::cast_slice(out),
+            );
+            // SAFETY: FEATURES were detected before TABLE was handed out; check_blocked verified
+            // query has `qplanes * words` words, blocks `nblocks` whole two-plane blocks and out
+            // room for `nblocks * BLOCK` values.
+            unsafe {
+                ternary_ip_impl(
+                    &query[..qplanes * words],
+                    qplanes,
+                    blocks.as_ptr(),
+                    nblocks,
+                    words,
+                    out.as_mut_ptr(),
+                )
+            }
+        }
+
+        fn dot_f32_fp8(a: &[f32], b: &[u8], mant: u32) -> f32 {
+            assert!(
+                mant == 2 || mant == 3,
+                "FP8 has 2 (E5M2) or 3 (E4M3) mantissa bits"
+            );
+            // SAFETY: as in `dot_i8`.
+            unsafe { dot_f32_fp8_impl(a, b, mant) }
+        }
+
+        fn dot_f32_u4(a: &[f32], b: &[u8]) -> f32 {
+            assert!(
+                b.len() >= a.len().div_ceil(2),
+                "a 4-bit code needs one byte per two values"
+            );
+            // SAFETY: as in `dot_i8`; the assert above keeps every nibble read inside `b`.
+            unsafe { dot_f32_u4_impl(a, b) }
+        }
 
         fn hamming_blocks(query: &[u64], blocks: &[u64], words: usize, out: &mut [u32]) {
             let nblocks = $crate::kernels::check_blocked(query, 1, blocks, 1, words, out);

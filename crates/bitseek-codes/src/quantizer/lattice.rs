@@ -106,17 +106,7 @@ impl Lattice {
 
     /// Centres and zero-pads `rows` into a `n × D'` matrix and returns it with the centred norms.
     fn centre(&self, rows: &[f32]) -> (Vec<f32>, Vec<f32>) {
-        let n = rows.len() / self.dim;
-        let mut out = vec![0f32; n * self.padded];
-        let mut norms = vec![0f32; n];
-        for (r, x) in rows.chunks_exact(self.dim).enumerate() {
-            let o = &mut out[r * self.padded..r * self.padded + self.dim];
-            for i in 0..self.dim {
-                o[i] = x[i] - self.mean[i];
-            }
-            norms[r] = dot64(o, o).sqrt() as f32;
-        }
-        (out, norms)
+        centre_pad(self.dim, self.padded, &self.mean, rows)
     }
 
     /// Rotates the rows of a `n × D'` matrix.
@@ -246,24 +236,8 @@ impl Lattice {
         let d = self.padded as f32;
         match mode {
             QueryMode::Asymmetric => {
-                let lo = v.iter().copied().fold(f32::INFINITY, f32::min);
-                let hi = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let levels = ((1u32 << query_bits) - 1) as f32;
-                let delta = if hi > lo { (hi - lo) / levels } else { 1.0 };
-                let mut rng = ChaCha8Rng::seed_from_u64(
-                    self.seed ^ nonce.wrapping_mul(0x9e37_79b9_7f4a_7c15),
-                );
-                let mut planes = vec![0u64; query_bits * words];
-                let mut sum_q = 0f32;
-                for (i, &vi) in v.iter().enumerate() {
-                    let qi = ((vi - lo) / delta + rng.gen::<f32>())
-                        .floor()
-                        .clamp(0.0, levels) as u32;
-                    sum_q += qi as f32;
-                    for j in 0..query_bits {
-                        planes[j * words + i / 64] |= (((qi >> j) & 1) as u64) << (i % 64);
-                    }
-                }
+                let (planes, lo, delta, sum_q) =
+                    quantize_query(&v, query_bits, words, self.seed, nonce);
                 QueryCode {
                     planes,
                     qplanes: query_bits,
@@ -342,6 +316,56 @@ impl Lattice {
         }
         est[valid..].iter_mut().for_each(|e| *e = f32::NEG_INFINITY);
     }
+}
+
+/// Centres `rows` (`dim` values each) by `mean` and zero-pads them to `padded`; returns the
+/// `n × padded` matrix and the centred norms.
+pub(crate) fn centre_pad(
+    dim: usize,
+    padded: usize,
+    mean: &[f32],
+    rows: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let n = rows.len() / dim;
+    let mut out = vec![0f32; n * padded];
+    let mut norms = vec![0f32; n];
+    for (r, x) in rows.chunks_exact(dim).enumerate() {
+        let o = &mut out[r * padded..r * padded + dim];
+        for i in 0..dim {
+            o[i] = x[i] - mean[i];
+        }
+        norms[r] = dot64(o, o).sqrt() as f32;
+    }
+    (out, norms)
+}
+
+/// The asymmetric query: `v` rounded to `bits`-bit unsigned `Q` with randomized rounding (seeded by
+/// `seed` and `nonce`) so that `v ≈ lo + Δ·Q`; returns the planes of `Q` (plane-major, `words`
+/// words each), `lo`, `Δ` and `ΣQ`.
+pub(crate) fn quantize_query(
+    v: &[f32],
+    bits: usize,
+    words: usize,
+    seed: u64,
+    nonce: u64,
+) -> (Vec<u64>, f32, f32, f32) {
+    let lo = v.iter().copied().fold(f32::INFINITY, f32::min);
+    let hi = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let levels = ((1u32 << bits) - 1) as f32;
+    let delta = if hi > lo { (hi - lo) / levels } else { 1.0 };
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ nonce.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let mut planes = vec![0u64; bits * words];
+    let mut sum_q = 0f32;
+    for (i, &vi) in v.iter().enumerate() {
+        let qi = ((vi - lo) / delta + rng.gen::<f32>())
+            .floor()
+            .clamp(0.0, levels) as u32;
+        sum_q += qi as f32;
+        for j in 0..bits {
+            planes[j * words + i / 64] |= (((qi >> j) & 1) as u64) << (i % 64);
+        }
+    }
+    (planes, lo, delta, sum_q)
 }
 
 /// Extended RaBitQ's scale search: levels `k_i = min(⌊t|o_i|⌋, kmax)` for the `t` maximising

@@ -10,24 +10,38 @@
 //! | `rabitq` | 1 bit/dim of the rotated, centred, normalised vector + 3 floats | 4-bit, randomized rounding | RaBitQ unbiased estimator, with error bound |
 //! | `residualB` | B bits/dim on the lattice `s·(U − (2^B−1)/2)` + 3 floats | 4-bit (asymmetric) or B-bit (symmetric, SDC) | Extended-RaBitQ estimator |
 //! | `int8` | one `i8` per dim, per-dimension affine ranges | `i8` | scaled integer dot |
+//! | `ternary` | {−1, 0, +1} per rotated dim by the absmean rule, two planes + 3 floats | 4-bit (asymmetric) or ternary (symmetric) | RaBitQ-style estimator over signed popcounts |
+//! | `fp8`, `fp8-e5m2` | one FP8 byte per dim, per-dimension scale | `f32` weights | float dot over decoded bytes |
+//! | `int4` | 4 bits per dim (two per byte), per-dimension affine ranges | `f32` weights | float dot over nibbles |
+//! | `alloc:BYTES` | PCA segments at 0–8 bits each, widths chosen by a knapsack on measured recall, + 1 float | one table per code byte | table sums |
 //! | `learnedB` | B bits/dim from a trained recurrent binarizer, same lattice + 2 floats | B-bit code (symmetric) or 4–8-bit relaxation (asymmetric) | cosine of codes |
 //!
 //! `rabitq` is the `B = 1` case of the rotated lattice ([`lattice::Lattice`]), so one code path and
 //! one set of kernels serves 1 to 8 bits.
 
+pub mod alloc;
+pub mod byte_code;
+pub mod fp8;
+pub mod int4;
 pub mod int8;
 pub mod lattice;
 pub mod learned;
 pub mod sign;
+pub mod ternary;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
+pub use alloc::{Alloc, Allocation};
+pub use byte_code::{ByteCode, ByteFormat};
+pub use fp8::{Fp8, Fp8Format};
+pub use int4::Int4;
 pub use int8::Int8;
 pub use lattice::{Lattice, ScaleSearch};
 pub use learned::{Learned, LearnedConfig};
 pub use sign::Sign;
+pub use ternary::Ternary;
 
 /// Which quantizer, as named on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +58,20 @@ pub enum QuantizerKind {
     },
     /// Per-dimension scalar quantization to `i8`.
     Int8,
+    /// {−1, 0, +1} per rotated dimension (two planes), absmean threshold, RaBitQ-style estimator.
+    Ternary,
+    /// One FP8 byte per dimension with a per-dimension scale.
+    Fp8 {
+        /// E4M3 (`fp8`) or E5M2 (`fp8-e5m2`).
+        format: Fp8Format,
+    },
+    /// Per-dimension affine 4-bit codes, two per byte.
+    Int4,
+    /// PCA segments whose widths a knapsack chose for `bytes` bytes per vector ([`alloc`]).
+    Alloc {
+        /// The budget: bytes per vector of code and factor.
+        bytes: u32,
+    },
     /// B-bit codes (B = 1..=4) of a trained encoder ([`learned`]); built from an encoder file,
     /// never fitted from vectors.
     Learned {
@@ -53,13 +81,36 @@ pub enum QuantizerKind {
 }
 
 impl QuantizerKind {
-    /// Bits of code per dimension.
+    /// Bits of code per dimension (the widest segment's for `alloc`).
     pub fn bits(&self) -> usize {
         match self {
             QuantizerKind::Sign | QuantizerKind::Rabitq => 1,
             QuantizerKind::Residual { bits } | QuantizerKind::Learned { bits } => *bits as usize,
-            QuantizerKind::Int8 => 8,
+            QuantizerKind::Int8 | QuantizerKind::Fp8 { .. } => 8,
+            QuantizerKind::Ternary => 2,
+            QuantizerKind::Int4 => 4,
+            // Widths differ by segment; 8 is the widest.
+            QuantizerKind::Alloc { .. } => 8,
         }
+    }
+}
+
+impl QuantizerKind {
+    /// Bytes per vector of the code and its per-vector factors at dimension `dim` (as
+    /// [`Codes::bytes_per_vector`] will report), known before fitting; `None` for learned codes,
+    /// whose shape comes from their encoder.
+    pub fn bytes_per_vector(&self, dim: usize) -> Option<usize> {
+        let plane = crate::layout::words_for(dim) * 8;
+        Some(match self {
+            QuantizerKind::Sign => plane,
+            QuantizerKind::Rabitq => plane + 16,
+            QuantizerKind::Residual { bits } => *bits as usize * plane + 16,
+            QuantizerKind::Ternary => 2 * plane + 12,
+            QuantizerKind::Int8 | QuantizerKind::Fp8 { .. } => dim,
+            QuantizerKind::Int4 => dim.div_ceil(2),
+            QuantizerKind::Alloc { bytes } => *bytes as usize,
+            QuantizerKind::Learned { .. } => return None,
+        })
     }
 }
 
@@ -70,6 +121,15 @@ impl fmt::Display for QuantizerKind {
             QuantizerKind::Rabitq => write!(f, "rabitq"),
             QuantizerKind::Residual { bits } => write!(f, "residual{bits}"),
             QuantizerKind::Int8 => write!(f, "int8"),
+            QuantizerKind::Ternary => write!(f, "ternary"),
+            QuantizerKind::Fp8 {
+                format: Fp8Format::E4m3,
+            } => write!(f, "fp8"),
+            QuantizerKind::Fp8 {
+                format: Fp8Format::E5m2,
+            } => write!(f, "fp8-e5m2"),
+            QuantizerKind::Int4 => write!(f, "int4"),
+            QuantizerKind::Alloc { bytes } => write!(f, "alloc:{bytes}"),
             QuantizerKind::Learned { bits } => write!(f, "learned{bits}"),
         }
     }
@@ -77,7 +137,9 @@ impl fmt::Display for QuantizerKind {
 
 /// A quantizer name that is not one of ours.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown quantizer {0:?}: expected sign, rabitq, residual2 .. residual8 or int8")]
+#[error(
+    "unknown quantizer {0:?}: expected sign, rabitq, residual2 .. residual8, ternary, int4, fp8, fp8-e5m2, int8 or alloc:BYTES"
+)]
 pub struct UnknownQuantizer(pub String);
 
 impl FromStr for QuantizerKind {
@@ -87,10 +149,23 @@ impl FromStr for QuantizerKind {
             "sign" => Ok(QuantizerKind::Sign),
             "rabitq" => Ok(QuantizerKind::Rabitq),
             "int8" => Ok(QuantizerKind::Int8),
-            _ => match s.strip_prefix("residual").map(str::parse::<u8>) {
-                Some(Ok(bits @ 2..=8)) => Ok(QuantizerKind::Residual { bits }),
-                _ => Err(UnknownQuantizer(s.to_string())),
-            },
+            "ternary" => Ok(QuantizerKind::Ternary),
+            "int4" => Ok(QuantizerKind::Int4),
+            "fp8" | "fp8-e4m3" => Ok(QuantizerKind::Fp8 {
+                format: Fp8Format::E4m3,
+            }),
+            "fp8-e5m2" => Ok(QuantizerKind::Fp8 {
+                format: Fp8Format::E5m2,
+            }),
+            _ => {
+                if let Some(Ok(bytes @ 1..)) = s.strip_prefix("alloc:").map(str::parse::<u32>) {
+                    return Ok(QuantizerKind::Alloc { bytes });
+                }
+                match s.strip_prefix("residual").map(str::parse::<u8>) {
+                    Some(Ok(bits @ 2..=8)) => Ok(QuantizerKind::Residual { bits }),
+                    _ => Err(UnknownQuantizer(s.to_string())),
+                }
+            }
         }
     }
 }
@@ -213,6 +288,8 @@ pub struct QueryCode {
     pub qplanes: usize,
     /// `i8` query (for `int8` codes).
     pub bytes: Vec<i8>,
+    /// Float weights of the query (for `fp8` and `int4` codes).
+    pub weights: Vec<f32>,
     /// Affine terms of the estimate: `est = Scale·(a·ip + b·ΣU + c) + DotMean`. `a` multiplies
     /// the kernel's integer product `ip`.
     pub a: f32,
@@ -247,6 +324,14 @@ pub enum Quantizer {
     Lattice(Lattice),
     /// Per-dimension `i8` ([`QuantizerKind::Int8`]).
     Int8(Int8),
+    /// Two-plane ternary codes ([`QuantizerKind::Ternary`]).
+    Ternary(Ternary),
+    /// FP8 bytes ([`QuantizerKind::Fp8`]).
+    Fp8(Fp8),
+    /// 4-bit codes ([`QuantizerKind::Int4`]).
+    Int4(Int4),
+    /// Allocated PCA segments ([`QuantizerKind::Alloc`]), boxed to keep the enum small.
+    Alloc(Box<Alloc>),
     /// A trained encoder ([`QuantizerKind::Learned`]), boxed to keep the enum small.
     Learned(Box<Learned>),
 }
@@ -282,9 +367,27 @@ impl Quantizer {
                 Quantizer::Lattice(Lattice::fit(dim, bits as usize, rows, opts))
             }
             QuantizerKind::Int8 => Quantizer::Int8(Int8::fit(dim, rows)),
+            QuantizerKind::Ternary => Quantizer::Ternary(Ternary::fit(dim, rows, opts.seed)),
+            QuantizerKind::Fp8 { format } => Quantizer::Fp8(Fp8::fit(dim, format, rows)),
+            QuantizerKind::Int4 => Quantizer::Int4(Int4::fit(dim, rows)),
+            QuantizerKind::Alloc { bytes } => {
+                Quantizer::Alloc(Box::new(Alloc::fit(dim, rows, bytes as usize, opts.seed)))
+            }
             QuantizerKind::Learned { .. } => {
                 panic!("learned codes are trained, not fitted: load the encoder file instead")
             }
+        }
+    }
+
+    /// Checks that `kind` can be fitted on `rows` vectors of dimension `dim` (a budget too small
+    /// for `alloc`, too few rows to calibrate it), so callers refuse clearly before
+    /// [`Quantizer::fit`], which panics instead.
+    pub fn check_fit(kind: QuantizerKind, dim: usize, rows: usize) -> Result<(), String> {
+        match kind {
+            QuantizerKind::Alloc { bytes } => {
+                alloc::check(dim, rows, bytes as usize).map_err(|e| e.to_string())
+            }
+            _ => Ok(()),
         }
     }
 
@@ -295,6 +398,16 @@ impl Quantizer {
             Quantizer::Lattice(l) if l.bits == 1 => QuantizerKind::Rabitq,
             Quantizer::Lattice(l) => QuantizerKind::Residual { bits: l.bits as u8 },
             Quantizer::Int8(_) => QuantizerKind::Int8,
+            Quantizer::Ternary(_) => QuantizerKind::Ternary,
+            Quantizer::Fp8(q) => QuantizerKind::Fp8 { format: q.format },
+            Quantizer::Int4(_) => QuantizerKind::Int4,
+            Quantizer::Alloc(a) => QuantizerKind::Alloc {
+                bytes: a
+                    .report
+                    .as_ref()
+                    .map_or(a.row_bytes() + alloc::FACTOR_BYTES, |r| r.bytes)
+                    as u32,
+            },
             Quantizer::Learned(l) => QuantizerKind::Learned {
                 bits: l.bits() as u8,
             },
@@ -307,7 +420,22 @@ impl Quantizer {
             Quantizer::Sign(q) => q.dim,
             Quantizer::Lattice(q) => q.dim,
             Quantizer::Int8(q) => q.dim,
+            Quantizer::Ternary(q) => q.dim,
+            Quantizer::Fp8(q) => q.dim,
+            Quantizer::Int4(q) => q.dim,
+            Quantizer::Alloc(q) => q.dim,
             Quantizer::Learned(q) => q.dim(),
+        }
+    }
+
+    /// Bytes per row of the row-major byte codes (`int8`, `fp8`, `int4`); 0 for bit-plane codes.
+    pub fn row_bytes(&self) -> usize {
+        match self {
+            Quantizer::Int8(q) => q.dim,
+            Quantizer::Fp8(q) => q.dim,
+            Quantizer::Int4(q) => q.row_bytes(),
+            Quantizer::Alloc(q) => q.row_bytes(),
+            _ => 0,
         }
     }
 
@@ -317,6 +445,10 @@ impl Quantizer {
             Quantizer::Sign(q) => q.encode(rows),
             Quantizer::Lattice(q) => q.encode(rows),
             Quantizer::Int8(q) => q.encode(rows),
+            Quantizer::Ternary(q) => q.encode(rows),
+            Quantizer::Fp8(q) => q.encode(rows),
+            Quantizer::Int4(q) => q.encode(rows),
+            Quantizer::Alloc(q) => q.encode(rows),
             Quantizer::Learned(q) => q.encode(rows),
         }
     }
@@ -327,7 +459,8 @@ impl Quantizer {
     }
 
     /// [`Quantizer::encode_query`] with the asymmetric query's bits chosen (`None` = the
-    /// quantizer's default: 4 for RaBitQ, 8 for multi-bit codes); ignored by sign and int8.
+    /// quantizer's default: 4 for RaBitQ and ternary, 8 for multi-bit codes); ignored by sign and
+    /// the byte codes (int8, fp8, int4).
     pub fn encode_query_bits(
         &self,
         query: &[f32],
@@ -343,6 +476,15 @@ impl Quantizer {
             Quantizer::Sign(q) => q.encode_query(query),
             Quantizer::Lattice(q) => q.encode_query(query, mode, nonce),
             Quantizer::Int8(q) => q.encode_query(query),
+            Quantizer::Ternary(q) => q.encode_query_bits(
+                query,
+                mode,
+                query_bits.unwrap_or(ternary::QUERY_BITS),
+                nonce,
+            ),
+            Quantizer::Fp8(q) => q.encode_query(query),
+            Quantizer::Int4(q) => q.encode_query(query),
+            Quantizer::Alloc(q) => q.encode_query(query),
             Quantizer::Learned(q) => {
                 q.encode_query_bits(query, mode, query_bits.unwrap_or(lattice::QUERY_BITS_MULTI))
             }
@@ -377,7 +519,44 @@ impl Quantizer {
             }
             Quantizer::Lattice(q) => q.score(codes, query, blocks, dist, est),
             Quantizer::Int8(q) => q.score(codes, query, blocks, est),
+            Quantizer::Ternary(q) => q.score(codes, query, blocks, dist, est),
+            Quantizer::Fp8(q) => q.score(codes, query, blocks, est),
+            Quantizer::Int4(q) => q.score(codes, query, blocks, est),
+            Quantizer::Alloc(q) => q.score(codes, query, blocks, est),
             Quantizer::Learned(q) => q.score(codes, query, blocks, dist, est),
+        }
+    }
+
+    /// The arithmetic computation effort of scoring one stored row (PokeBNN's ACE): each
+    /// multiply-accumulate counted as the product of its operands' bit widths. A 1-bit code against
+    /// a 4-bit query is `4·D'`; an `f32` weight against an FP8 byte is `32·8` per dimension; a
+    /// table sum counts every code bit as meeting a 32-bit weight. `query_bits` as in
+    /// [`Quantizer::encode_query_bits`].
+    pub fn ace_per_row(&self, mode: QueryMode, query_bits: Option<usize>) -> u64 {
+        let d = self.dim() as u64;
+        let asym = |default: usize| match mode {
+            QueryMode::Asymmetric => query_bits.unwrap_or(default) as u64,
+            QueryMode::Symmetric => 0,
+        };
+        match self {
+            Quantizer::Sign(_) => crate::layout::words_for(self.dim()) as u64 * 64,
+            Quantizer::Lattice(l) => {
+                let q = asym(l.default_query_bits());
+                l.padded as u64 * l.bits as u64 * if q == 0 { l.bits as u64 } else { q }
+            }
+            Quantizer::Ternary(t) => {
+                let q = asym(ternary::QUERY_BITS);
+                t.padded as u64 * 2 * if q == 0 { 2 } else { q }
+            }
+            Quantizer::Int8(_) => d * 8 * 8,
+            Quantizer::Fp8(_) => d * 8 * 32,
+            Quantizer::Int4(_) => d * 4 * 32,
+            Quantizer::Alloc(a) => a.row_bytes() as u64 * 8 * 32,
+            Quantizer::Learned(l) => {
+                let b = l.bits() as u64;
+                let q = asym(lattice::QUERY_BITS_MULTI);
+                l.words() as u64 * 64 * b * if q == 0 { b } else { q }
+            }
         }
     }
 

@@ -10,8 +10,8 @@ use crate::format::{write_index, IndexFile};
 use crate::input::{validate, Checks, Vectors};
 use crate::vector::{dot, normalize, VectorBatch};
 use bitseek_codes::quantizer::{
-    Codes, CodesRef, Factor, FitOptions, Int8, Lattice, Learned, Quantizer, QuantizerKind,
-    QueryCode, Sign,
+    Alloc, ByteCode, ByteFormat, Codes, CodesRef, Factor, FitOptions, Fp8, Int4, Int8, Lattice,
+    Learned, Quantizer, QuantizerKind, QueryCode, Sign, Ternary,
 };
 use bitseek_codes::BLOCK;
 use rayon::prelude::*;
@@ -30,7 +30,7 @@ struct Owned {
     ids: Vec<u64>,
     norm2: Vec<f32>,
     keep_f32: Vec<f32>,
-    keep_int8: Vec<i8>,
+    keep_bytes: Vec<i8>,
 }
 
 enum Backing {
@@ -42,8 +42,9 @@ enum Backing {
 pub struct Index {
     meta: Meta,
     quantizer: Quantizer,
-    /// The int8 quantizer of the rescoring copy (`keep = int8`).
-    keep_quantizer: Option<Int8>,
+    /// The quantizer of the rescoring copy (`keep = int8 | fp8 | int4`), unless the codes are
+    /// themselves that copy.
+    keep_quantizer: Option<ByteCode>,
     backing: Backing,
 }
 
@@ -53,7 +54,8 @@ struct Parts<'a> {
     ids: &'a [u64],
     norm2: &'a [f32],
     keep_f32: &'a [f32],
-    keep_int8: &'a [i8],
+    /// The quantized rescoring copy, row-major.
+    keep_bytes: &'a [i8],
 }
 
 /// Rows encoded per parallel task (a multiple of the block size).
@@ -98,6 +100,28 @@ impl Index {
             QuantizerChoice::Learned(path) => {
                 let (encoder, _) = crate::encoder::load_encoder_for(path, vectors.dim)?;
                 Self::build_learned(vectors, source, opts, encoder, progress)
+            }
+            QuantizerChoice::Auto(budget) => {
+                validate(
+                    &vectors,
+                    source,
+                    &Checks {
+                        expected_dim: None,
+                        reject_zero: opts.metric == Metric::Cosine,
+                    },
+                )?;
+                let tuning =
+                    crate::tune::tune(&vectors, None, source, *budget, opts.metric, opts.seed, 10)?;
+                let winner = tuning.winner.parse().map_err(|e| {
+                    IndexError::BadParam(format!("format search chose {}: {e}", tuning.winner))
+                })?;
+                let opts = BuildOptions {
+                    quantizer: winner,
+                    ..*opts
+                };
+                let mut index = Self::build(vectors, source, &opts, progress)?;
+                index.meta.auto = Some(tuning);
+                Ok(index)
             }
         }
     }
@@ -172,7 +196,10 @@ impl Index {
         };
         let quantizer = match given {
             Some(q) => q,
-            None => Quantizer::fit(opts.quantizer, dim, &data, fit),
+            None => {
+                Quantizer::check_fit(opts.quantizer, dim, rows).map_err(IndexError::BadParam)?;
+                Quantizer::fit(opts.quantizer, dim, &data, fit)
+            }
         };
         let done = std::sync::atomic::AtomicUsize::new(0);
         let chunks: Vec<Codes> = data
@@ -189,18 +216,18 @@ impl Index {
         for c in chunks {
             codes.append(c);
         }
-        let (keep_quantizer, keep_int8) = match (opts.keep, &quantizer) {
-            // int8 codes are their own int8 copy: keep nothing twice.
-            (Keep::Int8, Quantizer::Int8(_)) => (None, Vec::new()),
-            (Keep::Int8, _) => {
-                let q = Int8::fit(dim, &data);
+        let (keep_quantizer, keep_bytes) = match opts.keep.byte_format() {
+            // Byte codes of the kept format are their own copy: keep nothing twice.
+            Some(format) if codes_are(&quantizer, format) => (None, Vec::new()),
+            Some(format) => {
+                let q = ByteCode::fit(format, dim, &data);
                 let bytes = data
                     .par_chunks(ENCODE_CHUNK * dim)
-                    .flat_map_iter(|r| q.encode(r).bytes)
+                    .flat_map_iter(|r| q.encode_bytes(r))
                     .collect();
                 (Some(q), bytes)
             }
-            _ => (None, Vec::new()),
+            None => (None, Vec::new()),
         };
         let keep_f32 = if opts.keep == Keep::F32 {
             data
@@ -224,13 +251,18 @@ impl Index {
                 Quantizer::Learned(l) => Some(l.config),
                 _ => None,
             },
+            allocation: match &quantizer {
+                Quantizer::Alloc(a) => a.report.clone(),
+                _ => None,
+            },
+            auto: None,
         };
         let owned = Owned {
             codes,
             ids,
             norm2,
             keep_f32,
-            keep_int8,
+            keep_bytes,
         };
         Ok(Index {
             meta,
@@ -253,7 +285,10 @@ impl Index {
             ("codes.bits".into(), bytemuck::cast_slice(p.codes.bits)),
             ("codes.bytes".into(), bytemuck::cast_slice(p.codes.bytes)),
             ("keep.f32".into(), bytemuck::cast_slice(p.keep_f32)),
-            ("keep.int8".into(), bytemuck::cast_slice(p.keep_int8)),
+            (
+                keep_section(self.meta.keep).into(),
+                bytemuck::cast_slice(p.keep_bytes),
+            ),
         ];
         for (i, f) in p.codes.factors.iter().enumerate().take(self.meta.factors) {
             sections.push((format!("factor.{i}"), bytemuck::cast_slice(f)));
@@ -286,8 +321,18 @@ impl Index {
             path: path.to_owned(),
             reason,
         };
-        let meta: Meta = serde_json::from_value(file.meta().clone())
-            .map_err(|e| corrupt(format!("metadata does not describe a flat index: {e}")))?;
+        let meta: Meta = serde_json::from_value(file.meta().clone()).map_err(|e| {
+            // A quantizer or kept copy added after this bitseek reads as an unknown variant:
+            // say which bitseek wrote the file, so the fix (that version, or a rebuild) is clear.
+            let by = file.meta().get("written_by").and_then(|v| v.as_str());
+            corrupt(match by {
+                Some(v) if v != env!("CARGO_PKG_VERSION") => format!(
+                    "metadata does not describe a flat index this bitseek ({}) can read: {e}; it was written by bitseek {v}: open it with that version or rebuild it with this one",
+                    env!("CARGO_PKG_VERSION")
+                ),
+                _ => format!("metadata does not describe a flat index: {e}"),
+            })
+        })?;
         if meta.kind != "bitseek-flat" {
             return Err(corrupt(format!("unknown index kind {:?}", meta.kind)));
         }
@@ -312,6 +357,34 @@ impl Index {
             QuantizerKind::Int8 => {
                 Quantizer::Int8(Int8::from_parts(f32s("q.lo")?, f32s("q.step")?))
             }
+            QuantizerKind::Ternary => Quantizer::Ternary(Ternary {
+                dim,
+                padded: meta.words * 64,
+                mean: f32s("q.mean")?,
+                rotation: f32s("q.rotation")?,
+                seed: meta.seed,
+            }),
+            QuantizerKind::Fp8 { format } => {
+                Quantizer::Fp8(Fp8::from_parts(format, f32s("q.mean")?, f32s("q.scale")?))
+            }
+            QuantizerKind::Int4 => {
+                Quantizer::Int4(Int4::from_parts(f32s("q.lo")?, f32s("q.step")?))
+            }
+            QuantizerKind::Alloc { .. } => {
+                let report = meta
+                    .allocation
+                    .clone()
+                    .ok_or_else(|| corrupt("alloc codes without their widths".into()))?;
+                let mut a = Alloc::from_parts(
+                    dim,
+                    f32s("q.mean")?,
+                    f32s("q.axes")?,
+                    f32s("q.sigma")?,
+                    report.widths.clone(),
+                );
+                a.report = Some(report);
+                Quantizer::Alloc(Box::new(a))
+            }
             QuantizerKind::Learned { .. } => {
                 let config = meta
                     .encoder
@@ -323,9 +396,11 @@ impl Index {
                 Quantizer::Learned(Box::new(learned))
             }
         };
-        let keep_quantizer = match (meta.keep, meta.quantizer) {
-            (Keep::Int8, q) if q != QuantizerKind::Int8 => {
-                Some(Int8::from_parts(f32s("keep.lo")?, f32s("keep.step")?))
+        let keep_quantizer = match meta.keep.byte_format() {
+            Some(format) if !codes_are(&quantizer, format) => {
+                Some(ByteCode::from_params(format, |name| {
+                    f32s(&format!("keep.{name}"))
+                })?)
             }
             _ => None,
         };
@@ -371,6 +446,40 @@ impl Index {
                 expect("q.lo", q.lo.len(), m.dim)?;
                 expect("q.step", q.step.len(), m.dim)?;
             }
+            Quantizer::Int4(q) => {
+                expect("q.lo", q.lo.len(), m.dim)?;
+                expect("q.step", q.step.len(), m.dim)?;
+            }
+            Quantizer::Fp8(q) => {
+                expect("q.mean", q.mean.len(), m.dim)?;
+                expect("q.scale", q.scale.len(), m.dim)?;
+            }
+            Quantizer::Ternary(q) => {
+                if q.padded != crate::index::padded(m.dim) || m.planes != 2 || m.factors != 3 {
+                    return Err(format!(
+                        "ternary codes of {} planes × {} words, {} factors for dimension {}",
+                        m.planes, m.words, m.factors, m.dim
+                    ));
+                }
+                expect("q.mean", q.mean.len(), m.dim)?;
+                expect("q.rotation", q.rotation.len(), q.padded * q.padded)?;
+            }
+            Quantizer::Alloc(q) => {
+                let segments = bitseek_codes::quantizer::alloc::segments(m.dim);
+                let widths_ok = q.widths.len() == segments
+                    && q.widths
+                        .iter()
+                        .all(|w| bitseek_codes::quantizer::alloc::WIDTHS.contains(w));
+                if !widths_ok || (m.planes, m.words, m.factors) != (0, 0, 1) {
+                    return Err(format!(
+                        "alloc widths {:?} or code shape ({} planes, {} factors) do not fit dimension {}",
+                        q.widths, m.planes, m.factors, m.dim
+                    ));
+                }
+                expect("q.mean", q.mean.len(), m.dim)?;
+                expect("q.axes", q.axes.len(), q.padded * m.dim)?;
+                expect("q.sigma", q.sigma.len(), q.padded)?;
+            }
             Quantizer::Learned(q) => {
                 q.check()?;
                 if (q.dim(), q.bits(), q.words(), 2) != (m.dim, m.planes, m.words, m.factors) {
@@ -382,8 +491,9 @@ impl Index {
             }
         }
         if let Some(q) = &self.keep_quantizer {
-            expect("keep.lo", q.lo.len(), m.dim)?;
-            expect("keep.step", q.step.len(), m.dim)?;
+            for (name, values) in q.params() {
+                expect(&format!("keep.{name}"), values.len(), m.dim)?;
+            }
         }
         let p = self.parts();
         let blocks = m.rows.div_ceil(BLOCK);
@@ -394,23 +504,25 @@ impl Index {
             p.codes.bits.len(),
             blocks * BLOCK * m.planes * m.words,
         )?;
-        let int8_codes = matches!(self.quantizer, Quantizer::Int8(_));
         expect(
             "codes.bytes",
             p.codes.bytes.len(),
-            if int8_codes { m.rows * m.dim } else { 0 },
+            m.rows * self.quantizer.row_bytes(),
         )?;
         for i in 0..m.factors {
             expect(&format!("factor.{i}"), p.codes.factors[i].len(), m.rows)?;
         }
-        let kept = |k: Keep| if m.keep == k { m.rows * m.dim } else { 0 };
-        expect("keep.f32", p.keep_f32.len(), kept(Keep::F32))?;
-        let int8_copy = if self.keep_quantizer.is_some() {
-            kept(Keep::Int8)
+        let f32_copy = if m.keep == Keep::F32 {
+            m.rows * m.dim
         } else {
             0
         };
-        expect("keep.int8", p.keep_int8.len(), int8_copy)?;
+        expect("keep.f32", p.keep_f32.len(), f32_copy)?;
+        let byte_copy = self
+            .keep_quantizer
+            .as_ref()
+            .map_or(0, |q| m.rows * q.row_bytes());
+        expect(keep_section(m.keep), p.keep_bytes.len(), byte_copy)?;
         if p.ids.windows(2).any(|w| w[0] >= w[1]) {
             return Err("ids are not strictly increasing".into());
         }
@@ -424,7 +536,7 @@ impl Index {
                 ids: &o.ids,
                 norm2: &o.norm2,
                 keep_f32: &o.keep_f32,
-                keep_int8: &o.keep_int8,
+                keep_bytes: &o.keep_bytes,
             },
             Backing::Mapped(file) => {
                 // Sections were checked for presence and type when the file was opened
@@ -448,7 +560,9 @@ impl Index {
                     ids: file.section_as::<u64>("ids").unwrap_or(&[]),
                     norm2: f32s("norm2"),
                     keep_f32: f32s("keep.f32"),
-                    keep_int8: file.section_as::<i8>("keep.int8").unwrap_or(&[]),
+                    keep_bytes: file
+                        .section_as::<i8>(keep_section(self.meta.keep))
+                        .unwrap_or(&[]),
                 }
             }
         }
@@ -483,12 +597,7 @@ impl Index {
     /// Bytes per vector of the codes and their per-vector factors (what a scan reads).
     pub fn code_bytes_per_vector(&self) -> usize {
         let m = &self.meta;
-        let per = if matches!(self.quantizer, Quantizer::Int8(_)) {
-            m.dim
-        } else {
-            m.planes * m.words * 8
-        };
-        per + 4 * m.factors
+        self.quantizer.row_bytes() + m.planes * m.words * 8 + 4 * m.factors
     }
 
     /// Bytes a full scan reads: codes and the factors the estimate uses (not the error bound's),
@@ -627,20 +736,26 @@ impl Index {
     /// Exact (or int8) scores for the candidates, best `k` first; ties by row (= by id).
     fn rescore(&self, p: &Parts<'_>, q: &[f32], cands: Vec<Candidate>, k: usize) -> Vec<Hit> {
         let dim = self.meta.dim;
-        let int8 = match (&self.keep_quantizer, &self.quantizer) {
-            (Some(kq), _) => Some((kq, p.keep_int8)),
-            (None, Quantizer::Int8(q)) if self.meta.keep == Keep::Int8 => Some((q, p.codes.bytes)),
-            _ => None,
+        let own;
+        let copy = match (&self.keep_quantizer, self.meta.keep.byte_format()) {
+            (Some(kq), _) => Some((kq, p.keep_bytes, kq.row_bytes())),
+            (None, Some(_)) => {
+                // The codes are the kept copy (checked when built or opened).
+                own = byte_code_of(&self.quantizer);
+                own.as_ref()
+                    .map(|kq| (kq, p.codes.bytes, self.quantizer.row_bytes()))
+            }
+            (None, None) => None,
         };
-        let weights = int8.map(|(kq, _)| kq.weights(q));
+        let weights = copy.map(|(kq, _, _)| kq.weights(q));
         let dot_f32 = bitseek_codes::kernels::kernels().dot_f32;
         let mut scored: Vec<(f32, u32)> = cands
             .iter()
             .map(|c| {
                 let row = c.row as usize;
-                let ip = match (&int8, &weights) {
-                    (Some((kq, bytes)), Some((w, konst))) => {
-                        kq.dot(w, *konst, &bytes[row * dim..(row + 1) * dim])
+                let ip = match (&copy, &weights) {
+                    (Some((kq, bytes, rb)), Some((w, konst))) => {
+                        kq.dot(w, *konst, &bytes[row * rb..(row + 1) * rb])
                     }
                     _ => dot_f32(q, &p.keep_f32[row * dim..(row + 1) * dim]),
                 };
@@ -717,7 +832,7 @@ impl Index {
             planes: m.planes,
             words: m.words,
             bits,
-            bytes: gather(p.codes.bytes, rows, m.dim),
+            bytes: gather(p.codes.bytes, rows, self.quantizer.row_bytes()),
             factors: (0..m.factors)
                 .map(|i| gather(p.codes.factors[i], rows, 1))
                 .collect(),
@@ -727,7 +842,11 @@ impl Index {
             ids: gather(p.ids, rows, 1),
             norm2: gather(p.norm2, rows, 1),
             keep_f32: gather(p.keep_f32, rows, m.dim),
-            keep_int8: gather(p.keep_int8, rows, m.dim),
+            keep_bytes: gather(
+                p.keep_bytes,
+                rows,
+                self.keep_quantizer.as_ref().map_or(0, ByteCode::row_bytes),
+            ),
         };
         let index = Index {
             meta: Meta {
@@ -743,26 +862,62 @@ impl Index {
     }
 }
 
-/// Fitted parameters stored as sections: quantizer (`q.*`) and int8 copy (`keep.*`).
-fn quantizer_params<'a>(q: &'a Quantizer, keep: Option<&'a Int8>) -> Vec<(String, &'a [f32])> {
-    let mut out: Vec<(&'static str, &'a [f32])> = match q {
+/// Fitted parameters stored as sections: quantizer (`q.*`) and quantized copy (`keep.*`).
+fn quantizer_params<'a>(q: &'a Quantizer, keep: Option<&'a ByteCode>) -> Vec<(String, &'a [f32])> {
+    let out: Vec<(&'static str, &'a [f32])> = match q {
         Quantizer::Sign(s) => vec![("q.mean", &s.mean)],
         Quantizer::Lattice(l) => vec![("q.mean", &l.mean), ("q.rotation", &l.rotation)],
+        Quantizer::Ternary(t) => vec![("q.mean", &t.mean), ("q.rotation", &t.rotation)],
         Quantizer::Int8(i) => vec![("q.lo", &i.lo), ("q.step", &i.step)],
+        Quantizer::Int4(i) => vec![("q.lo", &i.lo), ("q.step", &i.step)],
+        Quantizer::Fp8(f) => vec![("q.mean", &f.mean), ("q.scale", &f.scale)],
+        Quantizer::Alloc(a) => vec![
+            ("q.mean", &a.mean),
+            ("q.axes", &a.axes),
+            ("q.sigma", &a.sigma),
+        ],
         Quantizer::Learned(_) => Vec::new(),
     };
-    if let Some(k) = keep {
-        out.push(("keep.lo", &k.lo));
-        out.push(("keep.step", &k.step));
-    }
     let mut named: Vec<(String, &'a [f32])> =
         out.into_iter().map(|(n, v)| (n.to_string(), v)).collect();
+    if let Some(k) = keep {
+        for (name, values) in k.params() {
+            named.push((format!("keep.{name}"), values));
+        }
+    }
     if let Quantizer::Learned(l) = q {
         for (name, values) in l.tensors() {
             named.push((format!("q.learned.{name}"), values));
         }
     }
     named
+}
+
+/// The section holding the quantized rescoring copy (`keep.int8` as before the other formats).
+fn keep_section(keep: Keep) -> &'static str {
+    match keep {
+        Keep::Fp8 => "keep.fp8",
+        Keep::Int4 => "keep.int4",
+        _ => "keep.int8",
+    }
+}
+
+/// Whether `q`'s codes are byte codes of `format`, so they serve as the kept copy themselves.
+fn codes_are(q: &Quantizer, format: ByteFormat) -> bool {
+    matches!(
+        (q, format),
+        (Quantizer::Int8(_), ByteFormat::Int8) | (Quantizer::Int4(_), ByteFormat::Int4)
+    ) || matches!((q, format), (Quantizer::Fp8(f), ByteFormat::Fp8(g)) if f.format == g)
+}
+
+/// `q` as a [`ByteCode`], when its codes are bytes.
+fn byte_code_of(q: &Quantizer) -> Option<ByteCode> {
+    match q {
+        Quantizer::Int8(i) => Some(ByteCode::Int8(i.clone())),
+        Quantizer::Fp8(f) => Some(ByteCode::Fp8(f.clone())),
+        Quantizer::Int4(i) => Some(ByteCode::Int4(i.clone())),
+        _ => None,
+    }
 }
 
 /// The padded code dimension for `dim`.

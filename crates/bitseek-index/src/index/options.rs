@@ -1,7 +1,10 @@
 //! What an index is built and searched with: metric, kept copy, build and search options, the
 //! metadata stored in its file, and the hits it returns.
 
-use bitseek_codes::quantizer::{FitOptions, LearnedConfig, QuantizerKind, QueryMode, ScaleSearch};
+use bitseek_codes::quantizer::{
+    Allocation, ByteFormat, FitOptions, Fp8Format, LearnedConfig, QuantizerKind, QueryMode,
+    ScaleSearch,
+};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::PathBuf;
@@ -49,6 +52,10 @@ pub enum Keep {
     F32,
     /// An `int8` copy (1 byte per dimension, near-exact rescoring).
     Int8,
+    /// An FP8 (E4M3) copy with per-dimension scales (1 byte per dimension).
+    Fp8,
+    /// An `int4` copy (half a byte per dimension; coarser rescoring).
+    Int4,
     /// Codes only: no rescoring.
     None,
 }
@@ -59,8 +66,24 @@ impl FromStr for Keep {
         match s {
             "f32" => Ok(Keep::F32),
             "int8" => Ok(Keep::Int8),
+            "fp8" => Ok(Keep::Fp8),
+            "int4" => Ok(Keep::Int4),
             "none" => Ok(Keep::None),
-            _ => Err(format!("unknown --keep {s:?}: expected f32, int8 or none")),
+            _ => Err(format!(
+                "unknown --keep {s:?}: expected f32, int8, fp8, int4 or none"
+            )),
+        }
+    }
+}
+
+impl Keep {
+    /// The byte format of the kept copy, for the copies that are quantized.
+    pub fn byte_format(self) -> Option<ByteFormat> {
+        match self {
+            Keep::Int8 => Some(ByteFormat::Int8),
+            Keep::Fp8 => Some(ByteFormat::Fp8(Fp8Format::E4m3)),
+            Keep::Int4 => Some(ByteFormat::Int4),
+            Keep::F32 | Keep::None => None,
         }
     }
 }
@@ -70,6 +93,8 @@ impl fmt::Display for Keep {
         f.write_str(match self {
             Keep::F32 => "f32",
             Keep::Int8 => "int8",
+            Keep::Fp8 => "fp8",
+            Keep::Int4 => "int4",
             Keep::None => "none",
         })
     }
@@ -84,15 +109,26 @@ pub enum QuantizerChoice {
     Kind(QuantizerKind),
     /// The encoder file written by `bitseek train --out`.
     Learned(PathBuf),
+    /// The fitted format with the best raw recall within this many bytes per vector, found by
+    /// [`tune`](crate::tune::tune) on a calibration split of the vectors.
+    Auto(usize),
 }
 
 impl FromStr for QuantizerChoice {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
+        if let Some(bytes) = s.strip_prefix("auto:") {
+            return match bytes.parse::<usize>() {
+                Ok(b) if b > 0 => Ok(QuantizerChoice::Auto(b)),
+                _ => Err(format!(
+                    "auto:{bytes}: the budget must be a positive number of bytes per vector, e.g. auto:64"
+                )),
+            };
+        }
         match s.strip_prefix("learned:") {
             Some("") => Err("learned: needs the encoder file written by `bitseek train --out`, e.g. learned:enc.bitseek".into()),
             Some(path) => Ok(QuantizerChoice::Learned(PathBuf::from(path))),
-            None => s.parse().map(QuantizerChoice::Kind).map_err(|e| format!("{e}, or learned:ENCODER_FILE")),
+            None => s.parse().map(QuantizerChoice::Kind).map_err(|e| format!("{e}, learned:ENCODER_FILE or auto:BYTES")),
         }
     }
 }
@@ -154,6 +190,13 @@ pub struct Meta {
     /// Shape of the trained encoder (learned codes only; its weights are `q.learned.*` sections).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encoder: Option<LearnedConfig>,
+    /// The widths `alloc` codes chose and the calibration behind them (its fitted axes are
+    /// `q.*` sections).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocation: Option<Allocation>,
+    /// Why `auto:BYTES` chose this format: every candidate's measurements on the calibration split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto: Option<crate::tune::Tuning>,
 }
 
 /// Search-time choices.

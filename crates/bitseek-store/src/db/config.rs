@@ -51,10 +51,11 @@ pub struct CollectionConfig {
     pub dim: usize,
     /// `"cosine"`, `"dot"` or `"l2"`.
     pub metric: Metric,
-    /// `"rabitq"` (default), `"sign"`, `"residual2"`…`"residual8"`, `"int8"`.
+    /// `"rabitq"` (default), `"sign"`, `"residual2"`…`"residual8"`, `"ternary"`, `"int4"`, `"fp8"`,
+    /// `"fp8-e5m2"`, `"int8"`.
     #[serde(default = "default_quantizer")]
     pub quantizer: String,
-    /// The rescoring copy: `"f32"` (default), `"int8"` or `"none"`.
+    /// The rescoring copy: `"f32"` (default), `"int8"`, `"fp8"`, `"int4"` or `"none"`.
     #[serde(default = "default_keep")]
     pub keep: Keep,
     /// How acknowledged writes are made durable (default: `fsync` before every acknowledgement).
@@ -95,9 +96,18 @@ impl CollectionConfig {
 pub(super) fn parse_quantizer(name: &str) -> Result<QuantizerKind, StoreError> {
     let kind: QuantizerKind = name.parse().map_err(|e| {
         StoreError::Input(format!(
-            "{e}; collections take rabitq, sign, residual2..residual8 or int8"
+            "{e}; collections take rabitq, sign, residual2..residual8, ternary, int4, fp8, fp8-e5m2 or int8"
         ))
     })?;
+    if let QuantizerKind::Alloc { .. } = kind {
+        // alloc calibrates on each build and refuses small ones; a collection builds a segment
+        // per flush, however few its points.
+        return Err(StoreError::Input(format!(
+            "{name:?}: alloc codes calibrate on each build and need many rows, but a collection \
+             builds small segments as points arrive; use a fixed format (rabitq, ternary, int4, \
+             fp8, int8, ...), or `bitseek tune` offline to pick one"
+        )));
+    }
     Ok(kind)
 }
 
@@ -225,5 +235,24 @@ impl Default for DbOptions {
         DbOptions {
             flush_rows: DEFAULT_FLUSH_ROWS,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collections_take_the_fixed_formats_by_name_and_refuse_alloc() {
+        for name in ["ternary", "int4", "fp8", "fp8-e5m2", "rabitq"] {
+            assert_eq!(parse_quantizer(name).unwrap().to_string(), name);
+        }
+        let e = parse_quantizer("alloc:64").unwrap_err().to_string();
+        assert!(
+            e.contains("alloc codes calibrate") && e.contains("fixed format"),
+            "{e}"
+        );
+        let e = parse_quantizer("fp16").unwrap_err().to_string();
+        assert!(e.contains("ternary"), "{e}");
     }
 }
