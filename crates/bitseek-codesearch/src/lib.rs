@@ -38,16 +38,16 @@ mod search;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod update;
-mod watch;
 mod verify;
+mod watch;
 
 pub use context::{hit_text, hit_text_in, HitText, SourceFile, Stale, MAX_CONTEXT};
 pub use hybrid::LexicalFile;
 pub use live::LiveIndex;
 pub use search::{group_by_file, CodeHit, CodeIndex, Filter, SearchMode, LANGS};
 pub use update::{index_repo, IndexOptions, IndexReport};
-pub use watch::{watch, WatchEvent, WatchOptions};
 pub use verify::{verify_index, Verified};
+pub use watch::{watch, WatchEvent, WatchOptions};
 
 /// The index directory inside the indexed repository.
 pub const INDEX_DIR: &str = ".bitseek";
