@@ -4,7 +4,8 @@
 # cache directory, or in $BITSEEK_MODEL_DIR when set) and runs every test, ignored ones included.
 #
 # Then the Python package's pytest suite, installed with pip into a fresh virtual environment
-# (scripts/test-python.sh).
+# (scripts/test-python.sh), and bitseek.ray's tests on a 2-node Ray cluster on loopback in another
+# (scripts/test-ray.sh).
 #
 #   bash scripts/test.sh            # needs a Rust toolchain, python3 with pip and venv, and access to PyPI
 #
@@ -14,3 +15,4 @@ cd "$(dirname "$0")/.."
 cargo run --release -q -p bitseek -- model fetch
 cargo test --release --workspace -- --include-ignored
 BITSEEK_REQUIRE_MODEL=1 bash scripts/test-python.sh  # the model is installed above: code search must not skip
+bash scripts/test-ray.sh

@@ -97,6 +97,8 @@ pub fn store_error(e: StoreError) -> PyErr {
         e => match e.kind() {
             ErrorKind::BadInput | ErrorKind::Conflict => PyValueError::new_err(msg),
             ErrorKind::NotFound => PyKeyError::new_err(msg),
+            // A full disk, or a collection read-only after a failed fsync: the write was refused.
+            ErrorKind::NoSpace | ErrorKind::Unavailable => PyOSError::new_err(msg),
             ErrorKind::Internal => PyRuntimeError::new_err(msg),
         },
     }

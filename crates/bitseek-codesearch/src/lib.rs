@@ -15,7 +15,9 @@
 //! embeddings alone or fused with a lexical leg ([`SearchMode`], [`hybrid`]: BM25 over identifier
 //! words, reciprocal rank fusion). [`eval`] measures both on query → function pairs
 //! (`bitseek eval-code`). [`hit_text`] reads a hit's code and the lines around it back from the
-//! repository, reporting files changed since indexing.
+//! repository, reporting files changed since indexing. [`LiveIndex`] keeps an index open across
+//! many questions (`bitseek mcp`) and reopens it when a newer generation is committed; [`watch`]
+//! turns file events into incremental updates (`bitseek index --watch`).
 //!
 //! Not here: the model itself and its download (`bitseek-embed`), the chunking rules
 //! (`bitseek-chunk`), the on-disk format (`bitseek-store`), terminal output (the `bitseek` binary).
@@ -31,15 +33,19 @@ use std::path::{Path, PathBuf};
 mod context;
 pub mod eval;
 pub mod hybrid;
+mod live;
 mod search;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod update;
+mod watch;
 
 pub use context::{hit_text, hit_text_in, HitText, SourceFile, Stale, MAX_CONTEXT};
 pub use hybrid::LexicalFile;
+pub use live::LiveIndex;
 pub use search::{group_by_file, CodeHit, CodeIndex, Filter, SearchMode, LANGS};
 pub use update::{index_repo, IndexOptions, IndexReport};
+pub use watch::{watch, WatchEvent, WatchOptions};
 
 /// The index directory inside the indexed repository.
 pub const INDEX_DIR: &str = ".bitseek";

@@ -167,6 +167,26 @@ pub fn index_repo(
         p.files.keys().filter(|f| !files.contains_key(*f)).count()
     });
 
+    // Nothing new, changed or deleted: the committed generation already is this index, so
+    // rewriting it would only cost time (and wake `bitseek index --watch` and readers).
+    let unchanged = files_embedded == 0 && files_deleted == 0;
+    if let Some(prev) = previous.as_ref().filter(|_| unchanged) {
+        return Ok(IndexReport {
+            root: root.to_owned(),
+            dir,
+            units: payloads.len(),
+            files: files.len(),
+            files_embedded,
+            files_reused,
+            files_deleted,
+            units_embedded: 0,
+            units_reused: old_rows.len(),
+            skipped,
+            bytes: prev.collection.size_bytes(),
+            generation: prev.collection.generation(),
+            rebuilt_because,
+        });
+    }
     let dim = model.dim;
     let rows = payloads.len();
     let mut data = vec![0f32; rows * dim];

@@ -5,7 +5,7 @@
 //! It builds a collection from real vectors (`--base`, e.g. `bench/data/base-59k.f32.npy`), then for
 //! each concurrency runs the library (N threads calling `Collection::search`) and the server (N
 //! keep-alive HTTP/1.1 connections on loopback sending `POST /collections/load/search` with
-//! pre-serialised bodies), each for `--seconds`, `--repeat` times; queries/s is the median over the
+//! pre-serialised bodies, once as JSON and once as raw little-endian f32 with `?k=` in the path), each for `--seconds`, `--repeat` times; queries/s is the median over the
 //! repeats, p50/p99 are over every request of the repeats. The writer (library: a thread calling
 //! `upsert`; server: one more connection sending `PUT /collections/load/points`) upserts batches of
 //! `--writer-batch` points, cycling over 10,000 ids past the base, fsync'd per batch, for the whole
@@ -68,6 +68,9 @@ struct Args {
     /// behind, and says so in its measured rate, when the store cannot keep up).
     #[arg(long, default_value_t = 2000.0)]
     writer_rate: f64,
+    /// Skip the passes with a concurrent writer.
+    #[arg(long)]
+    no_writer: bool,
     /// Directory for the collection (a temporary one by default).
     #[arg(long)]
     data: Option<PathBuf>,
@@ -262,12 +265,18 @@ async fn post(
     path: &str,
     body: Bytes,
 ) -> Result<(u16, Bytes), Error> {
+    // A search path with a query string carries a raw f32 body.
+    let content_type = if path.contains('?') {
+        "application/octet-stream"
+    } else {
+        "application/json"
+    };
     send.ready().await?;
     let req = hyper::Request::builder()
         .method(method)
         .uri(path)
         .header("host", "bench")
-        .header("content-type", "application/json")
+        .header("content-type", content_type)
         .body(Full::new(body))?;
     let resp = send.send_request(req).await?;
     let status = resp.status().as_u16();
@@ -278,7 +287,7 @@ async fn post(
 /// One timed server pass: `conc` connections, optionally with a writer connection.
 async fn server_pass(
     addr: std::net::SocketAddr,
-    bodies: Arc<Vec<Bytes>>,
+    search: Arc<(String, Vec<Bytes>)>,
     conc: usize,
     secs: f64,
     writes: Option<Arc<Vec<Bytes>>>,
@@ -325,14 +334,15 @@ async fn server_pass(
         .into_iter()
         .enumerate()
         .map(|(t, mut send)| {
-            let (stop, errors, bodies) = (stop.clone(), errors.clone(), bodies.clone());
+            let (stop, errors, search) = (stop.clone(), errors.clone(), search.clone());
             tokio::spawn(async move {
+                let (path, bodies) = &*search;
                 let mut lat = Vec::new();
                 let mut i = t * 7919;
                 while !stop.load(Ordering::Relaxed) {
                     let body = bodies[i % bodies.len()].clone();
                     let t0 = Instant::now();
-                    match post(&mut send, "POST", "/collections/load/search", body).await {
+                    match post(&mut send, "POST", path, body).await {
                         Ok((200, _)) => lat.push(t0.elapsed().as_secs_f64()),
                         _ => {
                             errors.fetch_add(1, Ordering::Relaxed);
@@ -420,17 +430,35 @@ fn main() -> Result<(), Error> {
         oversample: a.oversample,
         filter: None,
     };
-    let bodies: Arc<Vec<Bytes>> = Arc::new(
+    let bodies: Vec<Bytes> = (0..queries.rows())
+        .map(|i| {
+            let mut body = serde_json::json!({"vector": queries.row(i), "k": a.k});
+            if let Some(o) = a.oversample {
+                body["oversample"] = serde_json::json!(o);
+            }
+            Bytes::from(body.to_string())
+        })
+        .collect();
+    let json_search = Arc::new(("/collections/load/search".to_string(), bodies.clone()));
+    // The same queries as raw little-endian f32 bodies, parameters in the query string.
+    let mut raw_path = format!("/collections/load/search?k={}", a.k);
+    if let Some(o) = a.oversample {
+        raw_path.push_str(&format!("&oversample={o}"));
+    }
+    let raw_search = Arc::new((
+        raw_path,
         (0..queries.rows())
             .map(|i| {
-                let mut body = serde_json::json!({"vector": queries.row(i), "k": a.k});
-                if let Some(o) = a.oversample {
-                    body["oversample"] = serde_json::json!(o);
-                }
-                Bytes::from(body.to_string())
+                Bytes::from(
+                    queries
+                        .row(i)
+                        .iter()
+                        .flat_map(|v| v.to_le_bytes())
+                        .collect::<Vec<u8>>(),
+                )
             })
-            .collect(),
-    );
+            .collect::<Vec<Bytes>>(),
+    ));
     let batches = writer_batches(&base, rows, a.writer_batch);
     let batch_bodies: Arc<Vec<Bytes>> = Arc::new(
         batches
@@ -457,65 +485,70 @@ fn main() -> Result<(), Error> {
         let _ = stop_rx.await;
     }));
 
-    // The server answers what the library answers.
+    // The server answers what the library answers, for JSON and raw bodies.
     let checked = client_rt.block_on(async {
         let mut send = connect(addr).await?;
         let n = queries.rows().min(100);
-        for i in 0..n {
-            let (status, body) = post(
-                &mut send,
-                "POST",
-                "/collections/load/search",
-                bodies[i].clone(),
-            )
-            .await?;
-            if status != 200 {
-                return Err(format!(
-                    "search answered {status}: {}",
-                    String::from_utf8_lossy(&body)
-                )
-                .into());
-            }
-            let v: serde_json::Value = serde_json::from_slice(&body)?;
-            let got: Vec<u64> = v["hits"]
-                .as_array()
-                .ok_or("no hits")?
-                .iter()
-                .filter_map(|h| h["id"].as_u64())
-                .collect();
-            let want: Vec<u64> = coll
-                .search(queries.row(i), &req)?
-                .iter()
-                .map(|h| h.id)
-                .collect();
-            if got != want {
-                return Err(
-                    format!("query {i}: server hits {got:?}, library hits {want:?}").into(),
-                );
+        for search in [&json_search, &raw_search] {
+            for i in 0..n {
+                let (status, body) =
+                    post(&mut send, "POST", &search.0, search.1[i].clone()).await?;
+                if status != 200 {
+                    return Err(format!(
+                        "search answered {status}: {}",
+                        String::from_utf8_lossy(&body)
+                    )
+                    .into());
+                }
+                let v: serde_json::Value = serde_json::from_slice(&body)?;
+                let got: Vec<u64> = v["hits"]
+                    .as_array()
+                    .ok_or("no hits")?
+                    .iter()
+                    .filter_map(|h| h["id"].as_u64())
+                    .collect();
+                let want: Vec<u64> = coll
+                    .search(queries.row(i), &req)?
+                    .iter()
+                    .map(|h| h.id)
+                    .collect();
+                if got != want {
+                    return Err(format!(
+                        "query {i} ({}): server hits {got:?}, library hits {want:?}",
+                        search.0
+                    )
+                    .into());
+                }
             }
         }
         Ok::<usize, Error>(n)
     })?;
-    eprintln!("server hits equal library hits for {checked} queries");
+    eprintln!("server hits (JSON and raw f32 bodies) equal library hits for {checked} queries");
 
-    let mut table: Vec<Row> = Vec::new();
-    for writer in [false, true] {
+    let mut table: Vec<[Row; 3]> = Vec::new();
+    let writer_modes: &[bool] = if a.no_writer {
+        &[false]
+    } else {
+        &[false, true]
+    };
+    for &writer in writer_modes {
         for &conc in &a.conc {
             // One untimed warm-up pass of each, then the timed repeats, interleaved so that drift
-            // on a shared machine hits both alike.
+            // on a shared machine hits all alike.
             let w = writer.then_some(&batches[..]);
             library_pass(&coll, &queries, &req, conc, 0.5, None, a.writer_rate);
-            let mut lib_runs = Vec::new();
-            let mut srv_runs = Vec::new();
-            client_rt.block_on(server_pass(
-                addr,
-                bodies.clone(),
-                conc,
-                0.5,
-                None,
-                0,
-                a.writer_rate,
-            ))?;
+            for search in [&json_search, &raw_search] {
+                client_rt.block_on(server_pass(
+                    addr,
+                    search.clone(),
+                    conc,
+                    0.5,
+                    None,
+                    0,
+                    a.writer_rate,
+                ))?;
+            }
+            let (mut lib_runs, mut json_runs, mut raw_runs) = (Vec::new(), Vec::new(), Vec::new());
             for _ in 0..a.repeat {
                 lib_runs.push(library_pass(
                     &coll,
@@ -526,67 +559,75 @@ fn main() -> Result<(), Error> {
                     w,
                     a.writer_rate,
                 ));
-                srv_runs.push(client_rt.block_on(server_pass(
-                    addr,
-                    bodies.clone(),
-                    conc,
-                    a.seconds,
-                    writer.then(|| batch_bodies.clone()),
-                    a.writer_batch,
-                    a.writer_rate,
-                ))?);
+                for (search, runs) in [(&json_search, &mut json_runs), (&raw_search, &mut raw_runs)]
+                {
+                    runs.push(client_rt.block_on(server_pass(
+                        addr,
+                        search.clone(),
+                        conc,
+                        a.seconds,
+                        writer.then(|| batch_bodies.clone()),
+                        a.writer_batch,
+                        a.writer_rate,
+                    ))?);
+                }
             }
             let lib = summarize("library", conc, writer, lib_runs);
-            let srv = summarize("server", conc, writer, srv_runs);
+            let json = summarize("server-json", conc, writer, json_runs);
+            let raw = summarize("server-f32", conc, writer, raw_runs);
             eprintln!(
-                "conc {conc:>2} writer {:<3}: library {:>8.0} q/s (p50 {:.2} ms, p99 {:.2} ms, {:.0} q/CPU-s) | server {:>8.0} q/s (p50 {:.2} ms, p99 {:.2} ms, {:.0} q/CPU-s, {} errors) | server/library {:.2} (per CPU-s {:.2}){}",
+                "conc {conc:>2} writer {:<3}: library {:>7.0} q/s ({:.0} q/CPU-s, p50 {:.2} ms) | server JSON {:>7.0} q/s ({:.0} q/CPU-s, p50 {:.2} ms, {} errors) | server f32 {:>7.0} q/s ({:.0} q/CPU-s, p50 {:.2} ms, {} errors) | per CPU-s vs library: JSON {:.2}, f32 {:.2}{}",
                 if writer { "yes" } else { "no" },
                 lib.qps,
-                lib.p50_ms,
-                lib.p99_ms,
                 lib.queries_per_cpu_second,
-                srv.qps,
-                srv.p50_ms,
-                srv.p99_ms,
-                srv.queries_per_cpu_second,
-                srv.errors,
-                srv.qps / lib.qps,
-                srv.queries_per_cpu_second / lib.queries_per_cpu_second,
+                lib.p50_ms,
+                json.qps,
+                json.queries_per_cpu_second,
+                json.p50_ms,
+                json.errors,
+                raw.qps,
+                raw.queries_per_cpu_second,
+                raw.p50_ms,
+                raw.errors,
+                json.queries_per_cpu_second / lib.queries_per_cpu_second,
+                raw.queries_per_cpu_second / lib.queries_per_cpu_second,
                 if writer {
                     format!(
                         " | writer: library {:.0} points/s, server {:.0} points/s",
-                        lib.writer_points_per_s, srv.writer_points_per_s
+                        lib.writer_points_per_s, raw.writer_points_per_s
                     )
                 } else {
                     String::new()
                 }
             );
-            table.push(lib);
-            table.push(srv);
+            table.push([lib, json, raw]);
         }
     }
 
     stop_tx.send(()).ok();
     server_rt.block_on(server)??;
 
-    println!("| connections | writer | library q/s | server q/s | server/library | q/CPU-s server/library | server p50 ms | server p99 ms | library p50 ms | library p99 ms |");
+    println!("| connections | writer | library q/s | server JSON q/s | server f32 q/s | q/CPU-s JSON/library | q/CPU-s f32/library | JSON p50/p99 ms | f32 p50/p99 ms | library p50/p99 ms |");
     println!("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-    for pair in table.chunks(2) {
-        let (l, s) = (&pair[0], &pair[1]);
+    for [l, j, r] in &table {
         println!(
-            "| {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            "| {} | {} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} |",
             l.conc,
             if l.writer { "yes" } else { "no" },
             l.qps,
-            s.qps,
-            s.qps / l.qps,
-            s.queries_per_cpu_second / l.queries_per_cpu_second,
-            s.p50_ms,
-            s.p99_ms,
+            j.qps,
+            r.qps,
+            j.queries_per_cpu_second / l.queries_per_cpu_second,
+            r.queries_per_cpu_second / l.queries_per_cpu_second,
+            j.p50_ms,
+            j.p99_ms,
+            r.p50_ms,
+            r.p99_ms,
             l.p50_ms,
             l.p99_ms
         );
     }
+    let table: Vec<Row> = table.into_iter().flatten().collect();
     if let Some(path) = &a.json_out {
         let doc = serde_json::json!({
             "base": a.base, "queries": a.queries, "rows": rows, "dim": dim, "k": a.k,

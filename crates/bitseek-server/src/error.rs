@@ -64,6 +64,10 @@ impl From<StoreError> for ApiError {
             ErrorKind::NotFound => Self::new(StatusCode::NOT_FOUND, "not_found", message),
             ErrorKind::Conflict => Self::new(StatusCode::CONFLICT, "conflict", message),
             ErrorKind::BadInput => Self::bad_request(message),
+            ErrorKind::NoSpace => Self::new(StatusCode::INSUFFICIENT_STORAGE, "no_space", message),
+            ErrorKind::Unavailable => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+            }
             ErrorKind::Internal => Self::internal(message),
         }
     }

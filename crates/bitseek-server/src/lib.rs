@@ -1,5 +1,6 @@
 //! The bitseek HTTP server: the collections of a `bitseek-store` database over REST+JSON, a search
-//! page at `/`, Prometheus metrics and an OpenAPI document. `bitseek serve` starts it.
+//! page at `/`, Prometheus metrics and an OpenAPI document. `bitseek serve` starts it. With
+//! `bitseek serve --code DIR…` it also searches code indexes (`code.rs`: the page at `/code`).
 //!
 //! Every endpoint is one library operation (see `openapi.json` beside this crate's manifest, served
 //! at `GET /openapi.json`). Store calls block (they read and fsync files), so each runs on tokio's
@@ -19,12 +20,15 @@
 //! Not here: the storage itself (`bitseek-store`), embedding (`bitseek-embed`), TLS (put a reverse
 //! proxy in front for that).
 
+mod binary;
+mod code;
 mod conn;
 mod error;
 mod metrics;
 mod routes;
 mod text;
 
+pub use code::{CodeRepos, CODE_PAGE};
 pub use error::{ApiError, Limit};
 pub use metrics::Metrics;
 
@@ -107,6 +111,9 @@ pub struct Options {
     /// Where `POST /collections/{name}/snapshot` writes its copies (a directory per snapshot).
     pub snapshot_dir: PathBuf,
     pub limits: Limits,
+    /// The code indexes searched at `/code` (`--code DIR`), opened with their model before the
+    /// server starts; the model also serves the collections' text searches.
+    pub code: Option<Arc<CodeRepos>>,
 }
 
 /// Everything a handler needs, shared by all requests.
@@ -121,7 +128,10 @@ pub struct AppState {
 impl AppState {
     pub fn new(db: Arc<Db>, options: Options) -> Arc<AppState> {
         Arc::new(AppState {
-            model: text::TextModel::new(options.model_dir.clone()),
+            model: text::TextModel::new(
+                options.model_dir.clone(),
+                options.code.as_ref().map(|c| c.embedder()),
+            ),
             db,
             options,
             metrics: Metrics::default(),
@@ -312,8 +322,12 @@ pub fn serve(
             .map_err(|source| ServeError::Bind { addr, source })?;
         let local = listener.local_addr().map_err(ServeError::Runtime)?;
         let collections = state.db.list().len();
+        let code = match &state.options.code {
+            Some(c) => format!(", code search of {} at /code", c.names().join(", ")),
+            None => String::new(),
+        };
         eprintln!(
-            "bitseek: serving {} ({collections} collections) on http://{local}/ (search page at /, API at /openapi.json); Ctrl-C to stop",
+            "bitseek: serving {} ({collections} collections) on http://{local}/ (search page at /{code}, API at /openapi.json); Ctrl-C to stop",
             data.display()
         );
         if state.options.api_key.is_none() {

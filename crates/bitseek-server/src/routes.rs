@@ -1,5 +1,6 @@
 //! The endpoints, one per library operation, at the paths `openapi.json` documents.
 
+use crate::binary::{self, SearchBody};
 use crate::{ApiError, AppState, Metrics};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -16,6 +17,7 @@ use bitseek_store::{
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 
 type St = State<Arc<AppState>>;
@@ -44,6 +46,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/collections/{name}/compact", post(compact))
         .route("/collections/{name}/snapshot", post(snapshot))
         .route("/collections/{name}/quantizer", put(set_quantizer))
+        .merge(crate::code::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
 }
@@ -60,19 +63,24 @@ impl<T: DeserializeOwned + Send + 'static> FromRequest<Arc<AppState>> for JsonBo
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, ApiError> {
-        let limits = state.options.limits;
-        let limit = limits.max_body_bytes;
-        // A client that sends its head and then dribbles the body would hold the connection and
-        // this request's memory for as long as it likes.
-        let bytes = tokio::time::timeout(limits.body_timeout, Bytes::from_request(req, state))
-            .await
-            .map_err(|_| body_timeout(limits.body_timeout))?
-            .map_err(|e| body_error(e, limit))?;
+        let bytes = read_body(req, state).await?;
         if bytes.len() <= INLINE_PARSE_BYTES {
             return parse_json(&bytes).map(JsonBody);
         }
         blocking(move || parse_json(&bytes)).await.map(JsonBody)
     }
+}
+
+/// The request's body, within the body timeout and size limit.
+pub(crate) async fn read_body(req: Request, state: &Arc<AppState>) -> ApiResult<Bytes> {
+    let limits = state.options.limits;
+    let limit = limits.max_body_bytes;
+    // A client that sends its head and then dribbles the body would hold the connection and
+    // this request's memory for as long as it likes.
+    tokio::time::timeout(limits.body_timeout, Bytes::from_request(req, state))
+        .await
+        .map_err(|_| body_timeout(limits.body_timeout))?
+        .map_err(|e| body_error(e, limit))
 }
 
 /// 413 when a request carries more items (`n` `what`) than the limit `name` allows, naming the
@@ -148,6 +156,14 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
     })
 }
 
+/// One query over a collection of at most this many values (points × dimension: about 64k
+/// points of 384 dimensions, a scan of a fraction of a millisecond) runs on the async worker:
+/// handing it to the blocking pool and back would cost about as much as the scan.
+const INLINE_SEARCH_VALUES: usize = 1 << 25;
+
+/// Inline searches running now (at most one).
+static INLINE_SEARCHES: AtomicUsize = AtomicUsize::new(0);
+
 /// Runs a store call on the blocking pool, so the async workers keep serving while it reads,
 /// scans or fsyncs.
 async fn blocking<T: Send + 'static>(
@@ -207,20 +223,44 @@ async fn wrong_method(req: Request) -> ApiError {
 
 #[derive(Serialize)]
 struct Health {
+    /// `"ok"`, or `"degraded"` while a collection refuses writes.
     status: &'static str,
     version: &'static str,
     collections: usize,
+    /// The collections that refuse writes (a failed fsync or manifest swap), and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    read_only: Vec<ReadOnly>,
     text_model_loaded: bool,
     uptime_seconds: f64,
 }
 
+#[derive(Serialize)]
+struct ReadOnly {
+    collection: String,
+    reason: String,
+}
+
 async fn health(State(state): St) -> ApiResult<Json<Health>> {
     let s = state.clone();
-    let collections = blocking(move || Ok(s.db.list().len())).await?;
+    let infos = blocking(move || Ok(s.db.list())).await?;
+    let read_only: Vec<ReadOnly> = infos
+        .iter()
+        .filter_map(|i| {
+            i.read_only.as_ref().map(|reason| ReadOnly {
+                collection: i.name.clone(),
+                reason: reason.clone(),
+            })
+        })
+        .collect();
     Ok(Json(Health {
-        status: "ok",
+        status: if read_only.is_empty() {
+            "ok"
+        } else {
+            "degraded"
+        },
         version: env!("CARGO_PKG_VERSION"),
-        collections,
+        collections: infos.len(),
+        read_only,
         text_model_loaded: state.model.is_loaded(),
         uptime_seconds: state.started.elapsed().as_secs_f64(),
     }))
@@ -532,7 +572,7 @@ struct SearchBatch {
     filter: Option<Filter>,
 }
 
-fn default_k() -> usize {
+pub(crate) fn default_k() -> usize {
     10
 }
 
@@ -625,8 +665,36 @@ fn candidates(
 async fn search(
     State(state): St,
     Path(name): Path<String>,
-    JsonBody(req): JsonBody<Search>,
+    body: SearchBody<Search>,
 ) -> ApiResult<Json<Hits>> {
+    let req = match body {
+        SearchBody::Json(req) => req,
+        SearchBody::Raw { values, params } => {
+            let sreq = search_request(&state, params.k, params.oversample, None)?;
+            let c = collection(&state, &name)?;
+            let view = c.snapshot_view();
+            let small = view.points().saturating_mul(view.config().dim) <= INLINE_SEARCH_VALUES;
+            let run = move || {
+                let shape = shape(&c);
+                check_vector(&values, shape, || "the raw query".to_string())?;
+                let hits = c.search(&values, &sreq)?;
+                Metrics::add(&state.metrics.queries, 1);
+                Ok(Json(Hits { hits }))
+            };
+            // One inline search at a time, so that many concurrent ones never hold up the
+            // workers that read and answer every other connection.
+            if small
+                && INLINE_SEARCHES
+                    .compare_exchange(0, 1, SeqCst, SeqCst)
+                    .is_ok()
+            {
+                let out = run();
+                INLINE_SEARCHES.store(0, SeqCst);
+                return out;
+            }
+            return blocking(run).await;
+        }
+    };
     let sreq = search_request(&state, req.k, req.oversample, req.filter)?;
     blocking(move || {
         let c = collection(&state, &name)?;
@@ -658,10 +726,38 @@ async fn search(
 async fn search_batch(
     State(state): St,
     Path(name): Path<String>,
-    JsonBody(req): JsonBody<SearchBatch>,
+    body: SearchBody<SearchBatch>,
 ) -> ApiResult<Json<BatchHits>> {
-    let sreq = search_request(&state, req.k, req.oversample, req.filter)?;
     let limits = state.options.limits;
+    let req = match body {
+        SearchBody::Json(req) => req,
+        SearchBody::Raw { values, params } => {
+            let sreq = search_request(&state, params.k, params.oversample, None)?;
+            return blocking(move || {
+                let c = collection(&state, &name)?;
+                let shape = shape(&c);
+                let n = binary::queries(&values, shape.0)?;
+                too_many(
+                    n,
+                    "queries in one batch",
+                    "max_batch_queries",
+                    limits.max_batch_queries,
+                    "split the batch",
+                )?;
+                candidates(&state, n, params.k, params.oversample)?;
+                for (i, v) in values.chunks_exact(shape.0).enumerate() {
+                    check_vector(v, shape, || format!("query {i}"))?;
+                }
+                let results = c.search_batch(&values, &sreq)?;
+                Metrics::add(&state.metrics.queries, results.len());
+                Ok(Json(BatchHits {
+                    results: results.into_iter().map(|hits| Hits { hits }).collect(),
+                }))
+            })
+            .await;
+        }
+    };
+    let sreq = search_request(&state, req.k, req.oversample, req.filter)?;
     let n = match (&req.vectors, &req.texts) {
         (Some(v), None) => v.len(),
         (None, Some(t)) => t.len(),

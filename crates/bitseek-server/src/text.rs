@@ -14,10 +14,12 @@ pub(crate) struct TextModel {
 }
 
 impl TextModel {
-    pub(crate) fn new(dir: Option<PathBuf>) -> Self {
+    /// `loaded`: a model already loaded from `dir` (by the code search), kept instead of a
+    /// second copy.
+    pub(crate) fn new(dir: Option<PathBuf>, loaded: Option<Arc<BertEmbedder>>) -> Self {
         TextModel {
             dir,
-            loaded: Mutex::new(None),
+            loaded: Mutex::new(loaded),
         }
     }
 

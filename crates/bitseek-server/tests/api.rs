@@ -829,9 +829,13 @@ async fn search_page_is_served() {
     );
 }
 
-/// Every `.route("...")` in the source, with its methods.
+/// Every `.route("...")` in the source (`routes.rs` and the code search's `code.rs`), with its
+/// methods.
 fn routes_in_source() -> Vec<(String, Vec<String>)> {
-    let src = include_str!("../src/routes.rs");
+    let src = concat!(
+        include_str!("../src/routes.rs"),
+        include_str!("../src/code.rs")
+    );
     let mut out = Vec::new();
     for chunk in src.split(".route(").skip(1) {
         let chunk = chunk

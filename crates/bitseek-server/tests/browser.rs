@@ -2,6 +2,9 @@
 //! list, runs a search (a pasted vector, and a question embedded by the server), and renders the
 //! hits with their payloads; a bad request shows the server's message.
 //!
+//! The code search page (`/code`) likewise: hits as path:line with the signature, the code and its
+//! context lines, the question's words marked, markup in the code shown as text, grouping, errors.
+//!
 //! Skipped with a message when no chromium is installed, except under CI (`CI=true`), where a
 //! missing browser fails the test. `BITSEEK_CHROMIUM` names another binary.
 
@@ -202,6 +205,126 @@ fn search_page_in_headless_chromium() {
         "{dom}"
     );
     assert!(hit_ids(&dom).is_empty());
+
+    stop_tx.send(()).unwrap();
+    rt.block_on(server).unwrap().unwrap();
+}
+
+/// The DOM of `/code?QUERY` on a server over the code search fixture (two repositories).
+fn code_page(browser: &PathBuf, addr: SocketAddr, query: &str) -> String {
+    dump_dom(browser, &format!("http://{addr}/code?{query}"))
+}
+
+/// The `<article class="hit" …>` elements of a dumped code page, in order.
+fn code_hits(dom: &str) -> Vec<&str> {
+    dom.split("<article class=\"hit\"")
+        .skip(1)
+        .map(|s| &s[..s.find("</article>").unwrap()])
+        .collect()
+}
+
+#[test]
+fn code_search_page_in_headless_chromium() {
+    let Some(browser) = chromium() else {
+        if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+            panic!("chromium is required in CI for the code-search-page test: apt-get install -y chromium (or set BITSEEK_CHROMIUM)");
+        }
+        eprintln!("SKIPPED: no chromium on PATH (apt-get install -y chromium); the code-search-page browser test did not run");
+        return;
+    };
+    let repos = common::code::Repos::new();
+    let (_dir, state) = repos.state(&[repos.web(), repos.tools()], Options::default());
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = rt.spawn(bitseek_server::serve_on(
+        listener,
+        Arc::clone(&state),
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+
+    // A name: its definition first as path:line, the signature and code with the question's
+    // words marked, and the context lines around it numbered.
+    let dom = code_page(&browser, addr, "q=hash_file&repo=web-app&context=2&k=3");
+    assert!(
+        dom.contains("data-state=\"done\""),
+        "search did not finish: {dom}"
+    );
+    let hits = code_hits(&dom);
+    assert_eq!(hits.len(), 3, "{dom}");
+    let first = hits[0];
+    assert!(
+        first.contains("<span class=\"where\">src/files.rs:2</span>"),
+        "{first}"
+    );
+    assert!(
+        first.contains("<div class=\"sig\">pub fn <mark>hash</mark>_<mark>file</mark>(path: &amp;str) -&gt; u64</div>"),
+        "{first}"
+    );
+    // Line 1 (the doc comment) is context; the file has no line before it.
+    assert!(
+        first.contains("<div class=\"ln ctx\"><span class=\"n\">1</span><code>/// Reads a <mark>file</mark> and hashes its bytes.</code></div><div class=\"ln unit\"><span class=\"n\">2</span>"),
+        "{first}"
+    );
+    assert!(
+        first.contains("<span class=\"n\">7</span><code>pub fn long_function() -&gt; u32 {</code>"),
+        "two context lines after the unit (5): {first}"
+    );
+    assert!(!first.contains("<span class=\"n\">8</span>"), "{first}");
+    assert!(text_of(&dom, "status").starts_with("3 hits"), "{dom}");
+    // Both repositories are offered; one was asked for.
+    assert!(dom.contains("<option value=\"tools\">"), "{dom}");
+
+    // Markup in the repository's code is shown as text, never run or inserted as elements.
+    let dom = code_page(&browser, addr, "q=render_banner&k=2");
+    assert!(dom.contains("data-state=\"done\""), "{dom}");
+    // (Over both repositories: each one's best hit comes before either one's second.)
+    let first = *code_hits(&dom)
+        .iter()
+        .find(|h| h.contains("src/render.py:1"))
+        .unwrap_or_else(|| panic!("{dom}"));
+    assert!(
+        first
+            .contains("&lt;script&gt;document.body.setAttribute('data-pwned', '2')&lt;/script&gt;"),
+        "{first}"
+    );
+    assert!(first.contains("title=\"&lt;img src=x onerror="), "{first}");
+    assert!(first.contains("&lt;b&gt;bold&lt;/b&gt;"), "{first}");
+    assert!(
+        !dom.contains("data-pwned=\""),
+        "a script from the repository ran: {dom}"
+    );
+    assert!(
+        !dom.contains("<img") && !dom.contains("<b>"),
+        "markup inserted: {dom}"
+    );
+
+    // A long unit shows its first lines and how many more; grouped by file, one header per file,
+    // named with its repository when there are several.
+    let dom = code_page(&browser, addr, "q=long_function&k=1&group=1");
+    assert!(dom.contains("data-state=\"done\""), "{dom}");
+    assert!(
+        dom.contains("<h2 class=\"path\">web-app: src/files.rs</h2>"),
+        "{dom}"
+    );
+    assert!(dom.contains(">… 11 more lines</button>"), "{dom}");
+    assert!(dom.contains("<span class=\"where\">line 7</span>"), "{dom}");
+    assert!(text_of(&dom, "status").contains("in 1 file"), "{dom}");
+
+    // A bad request: the server's message, no hits.
+    let dom = code_page(&browser, addr, &format!("q=x&path={}", encode("a[")));
+    assert!(dom.contains("data-state=\"error\""), "{dom}");
+    assert!(
+        text_of(&dom, "error").contains("\"path\" \"a[\" is not a valid glob"),
+        "{dom}"
+    );
+    assert!(code_hits(&dom).is_empty());
 
     stop_tx.send(()).unwrap();
     rt.block_on(server).unwrap().unwrap();

@@ -1,6 +1,7 @@
 //! The store's one error type, and what each error tells the person who has to fix it.
 
 use crate::manifest::MANIFEST;
+use bitseek_index::format::FormatError;
 use bitseek_index::IndexError;
 use std::fmt;
 use std::io;
@@ -115,7 +116,22 @@ pub enum StoreError {
     /// The operation is impossible for this collection; the message says why and what to do.
     #[error("{0}")]
     Refused(String),
-    /// The store cannot go on safely (a failed fsync, a panicked writer).
+    /// The collection refuses writes until it has rewritten its acknowledged state into new
+    /// files: a log `fsync` or a manifest swap failed, so what is on disk is not known.
+    #[error(
+        "collection {name:?} is read-only: {reason}; reads go on, and the next write retries \
+         rewriting its acknowledged points into new files{}",
+        if *no_space { " (free disk space first)" } else { "" }
+    )]
+    ReadOnly {
+        /// The collection's name.
+        name: String,
+        /// What failed.
+        reason: String,
+        /// Whether the disk is full (HTTP 507 rather than 503).
+        no_space: bool,
+    },
+    /// The store cannot go on safely (a panicked writer).
     #[error("internal store error: {0}")]
     Internal(String),
 }
@@ -129,19 +145,37 @@ pub enum ErrorKind {
     Conflict,
     /// The caller's request is invalid; the message says how.
     BadInput,
-    /// The store failed (I/O, damaged files, a panicked writer).
+    /// The disk is full: the write was refused and nothing of it is kept; retry once there is
+    /// space.
+    NoSpace,
+    /// The write was refused because the device failed or the collection is read-only after a
+    /// failed `fsync`; retry later.
+    Unavailable,
+    /// The store failed (damaged files, a panicked writer).
     Internal,
 }
 
 impl StoreError {
     /// The class of the error: the caller's fault (`BadInput`), a name that is or is not there
-    /// (`NotFound`, `Conflict`) or the store's (`Internal`).
+    /// (`NotFound`, `Conflict`), the disk's or device's (`NoSpace`, `Unavailable`) or the
+    /// store's (`Internal`).
     pub fn kind(&self) -> ErrorKind {
         match self {
             StoreError::UnknownCollection { .. } | StoreError::NotFound { .. } => {
                 ErrorKind::NotFound
             }
             StoreError::AlreadyExists { .. } => ErrorKind::Conflict,
+            StoreError::Io { source, .. } if is_no_space(source) => ErrorKind::NoSpace,
+            StoreError::Io { .. } => ErrorKind::Unavailable,
+            StoreError::Index(IndexError::Format(FormatError::Io { source, .. })) => {
+                if is_no_space(source) {
+                    ErrorKind::NoSpace
+                } else {
+                    ErrorKind::Unavailable
+                }
+            }
+            StoreError::ReadOnly { no_space: true, .. } => ErrorKind::NoSpace,
+            StoreError::ReadOnly { .. } => ErrorKind::Unavailable,
             StoreError::Input(_) | StoreError::Refused(_) => ErrorKind::BadInput,
             StoreError::Index(
                 IndexError::Input(_)
@@ -153,6 +187,14 @@ impl StoreError {
             _ => ErrorKind::Internal,
         }
     }
+}
+
+/// Whether `e` says the disk (or a quota) is full.
+pub(crate) fn is_no_space(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded | io::ErrorKind::FileTooLarge
+    )
 }
 
 /// Wraps an I/O error with the path it happened on.

@@ -2,10 +2,11 @@
 //! directory syncs, and segment and payload files checked against what the manifest promises.
 
 use crate::error::{io_err, Fix, StoreError};
+use crate::faults;
 use crate::manifest::{PayloadsEntry, MANIFEST};
 use bitseek_index::{Index, Keep, Metric};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -15,15 +16,14 @@ pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> 
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
     let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
+        let mut f = faults::open(
+            OpenOptions::new().write(true).create(true).truncate(true),
+            &tmp,
+        )?;
+        faults::write_all(&mut f, &tmp, bytes)?;
+        faults::sync(&f, &tmp, false)?;
         drop(f);
-        fs::rename(&tmp, path)
+        faults::rename(&tmp, path)
     })();
     if let Err(e) = result {
         let _ = fs::remove_file(&tmp);
@@ -36,7 +36,7 @@ pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> 
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     #[cfg(unix)]
     File::open(dir)
-        .and_then(|d| d.sync_all())
+        .and_then(|d| faults::sync(&d, dir, false))
         .map_err(io_err(dir))?;
     #[cfg(not(unix))]
     let _ = (dir, File::open);

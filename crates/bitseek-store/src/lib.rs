@@ -42,6 +42,7 @@
 
 pub mod db;
 mod error;
+pub mod faults;
 mod files;
 pub mod filter;
 mod generation;

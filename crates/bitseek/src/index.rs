@@ -29,11 +29,19 @@ pub struct Args {
     /// "files_deleted", "units_embedded", "units_reused", "skipped", "bytes", "seconds", …}.
     #[arg(long)]
     json: bool,
+    /// Keep indexing: after the first update, watch DIR and update the index whenever files
+    /// change (debounced; .gitignore'd files and the index's own writes do not count), embedding
+    /// only changed files. Prints one line (with --json, one object) per update; stop with Ctrl-C.
+    #[arg(long)]
+    watch: bool,
+    /// With --watch: quiet time after the last change before an update starts.
+    #[arg(long, default_value_t = 300, value_name = "MS", requires = "watch")]
+    debounce_ms: u64,
 }
 
 /// The `--json` output.
 #[derive(serde::Serialize)]
-struct Summary<'a> {
+pub(crate) struct Summary<'a> {
     dir: String,
     index: String,
     model: &'a str,
@@ -72,6 +80,9 @@ pub(crate) fn run_to(a: Args, out: &mut dyn Write) -> anyhow::Result<()> {
         batch: a.batch,
         ..IndexOptions::default()
     };
+    if a.watch {
+        return crate::watch::run(&a.dir, &embedder, &model, opts, a.debounce_ms, a.json, out);
+    }
     let bar = crate::progress(0, "embedding", a.json);
     let report = index_repo(&a.dir, &embedder, &model, &opts, &|done, total| {
         bar.set_length(total as u64);
@@ -89,7 +100,12 @@ pub(crate) fn run_to(a: Args, out: &mut dyn Write) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn summary<'a>(r: &'a IndexReport, model: &'a str, seconds: f64, verbose: bool) -> Summary<'a> {
+pub(crate) fn summary<'a>(
+    r: &'a IndexReport,
+    model: &'a str,
+    seconds: f64,
+    verbose: bool,
+) -> Summary<'a> {
     Summary {
         dir: r.root.display().to_string(),
         index: r.dir.display().to_string(),
@@ -118,7 +134,7 @@ fn summary<'a>(r: &'a IndexReport, model: &'a str, seconds: f64, verbose: bool) 
     }
 }
 
-fn print_human(
+pub(crate) fn print_human(
     out: &mut dyn Write,
     r: &IndexReport,
     seconds: f64,

@@ -1,5 +1,5 @@
 //! The `bitseek` command: a thin shell over the library crates, which do the work: `bitseek-index`
-//! (`build`, `query`, `eval`, `bench`), `bitseek-codesearch` (`index`, `search`, `eval-code`),
+//! (`build`, `query`, `eval`, `bench`), `bitseek-codesearch` (`index`, `search`, `mcp`, `eval-code`),
 //! `bitseek-embed` (`model`), `bitseek-learn` (`train`) and `bitseek-server` (`serve`).
 //!
 //! Every subcommand validates through the library, prints human-readable output on a terminal and
@@ -11,11 +11,13 @@ mod build;
 mod eval;
 mod eval_code;
 mod index;
+mod mcp;
 mod model;
 mod query;
 mod search;
 mod serve;
 mod train;
+mod watch;
 
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
@@ -48,6 +50,9 @@ enum Command {
     Index(index::Args),
     /// Search an indexed repository with a question in plain words.
     Search(search::Args),
+    /// Serve code search to agents: a Model Context Protocol server over stdio (tools `search`
+    /// and `index`).
+    Mcp(mcp::Args),
     /// Train learned codes (a recurrent binarizer) on embedding pairs or vectors.
     Train(train::Args),
     /// Serve collections over HTTP: REST+JSON API, search page at /, metrics, OpenAPI document.
@@ -65,6 +70,7 @@ fn main() -> ExitCode {
         Command::Model(a) => model::run(a),
         Command::Index(a) => index::run(a),
         Command::Search(a) => search::run(a),
+        Command::Mcp(a) => mcp::run(a),
         Command::Train(a) => train::run(a),
         Command::Serve(a) => serve::run(a),
     };

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use bitseek_codesearch::{
-    group_by_file, CodeHit, CodeIndex, Filter, HitText, SearchMode, SourceFile, Stale, MAX_CONTEXT,
+    group_by_file, CodeHit, Filter, HitText, LiveIndex, SearchMode, SourceFile, Stale, MAX_CONTEXT,
 };
 use bitseek_embed::Embedder;
 use std::collections::HashMap;
@@ -176,11 +176,14 @@ pub(crate) fn run_to(a: Args, out: &mut dyn Write, color: bool) -> anyhow::Resul
     let filter = Filter::new(a.lang.as_deref(), a.path.as_deref())?.with_tests(a.tests);
 
     let t = Instant::now();
-    let index = CodeIndex::open(&a.dir)?;
+    // Live: a search while `bitseek index` (or --watch) commits answers from one committed
+    // generation, retrying on the new one if the old one's files went during the search.
+    let mut index = LiveIndex::new(&a.dir);
+    let units = index.index()?.units();
     let t_open = t.elapsed();
     let t = Instant::now();
     let (embedder, model) = bitseek_codesearch::load_model(a.model_dir.as_deref(), false)?;
-    index.check_model(&model)?;
+    index.index()?.check_model(&model)?;
     let t_model = t.elapsed();
     let t = Instant::now();
     let refs: Vec<&str> = questions.iter().map(String::as_str).collect();
@@ -198,7 +201,7 @@ pub(crate) fn run_to(a: Args, out: &mut dyn Write, color: bool) -> anyhow::Resul
         let n = questions.len() as f64;
         eprintln!(
             "{} units; open {:.1} ms, model load {:.1} ms, embedding {:.2} ms/question, search {:.3} ms/question ({} questions)",
-            index.units(),
+            units,
             t_open.as_secs_f64() * 1e3,
             t_model.as_secs_f64() * 1e3,
             t_embed.as_secs_f64() * 1e3 / n,

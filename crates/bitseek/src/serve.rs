@@ -1,9 +1,11 @@
 //! `bitseek serve`: the HTTP server (`bitseek-server`) over a directory of collections.
 
+use anyhow::Context;
 use bitseek_server::{Limits, Options};
 use bitseek_store::DbOptions;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(clap::Args)]
@@ -22,9 +24,14 @@ pub struct Args {
     #[arg(long)]
     protect_reads: bool,
     /// The embedding model for "text" searches (default: $BITSEEK_MODEL_DIR or the model `bitseek
-    /// model fetch` installs); loaded on the first text search.
+    /// model fetch` installs); loaded on the first text search, or at start with --code.
     #[arg(long)]
     model_dir: Option<PathBuf>,
+    /// Also search the code of these repositories (each indexed by `bitseek index DIR`) at /code
+    /// and POST /code/search; repeat the flag or list several. Their model (--model-dir) is loaded
+    /// at start.
+    #[arg(long, value_name = "DIR", num_args = 1..)]
+    code: Vec<PathBuf>,
     /// Where POST /collections/{name}/snapshot writes copies (default: DATA.snapshots).
     #[arg(long)]
     snapshot_dir: Option<PathBuf>,
@@ -81,6 +88,16 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         s.push(".snapshots");
         PathBuf::from(s)
     });
+    if a.protect_reads && api_key.is_none() {
+        anyhow::bail!("--protect-reads needs an API key: pass --api-key or set BITSEEK_API_KEY");
+    }
+    let code = if a.code.is_empty() {
+        None
+    } else {
+        let repos = bitseek_server::CodeRepos::open(&a.code, a.model_dir.as_deref())
+            .context("--code: cannot serve code search")?;
+        Some(Arc::new(repos))
+    };
     let options = Options {
         api_key,
         protect_reads: a.protect_reads,
@@ -98,10 +115,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             body_timeout: Duration::from_secs(a.body_timeout as u64),
             idle_timeout: Duration::from_secs(a.idle_timeout as u64),
         },
+        code,
     };
-    if options.protect_reads && options.api_key.is_none() {
-        anyhow::bail!("--protect-reads needs an API key: pass --api-key or set BITSEEK_API_KEY");
-    }
     bitseek_server::serve(a.data, a.addr, options, db_options())?;
     Ok(())
 }

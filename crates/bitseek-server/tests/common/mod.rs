@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod code;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use bitseek_server::{AppState, Options};

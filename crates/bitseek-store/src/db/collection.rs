@@ -8,9 +8,11 @@ use super::config::{
 use super::group_commit::GroupSync;
 use super::lock;
 use super::manifest::{LiveManifest, LogEntry};
+use super::read_only::ReadOnly;
 use super::snapshot::Snapshot;
 use super::writer::{Recovery, Writer};
 use crate::error::{io_err, StoreError};
+use crate::faults;
 use crate::files::{sync_dir, write_synced};
 use crate::manifest::MANIFEST;
 use crate::wal::{self, Op};
@@ -34,6 +36,8 @@ pub struct LiveCollection {
     /// The log file of the newest write and its sequence number, for the grouped fsync.
     pub(super) sync_target: Mutex<Option<(Arc<File>, u64)>>,
     recovery: Recovery,
+    /// The writer's read-only state, readable without waiting for the writer.
+    read_only: ReadOnly,
 }
 
 impl std::fmt::Debug for LiveCollection {
@@ -63,6 +67,7 @@ impl LiveCollection {
     ) -> Result<LiveCollection, StoreError> {
         let manifest = LiveManifest::read(dir)?;
         let (w, recovery) = Writer::open(dir, manifest, options.flush_rows)?;
+        let read_only = w.read_only.clone();
         let c = LiveCollection {
             name: name.to_owned(),
             dir: dir.to_owned(),
@@ -72,6 +77,7 @@ impl LiveCollection {
             group: GroupSync::default(),
             sync_target: Mutex::new(None),
             recovery,
+            read_only,
         };
         {
             let w = c.writer()?;
@@ -117,7 +123,7 @@ impl LiveCollection {
         }
     }
 
-    fn publish(&self, w: &Writer) {
+    pub(super) fn publish(&self, w: &Writer) {
         let s = Arc::new(w.snapshot());
         match self.snapshot.write() {
             Ok(mut g) => *g = s,
@@ -159,6 +165,7 @@ impl LiveCollection {
             last_lsn: s.last_lsn,
             recovery: self.recovery.lines.clone(),
             lost_writes: self.recovery.lost.clone(),
+            read_only: self.read_only.get().map(|(reason, _)| reason),
         }
     }
 
@@ -180,7 +187,7 @@ impl LiveCollection {
             payloads.push(p.payload);
         }
         let mut w = self.writer()?;
-        w.ready(&self.name)?;
+        self.writable(&mut w)?;
         if ids.is_empty() {
             return Ok(w.next_lsn - 1);
         }
@@ -219,7 +226,7 @@ impl LiveCollection {
     /// Deletes `ids`; returns how many of them existed. Durable on return.
     pub fn delete(&self, ids: &[u64]) -> Result<usize, StoreError> {
         let mut w = self.writer()?;
-        w.ready(&self.name)?;
+        self.writable(&mut w)?;
         let mut present: Vec<u64> = ids
             .iter()
             .copied()
@@ -254,8 +261,17 @@ impl LiveCollection {
     /// graceful shutdown.
     pub fn flush(&self) -> Result<(), StoreError> {
         let mut w = self.writer()?;
+        if w.read_only.get().is_some() {
+            // The log's last fsync failed: syncing it again proves nothing; rewrite instead.
+            self.writable(&mut w)?;
+        }
         if let Some(log) = w.log.as_mut() {
-            log.file.sync_all().map_err(io_err(&log.path))?;
+            if let Err(e) = faults::sync(&log.file, &log.path, false) {
+                let err = io_err(&log.path)(e);
+                let reason = format!("fsync of {} failed ({err})", log.path.display());
+                w.read_only.set(reason, &err);
+                return Err(err);
+            }
         }
         let last = w.next_lsn - 1;
         drop(w);
@@ -269,7 +285,7 @@ impl LiveCollection {
     /// [`DbOptions::flush_rows`] rows).
     pub fn checkpoint(&self) -> Result<(), StoreError> {
         let mut w = self.writer()?;
-        w.ready(&self.name)?;
+        self.writable(&mut w)?;
         w.flush_memtable(&self.dir)?;
         self.publish(&w);
         drop(w);
@@ -359,7 +375,7 @@ impl LiveCollection {
     /// (codes copied as they are, each segment keeping its own fitted quantizer), unmerged.
     pub fn compact(&self) -> Result<CompactReport, StoreError> {
         let mut w = self.writer()?;
-        w.ready(&self.name)?;
+        self.writable(&mut w)?;
         let before = (w.segments.len(), w.stored_rows(), dir_size(&self.dir));
         let quantizer = w.manifest.quantizer.clone();
         w.rebuild(&self.dir, &quantizer)?;
@@ -383,7 +399,7 @@ impl LiveCollection {
     pub fn set_quantizer(&self, quantizer: &str) -> Result<(), StoreError> {
         parse_quantizer(quantizer)?;
         let mut w = self.writer()?;
-        w.ready(&self.name)?;
+        self.writable(&mut w)?;
         if w.manifest.keep != Keep::F32 {
             return Err(StoreError::Refused(format!(
                 "collection {:?} keeps {} instead of the f32 vectors, so its points cannot be \
@@ -403,7 +419,7 @@ impl LiveCollection {
     /// files are copied; searches do not.
     pub fn snapshot(&self, dest: &Path) -> Result<(), StoreError> {
         let mut w = self.writer()?;
-        w.ready(&self.name)?;
+        self.writable(&mut w)?;
         if dest.exists() && fs::read_dir(dest).map_err(io_err(dest))?.next().is_some() {
             return Err(StoreError::Input(format!(
                 "{} is not empty; give a new or empty directory for the snapshot",

@@ -178,6 +178,10 @@ pub struct CollectionInfo {
     /// order; empty when none. Reported until the next flush starts a new log.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub lost_writes: Vec<LostWrites>,
+    /// Why the collection refuses writes (a log `fsync` or a manifest swap failed), when it does;
+    /// the next write retries writing its state into new files and clears this once that works.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<String>,
 }
 
 /// Acknowledged writes lost to damage in the log: sequence numbers `first_lsn..=last_lsn`.

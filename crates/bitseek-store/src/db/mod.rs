@@ -56,6 +56,7 @@ mod config;
 mod database;
 mod group_commit;
 mod manifest;
+mod read_only;
 mod segment;
 mod snapshot;
 mod tombstones;

@@ -3,7 +3,9 @@
 
 use super::config::LIVE_VERSION;
 use super::manifest::LiveManifest;
+use crate::error::io_err;
 use crate::error::{Fix, StoreError};
+use crate::faults::{self, FaultOp};
 use crate::files::{open_segment, read_payloads, write_payloads, Promise};
 use crate::filter::{lookup, value_key, Filter};
 use crate::manifest::SegmentEntry;
@@ -165,7 +167,11 @@ pub(super) fn save_segment(
 ) -> Result<Segment, StoreError> {
     let rows = payloads.len();
     let file = format!("seg-{name}.bitseek");
-    index.save(&dir.join(&file))?;
+    let path = dir.join(&file);
+    // The index file is written (temporary file, fsync, rename) by bitseek-index: its write
+    // stands for all three in the fault layer.
+    faults::check(FaultOp::Write, &path).map_err(io_err(&path))?;
+    index.save(&path)?;
     let pe = write_payloads(dir, format!("payloads-{name}.jsonl"), payloads)?;
     let entry = SegmentEntry {
         file,

@@ -4,11 +4,13 @@
 
 use super::config::{LostWrites, LIVE_VERSION};
 use super::manifest::{next_generation, remove_stale, LiveManifest, LogEntry};
+use super::read_only::ReadOnly;
 use super::segment::{save_segment, write_segment, Segment};
 use super::snapshot::Snapshot;
 use super::tombstones::{live_rows, read_tombstones, write_tombstones};
 use super::Live;
 use crate::error::{io_err, Fix, StoreError};
+use crate::faults;
 use crate::files::{sync_dir, write_synced};
 use crate::row_mask::RowMask;
 use crate::wal::{self, Op};
@@ -17,7 +19,7 @@ use bitseek_index::{Keep, Metric};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -67,8 +69,9 @@ pub(super) struct Writer {
     pub(super) points: usize,
     pub(super) flush_rows: usize,
     pub(super) dropped: bool,
-    /// Set when an fsync failed: the log's state on disk is unknown, so no more writes.
-    pub(super) poisoned: Option<String>,
+    /// Set when an fsync or a manifest swap failed: what is on disk is unknown, so no more
+    /// writes until a new generation is written (see `read_only.rs`).
+    pub(super) read_only: ReadOnly,
 }
 
 impl Writer {
@@ -91,7 +94,7 @@ impl Writer {
             points: 0,
             flush_rows,
             dropped: false,
-            poisoned: None,
+            read_only: ReadOnly::default(),
         };
         w.load_segments(dir)?;
         let recovery = w.replay_log(dir)?;
@@ -252,9 +255,9 @@ impl Writer {
         if scan.skipped.is_empty() && scan.stopped.is_some() {
             file.set_len(scan.good_len as u64).map_err(io_err(&path))?;
             if scan.good_len < wal::MAGIC.len() {
-                file.write_all(wal::MAGIC).map_err(io_err(&path))?;
+                faults::write_all(&mut file, &path, wal::MAGIC).map_err(io_err(&path))?;
             }
-            file.sync_all().map_err(io_err(&path))?;
+            faults::sync(&file, &path, false).map_err(io_err(&path))?;
         }
         let len = file.metadata().map_err(io_err(&path))?.len();
         self.log = Some(LogFile {
@@ -264,16 +267,6 @@ impl Writer {
             records,
         });
         Ok(recovery)
-    }
-
-    pub(super) fn ready(&self, name: &str) -> Result<(), StoreError> {
-        if self.dropped {
-            return Err(StoreError::UnknownCollection { name: name.into() });
-        }
-        if let Some(p) = &self.poisoned {
-            return Err(StoreError::Internal(p.clone()));
-        }
-        Ok(())
     }
 
     pub(super) fn snapshot(&self) -> Snapshot {
@@ -382,18 +375,30 @@ impl Writer {
             flushed_lsn: self.next_lsn - 1,
         });
         m.version = LIVE_VERSION;
-        m.write(dir)?;
+        self.swap_manifest(dir, &m)?;
         self.manifest = m;
         self.open_log(dir)
+    }
+
+    /// Writes `m` as the manifest. When that fails the manifest on disk may be the old one or
+    /// `m` (the rename may have happened, its directory sync not), so appending to the old log
+    /// could lose writes: the collection turns read-only until a new generation is written.
+    fn swap_manifest(&mut self, dir: &Path, m: &LiveManifest) -> Result<(), StoreError> {
+        m.write(dir).inspect_err(|e| {
+            self.read_only.set(
+                format!(
+                    "swapping in the manifest of generation {} failed ({e})",
+                    m.generation
+                ),
+                e,
+            )
+        })
     }
 
     pub(super) fn open_log(&mut self, dir: &Path) -> Result<(), StoreError> {
         let log = self.manifest.log.as_ref().expect("a log is named");
         let path = dir.join(&log.file);
-        let file = OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .map_err(io_err(&path))?;
+        let file = faults::open(OpenOptions::new().append(true), &path).map_err(io_err(&path))?;
         let len = file.metadata().map_err(io_err(&path))?.len();
         self.log = Some(LogFile {
             file,
@@ -439,6 +444,13 @@ impl Writer {
         if self.mem.is_empty() && self.log.as_ref().is_none_or(|l| l.records == 0) {
             return Ok(());
         }
+        self.new_generation(dir)
+    }
+
+    /// Writes a new generation from memory: the memtable as a new segment, new tombstones, a
+    /// new empty log, the manifest swapped. Depends on no file written since the last
+    /// generation, so it also clears a read-only state (see `read_only.rs`).
+    pub(super) fn new_generation(&mut self, dir: &Path) -> Result<(), StoreError> {
         let generation = next_generation(dir, &self.manifest);
         let (ids, vectors, payloads) = self.live_mem();
         let mut segments: Vec<(Arc<Segment>, Live)> = self.segments.clone();
@@ -569,14 +581,13 @@ impl Writer {
             flushed_lsn: self.next_lsn - 1,
         });
         sync_dir(dir)?;
-        m.write(dir)?;
+        self.swap_manifest(dir, &m)?;
         // The new generation is current: switch to it.
         self.manifest = m;
         if let Err(e) = self.open_log(dir) {
             // The files on disk are right but this writer no longer matches them.
-            self.poisoned = Some(format!(
-                "the new log cannot be opened ({e}); writes are refused until the collection is reopened"
-            ));
+            self.read_only
+                .set(format!("the new log cannot be opened ({e})"), &e);
             return Err(e);
         }
         self.where_is.clear();
