@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use tree_sitter::{Node, Parser};
 
 use crate::doc;
+use crate::test_code::{is_rust_test_attribute, is_test_path, is_test_unit};
 use crate::{Lang, Unit, UnitKind};
 
 /// How [`chunk_file_with`] cuts a file.
@@ -101,6 +102,7 @@ pub fn chunk_file_with(
             .chain(source.match_indices('\n').map(|(i, _)| i + 1))
             .collect(),
         raw: Vec::new(),
+        path_test: is_test_path(path),
     };
     ex.walk(tree.root_node());
     if ex.raw.is_empty() {
@@ -117,6 +119,7 @@ fn windows(path: &Path, lang: Lang, source: &str, opts: &ChunkOptions) -> Vec<Un
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let step = opts.window_lines - opts.window_overlap;
+    let test = is_test_path(path);
     let mut units = Vec::new();
     let mut start = 0;
     while start < lines.len() {
@@ -135,6 +138,7 @@ fn windows(path: &Path, lang: Lang, source: &str, opts: &ChunkOptions) -> Vec<Un
                 signature: truncate_signature(first.trim(), opts.max_signature_bytes),
                 doc: String::new(),
                 text: truncate_text(&window.join("\n"), opts.max_text_bytes),
+                test,
             });
         }
         if end == lines.len() {
@@ -178,24 +182,52 @@ struct Extractor<'a> {
     /// Byte offset where each line (0-based row) begins.
     line_starts: Vec<usize>,
     raw: Vec<Raw>,
+    /// The whole file is test code by its path.
+    path_test: bool,
 }
 
 impl<'a> Extractor<'a> {
     /// Depth-first, in source order, with an explicit stack (deep expression trees must not
-    /// overflow the call stack).
+    /// overflow the call stack). Each entry carries whether it is inside test code.
     fn walk(&mut self, root: Node<'_>) {
-        let mut stack: Vec<(Node<'_>, Option<usize>)> = vec![(root, None)];
-        while let Some((node, parent)) = stack.pop() {
+        let mut stack: Vec<(Node<'_>, Option<usize>, bool)> = vec![(root, None, self.path_test)];
+        while let Some((node, parent, in_test)) = stack.pop() {
             let mut inner = parent;
+            let mut inner_test = in_test || self.is_test_module(node);
             if let Some(def) = self.classify(node, parent) {
-                inner = Some(self.emit(def, parent));
+                let i = self.emit(def, parent, inner_test);
+                inner = Some(i);
+                inner_test = self.raw[i].unit.test;
             }
             let mut cursor = node.walk();
             let children: Vec<Node<'_>> = node.named_children(&mut cursor).collect();
             for child in children.into_iter().rev() {
-                stack.push((child, inner));
+                stack.push((child, inner, inner_test));
             }
         }
+    }
+
+    /// A Rust `mod` with `#[cfg(test)]` (or another test attribute) or named `tests`: everything
+    /// in it is test code.
+    fn is_test_module(&self, node: Node<'_>) -> bool {
+        if self.lang != Lang::Rust || node.kind() != "mod_item" {
+            return false;
+        }
+        if node
+            .child_by_field_name("name")
+            .is_some_and(|n| self.text(n) == "tests")
+        {
+            return true;
+        }
+        let mut cur = node.prev_sibling();
+        while let Some(s) = cur {
+            match s.kind() {
+                "attribute_item" if is_rust_test_attribute(self.text(s)) => return true,
+                "attribute_item" | "line_comment" | "block_comment" => cur = s.prev_sibling(),
+                _ => break,
+            }
+        }
+        false
     }
 
     fn text(&self, node: Node<'_>) -> &'a str {
@@ -494,8 +526,9 @@ impl<'a> Extractor<'a> {
         None
     }
 
-    /// Turns a definition into a unit (text assembled later) and returns its index.
-    fn emit(&mut self, def: Def<'_>, parent: Option<usize>) -> usize {
+    /// Turns a definition into a unit (text assembled later) and returns its index. `in_test`:
+    /// it is inside test code.
+    fn emit(&mut self, def: Def<'_>, parent: Option<usize>, in_test: bool) -> usize {
         let node_end = def.outer.end_byte();
         let end_line = last_row(def.outer) + 1;
         let sig_start = significant_start(def.outer);
@@ -523,6 +556,17 @@ impl<'a> Extractor<'a> {
         let parent_name = def
             .parent_name
             .or_else(|| parent.map(|i| self.raw[i].unit.name.clone()));
+        let test = in_test || {
+            let head_start = self.line_starts.get(start_line - 1).copied().unwrap_or(0);
+            let head_end = self
+                .line_starts
+                .get(start_line)
+                .copied()
+                .unwrap_or(self.src.len());
+            let preamble = slice(self.src, text_start..head_start.max(text_start));
+            let head = slice(self.src, head_start..head_end);
+            is_test_unit(self.lang, def.kind, &def.name, preamble, head, &signature)
+        };
         self.raw.push(Raw {
             unit: Unit {
                 path: self.path.to_path_buf(),
@@ -536,6 +580,7 @@ impl<'a> Extractor<'a> {
                 signature,
                 doc,
                 text: String::new(),
+                test,
             },
             text: text_start..node_end,
             body: def.body.map(|b| b.byte_range()),

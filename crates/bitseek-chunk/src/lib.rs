@@ -10,7 +10,11 @@
 //! enum, trait, impl and interface becomes a unit (nested ones too) with its name, its enclosing
 //! unit, its line span, a one-line signature and its doc comment or docstring. Other text files —
 //! and source files without any definition — become overlapping line windows. [`chunk_repo`] does
-//! both for a whole tree.
+//! both for a whole tree. Each unit says whether it is test, benchmark or example code
+//! ([`Unit::test`]): by its path ([`is_test_path`]: `tests/`, `benches/`, `examples/`,
+//! `test_*.py`, `*_test.go`, …), its attributes or name (`#[test]`, `#[tokio::test]`,
+//! `def test_*`, `@Test`, …) or what encloses it (a `#[cfg(test)]` module, a test class), so that
+//! search can rank it below library code.
 //!
 //! ```
 //! use std::path::Path;
@@ -32,6 +36,7 @@
 mod chunk;
 mod doc;
 mod lang;
+mod test_code;
 mod unit;
 mod walk;
 
@@ -39,6 +44,7 @@ use std::path::{Path, PathBuf};
 
 pub use chunk::{chunk_file, chunk_file_with, ChunkError, ChunkOptions};
 pub use lang::Lang;
+pub use test_code::{is_test_path, TEST_DIRS};
 pub use unit::{Unit, UnitKind};
 pub use walk::{
     generated, human_bytes, walk, SkipReason, WalkOptions, WalkResult, DEFAULT_SKIP_DIRS,

@@ -101,4 +101,7 @@ pub struct Unit {
     /// code), with the bodies of a class's own methods elided to `{ … }` (they are units of their
     /// own), cut at a line boundary to at most [`ChunkOptions::max_text_bytes`](crate::ChunkOptions).
     pub text: String,
+    /// Test, benchmark or example code, by its path, its attributes or name, or what encloses it
+    /// (the rules: [`is_test_path`](crate::is_test_path) and the crate docs).
+    pub test: bool,
 }

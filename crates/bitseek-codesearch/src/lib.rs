@@ -54,7 +54,7 @@ pub const INDEX_DIR: &str = ".bitseek";
 
 /// Identifies the unit texts: bump when the chunker's rules or what gets embedded change, so that
 /// the next `bitseek index` re-embeds everything.
-pub const CHUNKER_VERSION: &str = "bitseek-chunk/1+path-text/1";
+pub const CHUNKER_VERSION: &str = "bitseek-chunk/2+path-text/1";
 
 /// The lock file `bitseek index` holds while it updates an index, so two runs never interleave.
 pub const LOCK_FILE: &str = "index.lock";
@@ -237,6 +237,13 @@ pub struct UnitPayload {
     pub signature: String,
     /// The content hash of the file the unit came from (as in [`CodeExtra::files`]).
     pub file_hash: String,
+    /// The enclosing type, class or function (absent in indexes built before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// Test, benchmark or example code ([`bitseek_chunk::Unit::test`]; in indexes built before it
+    /// was kept, search decides by the path alone).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub test: bool,
 }
 
 impl UnitPayload {
@@ -251,6 +258,8 @@ impl UnitPayload {
             doc_start_line: unit.doc_start_line,
             signature: unit.signature.clone(),
             file_hash: file_hash.to_owned(),
+            parent: unit.parent.clone(),
+            test: unit.test,
         }
     }
 }

@@ -1,7 +1,11 @@
 //! Opening an index and answering questions.
 
-use crate::hybrid::{file as lexical_file, fuse_legs, Bm25, FUSION_DEPTH};
+use crate::hybrid::{
+    file as lexical_file, lexical_words, rank, Bm25, Names, Question, Ranking, UnitInfo,
+    FUSION_DEPTH,
+};
 use crate::{index_dir, CodeError, CodeExtra, ModelInfo, UnitPayload, KIND};
+use bitseek_index::retrieval::top_candidates;
 use bitseek_index::SearchParams;
 use bitseek_store::{GenerationCollection, StoreError};
 use globset::{GlobBuilder, GlobMatcher};
@@ -31,6 +35,7 @@ const OVERSAMPLE: usize = 10;
 pub struct Filter {
     lang: Option<String>,
     path: Option<GlobMatcher>,
+    tests_plainly: bool,
 }
 
 impl Filter {
@@ -76,7 +81,19 @@ impl Filter {
                 Some(glob.compile_matcher())
             }
         };
-        Ok(Filter { lang, path })
+        Ok(Filter {
+            lang,
+            path,
+            tests_plainly: false,
+        })
+    }
+
+    /// With `plainly`, test, benchmark and example code ranks like library code (`bitseek search
+    /// --tests`); by default it ranks below library code of the same score unless the question
+    /// asks for tests. Either way it is returned.
+    pub fn with_tests(mut self, plainly: bool) -> Filter {
+        self.tests_plainly = plainly;
+        self
     }
 
     /// Whether the filter lets everything through.
@@ -143,6 +160,8 @@ pub struct CodeIndex {
     extra: CodeExtra,
     /// The lexical leg, read on first use.
     lexical: OnceLock<Result<Bm25, String>>,
+    /// The units' names, kinds and test flags, read from the payloads on first use.
+    names: OnceLock<Names>,
 }
 
 /// How [`CodeIndex::search_with`] ranks.
@@ -151,8 +170,9 @@ pub enum SearchMode {
     /// The embeddings alone: 1-bit codes, rescored with the kept `f32` vectors.
     Semantic,
     /// The semantic ranking fused with BM25 over identifier words by reciprocal rank fusion (the
-    /// best [`FUSION_DEPTH`] of each leg). The default: it beats [`SearchMode::Semantic`] on the
-    /// code-search dev sets (`bitseek eval-code --hybrid`).
+    /// best [`FUSION_DEPTH`] of each leg), the units that define the identifier a question names
+    /// first, test code below library code ([`Ranking::default`]). The default: it beats
+    /// [`SearchMode::Semantic`] on the code-search dev sets (`bitseek eval-code --ranking`).
     Hybrid,
 }
 
@@ -192,6 +212,7 @@ impl CodeIndex {
             collection,
             extra,
             lexical: OnceLock::new(),
+            names: OnceLock::new(),
         })
     }
 
@@ -304,6 +325,11 @@ impl CodeIndex {
         }
         assert_eq!(texts.len(), questions.len(), "one text per question");
         let bm25 = self.lexical()?;
+        let names = self.names()?;
+        let ranking = Ranking {
+            tests_plainly: filter.tests_plainly,
+            ..Ranking::default()
+        };
         let depth = k.max(FUSION_DEPTH);
         let semantic = self.semantic(questions, depth, filter)?;
         let mut scores = vec![0f32; self.units()];
@@ -315,19 +341,35 @@ impl CodeIndex {
         } else {
             Some(self.collection.payloads()?)
         };
+        let accept = |row: u32| match payloads {
+            None => true,
+            Some(payloads) => payloads
+                .get(row as usize)
+                .is_some_and(|p| filter.accepts(p)),
+        };
         for ((text, question), sem) in texts.iter().zip(questions).zip(semantic) {
-            bm25.scores(text, &mut scores);
+            let q = Question::new(text);
+            bm25.scores_words(lexical_words(&q, &ranking), &mut scores);
             // Rows the filter rejects or that share no word with the question take no part.
-            for (row, s) in scores.iter_mut().enumerate() {
-                if let (true, Some(payloads)) = (*s > 0.0, payloads) {
-                    let keep = payloads.get(row).is_some_and(|p| filter.accepts(p));
-                    if !keep {
+            if payloads.is_some() {
+                for (row, s) in scores.iter_mut().enumerate() {
+                    if *s > 0.0 && !accept(row as u32) {
                         *s = 0.0;
                     }
                 }
             }
+            let mut lexical = top_candidates(&scores, depth, &mut scratch);
+            lexical.retain(|&r| scores[r as usize] > 0.0);
             let sem_rows: Vec<u32> = sem.iter().map(|&(r, _)| r as u32).collect();
-            let fused = fuse_legs(&sem_rows, &scores, depth, &mut scratch);
+            let fused = rank(
+                &q,
+                &sem_rows,
+                &lexical,
+                names,
+                |w| bm25.idf(w),
+                accept,
+                &ranking,
+            );
             let top: Vec<usize> = fused.iter().take(k).map(|&(r, _)| r as usize).collect();
             // Cosines for the rows only the lexical leg found, from the kept f32 vectors.
             let missing: Vec<usize> = top
@@ -352,6 +394,32 @@ impl CodeIndex {
             out.push(hits);
         }
         Ok(out)
+    }
+
+    /// The names, kinds and test flags of the units, from their payloads (units of indexes built
+    /// before the test flag was kept are test code by their path alone).
+    ///
+    /// This reads every payload once per open index: the hybrid search's one cost that still
+    /// grows with the index past the scan (the name table could be kept in the index instead).
+    fn names(&self) -> Result<&Names, CodeError> {
+        if let Some(names) = self.names.get() {
+            return Ok(names);
+        }
+        let payloads = self.collection.payloads()?;
+        Ok(self.names.get_or_init(|| {
+            Names::new(payloads.iter().map(|p| {
+                let text = |key: &str| p.get(key).and_then(|v| v.as_str());
+                let test = p.get("test").and_then(|t| t.as_bool()).unwrap_or(false)
+                    || text("path")
+                        .is_some_and(|path| bitseek_chunk::is_test_path(Path::new(path)));
+                UnitInfo {
+                    name: text("name").unwrap_or("").to_string(),
+                    owner: text("parent").map(String::from),
+                    kind: text("kind").unwrap_or("").to_string(),
+                    test,
+                }
+            }))
+        }))
     }
 
     /// The BM25 index of the units, read from the lexical file on first use.

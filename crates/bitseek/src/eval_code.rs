@@ -3,7 +3,8 @@
 
 use bitseek_codes::quantizer::QuantizerKind;
 use bitseek_codesearch::eval::{
-    evaluate, EvalOptions, Evaluation, PairSet, PairVectors, Progress, VectorSource,
+    evaluate, evaluate_ranking, EvalOptions, Evaluation, PairSet, PairVectors, Progress,
+    RankingEvaluation, RankingOptions, VectorSource,
 };
 use std::path::PathBuf;
 
@@ -36,6 +37,19 @@ pub struct Args {
     /// Also evaluate BM25 over identifiers and its reciprocal-rank fusion (k = 60) with float32.
     #[arg(long)]
     hybrid: bool,
+    /// Evaluate the ranking `bitseek search` runs signal by signal instead (semantic only, BM25
+    /// only, fused before and after, each signal on and off), on docstring questions and on
+    /// symbol lookup (each function's name, as written and as split words, embedded with the
+    /// model), split into tune and held-out packages. Needs "package" and "name" in the pairs.
+    #[arg(long)]
+    ranking: bool,
+    /// With --ranking: ask the docstring questions of the first N pairs only (the pool stays the
+    /// whole file).
+    #[arg(long, value_parser = crate::positive, requires = "ranking")]
+    queries: Option<usize>,
+    /// With --ranking: ask the names of the first N functions as symbol questions (default: all).
+    #[arg(long, requires = "ranking")]
+    symbols: Option<usize>,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -50,6 +64,15 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     let mut bar = Bar::new(a.json);
     let vectors = PairVectors::load(&set, &source, &mut bar)?;
+    if a.ranking {
+        let options = RankingOptions {
+            queries: a.queries,
+            symbols: a.symbols,
+            model_dir: a.model_dir.clone(),
+        };
+        let evaluation = evaluate_ranking(&set, &vectors, &options, &mut bar)?;
+        return report_ranking(&a, &set, &vectors.source, &evaluation);
+    }
     let options = EvalOptions {
         quantizers: a.quantizer.clone(),
         oversample: a.oversample,
@@ -164,5 +187,76 @@ fn report(a: &Args, set: &PairSet, source: &str, evaluation: &Evaluation) -> any
             r.seconds.map_or("\"".to_string(), |s| format!("{s:.1}"))
         );
     }
+    Ok(())
+}
+
+/// Prints the `--ranking` table: per method, the tune and the held-out packages' docstring MRR,
+/// name-free MRR and symbol-lookup shares.
+fn report_ranking(
+    a: &Args,
+    set: &PairSet,
+    source: &str,
+    evaluation: &RankingEvaluation,
+) -> anyhow::Result<()> {
+    if a.json {
+        let out = serde_json::json!({
+            "file": a.pairs,
+            "lang": set.lang,
+            "rows_in_file": set.in_file,
+            "docstring_questions": a.queries.unwrap_or(set.len()).min(set.len()),
+            "vectors": source,
+            "evaluation": evaluation,
+        });
+        println!("{out}");
+        return Ok(());
+    }
+    let first = &evaluation.rows[0];
+    println!(
+        "{} ({}): pool {} functions; docstring questions: {} tune + {} held-out; symbol questions: {} tune + {} held-out names, each as written and as split words",
+        a.pairs.display(),
+        set.lang,
+        set.len(),
+        first.tune.docstring.queries,
+        first.held_out.docstring.queries,
+        first.tune.symbols,
+        first.held_out.symbols,
+    );
+    println!("vectors: {source}");
+    println!("tune packages: {}", evaluation.tune_packages.join(", "));
+    println!(
+        "held-out packages: {}",
+        evaluation.held_out_packages.join(", ")
+    );
+    println!(
+        "{:<30} | {:>7} {:>7} {:>6} {:>6} | {:>7} {:>7} {:>6} {:>6} {:>7}",
+        "method (tune | held-out)",
+        "MRR",
+        "nf MRR",
+        "sym",
+        "words",
+        "MRR",
+        "nf MRR",
+        "sym",
+        "words",
+        "x sem"
+    );
+    let sem = first.held_out.docstring.mrr;
+    for r in &evaluation.rows {
+        let (t, h) = (&r.tune, &r.held_out);
+        println!(
+            "{:<30} | {:>7.4} {:>7.4} {:>6.3} {:>6.3} | {:>7.4} {:>7.4} {:>6.3} {:>6.3} {:>6.3}x",
+            r.method,
+            t.docstring.mrr,
+            t.name_free.mrr,
+            t.symbol_name,
+            t.symbol_words,
+            h.docstring.mrr,
+            h.name_free.mrr,
+            h.symbol_name,
+            h.symbol_words,
+            h.docstring.mrr / sem,
+        );
+    }
+    println!("MRR: docstring questions; nf: those not naming their function; sym / words: share of names (as written / split words) whose first hit defines the name; x sem: held-out MRR over semantic only");
     Ok(())
 }

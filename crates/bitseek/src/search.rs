@@ -53,6 +53,12 @@ pub struct Args {
     /// by reciprocal rank, on by default because it ranks better on the code-search dev sets).
     #[arg(long)]
     semantic_only: bool,
+    /// Rank test, benchmark and example code like library code. By default it comes below library
+    /// code of the same score unless the question asks for tests ("tests of the parser"). Test code
+    /// is decided by path (tests/, benches/, examples/, test_*.py, *_test.go, *.spec.ts, …) and by
+    /// attribute or name (#[test], #[cfg(test)] modules, def test_*, @Test).
+    #[arg(long)]
+    tests: bool,
     /// Print timings (open, model load, embedding, search) to stderr.
     #[arg(short, long)]
     verbose: bool,
@@ -167,7 +173,7 @@ pub(crate) fn run_to(a: Args, out: &mut dyn Write, color: bool) -> anyhow::Resul
             "no question: give one (`bitseek search \"how are files hashed?\"`) or --queries-file with one per line"
         );
     }
-    let filter = Filter::new(a.lang.as_deref(), a.path.as_deref())?;
+    let filter = Filter::new(a.lang.as_deref(), a.path.as_deref())?.with_tests(a.tests);
 
     let t = Instant::now();
     // Live: a search while `bitseek index` (or --watch) commits answers from one committed

@@ -9,8 +9,13 @@
 //! place in the codes' order. Printing is the caller's.
 
 mod pairs;
+mod ranking;
 
 pub use pairs::{Pair, PairSet, PairVectors, VectorSource};
+pub use ranking::{
+    evaluate_ranking, methods, Method, MethodScores, Named, PartScores, RankingEvaluation,
+    RankingOptions,
+};
 
 use crate::hybrid::{rrf_rank, searched_rank, Bm25, FUSION_DEPTH};
 use bitseek_codes::quantizer::{FitOptions, Quantizer, QuantizerKind, QueryCode, QueryMode};
@@ -146,6 +151,9 @@ pub enum EvalError {
         /// The row and what is wrong with it.
         source: bitseek_index::VectorError,
     },
+    /// The pairs cannot be evaluated by `--ranking`.
+    #[error("{0}")]
+    Ranking(String),
     #[error(transparent)]
     Input(#[from] InputError),
     #[error(transparent)]

@@ -20,6 +20,12 @@ pub struct Pair {
     pub name_in_query: bool,
     /// The language of the function; one per file.
     pub lang: String,
+    /// The package the function comes from (`--ranking` splits by it).
+    #[serde(default)]
+    pub package: Option<String>,
+    /// The function's name, qualified in Python (`DataFrame.to_csv`); `--ranking` asks for it.
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 /// The pairs of one file, all in one language, in file order (the files are shuffled with a

@@ -153,17 +153,20 @@ impl Bm25 {
     /// BM25 score of every document for `query` into `out` (length [`Bm25::len`]); a query word
     /// counts once however often it occurs.
     pub fn scores(&self, query: &str, out: &mut [f32]) {
+        self.scores_words(&identifier_tokens(query), out);
+    }
+
+    /// [`Bm25::scores`] for a question already cut into words.
+    pub fn scores_words(&self, words: &[String], out: &mut [f32]) {
         out.iter_mut().for_each(|s| *s = 0.0);
-        let mut words = identifier_tokens(query);
+        let mut words: Vec<&String> = words.iter().collect();
         words.sort();
         words.dedup();
-        let n = self.doc_len.len() as f32;
-        for w in &words {
-            let Some(post) = self.postings.get(w) else {
+        for w in words {
+            let Some(post) = self.postings.get(w.as_str()) else {
                 continue;
             };
-            let df = post.len() as f32;
-            let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+            let idf = self.idf_of(post.len());
             for &(doc, tf) in post {
                 let tf = tf as f32;
                 let norm = Self::K1
@@ -171,6 +174,20 @@ impl Bm25 {
                 out[doc as usize] += idf * tf * (Self::K1 + 1.0) / (tf + norm);
             }
         }
+    }
+}
+
+impl Bm25 {
+    /// The BM25 rarity of `word` (0 for a word no document has).
+    pub fn idf(&self, word: &str) -> f32 {
+        self.postings
+            .get(word)
+            .map_or(0.0, |post| self.idf_of(post.len()))
+    }
+
+    fn idf_of(&self, df: usize) -> f32 {
+        let (n, df) = (self.doc_len.len() as f32, df as f32);
+        (1.0 + (n - df + 0.5) / (df + 0.5)).ln()
     }
 }
 
