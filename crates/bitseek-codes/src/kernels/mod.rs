@@ -21,6 +21,7 @@
 //! Only x86-64 has SIMD tables so far; other targets (aarch64 included) get [`SCALAR`] — NEON
 //! versions would slot in the same way.
 
+pub mod fastscan;
 pub mod scalar;
 
 #[cfg(target_arch = "x86_64")]
@@ -68,6 +69,10 @@ pub struct Kernels {
     pub dot_f32_i8: fn(a: &[f32], b: &[i8]) -> f32,
     /// `Σ a_i * b_i` over two equal-length `f32` slices (exact search and rescoring).
     pub dot_f32: fn(a: &[f32], b: &[f32]) -> f32,
+    /// FastScan sums of 1-bit codes in blocks of 32 through 4-bit look-up tables (see
+    /// [`fastscan`]): `lut` holds 16 entries per group, `blocks` whole blocks of `groups` nibbles,
+    /// `out` one sum per code.
+    pub fastscan_blocks: fn(lut: &[u8], blocks: &[u8], groups: usize, out: &mut [u32]),
 }
 
 /// The portable table (also the reference the SIMD tables are tested against).
@@ -80,6 +85,7 @@ pub const SCALAR: Kernels = Kernels {
     dot_i8: scalar::dot_i8,
     dot_f32_i8: scalar::dot_f32_i8,
     dot_f32: scalar::dot_f32,
+    fastscan_blocks: fastscan::scalar,
 };
 
 /// The best kernel table for this CPU, detected once per process (capped by `BITSEEK_KERNELS`,

@@ -19,7 +19,7 @@ pub(super) type IpFn = unsafe fn(&[u64], u32, bool, *const u64, usize, usize, us
 /// Expands to `pub(super) static TABLE` named `$name` and its safe wrappers, in the module that
 /// invokes it. That module must define, with the contracts their `# Safety` sections state:
 /// `hamming_blocks_w::<W>` ([`HammingBlocksFn`]), `ip_w::<QP, W>` ([`IpFn`]),
-/// `pair_popcount::<AND>`, `dot_i8_impl`, `dot_f32_i8_impl` and `dot_f32_impl`, all compiled for
+/// `pair_popcount::<AND>`, `dot_i8_impl`, `dot_f32_i8_impl`, `dot_f32_impl` and `fastscan_blocks`, all compiled for
 /// the module's `FEATURES`, and nothing else may hand out its `TABLE` before those were detected.
 macro_rules! simd_table {
     ($name:literal) => {
@@ -34,6 +34,7 @@ macro_rules! simd_table {
             dot_i8,
             dot_f32_i8,
             dot_f32,
+            fastscan_blocks,
         };
 
         fn hamming_blocks(query: &[u64], blocks: &[u64], words: usize, out: &mut [u32]) {
