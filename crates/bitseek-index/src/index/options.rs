@@ -127,7 +127,7 @@ impl Default for BuildOptions {
 /// The metadata document stored in the index file.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Meta {
-    /// Always `"bitseek-flat"`.
+    /// `"bitseek-flat"`, or `"bitseek-ivf"` when the file also holds an inverted file.
     pub kind: String,
     /// Values per vector.
     pub dim: usize,
@@ -154,6 +154,10 @@ pub struct Meta {
     /// Shape of the trained encoder (learned codes only; its weights are `q.learned.*` sections).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encoder: Option<LearnedConfig>,
+    /// The inverted file over RaBitQ codes (`kind: bitseek-ivf` only; its arrays are `ivf.*`
+    /// sections).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ivf: Option<crate::ivf::IvfMeta>,
 }
 
 /// Search-time choices.

@@ -1,0 +1,251 @@
+//! IVF search: rotate the query once, build its FastScan table once, rank the lists by the
+//! distance of their centroids, and score the `effort` nearest lists 32 codes at a time.
+
+use super::IvfRef;
+use crate::exact::product;
+use crate::flat::row_allowed;
+use bitseek_codes::kernels::fastscan::FS_BLOCK;
+use bitseek_codes::kernels::Kernels;
+use bitseek_codes::rotation::rotate_rows;
+use bitseek_codes::topk::HeapTopK;
+use rayon::prelude::*;
+
+/// A candidate of an IVF search.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Found {
+    /// The flat index's row.
+    pub row: u32,
+    /// Rank key: the estimate of `⟨x, q⟩`, or `2·est − ‖x‖²` for L2.
+    pub key: f32,
+    /// The estimate of `⟨x, q⟩`.
+    pub est: f32,
+    /// Half-width of the estimate's error bound.
+    pub bound: f32,
+}
+
+/// One query's table and the constants that turn FastScan sums into `⟨b, w⟩`.
+pub(crate) struct Table {
+    /// `u8` entries, 16 per group.
+    pub lut: Vec<u8>,
+    /// `⟨b, w⟩ ≈ delta·S + sum_lo`.
+    pub delta: f32,
+    pub sum_lo: f32,
+    /// `Σ w`.
+    pub sum_w: f32,
+}
+
+impl Table {
+    /// The table of a rotated query `w` (`D'` values): per group of four dims the 16 subset sums,
+    /// shifted by the group's smallest and scaled by one step shared by all groups so the widest
+    /// group spans 0..=255.
+    pub fn new(w: &[f32]) -> Table {
+        let groups = w.len() / 4;
+        let mut sums = vec![0f32; groups * 16];
+        let mut lo = vec![0f32; groups];
+        let mut width = 0f32;
+        for g in 0..groups {
+            let v = &w[4 * g..4 * g + 4];
+            let e = &mut sums[g * 16..g * 16 + 16];
+            for (k, e) in e.iter_mut().enumerate() {
+                *e = (0..4).filter(|t| k >> t & 1 == 1).map(|t| v[t]).sum();
+            }
+            let (mn, mx) = e
+                .iter()
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| {
+                    (a.min(x), b.max(x))
+                });
+            lo[g] = mn;
+            width = width.max(mx - mn);
+        }
+        let delta = if width > 0.0 { width / 255.0 } else { 1.0 };
+        let lut = sums
+            .iter()
+            .enumerate()
+            .map(|(i, &e)| ((e - lo[i / 16]) / delta).round().clamp(0.0, 255.0) as u8)
+            .collect();
+        Table {
+            lut,
+            delta,
+            sum_lo: lo.iter().sum(),
+            sum_w: w.iter().sum(),
+        }
+    }
+}
+
+/// Rotated queries (`nq × D'`) and their products with every centroid (`nq × lists`).
+pub(crate) fn prepare(ivf: &IvfRef<'_>, queries: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let (dim, padded) = (ivf.dim, ivf.padded);
+    let nq = queries.len() / dim;
+    let mut pad = vec![0f32; nq * padded];
+    for (p, q) in pad.chunks_exact_mut(padded).zip(queries.chunks_exact(dim)) {
+        p[..dim].copy_from_slice(q);
+    }
+    let mut rotated = vec![0f32; nq * padded];
+    rotate_rows(ivf.rotation, padded, &pad, &mut rotated);
+    let mut cq = vec![0f32; nq * ivf.lists()];
+    product(queries, ivf.centroids, dim, &mut cq);
+    (rotated, cq)
+}
+
+/// The `wanted` best candidates of each query from its `effort` nearest lists, best first (ties
+/// by the lower position in list order). `norm2` (per flat row) makes the key L2's.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn search(
+    ivf: &IvfRef<'_>,
+    queries: &[f32],
+    norm2: Option<&[f32]>,
+    wanted: usize,
+    effort: usize,
+    allowed: Option<&[u64]>,
+    kernels: &Kernels,
+) -> Vec<Vec<Found>> {
+    let (dim, padded) = (ivf.dim, ivf.padded);
+    let lists = ivf.lists();
+    let (rotated, cq) = prepare(ivf, queries);
+    queries
+        .par_chunks(dim)
+        .zip(rotated.par_chunks(padded))
+        .zip(cq.par_chunks(lists))
+        .map(|((q, w), cq)| {
+            let q2: f32 = q.iter().map(|v| v * v).sum();
+            let dist: Vec<f32> = cq
+                .iter()
+                .zip(&ivf.derived.cnorm2)
+                .map(|(&ip, &n2)| n2 - 2.0 * ip)
+                .collect();
+            let mut order: Vec<u32> = (0..lists as u32).collect();
+            let probe = effort.clamp(1, lists);
+            let by_dist = |a: &u32, b: &u32| {
+                dist[*a as usize]
+                    .total_cmp(&dist[*b as usize])
+                    .then(a.cmp(b))
+            };
+            if probe < lists {
+                order.select_nth_unstable_by(probe - 1, by_dist);
+                order.truncate(probe);
+            }
+            order.sort_unstable_by(by_dist);
+            let table = Table::new(w);
+            let mut heap = HeapTopK::new(wanted);
+            let mut sums = Vec::new();
+            for &l in &order {
+                scan_list(
+                    ivf,
+                    l as usize,
+                    &table,
+                    cq[l as usize],
+                    norm2,
+                    allowed,
+                    kernels,
+                    &mut sums,
+                    &mut heap,
+                );
+            }
+            heap.into_sorted()
+                .into_iter()
+                .map(|(key, pos)| found(ivf, pos as usize, key, q2, cq, norm2))
+                .collect()
+        })
+        .collect()
+}
+
+/// Scores list `l` into `heap` (keys by position in list order).
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn scan_list(
+    ivf: &IvfRef<'_>,
+    l: usize,
+    table: &Table,
+    mu_q: f32,
+    norm2: Option<&[f32]>,
+    allowed: Option<&[u64]>,
+    kernels: &Kernels,
+    sums: &mut Vec<u32>,
+    heap: &mut HeapTopK,
+) {
+    let (s, e) = (ivf.offsets[l] as usize, ivf.offsets[l + 1] as usize);
+    if s == e {
+        return;
+    }
+    let bb = ivf.groups() * 16;
+    let (b0, b1) = (ivf.derived.block_start[l], ivf.derived.block_start[l + 1]);
+    sums.resize((b1 - b0) * FS_BLOCK, 0);
+    (kernels.fastscan_blocks)(&table.lut, &ivf.codes[b0 * bb..b1 * bb], ivf.groups(), sums);
+    let base = table.sum_lo - 0.5 * table.sum_w; // as `exhaustive` groups it
+    let (scale, add, rows) = (&ivf.scale[s..e], &ivf.add[s..e], &ivf.rows[s..e]);
+    for i in 0..e - s {
+        let ip = table.delta * sums[i] as f32 + base;
+        let est = mu_q + scale[i] * ip + add[i];
+        let row = rows[i] as usize;
+        if allowed.is_some_and(|a| !row_allowed(a, row)) {
+            continue;
+        }
+        let key = match norm2 {
+            Some(n2) => 2.0 * est - n2[row],
+            None => est,
+        };
+        heap.push((s + i) as u32, key);
+    }
+}
+
+/// A [`Found`] for position `pos` in list order.
+fn found(
+    ivf: &IvfRef<'_>,
+    pos: usize,
+    key: f32,
+    q2: f32,
+    cq: &[f32],
+    norm2: Option<&[f32]>,
+) -> Found {
+    let row = ivf.rows[pos];
+    let l = ivf.offsets.partition_point(|&o| o as usize <= pos) - 1;
+    let est = match norm2 {
+        Some(n2) => (key + n2[row as usize]) / 2.0,
+        None => key,
+    };
+    let centred = (q2 + ivf.derived.cnorm2[l] - 2.0 * cq[l]).max(0.0).sqrt();
+    Found {
+        row,
+        key,
+        est,
+        bound: ivf.bound[pos] * centred,
+    }
+}
+
+/// Every row's estimate for each query, scored code by code from the nibble definition (no list
+/// selection, no heap): the reference the search is tested against. Indexed by flat row.
+pub(crate) fn exhaustive(ivf: &IvfRef<'_>, queries: &[f32]) -> Vec<Vec<f32>> {
+    let (dim, padded) = (ivf.dim, ivf.padded);
+    let lists = ivf.lists();
+    let groups = ivf.groups();
+    let bb = groups * 16;
+    let (rotated, cq) = prepare(ivf, queries);
+    (0..queries.len() / dim)
+        .map(|qi| {
+            let table = Table::new(&rotated[qi * padded..(qi + 1) * padded]);
+            let mut est = vec![0f32; ivf.rows.len()];
+            for l in 0..lists {
+                let s = ivf.offsets[l] as usize;
+                for pos in s..ivf.offsets[l + 1] as usize {
+                    let i = pos - s;
+                    let block =
+                        &ivf.codes[(ivf.derived.block_start[l] + i / FS_BLOCK) * bb..][..bb];
+                    let sum: u32 = (0..groups)
+                        .map(|g| {
+                            let nib = bitseek_codes::kernels::fastscan::unpack_nibble(
+                                block,
+                                i % FS_BLOCK,
+                                g,
+                            );
+                            table.lut[g * 16 + nib as usize] as u32
+                        })
+                        .sum();
+                    let ip = table.delta * sum as f32 + (table.sum_lo - 0.5 * table.sum_w);
+                    est[ivf.rows[pos] as usize] =
+                        cq[qi * lists + l] + ivf.scale[pos] * ip + ivf.add[pos];
+                }
+            }
+            est
+        })
+        .collect()
+}
