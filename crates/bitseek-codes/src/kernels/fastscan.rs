@@ -101,21 +101,65 @@ fn check(lut: &[u8], blocks: &[u8], groups: usize, out: &[u32]) -> usize {
     nblocks
 }
 
-/// Adds the `u16` accumulators of one span into `total`: `lo` holds (even code + 256 · odd code)
-/// per `u16` lane and `lo_hi` the odd codes' sums, so the even code is `lo − 256·lo_hi` (mod 2^16,
-/// exact while a span's sums stay below 2^16); `hi`/`hi_hi` the same for codes 16..32. Lane `i` of
-/// the arrays belongs to 128-bit part `i / 8`, which all hold the same codes.
+/// Adds one span's `u16` accumulators to `total` (codes 0..32, as `u32`). `lo`/`hi` hold per
+/// `u16` lane (even code + 256 · odd code) of codes 0..16 / 16..32 and `lo_hi`/`hi_hi` the odd
+/// codes' sums, so even = `lo − 256·lo_hi` (mod 2^16). `parts` 8-lane parts (one per 128 bits of
+/// the accumulators) hold the same codes and are summed; a span of at most [`SPAN`] groups keeps
+/// every code's total below 2^16, so all of this is exact in `u16`.
+///
+/// # Safety
+/// The CPU has AVX2; `lo`, `lo_hi`, `hi`, `hi_hi` each point to `parts · 8` readable `u16`.
 #[cfg(target_arch = "x86_64")]
-#[inline]
-fn fold(lo: &[u16], lo_hi: &[u16], hi: &[u16], hi_hi: &[u16], total: &mut [u32; FS_BLOCK]) {
-    for i in 0..lo.len() {
-        let m = i % 8;
-        total[2 * m] += lo[i].wrapping_sub(lo_hi[i] << 8) as u32;
-        total[2 * m + 1] += lo_hi[i] as u32;
-        total[16 + 2 * m] += hi[i].wrapping_sub(hi_hi[i] << 8) as u32;
-        total[17 + 2 * m] += hi_hi[i] as u32;
+#[target_feature(enable = "avx2")]
+unsafe fn fold(
+    lo: *const u16,
+    lo_hi: *const u16,
+    hi: *const u16,
+    hi_hi: *const u16,
+    parts: usize,
+    total: &mut [u32; FS_BLOCK],
+) {
+    use core::arch::x86_64::*;
+    // SAFETY: each pointer has `parts · 8` u16 (the caller's contract): part p is 16 bytes at p·8.
+    let sum = |p: *const u16, q: *const u16| unsafe {
+        let mut acc = _mm_setzero_si128();
+        for i in 0..parts {
+            let a = _mm_loadu_si128(p.add(i * 8).cast());
+            let b = _mm_loadu_si128(q.add(i * 8).cast());
+            acc = _mm_add_epi16(acc, _mm_sub_epi16(a, _mm_slli_epi16(b, 8)));
+        }
+        acc
+    };
+    // SAFETY: as above.
+    let sum_odd = |q: *const u16| unsafe {
+        let mut acc = _mm_setzero_si128();
+        for i in 0..parts {
+            acc = _mm_add_epi16(acc, _mm_loadu_si128(q.add(i * 8).cast()));
+        }
+        acc
+    };
+    for (half, (l, h)) in [(lo, lo_hi), (hi, hi_hi)].into_iter().enumerate() {
+        let (even, odd) = (sum(l, h), sum_odd(h));
+        for (j, codes) in [_mm_unpacklo_epi16(even, odd), _mm_unpackhi_epi16(even, odd)]
+            .into_iter()
+            .enumerate()
+        {
+            let at = half * 16 + j * 8;
+            let t = total[at..at + 8].as_mut_ptr().cast::<__m256i>();
+            // SAFETY: `t` points to 8 u32 of `total`.
+            unsafe {
+                _mm256_storeu_si256(
+                    t,
+                    _mm256_add_epi32(_mm256_loadu_si256(t), _mm256_cvtepu16_epi32(codes)),
+                )
+            };
+        }
     }
 }
+
+/// Groups per span of `u16` accumulation: 256 entries of at most 255 stay below 2^16.
+#[cfg(target_arch = "x86_64")]
+const SPAN: usize = 256;
 
 /// The AVX2 FastScan (reached only through `avx2::TABLE`, handed out after AVX2 was detected).
 #[cfg(target_arch = "x86_64")]
@@ -149,9 +193,6 @@ unsafe fn avx2_impl(
 ) {
     use core::arch::x86_64::*;
     let mask = _mm256_set1_epi8(0x0f);
-    // Each 128-bit half sums one group of every pair: 256 pairs of groups keep a half's u16 sums
-    // below 256 · 255 < 2^16.
-    const SPAN: usize = 512;
     for b in 0..nblocks {
         // SAFETY: block b lies within the `nblocks` blocks the caller vouched for.
         let base = unsafe { blocks.add(b * groups * 16) };
@@ -183,7 +224,17 @@ unsafe fn avx2_impl(
                 // SAFETY: dst is 32 writable bytes.
                 unsafe { _mm256_storeu_si256(dst.as_mut_ptr().cast(), v) };
             }
-            fold(&a[0], &a[1], &a[2], &a[3], &mut total);
+            // SAFETY: AVX2 is present; each array holds 2 · 8 u16.
+            unsafe {
+                fold(
+                    a[0].as_ptr(),
+                    a[1].as_ptr(),
+                    a[2].as_ptr(),
+                    a[3].as_ptr(),
+                    2,
+                    &mut total,
+                )
+            };
         }
         // SAFETY: out has room for nblocks * 32 values.
         unsafe { core::ptr::copy_nonoverlapping(total.as_ptr(), out.add(b * FS_BLOCK), FS_BLOCK) };
@@ -210,7 +261,7 @@ pub(super) fn avx512(lut: &[u8], blocks: &[u8], groups: usize, out: &mut [u32]) 
 /// # Safety
 /// The CPU has AVX-512 F and BW; otherwise as [`avx2_impl`].
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw")]
+#[target_feature(enable = "avx2,avx512f,avx512bw")]
 unsafe fn avx512_impl(
     lut: *const u8,
     blocks: *const u8,
@@ -220,8 +271,6 @@ unsafe fn avx512_impl(
 ) {
     use core::arch::x86_64::*;
     let mask = _mm512_set1_epi8(0x0f);
-    // Four groups per register, one per 128-bit part: 1024 groups keep each part's sums < 2^16.
-    const SPAN: usize = 1024;
     let whole = groups / 4 * 4;
     for b in 0..nblocks {
         // SAFETY: block b lies within the `nblocks` blocks the caller vouched for.
@@ -254,7 +303,17 @@ unsafe fn avx512_impl(
                 // SAFETY: dst is 64 writable bytes.
                 unsafe { _mm512_storeu_si512(dst.as_mut_ptr().cast(), v) };
             }
-            fold(&a[0], &a[1], &a[2], &a[3], &mut total);
+            // SAFETY: AVX-512 implies AVX2; each array holds 4 · 8 u16.
+            unsafe {
+                fold(
+                    a[0].as_ptr(),
+                    a[1].as_ptr(),
+                    a[2].as_ptr(),
+                    a[3].as_ptr(),
+                    4,
+                    &mut total,
+                )
+            };
         }
         // A last pair of groups (groups ≡ 2 mod 4), added one code at a time.
         for g in whole..groups {

@@ -81,9 +81,21 @@ pub(crate) fn prepare(ivf: &IvfRef<'_>, queries: &[f32]) -> (Vec<f32>, Vec<f32>)
         p[..dim].copy_from_slice(q);
     }
     let mut rotated = vec![0f32; nq * padded];
-    rotate_rows(ivf.rotation, padded, &pad, &mut rotated);
     let mut cq = vec![0f32; nq * ivf.lists()];
-    product(queries, ivf.centroids, dim, &mut cq);
+    if nq == 1 {
+        // One query: row-by-row dot products. A matrix product would first copy (pack) the whole
+        // rotation and centroid matrices, several times the work of reading them once.
+        let dot = bitseek_codes::kernels::kernels().dot_f32;
+        for (r, p) in rotated.iter_mut().zip(ivf.rotation.chunks_exact(padded)) {
+            *r = dot(p, &pad);
+        }
+        for (c, mu) in cq.iter_mut().zip(ivf.centroids.chunks_exact(dim)) {
+            *c = dot(mu, queries);
+        }
+    } else {
+        rotate_rows(ivf.rotation, padded, &pad, &mut rotated);
+        product(queries, ivf.centroids, dim, &mut cq);
+    }
     (rotated, cq)
 }
 
@@ -127,7 +139,7 @@ pub(crate) fn search(
             order.sort_unstable_by(by_dist);
             let table = Table::new(w);
             let mut heap = HeapTopK::new(wanted);
-            let mut sums = Vec::new();
+            let (mut sums, mut keys) = (Vec::new(), Vec::new());
             for &l in &order {
                 scan_list(
                     ivf,
@@ -138,11 +150,13 @@ pub(crate) fn search(
                     allowed,
                     kernels,
                     &mut sums,
+                    &mut keys,
                     &mut heap,
                 );
             }
             heap.into_sorted()
                 .into_iter()
+                .filter(|&(key, _)| key > f32::NEG_INFINITY)
                 .map(|(key, pos)| found(ivf, pos as usize, key, q2, cq, norm2))
                 .collect()
         })
@@ -161,6 +175,7 @@ fn scan_list(
     allowed: Option<&[u64]>,
     kernels: &Kernels,
     sums: &mut Vec<u32>,
+    keys: &mut Vec<f32>,
     heap: &mut HeapTopK,
 ) {
     let (s, e) = (ivf.offsets[l] as usize, ivf.offsets[l + 1] as usize);
@@ -173,19 +188,27 @@ fn scan_list(
     (kernels.fastscan_blocks)(&table.lut, &ivf.codes[b0 * bb..b1 * bb], ivf.groups(), sums);
     let base = table.sum_lo - 0.5 * table.sum_w; // as `exhaustive` groups it
     let (scale, add, rows) = (&ivf.scale[s..e], &ivf.add[s..e], &ivf.rows[s..e]);
-    for i in 0..e - s {
-        let ip = table.delta * sums[i] as f32 + base;
-        let est = mu_q + scale[i] * ip + add[i];
-        let row = rows[i] as usize;
-        if allowed.is_some_and(|a| !row_allowed(a, row)) {
-            continue;
+    keys.clear();
+    keys.extend(
+        sums.iter()
+            .zip(scale.iter().zip(add))
+            .map(|(&sum, (&sc, &ad))| mu_q + sc * (table.delta * sum as f32 + base) + ad),
+    );
+    if let Some(n2) = norm2 {
+        for (k, &r) in keys.iter_mut().zip(rows) {
+            *k = 2.0 * *k - n2[r as usize];
         }
-        let key = match norm2 {
-            Some(n2) => 2.0 * est - n2[row],
-            None => est,
-        };
-        heap.push((s + i) as u32, key);
     }
+    if let Some(a) = allowed {
+        // Disallowed rows get a key no allowed row loses to; the caller drops any that filled a
+        // heap that saw fewer allowed rows than it keeps.
+        for (k, &r) in keys.iter_mut().zip(rows) {
+            if !row_allowed(a, r as usize) {
+                *k = f32::NEG_INFINITY;
+            }
+        }
+    }
+    heap.push_block(s as u32, keys, e - s);
 }
 
 /// A [`Found`] for position `pos` in list order.
