@@ -302,7 +302,12 @@ impl Index {
             keep_int8,
         };
         let ivf = ivf.map(|(_, data)| IvfState {
-            derived: Derived::of(dim, &data.centroids, &data.offsets),
+            derived: Derived::of(dim, &data.centroids, &data.offsets).with_routing(
+                dim,
+                padded(dim),
+                &data.centroids,
+                &data.rotation,
+            ),
             owned: Some(data),
         });
         Ok(Index {
@@ -434,8 +439,16 @@ impl Index {
                 ] {
                     file.section(name)?;
                 }
+                let rotation = file.section_as::<f32>("ivf.rotation")?;
+                if m.padded != padded(dim) || rotation.len() != m.padded * m.padded {
+                    return Err(corrupt(format!(
+                        "ivf.rotation is not {0} × {0}",
+                        padded(dim)
+                    )));
+                }
                 Some(IvfState {
-                    derived: Derived::of(dim, centroids, offsets),
+                    derived: Derived::of(dim, centroids, offsets)
+                        .with_routing(dim, m.padded, centroids, rotation),
                     owned: None,
                 })
             }
@@ -1011,7 +1024,12 @@ impl Index {
                 let rows: Vec<u32> = (old as u32..total as u32).collect();
                 d.append(&data, dim, im.padded, &rows);
                 Some(IvfState {
-                    derived: Derived::of(dim, &d.centroids, &d.offsets),
+                    derived: Derived::of(dim, &d.centroids, &d.offsets).with_routing(
+                        dim,
+                        im.padded,
+                        &d.centroids,
+                        &d.rotation,
+                    ),
                     owned: Some(d),
                 })
             }

@@ -94,11 +94,15 @@ pub(crate) struct IvfRef<'a> {
     pub derived: &'a Derived,
 }
 
-/// Per-list values computed at build or open: first block of each list and `‖μ‖²`.
+/// Per-list values computed at build or open: first block of each list, `‖μ‖²`, and the
+/// centroids' own RaBitQ codes (centred on zero, FastScan blocks) with their scale, which rank the
+/// lists for a query from the query's table instead of a float product with every centroid.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Derived {
     pub block_start: Vec<usize>,
     pub cnorm2: Vec<f32>,
+    pub ccodes: Vec<u8>,
+    pub cscale: Vec<f32>,
 }
 
 impl IvfRef<'_> {
@@ -125,7 +129,42 @@ impl Derived {
                 .chunks_exact(dim)
                 .map(|c| c.iter().map(|v| v * v).sum())
                 .collect(),
+            ..Default::default()
         }
+    }
+
+    /// Adds the centroids' codes: each centroid coded like a row of a list whose centre is zero,
+    /// so `⟨μ, q⟩ ≈ cscale·(⟨b, w⟩ − Σw/2)` from the same table as the rows.
+    pub fn with_routing(
+        mut self,
+        dim: usize,
+        padded: usize,
+        centroids: &[f32],
+        rotation: &[f32],
+    ) -> Derived {
+        let lists = centroids.len() / dim;
+        let groups = padded / 4;
+        let bb = block_bytes(groups);
+        let enc = encode(
+            centroids,
+            dim,
+            padded,
+            &vec![0; lists],
+            &vec![0.0; dim],
+            &vec![0.0; padded],
+            rotation,
+        );
+        self.ccodes = vec![0u8; lists.div_ceil(FS_BLOCK) * bb];
+        for (c, e) in enc.iter().enumerate() {
+            pack_into(
+                &mut self.ccodes[c / FS_BLOCK * bb..(c / FS_BLOCK + 1) * bb],
+                groups,
+                c % FS_BLOCK,
+                &e.code,
+            );
+        }
+        self.cscale = enc.iter().map(|e| e.scale).collect();
+        self
     }
 }
 

@@ -2,7 +2,6 @@
 //! distance of their centroids, and score the `effort` nearest lists 32 codes at a time.
 
 use super::IvfRef;
-use crate::exact::product;
 use crate::flat::row_allowed;
 use bitseek_codes::kernels::fastscan::FS_BLOCK;
 use bitseek_codes::kernels::Kernels;
@@ -72,8 +71,8 @@ impl Table {
     }
 }
 
-/// Rotated queries (`nq × D'`) and their products with every centroid (`nq × lists`).
-pub(crate) fn prepare(ivf: &IvfRef<'_>, queries: &[f32]) -> (Vec<f32>, Vec<f32>) {
+/// Rotated queries (`nq × D'`).
+pub(crate) fn rotate(ivf: &IvfRef<'_>, queries: &[f32]) -> Vec<f32> {
     let (dim, padded) = (ivf.dim, ivf.padded);
     let nq = queries.len() / dim;
     let mut pad = vec![0f32; nq * padded];
@@ -81,22 +80,68 @@ pub(crate) fn prepare(ivf: &IvfRef<'_>, queries: &[f32]) -> (Vec<f32>, Vec<f32>)
         p[..dim].copy_from_slice(q);
     }
     let mut rotated = vec![0f32; nq * padded];
-    let mut cq = vec![0f32; nq * ivf.lists()];
     if nq == 1 {
         // One query: row-by-row dot products. A matrix product would first copy (pack) the whole
-        // rotation and centroid matrices, several times the work of reading them once.
+        // rotation, several times the work of reading it once.
         let dot = bitseek_codes::kernels::kernels().dot_f32;
         for (r, p) in rotated.iter_mut().zip(ivf.rotation.chunks_exact(padded)) {
             *r = dot(p, &pad);
         }
-        for (c, mu) in cq.iter_mut().zip(ivf.centroids.chunks_exact(dim)) {
-            *c = dot(mu, queries);
-        }
     } else {
         rotate_rows(ivf.rotation, padded, &pad, &mut rotated);
-        product(queries, ivf.centroids, dim, &mut cq);
     }
-    (rotated, cq)
+    rotated
+}
+
+/// Lists whose centroids are re-ranked exactly, for `probe` lists probed: the centroid codes'
+/// estimates pick these, exact products pick the `probe` among them.
+fn shortlist(probe: usize) -> usize {
+    2 * probe + 32
+}
+
+/// The `probe` lists nearest to `q` (L2 between query and centroid), nearest first, with the exact
+/// `⟨μ, q⟩` of each in `cq` (indexed by list; others left as they are).
+fn route(
+    ivf: &IvfRef<'_>,
+    q: &[f32],
+    table: &Table,
+    probe: usize,
+    kernels: &Kernels,
+    cq: &mut [f32],
+) -> Vec<u32> {
+    let lists = ivf.lists();
+    let dot = kernels.dot_f32;
+    let exact = |c: usize| dot(&ivf.centroids[c * ivf.dim..(c + 1) * ivf.dim], q);
+    let mut order: Vec<u32> = (0..lists as u32).collect();
+    let short = shortlist(probe);
+    if short < lists {
+        let mut sums = vec![0u32; ivf.derived.ccodes.len() / (ivf.groups() * 16) * FS_BLOCK];
+        (kernels.fastscan_blocks)(&table.lut, &ivf.derived.ccodes, ivf.groups(), &mut sums);
+        let base = table.sum_lo - 0.5 * table.sum_w;
+        let approx: Vec<f32> = (0..lists)
+            .map(|c| {
+                ivf.derived.cnorm2[c]
+                    - 2.0 * ivf.derived.cscale[c] * (table.delta * sums[c] as f32 + base)
+            })
+            .collect();
+        order.select_nth_unstable_by(short - 1, |a, b| {
+            approx[*a as usize]
+                .total_cmp(&approx[*b as usize])
+                .then(a.cmp(b))
+        });
+        order.truncate(short);
+    }
+    for &c in &order {
+        cq[c as usize] = exact(c as usize);
+    }
+    let dist = |c: u32| ivf.derived.cnorm2[c as usize] - 2.0 * cq[c as usize];
+    let by_dist = |a: &u32, b: &u32| dist(*a).total_cmp(&dist(*b)).then(a.cmp(b));
+    if probe < order.len() {
+        order.select_nth_unstable_by(probe - 1, by_dist);
+        order.truncate(probe);
+    }
+    order.sort_unstable_by(by_dist);
+    order
 }
 
 /// The `wanted` best candidates of each query from its `effort` nearest lists, best first (ties
@@ -113,31 +158,15 @@ pub(crate) fn search(
 ) -> Vec<Vec<Found>> {
     let (dim, padded) = (ivf.dim, ivf.padded);
     let lists = ivf.lists();
-    let (rotated, cq) = prepare(ivf, queries);
+    let rotated = rotate(ivf, queries);
     queries
         .par_chunks(dim)
         .zip(rotated.par_chunks(padded))
-        .zip(cq.par_chunks(lists))
-        .map(|((q, w), cq)| {
+        .map(|(q, w)| {
             let q2: f32 = q.iter().map(|v| v * v).sum();
-            let dist: Vec<f32> = cq
-                .iter()
-                .zip(&ivf.derived.cnorm2)
-                .map(|(&ip, &n2)| n2 - 2.0 * ip)
-                .collect();
-            let mut order: Vec<u32> = (0..lists as u32).collect();
-            let probe = effort.clamp(1, lists);
-            let by_dist = |a: &u32, b: &u32| {
-                dist[*a as usize]
-                    .total_cmp(&dist[*b as usize])
-                    .then(a.cmp(b))
-            };
-            if probe < lists {
-                order.select_nth_unstable_by(probe - 1, by_dist);
-                order.truncate(probe);
-            }
-            order.sort_unstable_by(by_dist);
             let table = Table::new(w);
+            let mut cq = vec![0f32; lists];
+            let order = route(ivf, q, &table, effort.clamp(1, lists), kernels, &mut cq);
             let mut heap = HeapTopK::new(wanted);
             let (mut sums, mut keys) = (Vec::new(), Vec::new());
             for &l in &order {
@@ -157,7 +186,7 @@ pub(crate) fn search(
             heap.into_sorted()
                 .into_iter()
                 .filter(|&(key, _)| key > f32::NEG_INFINITY)
-                .map(|(key, pos)| found(ivf, pos as usize, key, q2, cq, norm2))
+                .map(|(key, pos)| found(ivf, pos as usize, key, q2, &cq, norm2))
                 .collect()
         })
         .collect()
@@ -242,7 +271,13 @@ pub(crate) fn exhaustive(ivf: &IvfRef<'_>, queries: &[f32]) -> Vec<Vec<f32>> {
     let lists = ivf.lists();
     let groups = ivf.groups();
     let bb = groups * 16;
-    let (rotated, cq) = prepare(ivf, queries);
+    let rotated = rotate(ivf, queries);
+    // The same kernel as `route`, so the estimates agree bit for bit.
+    let dot = bitseek_codes::kernels::kernels().dot_f32;
+    let cq: Vec<f32> = queries
+        .chunks_exact(dim)
+        .flat_map(|q| ivf.centroids.chunks_exact(dim).map(move |mu| dot(mu, q)))
+        .collect();
     (0..queries.len() / dim)
         .map(|qi| {
             let table = Table::new(&rotated[qi * padded..(qi + 1) * padded]);
