@@ -212,6 +212,12 @@ impl Index {
         let ivf = match ivf_opts {
             Some(o) => {
                 let lists = o.lists.unwrap_or_else(|| ivf::default_lists(rows));
+                if rows > u32::MAX as usize {
+                    return Err(IndexError::BadParam(format!(
+                        "an IVF index holds at most {} vectors (its lists store 32-bit rows); split the {rows} vectors into several indexes",
+                        u32::MAX
+                    )));
+                }
                 if lists == 0 || lists > rows {
                     return Err(IndexError::BadParam(format!(
                         "--lists {lists} must be between 1 and the number of vectors ({rows})"
