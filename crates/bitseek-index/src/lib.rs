@@ -15,6 +15,7 @@ pub mod flat;
 pub mod format;
 pub mod index;
 pub mod input;
+pub mod ivf;
 pub mod retrieval;
 pub mod tune;
 pub mod vector;

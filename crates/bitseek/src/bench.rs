@@ -35,9 +35,51 @@ pub struct Args {
     /// Skip the float baseline.
     #[arg(long)]
     no_float: bool,
+    /// Candidates per hit rescored from the kept copy in the `--effort` curve.
+    #[arg(long, default_value_t = 4, value_parser = crate::positive)]
+    oversample: usize,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+}
+
+/// The speed/recall curve of `--effort`: for each effort, rescored recall@k against exact float
+/// search over all the queries, and the median queries per second of one query per call on the
+/// first thread count.
+fn curve(
+    a: &Args,
+    index: &bitseek_index::Index,
+    queries: &[f32],
+    base: Option<&bitseek_index::input::Vectors>,
+    threads: usize,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    let Some(efforts) = &a.s.effort else {
+        return Ok(Vec::new());
+    };
+    let dim = index.meta().dim;
+    let truth = bitseek_index::eval::exact_ids(index, base, queries, a.s.k)?;
+    let params = SearchParams {
+        k: a.s.k,
+        oversample: a.oversample,
+        rescore: true,
+        query_bits: a.s.query_bits,
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    for &e in &efforts.0 {
+        let hits = index.search_batch_effort(queries, dim, &params, Some(e), None)?;
+        let recall = bitseek_index::eval::recall(&hits, &truth);
+        let per_query = crate::with_threads(threads, || {
+            time(a.repeat, || {
+                for q in queries.chunks_exact(dim) {
+                    black_box(index.search_batch_effort(q, dim, &params, Some(e), None)?);
+                }
+                Ok(())
+            })
+        })?? / (queries.len() / dim) as f64;
+        out.push(json!({"effort": e, "recall": recall, "qps": 1.0 / per_query}));
+    }
+    Ok(out)
 }
 
 /// Single-core read bandwidth in bytes/s: the median of several passes summing a 512 MiB buffer
@@ -110,6 +152,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
         (None, None, false) => None,
     };
+    let curve_base = match &a.vectors {
+        Some(p) if index.kept_f32().is_none() => Some(bitseek_index::input::read_vectors(p)?),
+        _ => None,
+    };
+    let curve = curve(&a, &index, batch_q, curve_base.as_ref(), threads[0])?;
     let bandwidth = read_bandwidth(a.repeat);
     let scan_bytes = index.scan_bytes() as f64;
     let floor = scan_bytes / bandwidth;
@@ -199,6 +246,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         "queries_single_mode": single_n,
         "runs": runs,
         "float": floats,
+        "curve": curve,
     });
     if a.json {
         println!("{report}");
@@ -224,6 +272,16 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         "{:<8} {:>6} {:>8} {:>12} {:>12} {:>12} {:>10}",
         "mode", "batch", "threads", "codes q/s", "float q/s", "speed-up", "vs floor"
     );
+    for c in &curve {
+        println!(
+            "effort {:>5}: recall@{} {:.4} at {:.0} queries/s (1 query per call, {} thread(s))",
+            c["effort"],
+            a.s.k,
+            c["recall"].as_f64().unwrap_or(f64::NAN),
+            c["qps"].as_f64().unwrap_or(f64::NAN),
+            threads[0]
+        );
+    }
     for (i, r) in runs.iter().enumerate() {
         let fq = floats.get(i).and_then(|f| f["qps_median"].as_f64());
         let q = r["qps_median"].as_f64().unwrap_or(f64::NAN);

@@ -30,6 +30,13 @@ pub struct Args {
     /// How multi-bit codes choose their scale: optimal (Extended RaBitQ) or greedy.
     #[arg(long, default_value = "optimal")]
     scale_search: ScaleSearch,
+    /// flat (every code scanned) or ivf (k-means lists of RaBitQ codes, searched `--effort` lists
+    /// at a time).
+    #[arg(long, default_value = "flat", value_parser = ["flat", "ivf"])]
+    index: String,
+    /// Lists of an IVF index (default: about 4·√rows).
+    #[arg(long, value_parser = crate::positive)]
+    lists: Option<usize>,
     /// Where to write the index (replaced atomically).
     #[arg(long)]
     out: PathBuf,
@@ -53,7 +60,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let bar = crate::progress(rows as u64, "encoding", a.json);
     let t = Instant::now();
     let progress = |n: usize| bar.set_position(n as u64);
-    let index = Index::build_choice(vectors, &a.input, &opts, &a.quantizer, &progress)?;
+    let ivf = (a.index == "ivf").then_some(bitseek_index::ivf::IvfOptions { lists: a.lists });
+    if ivf.is_none() && a.lists.is_some() {
+        anyhow::bail!("--lists is for --index ivf; drop it or add --index ivf");
+    }
+    let index = Index::build_with(vectors, &a.input, &opts, &a.quantizer, ivf, &progress)?;
     let build_seconds = t.elapsed().as_secs_f64();
     bar.finish_and_clear();
     let file_bytes = index
@@ -67,6 +78,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         "metric": m.metric,
         "quantizer": m.quantizer.to_string(),
         "keep": m.keep,
+        "ivf_lists": index.ivf_lists(),
+        "ivf_imbalance": index.ivf_lists().map(|_| bitseek_index::ivf::kmeans::imbalance(&index.ivf_list_sizes())),
         "bytes_per_vector": index.code_bytes_per_vector(),
         "read_seconds": read_seconds,
         "build_seconds": build_seconds,

@@ -54,7 +54,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         mode,
         query_bits: a.s.query_bits,
     };
-    let raw = recall(&index.search_batch(&prepared, dim, &raw_params)?, &truth);
+    let effort = a.s.effort();
+    let raw = recall(
+        &index.search_batch_effort(&prepared, dim, &raw_params, effort, None)?,
+        &truth,
+    );
     bar.inc(1);
     // Cost next to accuracy (BiBench, PokeBNN): one query's scan on one thread, and its
     // operand-width-weighted arithmetic.
@@ -68,7 +72,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             mode,
             query_bits: a.s.query_bits,
         };
-        let rescored = recall(&index.search_batch(&prepared, dim, &params)?, &truth);
+        let rescored = recall(
+            &index.search_batch_effort(&prepared, dim, &params, effort, None)?,
+            &truth,
+        );
         results.push(serde_json::json!({
             "oversample": o,
             "recall_raw": raw,
@@ -84,6 +91,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         "keep": m.keep,
         "metric": m.metric,
         "mode": mode,
+        "effort": effort.or(index.default_effort()),
         "k": a.s.k,
         "queries": truth.len(),
         "rows": m.rows,

@@ -110,6 +110,17 @@ pub(crate) struct Searched {
     /// residual codes).
     #[arg(long, value_parser = positive)]
     pub query_bits: Option<usize>,
+    /// Search effort of an IVF index: lists probed (default: a tenth of the lists, at least 8).
+    /// `bench` takes a comma-separated list and prints the recall/QPS curve; a flat index ignores it.
+    #[arg(long)]
+    pub effort: Option<List>,
+}
+
+impl Searched {
+    /// The one effort `query` and `eval` search with (the first of the list).
+    pub fn effort(&self) -> Option<usize> {
+        self.effort.as_ref().and_then(|l| l.0.first().copied())
+    }
 }
 
 /// Reads query vectors for `index`, refusing invalid ones with the file, row and reason (zero

@@ -43,7 +43,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         },
         query_bits: a.s.query_bits,
     };
-    let results = index.search_batch(&queries.data, queries.dim, &params)?;
+    let results =
+        index.search_batch_effort(&queries.data, queries.dim, &params, a.s.effort(), None)?;
     let names = queries.ids_or_rows();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for (qi, hits) in results.iter().enumerate() {

@@ -1151,3 +1151,96 @@ fn zero_query_names_file_row_and_id() {
         &[s(&q), "row 2", "id 72", "zero vector"],
     );
 }
+
+#[test]
+fn ivf_build_effort_and_bench_curve() {
+    const ROWS: usize = 2000;
+    const DIM: usize = 32;
+    let dir = tempfile::tempdir().unwrap();
+    let (base, queries) = clustered(47, ROWS, 50, DIM, 10);
+    let base_path = dir.path().join("base.npy");
+    let q_path = dir.path().join("queries.npy");
+    write_npy_f32(&base_path, ROWS, DIM, &base).unwrap();
+    write_npy_f32(&q_path, 50, DIM, &queries).unwrap();
+    let idx = dir.path().join("ivf.bsk");
+    let built = json(&ok(&[
+        "build",
+        "--input",
+        s(&base_path),
+        "--index",
+        "ivf",
+        "--lists",
+        "8",
+        "--out",
+        s(&idx),
+        "--json",
+    ]));
+    assert_eq!(built["ivf_lists"], 8, "{built}");
+    fails(
+        &[
+            "build",
+            "--input",
+            s(&base_path),
+            "--lists",
+            "8",
+            "--out",
+            s(&idx),
+        ],
+        &["--lists is for --index ivf"],
+    );
+    let hits = parse_hits(&ok(&[
+        "query",
+        s(&idx),
+        "--queries",
+        s(&q_path),
+        "-k",
+        "5",
+        "--effort",
+        "2",
+        "--json",
+    ]));
+    assert_eq!(hits.len(), 50);
+    assert!(hits.iter().all(|(_, h)| h.len() == 5));
+    let r = json(&ok(&[
+        "eval",
+        s(&idx),
+        "--queries",
+        s(&q_path),
+        "-k",
+        "5",
+        "--effort",
+        "8",
+        "--json",
+    ]));
+    assert_eq!(r["effort"], 8, "{r}");
+    let r = json(&ok(&[
+        "bench",
+        s(&idx),
+        "--queries",
+        s(&q_path),
+        "-k",
+        "5",
+        "--effort",
+        "1,8",
+        "--threads",
+        "1",
+        "--repeat",
+        "1",
+        "--single-queries",
+        "4",
+        "--no-float",
+        "--json",
+    ]));
+    let curve = r["curve"].as_array().expect("a curve");
+    assert_eq!(curve.len(), 2, "{r}");
+    let (r1, r8) = (
+        curve[0]["recall"].as_f64().unwrap(),
+        curve[1]["recall"].as_f64().unwrap(),
+    );
+    assert_eq!(curve[1]["effort"], 8);
+    assert!(
+        r1 <= r8 && r8 >= 0.9,
+        "recall at effort 1 {r1}, at every list {r8}"
+    );
+    assert!(curve.iter().all(|c| c["qps"].as_f64().unwrap() > 0.0));
+}

@@ -24,6 +24,8 @@ use crate::layout::BLOCK;
 #[allow(dead_code)]
 pub(super) const FEATURES: &str = "avx2,fma,popcnt";
 
+use super::fastscan::avx2 as fastscan_blocks;
+
 simd_table!("avx2");
 
 /// Words whose byte counts can be summed in `u8` lanes before they must be folded (`31 * 8 < 256`).

@@ -23,6 +23,8 @@ use crate::layout::BLOCK;
 #[allow(dead_code)]
 pub(super) const FEATURES: &str = "avx512f,avx512bw,avx512vl,avx512vpopcntdq,avx512vnni";
 
+use super::fastscan::avx512 as fastscan_blocks;
+
 simd_table!("avx512");
 
 // ---------------------------------------------------------------------------------------------

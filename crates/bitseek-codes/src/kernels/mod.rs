@@ -21,6 +21,7 @@
 //! Only x86-64 has SIMD tables so far; other targets (aarch64 included) get [`SCALAR`] — NEON
 //! versions would slot in the same way.
 
+pub mod fastscan;
 pub mod scalar;
 
 #[cfg(target_arch = "x86_64")]
@@ -86,6 +87,10 @@ pub struct Kernels {
     /// `alloc` codes, whose tables hold each byte's partial inner product); `luts` must hold
     /// `256 · code.len()` values.
     pub lut_sum: fn(luts: &[f32], code: &[u8]) -> f32,
+    /// FastScan sums of 1-bit codes in blocks of 32 through 4-bit look-up tables (see
+    /// [`fastscan`]): `lut` holds 16 entries per group, `blocks` whole blocks of `groups` nibbles,
+    /// `out` one sum per code.
+    pub fastscan_blocks: fn(lut: &[u8], blocks: &[u8], groups: usize, out: &mut [u32]),
 }
 
 /// The portable table (also the reference the SIMD tables are tested against).
@@ -102,6 +107,7 @@ pub const SCALAR: Kernels = Kernels {
     dot_f32_fp8: scalar::dot_f32_fp8,
     dot_f32_u4: scalar::dot_f32_u4,
     lut_sum: scalar::lut_sum,
+    fastscan_blocks: fastscan::scalar,
 };
 
 /// The best kernel table for this CPU, detected once per process (capped by `BITSEEK_KERNELS`,

@@ -8,6 +8,7 @@
 use crate::flat::{self, Candidate, Key, KeyFn};
 use crate::format::{write_index, IndexFile};
 use crate::input::{validate, Checks, Vectors};
+use crate::ivf::{self, Derived, IvfData, IvfMeta, IvfOptions, IvfRef, IVF_VERSION};
 use crate::vector::{dot, normalize, VectorBatch};
 use bitseek_codes::quantizer::{
     Alloc, ByteCode, ByteFormat, Codes, CodesRef, Factor, FitOptions, Fp8, Int4, Int8, Lattice,
@@ -46,6 +47,14 @@ pub struct Index {
     /// themselves that copy.
     keep_quantizer: Option<ByteCode>,
     backing: Backing,
+    /// The inverted file (`kind: bitseek-ivf`): per-list values derived at build or open, and the
+    /// arrays themselves unless they are read from the mapped file.
+    ivf: Option<IvfState>,
+}
+
+struct IvfState {
+    derived: Derived,
+    owned: Option<IvfData>,
 }
 
 /// Borrowed arrays of an index, wherever they live.
@@ -76,7 +85,7 @@ impl Index {
                     .into(),
             ));
         }
-        Self::build_inner(vectors, source, opts, None, progress)
+        Self::build_inner(vectors, source, opts, None, None, progress)
     }
 
     /// Builds the codes `choice` names: [`Index::build`] with `opts.quantizer` set to its family,
@@ -89,6 +98,38 @@ impl Index {
         choice: &QuantizerChoice,
         progress: &(dyn Fn(usize) + Sync),
     ) -> Result<Index, IndexError> {
+        Self::build_with(vectors, source, opts, choice, None, progress)
+    }
+
+    /// [`Index::build_choice`], plus an inverted file over RaBitQ codes when `ivf` is given
+    /// (`kind: bitseek-ivf`): searches then probe `effort` lists instead of scanning every code
+    /// (see [`crate::ivf`]).
+    pub fn build_with(
+        vectors: Vectors,
+        source: &Path,
+        opts: &BuildOptions,
+        choice: &QuantizerChoice,
+        ivf: Option<IvfOptions>,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<Index, IndexError> {
+        if ivf.is_some() {
+            let QuantizerChoice::Kind(kind) = choice else {
+                return Err(IndexError::BadParam(
+                    "--index ivf is built over fitted codes; use --quantizer rabitq (or another fitted family), not learned codes".into(),
+                ));
+            };
+            let opts = BuildOptions {
+                quantizer: *kind,
+                ..*opts
+            };
+            if let QuantizerKind::Learned { .. } = opts.quantizer {
+                return Err(IndexError::BadParam(
+                    "learned codes need their encoder: build with --quantizer learned:ENCODER_FILE"
+                        .into(),
+                ));
+            }
+            return Self::build_inner(vectors, source, &opts, None, ivf, progress);
+        }
         match choice {
             QuantizerChoice::Kind(kind) => {
                 let opts = BuildOptions {
@@ -155,6 +196,7 @@ impl Index {
             source,
             opts,
             Some(Quantizer::Learned(Box::new(encoder))),
+            None,
             progress,
         )
     }
@@ -164,6 +206,7 @@ impl Index {
         source: &Path,
         opts: &BuildOptions,
         given: Option<Quantizer>,
+        ivf_opts: Option<IvfOptions>,
         progress: &(dyn Fn(usize) + Sync),
     ) -> Result<Index, IndexError> {
         let checks = Checks {
@@ -190,6 +233,32 @@ impl Index {
             data.par_chunks_mut(dim).for_each(normalize);
         }
         let norm2: Vec<f32> = data.par_chunks(dim).map(|x| dot(x, x)).collect();
+        let ivf = match ivf_opts {
+            Some(o) => {
+                let lists = o.lists.unwrap_or_else(|| ivf::default_lists(rows));
+                if rows > u32::MAX as usize {
+                    return Err(IndexError::BadParam(format!(
+                        "an IVF index holds at most {} vectors (its lists store 32-bit rows); split the {rows} vectors into several indexes",
+                        u32::MAX
+                    )));
+                }
+                if lists == 0 || lists > rows {
+                    return Err(IndexError::BadParam(format!(
+                        "--lists {lists} must be between 1 and the number of vectors ({rows})"
+                    )));
+                }
+                let padded = padded(dim);
+                let data = IvfData::build(&data, dim, padded, lists, opts.seed);
+                let meta = IvfMeta {
+                    version: IVF_VERSION,
+                    lists,
+                    padded,
+                    seed: opts.seed,
+                };
+                Some((meta, data))
+            }
+            None => None,
+        };
         let fit = FitOptions {
             seed: opts.seed,
             scale_search: opts.scale_search,
@@ -235,7 +304,12 @@ impl Index {
             Vec::new()
         };
         let meta = Meta {
-            kind: "bitseek-flat".into(),
+            kind: if ivf.is_some() {
+                "bitseek-ivf"
+            } else {
+                "bitseek-flat"
+            }
+            .into(),
             dim,
             rows,
             metric: opts.metric,
@@ -256,6 +330,7 @@ impl Index {
                 _ => None,
             },
             auto: None,
+            ivf: ivf.as_ref().map(|(m, _)| m.clone()),
         };
         let owned = Owned {
             codes,
@@ -264,11 +339,21 @@ impl Index {
             keep_f32,
             keep_bytes,
         };
+        let ivf = ivf.map(|(_, data)| IvfState {
+            derived: Derived::of(dim, &data.centroids, &data.offsets).with_routing(
+                dim,
+                padded(dim),
+                &data.centroids,
+                &data.rotation,
+            ),
+            owned: Some(data),
+        });
         Ok(Index {
             meta,
             quantizer,
             keep_quantizer,
             backing: Backing::Owned(owned),
+            ivf,
         })
     }
 
@@ -296,6 +381,21 @@ impl Index {
         let params = quantizer_params(&self.quantizer, self.keep_quantizer.as_ref());
         for (name, values) in &params {
             sections.push((name.clone(), bytemuck::cast_slice(values)));
+        }
+        if let Some(v) = self.ivf_parts() {
+            sections.extend([
+                (
+                    "ivf.centroids".to_string(),
+                    bytemuck::cast_slice(v.centroids),
+                ),
+                ("ivf.rotation".to_string(), bytemuck::cast_slice(v.rotation)),
+                ("ivf.offsets".to_string(), bytemuck::cast_slice(v.offsets)),
+                ("ivf.rows".to_string(), bytemuck::cast_slice(v.rows)),
+                ("ivf.scale".to_string(), bytemuck::cast_slice(v.scale)),
+                ("ivf.add".to_string(), bytemuck::cast_slice(v.add)),
+                ("ivf.bound".to_string(), bytemuck::cast_slice(v.bound)),
+                ("ivf.codes".to_string(), v.codes),
+            ]);
         }
         let refs: Vec<(&str, &[u8])> = sections.iter().map(|(n, b)| (n.as_str(), *b)).collect();
         Ok(write_index(path, &meta, &refs)?)
@@ -333,8 +433,17 @@ impl Index {
                 _ => format!("metadata does not describe a flat index: {e}"),
             })
         })?;
-        if meta.kind != "bitseek-flat" {
-            return Err(corrupt(format!("unknown index kind {:?}", meta.kind)));
+        match (meta.kind.as_str(), &meta.ivf) {
+            ("bitseek-flat", None) => {}
+            ("bitseek-ivf", Some(m)) if m.version == IVF_VERSION => {}
+            ("bitseek-ivf", Some(m)) => {
+                return Err(corrupt(format!(
+                    "IVF layout version {} is not {IVF_VERSION}, the one this bitseek reads; rebuild the index or use the bitseek that wrote it ({})",
+                    m.version, meta.written_by
+                )))
+            }
+            ("bitseek-ivf", None) => return Err(corrupt("an IVF index without its IVF metadata".into())),
+            (kind, _) => return Err(corrupt(format!("unknown index kind {kind:?}"))),
         }
         let f32s = |name: &str| -> Result<Vec<f32>, IndexError> {
             Ok(file.section_as::<f32>(name)?.to_vec())
@@ -404,11 +513,47 @@ impl Index {
             }
             _ => None,
         };
+        let ivf = match &meta.ivf {
+            Some(m) => {
+                let centroids = file.section_as::<f32>("ivf.centroids")?;
+                let offsets = file.section_as::<u64>("ivf.offsets")?;
+                if offsets.len() != m.lists + 1 || centroids.len() != m.lists * dim {
+                    return Err(corrupt(format!(
+                        "ivf.offsets or ivf.centroids do not describe {} lists",
+                        m.lists
+                    )));
+                }
+                for name in [
+                    "ivf.rotation",
+                    "ivf.rows",
+                    "ivf.scale",
+                    "ivf.add",
+                    "ivf.bound",
+                    "ivf.codes",
+                ] {
+                    file.section(name)?;
+                }
+                let rotation = file.section_as::<f32>("ivf.rotation")?;
+                if m.padded != padded(dim) || rotation.len() != m.padded * m.padded {
+                    return Err(corrupt(format!(
+                        "ivf.rotation is not {0} × {0}",
+                        padded(dim)
+                    )));
+                }
+                Some(IvfState {
+                    derived: Derived::of(dim, centroids, offsets)
+                        .with_routing(dim, m.padded, centroids, rotation),
+                    owned: None,
+                })
+            }
+            None => None,
+        };
         let index = Index {
             meta,
             quantizer,
             keep_quantizer,
             backing: Backing::Mapped(file),
+            ivf,
         };
         index.check_shapes().map_err(corrupt)?;
         Ok(index)
@@ -523,6 +668,15 @@ impl Index {
             .as_ref()
             .map_or(0, |q| m.rows * q.row_bytes());
         expect(keep_section(m.keep), p.keep_bytes.len(), byte_copy)?;
+        if let Some(v) = self.ivf_parts() {
+            if v.padded != padded(m.dim) {
+                return Err(format!(
+                    "IVF code dimension {} for dimension {}",
+                    v.padded, m.dim
+                ));
+            }
+            v.check(m.rows)?;
+        }
         if p.ids.windows(2).any(|w| w[0] >= w[1]) {
             return Err("ids are not strictly increasing".into());
         }
@@ -566,6 +720,71 @@ impl Index {
                 }
             }
         }
+    }
+
+    /// The IVF arrays, wherever they live (`None` for a flat index).
+    fn ivf_parts(&self) -> Option<IvfRef<'_>> {
+        let state = self.ivf.as_ref()?;
+        let m = self.meta.ivf.as_ref()?;
+        Some(match (&state.owned, &self.backing) {
+            (Some(data), _) => data.as_ref(self.meta.dim, m.padded, &state.derived),
+            (None, Backing::Mapped(file)) => {
+                // Presence was checked at open; shapes by check_shapes.
+                let f32s = |n: &str| file.section_as::<f32>(n).unwrap_or(&[]);
+                IvfRef {
+                    dim: self.meta.dim,
+                    padded: m.padded,
+                    centroids: f32s("ivf.centroids"),
+                    rotation: f32s("ivf.rotation"),
+                    offsets: file.section_as::<u64>("ivf.offsets").unwrap_or(&[0]),
+                    rows: file.section_as::<u32>("ivf.rows").unwrap_or(&[]),
+                    scale: f32s("ivf.scale"),
+                    add: f32s("ivf.add"),
+                    bound: f32s("ivf.bound"),
+                    codes: file.section("ivf.codes").unwrap_or(&[]),
+                    derived: &state.derived,
+                }
+            }
+            (None, Backing::Owned(_)) => return None,
+        })
+    }
+
+    /// The number of IVF lists (`None` for a flat index).
+    pub fn ivf_lists(&self) -> Option<usize> {
+        self.meta.ivf.as_ref().map(|m| m.lists)
+    }
+
+    /// Sizes of the IVF lists (empty for a flat index).
+    pub fn ivf_list_sizes(&self) -> Vec<usize> {
+        self.ivf_parts()
+            .map(|v| {
+                v.offsets
+                    .windows(2)
+                    .map(|w| (w[1] - w[0]) as usize)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The effort a search uses when none is given: lists probed for IVF (`None` for a flat
+    /// index, which has no knob).
+    pub fn default_effort(&self) -> Option<usize> {
+        self.ivf_lists().map(ivf::default_effort)
+    }
+
+    /// Every row's IVF estimate of `⟨x, q⟩` for each query (row order), scored code by code from
+    /// the nibble definition with no list selection and no heap: the brute force over the codes
+    /// that IVF searches are tested against. `None` for a flat index. Queries are prepared
+    /// (normalised for cosine) first.
+    pub fn ivf_estimates(
+        &self,
+        queries: &[f32],
+        dim: usize,
+    ) -> Result<Option<Vec<Vec<f32>>>, IndexError> {
+        let queries = self.prepare_queries(queries, dim)?;
+        Ok(self
+            .ivf_parts()
+            .map(|v| ivf::search::exhaustive(&v, &queries)))
     }
 
     /// The stored metadata.
@@ -656,6 +875,20 @@ impl Index {
         params: &SearchParams,
         allowed: Option<&[u64]>,
     ) -> Result<Vec<Vec<Hit>>, IndexError> {
+        self.search_batch_effort(queries, dim, params, None, allowed)
+    }
+
+    /// [`search_batch_allowed`](Self::search_batch_allowed) with the one speed/recall knob:
+    /// `effort` is the number of lists an IVF index probes (`None` = [`Index::default_effort`];
+    /// at least the number of lists = every code is scored). A flat index ignores it.
+    pub fn search_batch_effort(
+        &self,
+        queries: &[f32],
+        dim: usize,
+        params: &SearchParams,
+        effort: Option<usize>,
+        allowed: Option<&[u64]>,
+    ) -> Result<Vec<Vec<Hit>>, IndexError> {
         if params.k == 0 {
             return Err(IndexError::BadParam("k must be at least 1".into()));
         }
@@ -674,6 +907,57 @@ impl Index {
             )));
         }
         let queries = self.prepare_queries(queries, dim)?;
+        if let Some(v) = self.ivf_parts() {
+            if effort == Some(0) {
+                return Err(IndexError::BadParam("effort must be at least 1".into()));
+            }
+            let effort = effort.unwrap_or_else(|| ivf::default_effort(v.lists()));
+            let p = self.parts();
+            let norm2 = (self.meta.metric == Metric::L2).then_some(p.norm2);
+            let kernels = bitseek_codes::kernels::kernels();
+            let found = ivf::search::search(
+                &v,
+                &queries,
+                norm2,
+                wanted.min(self.meta.rows),
+                effort,
+                allowed,
+                kernels,
+            );
+            let hits = found
+                .into_par_iter()
+                .zip(queries.par_chunks(dim))
+                .map(|(cands, q)| {
+                    if rescore {
+                        let cands = cands
+                            .iter()
+                            .map(|f| Candidate {
+                                row: f.row,
+                                key: Key::Score(f.key),
+                            })
+                            .collect();
+                        self.rescore(&p, q, cands, params.k)
+                    } else {
+                        let q2 = dot(q, q);
+                        cands
+                            .iter()
+                            .map(|f| Hit {
+                                id: p.ids[f.row as usize],
+                                score: match self.meta.metric {
+                                    Metric::L2 => q2 - f.key,
+                                    _ => f.est,
+                                },
+                                bound: Some(match self.meta.metric {
+                                    Metric::L2 => 2.0 * f.bound,
+                                    _ => f.bound,
+                                }),
+                            })
+                            .collect()
+                    }
+                })
+                .collect();
+            return Ok(hits);
+        }
         let codes: Vec<QueryCode> = queries
             .par_chunks(dim)
             .enumerate()
@@ -786,6 +1070,111 @@ impl Index {
 }
 
 impl Index {
+    /// Appends vectors without a rebuild: they are encoded with the fitted quantizer and, for an
+    /// IVF index, coded into their nearest lists (centroids and stored codes stay as they are). Ids
+    /// must all be above the index's largest (vectors without ids get the next ones), which keeps
+    /// rows in id order. A mapped index is copied into memory first; [`Index::save`] writes the
+    /// result.
+    pub fn append(&mut self, vectors: Vectors, source: &Path) -> Result<(), IndexError> {
+        let checks = self.query_checks();
+        validate(&vectors, source, &checks)?;
+        let m = self.meta.clone();
+        let dim = m.dim;
+        let n_new = vectors.rows();
+        let next = self.ids().last().map_or(0, |&l| l + 1);
+        let ids: Vec<u64> = match &vectors.ids {
+            Some(ids) => ids.clone(),
+            None => (next..next + n_new as u64).collect(),
+        };
+        if ids.first().is_some_and(|&f| f < next) || ids.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(IndexError::BadParam(format!(
+                "appended ids must increase and start above the index's largest id ({}); give {} new ids in increasing order from {next}",
+                next.saturating_sub(1),
+                source.display()
+            )));
+        }
+        let mut data = vectors.data;
+        if m.metric == Metric::Cosine {
+            data.par_chunks_mut(dim).for_each(normalize);
+        }
+        let new_codes = self.quantizer.encode(&data);
+        let p = self.parts();
+        let (old, total) = (m.rows, m.rows + n_new);
+        let mut bits = Vec::new();
+        if m.planes > 0 {
+            let per_block = m.planes * m.words * BLOCK;
+            bits = vec![0u64; total.div_ceil(BLOCK) * per_block];
+            bits[..p.codes.bits.len()].copy_from_slice(p.codes.bits);
+            for r in 0..n_new {
+                let (from, to) = (
+                    r / BLOCK * per_block + r % BLOCK,
+                    (old + r) / BLOCK * per_block + (old + r) % BLOCK,
+                );
+                for i in 0..m.planes * m.words {
+                    bits[to + i * BLOCK] = new_codes.bits[from + i * BLOCK];
+                }
+            }
+        }
+        let cat = |a: &[f32], b: &[f32]| [a, b].concat();
+        let keep_bytes = match &self.keep_quantizer {
+            Some(kq) => [p.keep_bytes, &kq.encode_bytes(&data)].concat(),
+            None => Vec::new(),
+        };
+        let owned = Owned {
+            codes: Codes {
+                len: total,
+                planes: m.planes,
+                words: m.words,
+                bits,
+                bytes: [p.codes.bytes, &new_codes.bytes].concat(),
+                factors: (0..m.factors)
+                    .map(|i| cat(p.codes.factors[i], &new_codes.factors[i]))
+                    .collect(),
+            },
+            ids: [p.ids, &ids].concat(),
+            norm2: cat(
+                p.norm2,
+                &data.par_chunks(dim).map(|x| dot(x, x)).collect::<Vec<_>>(),
+            ),
+            keep_f32: if m.keep == Keep::F32 {
+                cat(p.keep_f32, &data)
+            } else {
+                Vec::new()
+            },
+            keep_bytes,
+        };
+        let ivf = match (self.ivf_parts(), &m.ivf) {
+            (Some(v), Some(im)) => {
+                let mut d = IvfData {
+                    centroids: v.centroids.to_vec(),
+                    rotation: v.rotation.to_vec(),
+                    offsets: v.offsets.to_vec(),
+                    rows: v.rows.to_vec(),
+                    scale: v.scale.to_vec(),
+                    add: v.add.to_vec(),
+                    bound: v.bound.to_vec(),
+                    codes: v.codes.to_vec(),
+                };
+                let rows: Vec<u32> = (old as u32..total as u32).collect();
+                d.append(&data, dim, im.padded, &rows);
+                Some(IvfState {
+                    derived: Derived::of(dim, &d.centroids, &d.offsets).with_routing(
+                        dim,
+                        im.padded,
+                        &d.centroids,
+                        &d.rotation,
+                    ),
+                    owned: Some(d),
+                })
+            }
+            _ => None,
+        };
+        self.meta.rows = total;
+        self.backing = Backing::Owned(owned);
+        self.ivf = ivf;
+        self.check_shapes().map_err(IndexError::BadParam)
+    }
+
     /// A new in-memory index of `rows` (increasing row numbers) of this one: the same fitted
     /// quantizer, the codes, factors, ids and kept copy of those rows copied as they are. This is
     /// how a store drops deleted rows from a segment that keeps no vectors to re-encode.
@@ -849,13 +1238,17 @@ impl Index {
             ),
         };
         let index = Index {
+            // The rows change, so the lists would be stale: the selection is a flat index.
             meta: Meta {
                 rows: n,
+                kind: "bitseek-flat".into(),
+                ivf: None,
                 ..m.clone()
             },
             quantizer: self.quantizer.clone(),
             keep_quantizer: self.keep_quantizer.clone(),
             backing: Backing::Owned(owned),
+            ivf: None,
         };
         index.check_shapes().map_err(IndexError::BadParam)?;
         Ok(index)

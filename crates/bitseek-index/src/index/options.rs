@@ -163,7 +163,7 @@ impl Default for BuildOptions {
 /// The metadata document stored in the index file.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Meta {
-    /// Always `"bitseek-flat"`.
+    /// `"bitseek-flat"`, or `"bitseek-ivf"` when the file also holds an inverted file.
     pub kind: String,
     /// Values per vector.
     pub dim: usize,
@@ -197,6 +197,10 @@ pub struct Meta {
     /// Why `auto:BYTES` chose this format: every candidate's measurements on the calibration split.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto: Option<crate::tune::Tuning>,
+    /// The inverted file over RaBitQ codes (`kind: bitseek-ivf` only; its arrays are `ivf.*`
+    /// sections).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ivf: Option<crate::ivf::IvfMeta>,
 }
 
 /// Search-time choices.

@@ -1,0 +1,238 @@
+#!/usr/bin/env python3
+"""Recall/QPS curves of bitseek's IVF over RaBitQ codes next to the sub-linear peers, on the same
+vectors in the same run.
+
+    python3 -m venv bench/.venv-ann && bench/.venv-ann/bin/pip install -r bench/requirements-ann.txt
+    cargo build --release -p bitseek
+    bench/.venv-ann/bin/python bench/ann_curves.py --base BASE.npy --queries Q.npy [--json-out F]
+
+Every system gets the same float32 base and queries (normalised here, so inner product = cosine),
+searches with ONE thread, k = 10, and is scored by recall@10 against exact float search (FAISS
+IndexFlatIP) over the same normalised base. Query speed is the median over --repeat passes of
+the whole query set (after a warm-up pass): bitseek times one query per call inside its own
+process (`bitseek bench --effort ...`), the peers one batch call on one thread (their per-query
+C++ loop, no Python overhead per query). Builds use --build-threads threads.
+
+Systems (choose with --systems):
+  bitseek-ivf       `bitseek build --index ivf` (1-bit RaBitQ codes centred per list, FastScan),
+                    ×4 candidates rescored from the kept f32 copy; knob: --effort (lists probed)
+  faiss-ivf-rabitq  FAISS IndexIVFRaBitQ (1 bit, qb 4) wrapped in IndexRefineFlat (k_factor 4),
+                    same number of lists; knob: nprobe
+  rabitq-ivf        RaBitQ library IvfIndex, 7-bit codes (the issue's anchor), same lists; knob: nprobe
+  symqg             RaBitQ library SymphonyQG (SymqgIndex), degree 32; knob: ef
+  faiss-hnsw        FAISS IndexHNSWFlat M=32, efConstruction 200; knob: efSearch
+  hnswlib           hnswlib M=16, ef_construction 200; knob: ef
+  usearch           usearch HNSW, f32, connectivity 16, expansion_add 128; knob: expansion_search
+
+For each system the table gives the build time, every curve point, and the best QPS among the
+points at recall >= 0.95 and >= 0.99 (none if no point reached it). On a busy machine the
+absolute figures drift; compare systems within one run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def ints(s: str) -> list[int]:
+    return [int(x) for x in s.split(",") if x.strip()]
+
+
+def recall(found: np.ndarray, truth: np.ndarray, k: int) -> float:
+    hits = sum(len(set(f[:k].tolist()) & set(t[:k].tolist())) for f, t in zip(found, truth))
+    return hits / (len(truth) * k)
+
+
+def median_seconds(fn, repeat: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def curve(search, knobs, queries, truth, k, repeat):
+    """search(knob) -> ids (nq × k); returns [{knob, recall, qps}]."""
+    out = []
+    for v in knobs:
+        ids = search(v)
+        r = recall(np.asarray(ids), truth, k)
+        sec = median_seconds(lambda: search(v), repeat)
+        out.append({"knob": v, "recall": r, "qps": len(queries) / sec})
+        print(f"    knob {v:>5}: recall {r:.4f}  {len(queries) / sec:10.0f} q/s", flush=True)
+    return out
+
+
+def best_at(points, target):
+    ok = [p["qps"] for p in points if p["recall"] >= target]
+    return max(ok) if ok else None
+
+
+def run_bitseek(args, base_path, queries_path, lists):
+    exe = args.bitseek or str(ROOT / "target" / "release" / "bitseek")
+    with tempfile.TemporaryDirectory() as tmp:
+        idx = os.path.join(tmp, "ivf.bitseek")
+        t = time.perf_counter()
+        b = subprocess.run([exe, "build", "--input", base_path, "--index", "ivf", "--lists", str(lists),
+                            "--out", idx, "--json"], check=True, capture_output=True, text=True)
+        build = time.perf_counter() - t
+        info = json.loads(b.stdout)
+        r = subprocess.run([exe, "bench", idx, "--queries", queries_path, "-k", str(args.k),
+                            "--effort", ",".join(map(str, args.efforts)), "--threads", "1",
+                            "--repeat", str(args.repeat), "--max-queries", str(args.nq),
+                            "--single-queries", "1", "--no-float", "--json"],
+                           check=True, capture_output=True, text=True)
+        rep = json.loads(r.stdout)
+    pts = [{"knob": c["effort"], "recall": c["recall"], "qps": c["qps"]} for c in rep["curve"]]
+    for p in pts:
+        print(f"    effort {p['knob']:>5}: recall {p['recall']:.4f}  {p['qps']:10.0f} q/s", flush=True)
+    return {"build_seconds": build, "points": pts, "lists": info.get("ivf_lists"),
+            "imbalance": info.get("ivf_imbalance")}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--base", required=True)
+    ap.add_argument("--queries", required=True)
+    ap.add_argument("--nq", type=int, default=1000, help="queries used (a prefix)")
+    ap.add_argument("-k", type=int, default=10)
+    ap.add_argument("--lists", type=int, default=0, help="IVF lists for every IVF (default 4*sqrt(rows))")
+    ap.add_argument("--efforts", type=ints, default=ints("8,16,32,64,128,256"))
+    ap.add_argument("--nprobes", type=ints, default=ints("8,16,32,64,128,256"))
+    ap.add_argument("--efs", type=ints, default=ints("16,32,64,128,256"))
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--build-threads", type=int, default=2)
+    ap.add_argument("--systems", default="bitseek-ivf,faiss-ivf-rabitq,rabitq-ivf,symqg,faiss-hnsw,hnswlib,usearch")
+    ap.add_argument("--bitseek", help="bitseek binary (default target/release/bitseek)")
+    ap.add_argument("--json-out")
+    args = ap.parse_args()
+
+    import faiss
+    base = np.load(args.base).astype(np.float32)
+    queries = np.load(args.queries).astype(np.float32)[: args.nq]
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    n, d = base.shape
+    k = args.k
+    lists = args.lists or max(1, min(n // 32, round(4 * n ** 0.5)))
+    with tempfile.TemporaryDirectory() as tmp:
+        bp, qp = os.path.join(tmp, "base.npy"), os.path.join(tmp, "queries.npy")
+        np.save(bp, base)
+        np.save(qp, queries)
+        flat = faiss.IndexFlatIP(d)
+        flat.add(base)
+        _, truth = flat.search(queries, k)
+        print(f"{n} × {d} base, {len(queries)} queries, k={k}, {lists} lists; load {os.getloadavg()}", flush=True)
+        results = {}
+        systems = args.systems.split(",")
+        for s in systems:
+            # A system named twice is measured twice (e.g. first and last, to see the drift of a
+            # busy machine); the second gets its own row.
+            key = s if s not in results else f"{s} (again)"
+            print(f"== {key}", flush=True)
+            faiss.omp_set_num_threads(args.build_threads)
+            t = time.perf_counter()
+            if s == "bitseek-ivf":
+                results[key] = run_bitseek(args, bp, qp, lists)
+                continue
+            if s == "faiss-ivf-rabitq":
+                quant = faiss.IndexFlatIP(d)
+                ivf = faiss.IndexIVFRaBitQ(quant, d, lists, faiss.METRIC_INNER_PRODUCT)
+                index = faiss.IndexRefineFlat(ivf)
+                index.k_factor = 4
+                index.train(base)
+                index.add(base)
+                build = time.perf_counter() - t
+                faiss.omp_set_num_threads(1)
+
+                def search(v, index=index, ivf=ivf):
+                    ivf.nprobe = v
+                    return index.search(queries, k)[1]
+                knobs = args.nprobes
+            elif s == "rabitq-ivf":
+                import rabitqlib
+                km = faiss.Kmeans(d, lists, niter=10, seed=1)
+                km.train(base)
+                _, assign = km.index.search(base, 1)
+                index = rabitqlib.IvfIndex(d, n, lists, 7, "l2")
+                index.build(base, km.centroids, assign.ravel().astype(np.uint32), args.build_threads)
+                build = time.perf_counter() - t
+
+                def search(v, index=index):
+                    return np.asarray(index.search(queries, k, v, num_threads=1)[0])
+                knobs = args.nprobes
+            elif s == "symqg":
+                import rabitqlib
+                index = rabitqlib.SymqgIndex(d, 32, "l2")
+                index.build(base, 200, args.build_threads)
+                build = time.perf_counter() - t
+
+                def search(v, index=index):
+                    return np.asarray(index.search(queries, k, max(v, k), num_threads=1)[0])
+                knobs = args.efs
+            elif s == "faiss-hnsw":
+                index = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
+                index.hnsw.efConstruction = 200
+                index.add(base)
+                build = time.perf_counter() - t
+                faiss.omp_set_num_threads(1)
+
+                def search(v, index=index):
+                    index.hnsw.efSearch = v
+                    return index.search(queries, k)[1]
+                knobs = args.efs
+            elif s == "hnswlib":
+                import hnswlib
+                index = hnswlib.Index(space="ip", dim=d)
+                index.init_index(max_elements=n, M=16, ef_construction=200)
+                index.add_items(base, num_threads=args.build_threads)
+                build = time.perf_counter() - t
+                index.set_num_threads(1)
+
+                def search(v, index=index):
+                    index.set_ef(max(v, k))
+                    return index.knn_query(queries, k=k, num_threads=1)[0]
+                knobs = args.efs
+            elif s == "usearch":
+                from usearch.index import Index
+                index = Index(ndim=d, metric="ip", dtype="f32", connectivity=16, expansion_add=128)
+                index.add(np.arange(n), base, threads=args.build_threads)
+                build = time.perf_counter() - t
+
+                def search(v, index=index):
+                    index.expansion_search = v
+                    return index.search(queries, k, threads=1).keys
+                knobs = args.efs
+            else:
+                print(f"unknown system {s}", file=sys.stderr)
+                return 2
+            print(f"    build {build:.1f} s", flush=True)
+            results[key] = {"build_seconds": build, "points": curve(search, knobs, queries, truth, k, args.repeat)}
+            del index
+
+    print(f"\nload after: {os.getloadavg()}")
+    print(f"{'system':<18} {'build s':>8} {'QPS@0.95':>10} {'QPS@0.99':>10}   curve (knob: recall / q/s)")
+    for s, r in results.items():
+        b95, b99 = best_at(r["points"], 0.95), best_at(r["points"], 0.99)
+        pts = "  ".join(f"{p['knob']}: {p['recall']:.3f}/{p['qps']:.0f}" for p in r["points"])
+        print(f"{s:<18} {r['build_seconds']:>8.1f} {b95 or float('nan'):>10.0f} {b99 or float('nan'):>10.0f}   {pts}")
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps({"rows": n, "dim": d, "k": k, "lists": lists,
+                                                   "queries": len(queries), "results": results}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
