@@ -67,6 +67,37 @@ pub fn index_dir(root: &Path) -> PathBuf {
     root.join(INDEX_DIR)
 }
 
+/// A code index's collection and its manifest extras, from what opening (or verifying) its
+/// directory gave: a missing index is [`CodeError::NoIndex`], any other collection is
+/// [`CodeError::NotACodeIndex`] saying why.
+pub(crate) fn code_collection(
+    root: &Path,
+    opened: Result<bitseek_store::GenerationCollection, bitseek_store::StoreError>,
+) -> Result<(bitseek_store::GenerationCollection, CodeExtra), CodeError> {
+    let collection = match opened {
+        Ok(c) => c,
+        Err(bitseek_store::StoreError::NotFound { .. }) => {
+            return Err(CodeError::NoIndex {
+                root: root.to_owned(),
+            })
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let not_code = |reason: String| CodeError::NotACodeIndex {
+        root: root.to_owned(),
+        reason,
+    };
+    let extra: CodeExtra = serde_json::from_value(collection.extra().clone())
+        .map_err(|e| not_code(format!("the manifest does not describe a code index ({e})")))?;
+    if extra.kind != KIND {
+        return Err(not_code(format!(
+            "the collection is a {:?}, not a {KIND:?}",
+            extra.kind
+        )));
+    }
+    Ok((collection, extra))
+}
+
 /// Why indexing or searching failed. Messages say what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum CodeError {

@@ -4,10 +4,10 @@ use crate::hybrid::{
     file as lexical_file, lexical_words, rank, Bm25, Names, Question, Ranking, UnitInfo,
     FUSION_DEPTH,
 };
-use crate::{index_dir, CodeError, CodeExtra, ModelInfo, UnitPayload, KIND};
+use crate::{index_dir, CodeError, CodeExtra, ModelInfo, UnitPayload};
 use bitseek_index::retrieval::top_candidates;
 use bitseek_index::SearchParams;
-use bitseek_store::{GenerationCollection, StoreError};
+use bitseek_store::GenerationCollection;
 use globset::{GlobBuilder, GlobMatcher};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -179,27 +179,12 @@ pub enum SearchMode {
 impl CodeIndex {
     /// Opens the index of the repository at `root`.
     pub fn open(root: &Path) -> Result<CodeIndex, CodeError> {
-        let collection = match GenerationCollection::open(&index_dir(root)) {
-            Ok(c) => c,
-            Err(StoreError::NotFound { .. }) => {
-                return Err(CodeError::NoIndex {
-                    root: root.to_owned(),
-                })
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let (collection, extra) =
+            crate::code_collection(root, GenerationCollection::open(&index_dir(root)))?;
         let not_code = |reason: String| CodeError::NotACodeIndex {
             root: root.to_owned(),
             reason,
         };
-        let extra: CodeExtra = serde_json::from_value(collection.extra().clone())
-            .map_err(|e| not_code(format!("the manifest does not describe a code index ({e})")))?;
-        if extra.kind != KIND {
-            return Err(not_code(format!(
-                "the collection is a {:?}, not a {KIND:?}",
-                extra.kind
-            )));
-        }
         if extra.model.dim != collection.dim() {
             return Err(not_code(format!(
                 "the model has {} dimensions but the vectors {}",

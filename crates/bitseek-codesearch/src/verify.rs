@@ -6,8 +6,8 @@
 //! payload, and the lexical file, each against the checksum the manifest records.
 
 use crate::hybrid::file as lexical_file;
-use crate::{index_dir, CodeError, CodeExtra, KIND};
-use bitseek_store::{GenerationCollection, StoreError};
+use crate::{index_dir, CodeError};
+use bitseek_store::GenerationCollection;
 use std::path::Path;
 
 /// What [`verify_index`] checked.
@@ -25,27 +25,11 @@ pub struct Verified {
 /// the next open need not repeat it). A damaged file is an error naming it and saying to re-index.
 pub fn verify_index(root: &Path) -> Result<Verified, CodeError> {
     let dir = index_dir(root);
-    let collection = match GenerationCollection::verify(&dir) {
-        Ok(c) => c,
-        Err(StoreError::NotFound { .. }) => {
-            return Err(CodeError::NoIndex {
-                root: root.to_owned(),
-            })
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let (collection, extra) = crate::code_collection(root, GenerationCollection::verify(&dir))?;
     let not_code = |reason: String| CodeError::NotACodeIndex {
         root: root.to_owned(),
         reason,
     };
-    let extra: CodeExtra = serde_json::from_value(collection.extra().clone())
-        .map_err(|e| not_code(format!("the manifest does not describe a code index ({e})")))?;
-    if extra.kind != KIND {
-        return Err(not_code(format!(
-            "the collection is a {:?}, not a {KIND:?}",
-            extra.kind
-        )));
-    }
     let mut bytes = collection.size_bytes();
     if let Some(entry) = &extra.lexical {
         lexical_file::read(&dir, entry, collection.rows())
