@@ -26,23 +26,7 @@ pub struct Int4 {
 impl Int4 {
     /// Fits each dimension's range to the minimum and maximum of `rows`.
     pub fn fit(dim: usize, rows: &[f32]) -> Int4 {
-        let mut lo = vec![f32::INFINITY; dim];
-        let mut hi = vec![f32::NEG_INFINITY; dim];
-        for r in rows.chunks_exact(dim) {
-            for i in 0..dim {
-                lo[i] = lo[i].min(r[i]);
-                hi[i] = hi[i].max(r[i]);
-            }
-        }
-        let step = lo
-            .iter()
-            .zip(&hi)
-            .map(|(&l, &h)| if h > l { (h - l) / 15.0 } else { 1e-12 })
-            .collect();
-        let lo = lo
-            .into_iter()
-            .map(|l| if l.is_finite() { l } else { 0.0 })
-            .collect();
+        let (lo, step) = super::int8::fit_ranges(dim, rows, 15.0);
         Int4 { dim, lo, step }
     }
 

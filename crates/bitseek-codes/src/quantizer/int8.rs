@@ -18,26 +18,34 @@ pub struct Int8 {
     pub step: Vec<f32>,
 }
 
+/// Each dimension's lower end and step for `levels` steps between the minimum and maximum of
+/// `rows` (a zero range gets a tiny step, so decoding never divides by zero): the affine fit
+/// shared by int8 and int4.
+pub(super) fn fit_ranges(dim: usize, rows: &[f32], levels: f32) -> (Vec<f32>, Vec<f32>) {
+    let mut lo = vec![f32::INFINITY; dim];
+    let mut hi = vec![f32::NEG_INFINITY; dim];
+    for r in rows.chunks_exact(dim) {
+        for i in 0..dim {
+            lo[i] = lo[i].min(r[i]);
+            hi[i] = hi[i].max(r[i]);
+        }
+    }
+    let step = lo
+        .iter()
+        .zip(&hi)
+        .map(|(&l, &h)| if h > l { (h - l) / levels } else { 1e-12 })
+        .collect();
+    let lo = lo
+        .into_iter()
+        .map(|l| if l.is_finite() { l } else { 0.0 })
+        .collect();
+    (lo, step)
+}
+
 impl Int8 {
     /// Fits each dimension's range to the minimum and maximum of `rows`.
     pub fn fit(dim: usize, rows: &[f32]) -> Int8 {
-        let mut lo = vec![f32::INFINITY; dim];
-        let mut hi = vec![f32::NEG_INFINITY; dim];
-        for r in rows.chunks_exact(dim) {
-            for i in 0..dim {
-                lo[i] = lo[i].min(r[i]);
-                hi[i] = hi[i].max(r[i]);
-            }
-        }
-        let step = lo
-            .iter()
-            .zip(&hi)
-            .map(|(&l, &h)| if h > l { (h - l) / 255.0 } else { 1e-12 })
-            .collect();
-        let lo = lo
-            .into_iter()
-            .map(|l| if l.is_finite() { l } else { 0.0 })
-            .collect();
+        let (lo, step) = fit_ranges(dim, rows, 255.0);
         Int8 { dim, lo, step }
     }
 
