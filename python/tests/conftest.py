@@ -50,3 +50,37 @@ def cli():
         return p
 
     return run
+
+
+# A small repository for the code search tests (test_codesearch.py, test_mcp.py).
+CODE_FILES = {
+    "store/checksum.py": '''
+def verify_checksum(data: bytes, expected: int) -> bool:
+    """Compare the xxh3 hash of the data with the stored checksum."""
+    return hash(data) == expected
+''',
+    "net/http.py": '''
+def fetch_page(url: str) -> str:
+    """Download a web page over HTTP and return its body."""
+    import urllib.request
+    return urllib.request.urlopen(url).read().decode()
+''',
+    "src/sort.rs": '''
+/// Sorts the values in place with insertion sort.
+pub fn insertion_sort(v: &mut [i32]) {
+    for i in 1..v.len() {
+        let mut j = i;
+        while j > 0 && v[j - 1] > v[j] { v.swap(j - 1, j); j -= 1; }
+    }
+}
+''',
+}
+
+
+@pytest.fixture()
+def repo(tmp_path):
+    for name, text in CODE_FILES.items():
+        p = tmp_path / "repo" / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    return tmp_path / "repo"

@@ -16,38 +16,6 @@ else:
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
-FILES = {
-    "store/checksum.py": '''
-def verify_checksum(data: bytes, expected: int) -> bool:
-    """Compare the xxh3 hash of the data with the stored checksum."""
-    return hash(data) == expected
-''',
-    "net/http.py": '''
-def fetch_page(url: str) -> str:
-    """Download a web page over HTTP and return its body."""
-    import urllib.request
-    return urllib.request.urlopen(url).read().decode()
-''',
-    "src/sort.rs": '''
-/// Sorts the values in place with insertion sort.
-pub fn insertion_sort(v: &mut [i32]) {
-    for i in 1..v.len() {
-        let mut j = i;
-        while j > 0 && v[j - 1] > v[j] { v.swap(j - 1, j); j -= 1; }
-    }
-}
-''',
-}
-
-
-@pytest.fixture()
-def repo(tmp_path):
-    for name, text in FILES.items():
-        p = tmp_path / "repo" / name
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(text)
-    return tmp_path / "repo"
-
 
 def server(repo):
     binary = os.environ.get("BITSEEK_BIN", str(REPO / "target" / "release" / "bitseek"))
@@ -88,7 +56,7 @@ async def session(repo, mode):
         top = hits[0]
         assert top["path"] == "store/checksum.py", hits
         assert top["signature"].startswith("def verify_checksum")
-        lines = FILES["store/checksum.py"].splitlines()
+        lines = (repo / "store/checksum.py").read_text().splitlines()
         assert top["code"] == "\n".join(lines[top["line"] - 1 : top["end_line"]])
         assert top["context_before"] == lines[top["line"] - 2 : top["line"] - 1]
         assert isinstance(top["score"], float)
