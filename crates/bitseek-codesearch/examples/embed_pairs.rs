@@ -27,7 +27,12 @@ impl Progress for Log {
         self.done += steps;
         if self.done / 2000 != before {
             let s = self.start.elapsed().as_secs_f64();
-            eprintln!("{}/{} texts, {:.1}/s", self.done, self.total, self.done as f64 / s);
+            eprintln!(
+                "{}/{} texts, {:.1}/s",
+                self.done,
+                self.total,
+                self.done as f64 / s
+            );
         }
     }
 }
