@@ -7,15 +7,18 @@
 #       --dev ../shared/data/codesearch --out $W/data          # needs tree-sitter, tree-sitter-rust
 #   W=$W DEV=../shared/data/codesearch bash scripts/head_experiment.sh
 #
-# $W/data must hold {python,rust}-{train-cap,val-cap,test}.jsonl with the vectors the embed_pairs
-# example writes beside them (.query.f32.npy, .code.f32.npy). Results go to $W/results.
+# $W/data must hold {python,rust}-{$TRAIN,$VAL,test}.jsonl (default TRAIN=train VAL=val) with the
+# vectors the embed_pairs example writes beside them (.query.f32.npy, .code.f32.npy). Results go to
+# $W/results. The first reported run used TRAIN=train-cap VAL=val-cap: `head_vectors.py cap` with
+# 120 (Python) / 150 (Rust) training pairs and 60 validation pairs per package.
 set -euo pipefail
 : "${W:?set W to the work folder}" "${DEV:?set DEV to the dev set folder}"
 PY=${PY:-python3}
 BIN=${BIN:-target/release}
 cargo build --release -q -p bitseek -p bitseek-learn --example train_head
 mkdir -p "$W/results" "$W/npz"
-for s in train-cap val-cap; do
+TRAIN=${TRAIN:-train} VAL=${VAL:-val}
+for s in $TRAIN $VAL; do
   for l in python rust; do $PY scripts/head_vectors.py npz "$W/data/$l-$s.jsonl" "$W/npz/$l-$s.npz"; done
   $PY - "$W/npz" "$s" <<'PYEOF'
 import sys, numpy as np
@@ -48,7 +51,7 @@ for aug in none racs; do
              --apply "doc:$src.code.f32.npy:$W/npz/head-$aug-$s-$l.code.npy")
     done
   done
-  "$BIN/examples/train_head" --train "$W/npz/both-train-cap.npz" --val "$W/npz/both-val-cap.npz" \
+  "$BIN/examples/train_head" --train "$W/npz/both-$TRAIN.npz" --val "$W/npz/both-$VAL.npz" \
     --augment $aug ${HEAD_ARGS:-} "${args[@]}" | tee "$W/results/train-$aug.json"
   for l in python rust; do
     evaluate "head-$aug" "test-$l" "$W/data/$l-test.jsonl" "$W/npz/head-$aug-test-$l.query.npy" "$W/npz/head-$aug-test-$l.code.npy"

@@ -4,6 +4,8 @@
   npz  PAIRS.jsonl OUT.npz             pairs.npz (arrays `query`, `doc`, float32) for training,
                                         from <stem>.query.f32.npy / <stem>.code.f32.npy (or the
                                         shipped .f16.npy) beside PAIRS.jsonl
+  cap  PAIRS.jsonl N OUT.jsonl         at most N pairs per package (seeded sample, shuffled): a
+                                        smaller training set that embeds faster
   eval PAIRS.jsonl Q.npy C.npy OUTDIR  OUTDIR/<stem>.jsonl plus <stem>.query.f16.npy and
                                         <stem>.code.f16.npy, which `bitseek eval-code` reads
 """
@@ -38,6 +40,18 @@ def main():
     if cmd == "npz" and len(sys.argv) == 4:
         q, c = vectors(sys.argv[2], "query"), vectors(sys.argv[2], "code")
         np.savez(sys.argv[3], query=q, doc=c)
+    elif cmd == "cap" and len(sys.argv) == 5:
+        import collections, json, random
+
+        by = collections.defaultdict(list)
+        for line in open(sys.argv[2], encoding="utf-8"):
+            by[json.loads(line)["package"]].append(line)
+        rnd, out = random.Random(7), []
+        for p in sorted(by):
+            rnd.shuffle(by[p])
+            out += by[p][: int(sys.argv[3])]
+        rnd.shuffle(out)
+        open(sys.argv[4], "w", encoding="utf-8").writelines(out)
     elif cmd == "eval" and len(sys.argv) == 6:
         pairs, qp, cp, out = sys.argv[2:]
         os.makedirs(out, exist_ok=True)
