@@ -9,6 +9,7 @@
 //! * [`augment`]: RACS representation-level augmentation.
 //! * [`data`]: `pairs.npz` and `neighbors` training data.
 //! * [`train`]: the loop, early stopping, compatible (cross-version) training.
+//! * [`head`]: a float head (two residual MLPs) on a frozen model, trained with InfoNCE/RACS.
 //! * [`ksh`]: kernelized supervised hashing, a learned baseline without backpropagation.
 //! * [`eval`]: ranks and MRR through the quantizers' own scoring.
 
@@ -16,6 +17,7 @@ pub mod augment;
 pub mod data;
 pub mod estimator;
 pub mod eval;
+pub mod head;
 pub mod ksh;
 pub mod loss;
 pub mod model;

@@ -1,0 +1,105 @@
+//! Trains the code-search head ([`bitseek_learn::head`]) on pairs embedded by the frozen model
+//! and applies it to held-out vectors, for the evaluation with `bitseek eval-code`:
+//!
+//!     cargo run --release -p bitseek-learn --example train_head -- \
+//!         --train train.npz --val val.npz [--augment racs] \
+//!         --apply query:test.query.f32.npy:out/test.query.npy --apply doc:...
+//!
+//! `scripts/head_experiment.sh` runs the whole comparison.
+
+use bitseek_index::input::{read_vectors, write_npy_f32};
+use bitseek_learn::data::read_pairs_npz;
+use bitseek_learn::head::{train_head, HeadConfig, Side};
+use bitseek_learn::loss::LossParams;
+use bitseek_learn::Augment;
+use clap::Parser;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Parser)]
+struct Args {
+    /// Training pairs (.npz with arrays `query`, `doc`).
+    #[arg(long)]
+    train: PathBuf,
+    /// Validation pairs (other packages than --train).
+    #[arg(long)]
+    val: PathBuf,
+    #[arg(long, default_value = "none")]
+    augment: Augment,
+    #[arg(long, default_value_t = 256)]
+    hidden: usize,
+    #[arg(long, default_value_t = 20)]
+    epochs: usize,
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    #[arg(long, default_value_t = 0.05)]
+    temperature: f32,
+    /// Hardest in-batch negatives per row (default: all).
+    #[arg(long)]
+    hard_negatives: Option<usize>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// SIDE:IN.npy:OUT.npy — apply the trained query or doc tower to IN, write OUT (float32).
+    #[arg(long)]
+    apply: Vec<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let a = Args::parse();
+    let train = read_pairs_npz(&a.train)?;
+    let val = read_pairs_npz(&a.val)?;
+    let cfg = HeadConfig {
+        hidden: a.hidden,
+        epochs: a.epochs,
+        batch: a.batch,
+        lr: a.lr,
+        augment: a.augment,
+        loss: LossParams {
+            temperature: a.temperature,
+            hard_negatives: a.hard_negatives.unwrap_or(usize::MAX),
+        },
+        seed: a.seed,
+        ..Default::default()
+    };
+    let t = Instant::now();
+    let out = train_head(&train, &val, &cfg, &mut |e, loss, mrr, s| {
+        eprintln!("epoch {e}: loss {loss:.4}, val MRR {mrr:.4} ({s:.1} s)")
+    })?;
+    eprintln!(
+        "trained on {} pairs in {:.1} s: val MRR {:.4} -> {:.4} (epoch {})",
+        train.len(),
+        t.elapsed().as_secs_f64(),
+        out.start_val_mrr,
+        out.best_val_mrr,
+        out.best_epoch
+    );
+    for spec in &a.apply {
+        let parts: Vec<&str> = spec.splitn(3, ':').collect();
+        let [side, input, output] = parts[..] else {
+            anyhow::bail!("--apply {spec:?}: expected SIDE:IN.npy:OUT.npy");
+        };
+        let side = match side {
+            "query" => Side::Query,
+            "doc" => Side::Doc,
+            _ => anyhow::bail!("--apply {spec:?}: SIDE is query or doc"),
+        };
+        let v = read_vectors(std::path::Path::new(input))?;
+        let mut rows = v.data.clone();
+        for r in rows.chunks_mut(v.dim) {
+            let n = r.iter().map(|x| x * x).sum::<f32>().sqrt();
+            r.iter_mut().for_each(|x| *x /= n.max(1e-12));
+        }
+        let y = out.head.apply(side, &rows);
+        write_npy_f32(std::path::Path::new(output), v.rows(), v.dim, &y)?;
+    }
+    println!(
+        "{{\"start_val_mrr\": {:.5}, \"best_val_mrr\": {:.5}, \"best_epoch\": {}, \"seconds\": {:.1}}}",
+        out.start_val_mrr,
+        out.best_val_mrr,
+        out.best_epoch,
+        t.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
