@@ -2,7 +2,7 @@
 
 use crate::hybrid::file::{self as lexical_file, Tables};
 use crate::hybrid::{lexical_words, rank, Names, Question, Ranking, FUSION_DEPTH};
-use crate::{index_dir, CodeError, CodeExtra, ModelInfo, UnitPayload};
+use crate::{index_dir, CodeError, CodeHead, ModelInfo, UnitPayload};
 use bitseek_index::retrieval::top_candidates;
 use bitseek_index::SearchParams;
 use bitseek_store::GenerationCollection;
@@ -155,7 +155,7 @@ pub fn group_by_file(hits: &[CodeHit]) -> Vec<(&str, Vec<&CodeHit>)> {
 pub struct CodeIndex {
     root: PathBuf,
     collection: GenerationCollection,
-    extra: CodeExtra,
+    extra: CodeHead,
     /// The lexical leg and the name table, mapped on first use.
     lexical: OnceLock<Result<Tables, String>>,
     /// The name table of an index whose lexical file has none, from the payloads on first use.
@@ -216,7 +216,7 @@ impl CodeIndex {
 
     /// Files in the index.
     pub fn files(&self) -> usize {
-        self.extra.files.len()
+        self.extra.files
     }
 
     /// The underlying collection.

@@ -40,7 +40,7 @@ pub fn verify_index(root: &Path) -> Result<Verified, CodeError> {
     Ok(Verified {
         generation: collection.generation(),
         units: collection.rows(),
-        files: extra.files.len(),
+        files: extra.files,
         bytes,
     })
 }
