@@ -32,6 +32,7 @@ use std::path::{Path, PathBuf};
 
 mod context;
 pub mod eval;
+mod fingerprint;
 pub mod hybrid;
 mod live;
 mod search;
@@ -73,7 +74,7 @@ pub fn index_dir(root: &Path) -> PathBuf {
 pub(crate) fn code_collection(
     root: &Path,
     opened: Result<bitseek_store::GenerationCollection, bitseek_store::StoreError>,
-) -> Result<(bitseek_store::GenerationCollection, CodeExtra), CodeError> {
+) -> Result<(bitseek_store::GenerationCollection, CodeHead), CodeError> {
     let collection = match opened {
         Ok(c) => c,
         Err(bitseek_store::StoreError::NotFound { .. }) => {
@@ -87,8 +88,12 @@ pub(crate) fn code_collection(
         root: root.to_owned(),
         reason,
     };
-    let extra: CodeExtra = serde_json::from_value(collection.extra().clone())
+    let mut extra = CodeHead::deserialize(collection.extra())
         .map_err(|e| not_code(format!("the manifest does not describe a code index ({e})")))?;
+    extra.files = match collection.extra().get("files").and_then(|f| f.as_object()) {
+        Some(files) => files.len(),
+        None => return Err(not_code("the manifest lists no files".into())),
+    };
     if extra.kind != KIND {
         return Err(not_code(format!(
             "the collection is a {:?}, not a {KIND:?}",
@@ -194,33 +199,19 @@ fn f32_precision() -> String {
 impl ModelInfo {
     /// The identity of the model in `dir`, whose vectors have `dim` values. Hashes the files in
     /// place through a read-only mapping (xxh3 runs at memory speed; reading the 87 MB of weights
-    /// into fresh memory instead cost more than the hash on every `bitseek search`).
+    /// into fresh memory instead cost more than the hash on every `bitseek search`), once: the
+    /// result is recorded in the user's cache, keyed by the files' identities ([`fingerprint`]).
     pub fn of(dir: &ModelDir, dim: usize) -> Result<ModelInfo, CodeError> {
-        let mut h = xxhash_rust::xxh3::Xxh3::new();
         let files = [
             dir.config_path(),
             dir.tokenizer_path(),
             dir.path().join("sentence_bert_config.json"),
             dir.weights_path(),
         ];
-        for path in &files {
-            match hash_file(path, &mut h) {
-                Ok(()) => {}
-                // sentence_bert_config.json is optional.
-                Err(e)
-                    if e.kind() == io::ErrorKind::NotFound
-                        && path.ends_with("sentence_bert_config.json") =>
-                {
-                    h.update(&u64::MAX.to_le_bytes());
-                }
-                Err(source) => {
-                    return Err(CodeError::Io {
-                        path: path.clone(),
-                        source,
-                    })
-                }
-            }
-        }
+        // sentence_bert_config.json is optional.
+        let optional = |p: &Path| p.ends_with("sentence_bert_config.json");
+        let records = fingerprint::records_dir();
+        let fingerprint = fingerprint::fingerprint(&files, optional, records.as_deref())?;
         let canonical = std::fs::canonicalize(dir.path()).unwrap_or_else(|_| dir.path().to_owned());
         let name = canonical
             .file_name()
@@ -229,27 +220,10 @@ impl ModelInfo {
         Ok(ModelInfo {
             name,
             dim,
-            fingerprint: format!("{:032x}", h.digest128()),
+            fingerprint,
             precision: f32_precision(),
         })
     }
-}
-
-/// Feeds a file's length and bytes to `h`, reading them through a read-only mapping.
-fn hash_file(path: &Path, h: &mut xxhash_rust::xxh3::Xxh3) -> io::Result<()> {
-    let file = std::fs::File::open(path)?;
-    let len = file.metadata()?.len();
-    h.update(&len.to_le_bytes());
-    if len == 0 {
-        // Mapping an empty file fails on some systems; there is nothing to hash.
-        return Ok(());
-    }
-    // SAFETY: read-only and dropped before returning. Model files are replaced by rename, not
-    // rewritten in place; one rewritten while hashed gives a wrong fingerprint, which the next
-    // check reports as a model mismatch, never unsoundness in our code (the bytes are only hashed).
-    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file)? };
-    h.update(&map);
-    Ok(())
 }
 
 /// What the index keeps per unit (one payload per row of the collection).
@@ -308,6 +282,20 @@ pub struct CodeExtra {
     /// The BM25 file of the lexical leg (absent in indexes built before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lexical: Option<LexicalFile>,
+}
+
+/// What opening a code index reads of [`CodeExtra`]: all but the per-file hashes, which only
+/// `bitseek index` needs (building them cost an open more than everything else at 100k units);
+/// they are counted in place.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub(crate) struct CodeHead {
+    pub kind: String,
+    pub model: ModelInfo,
+    #[serde(default)]
+    pub lexical: Option<LexicalFile>,
+    /// How many files [`CodeExtra::files`] lists.
+    #[serde(skip)]
+    pub files: usize,
 }
 
 /// A path as stored in payloads: relative, `/`-separated.

@@ -1,10 +1,8 @@
 //! Opening an index and answering questions.
 
-use crate::hybrid::{
-    file as lexical_file, lexical_words, rank, Bm25, Names, Question, Ranking, UnitInfo,
-    FUSION_DEPTH,
-};
-use crate::{index_dir, CodeError, CodeExtra, ModelInfo, UnitPayload};
+use crate::hybrid::file::{self as lexical_file, Tables};
+use crate::hybrid::{lexical_words, rank, Names, Question, Ranking, FUSION_DEPTH};
+use crate::{index_dir, CodeError, CodeHead, ModelInfo, UnitPayload};
 use bitseek_index::retrieval::top_candidates;
 use bitseek_index::SearchParams;
 use bitseek_store::GenerationCollection;
@@ -157,10 +155,10 @@ pub fn group_by_file(hits: &[CodeHit]) -> Vec<(&str, Vec<&CodeHit>)> {
 pub struct CodeIndex {
     root: PathBuf,
     collection: GenerationCollection,
-    extra: CodeExtra,
-    /// The lexical leg, read on first use.
-    lexical: OnceLock<Result<Bm25, String>>,
-    /// The units' names, kinds and test flags, read from the payloads on first use.
+    extra: CodeHead,
+    /// The lexical leg and the name table, mapped on first use.
+    lexical: OnceLock<Result<Tables, String>>,
+    /// The name table of an index whose lexical file has none, from the payloads on first use.
     names: OnceLock<Names>,
 }
 
@@ -218,7 +216,7 @@ impl CodeIndex {
 
     /// Files in the index.
     pub fn files(&self) -> usize {
-        self.extra.files.len()
+        self.extra.files
     }
 
     /// The underlying collection.
@@ -309,7 +307,7 @@ impl CodeIndex {
             return self.search(questions, k, filter);
         }
         assert_eq!(texts.len(), questions.len(), "one text per question");
-        let bm25 = self.lexical()?;
+        let bm25 = &self.lexical()?.bm25;
         let names = self.names()?;
         let ranking = Ranking {
             tests_plainly: filter.tests_plainly,
@@ -381,40 +379,33 @@ impl CodeIndex {
         Ok(out)
     }
 
-    /// The names, kinds and test flags of the units, from their payloads (units of indexes built
-    /// before the test flag was kept are test code by their path alone).
-    ///
-    /// This reads every payload once per open index: the hybrid search's one cost that still
-    /// grows with the index past the scan (the name table could be kept in the index instead).
+    /// The names, kinds and test flags of the units: the lexical file's name table, or for
+    /// indexes written before it kept one, built from every payload once per open.
     fn names(&self) -> Result<&Names, CodeError> {
+        if let Some(names) = &self.lexical()?.names {
+            return Ok(names);
+        }
         if let Some(names) = self.names.get() {
             return Ok(names);
         }
         let payloads = self.collection.payloads()?;
-        Ok(self.names.get_or_init(|| {
-            Names::new(payloads.iter().map(|p| {
-                let text = |key: &str| p.get(key).and_then(|v| v.as_str());
-                let test = p.get("test").and_then(|t| t.as_bool()).unwrap_or(false)
-                    || text("path")
-                        .is_some_and(|path| bitseek_chunk::is_test_path(Path::new(path)));
-                UnitInfo {
-                    name: text("name").unwrap_or("").to_string(),
-                    owner: text("parent").map(String::from),
-                    kind: text("kind").unwrap_or("").to_string(),
-                    test,
-                }
-            }))
-        }))
+        Ok(self.names.get_or_init(|| Names::of_payloads(payloads)))
     }
 
-    /// The BM25 index of the units, read from the lexical file on first use.
-    fn lexical(&self) -> Result<&Bm25, CodeError> {
+    /// The BM25 index and name table of the units, read in place from the lexical file on first
+    /// use (checked fully the first time the file is opened, `hybrid::file`).
+    fn lexical(&self) -> Result<&Tables, CodeError> {
         let loaded = self.lexical.get_or_init(|| {
             let entry = self.extra.lexical.as_ref().ok_or_else(|| {
                 "the index has no lexical (BM25) file: it was built by an older bitseek".to_string()
             })?;
-            lexical_file::read(self.collection.dir(), entry, self.units())
-                .map_err(|(path, why)| format!("{}: {why}", path.display()))
+            lexical_file::read(
+                self.collection.dir(),
+                entry,
+                self.units(),
+                lexical_file::Checks::Once,
+            )
+            .map_err(|(path, why)| format!("{}: {why}", path.display()))
         });
         loaded.as_ref().map_err(|reason| CodeError::NotACodeIndex {
             root: self.root.clone(),
@@ -443,5 +434,111 @@ impl CodeIndex {
             name: p.name,
             file_hash: p.file_hash,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hybrid::{file::encode_v1, LexicalFile};
+    use crate::{index_repo, IndexOptions};
+    use bitseek_embed::Embedder;
+
+    const DIM: usize = 32;
+
+    /// Each word adds to one hashed dimension.
+    struct Words;
+
+    impl Embedder for Words {
+        fn dim(&self) -> usize {
+            DIM
+        }
+        fn embed(&self, texts: &[&str]) -> bitseek_embed::Result<Vec<Vec<f32>>> {
+            Ok(texts
+                .iter()
+                .map(|t| {
+                    let mut v = [0.1f32; DIM];
+                    for w in t.split(|c: char| !c.is_alphanumeric()) {
+                        let h = w.bytes().fold(7u64, |h, b| h.wrapping_mul(31) + b as u64);
+                        v[(h % DIM as u64) as usize] += 1.0;
+                    }
+                    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                    v.iter().map(|x| x / n).collect()
+                })
+                .collect())
+        }
+    }
+
+    /// The tables read in place from the version 2 file rank exactly as before them: the
+    /// version 1 file (decoded whole) with the name table built from every payload, on this
+    /// crate's own source, for every unit's name as written and as split words and for plain
+    /// questions, filtered and not.
+    #[test]
+    fn the_mapped_tables_rank_as_the_decoded_file_and_payloads_did() {
+        let repo = tempfile::tempdir().unwrap();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        for entry in std::fs::read_dir(&src).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "rs") {
+                std::fs::copy(&path, repo.path().join(path.file_name().unwrap())).unwrap();
+            }
+        }
+        let model = ModelInfo {
+            name: "words".into(),
+            dim: DIM,
+            fingerprint: "0".repeat(32),
+            precision: "f32".into(),
+        };
+        index_repo(
+            repo.path(),
+            &Words,
+            &model,
+            &IndexOptions::default(),
+            &|_, _| {},
+        )
+        .unwrap();
+        let mapped = CodeIndex::open(repo.path()).unwrap();
+        assert!(mapped.lexical().unwrap().names.is_some());
+        let dir = mapped.collection.dir().to_owned();
+        let old = encode_v1(&mapped.lexical().unwrap().bm25);
+        let xxh3 = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&old));
+        let v1 = LexicalFile {
+            file: format!("lexical-{xxh3}.bin"),
+            xxh3,
+        };
+        std::fs::write(dir.join(&v1.file), &old).unwrap();
+        let mut decoded = CodeIndex::open(repo.path()).unwrap();
+        decoded.extra.lexical = Some(v1);
+        assert!(decoded.lexical().unwrap().names.is_none());
+
+        let payloads = mapped.collection.payloads().unwrap();
+        let mut questions: Vec<String> = payloads
+            .iter()
+            .filter_map(|p| p.get("name").and_then(|n| n.as_str()))
+            .flat_map(|n| [n.to_string(), crate::hybrid::name_words(n).join(" ")])
+            .collect();
+        questions.extend(
+            [
+                "where is the lexical file written",
+                "how are hits grouped by file",
+                "tests for the watcher",
+                "CodeIndex::open",
+            ]
+            .map(String::from),
+        );
+        assert!(questions.len() > 200, "{}", questions.len());
+        let filters = [
+            Filter::default(),
+            Filter::default().with_tests(true),
+            Filter::new(None, Some("s*.rs")).unwrap(),
+        ];
+        for q in &questions {
+            let v = Words.embed(&[q.as_str()]).unwrap();
+            for f in &filters {
+                let a = mapped.search_with(&[q.as_str()], &v, 10, f, SearchMode::Hybrid);
+                let b = decoded.search_with(&[q.as_str()], &v, 10, f, SearchMode::Hybrid);
+                assert_eq!(a.unwrap(), b.unwrap(), "{q:?} {f:?}");
+            }
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Building and incrementally updating the index in `DIR/.bitseek`.
 
-use crate::hybrid::{file as lexical_file, term_counts, Bm25};
+use crate::hybrid::file::{self as lexical_file, Checks};
+use crate::hybrid::{term_counts, Bm25, Names};
 use crate::{
     content_hash, index_dir, path_key, CodeError, CodeExtra, ModelInfo, Skipped, UnitPayload,
     CHUNKER_VERSION, KIND, LOCK_FILE,
@@ -86,6 +87,9 @@ struct Previous {
     collection: GenerationCollection,
     /// Each row's BM25 term counts, from the previous lexical file.
     terms: Vec<Vec<(String, u32)>>,
+    /// The lexical file is the current version (an older one is rewritten even when no file
+    /// changed).
+    lexical_current: bool,
     files: BTreeMap<String, String>,
     rows_of: HashMap<String, Vec<usize>>,
 }
@@ -170,7 +174,7 @@ pub fn index_repo(
     // Nothing new, changed or deleted: the committed generation already is this index, so
     // rewriting it would only cost time (and wake `bitseek index --watch` and readers).
     let unchanged = files_embedded == 0 && files_deleted == 0;
-    if let Some(prev) = previous.as_ref().filter(|_| unchanged) {
+    if let Some(prev) = previous.as_ref().filter(|p| unchanged && p.lexical_current) {
         return Ok(IndexReport {
             root: root.to_owned(),
             dir,
@@ -208,7 +212,8 @@ pub fn index_repo(
     // The old segment is no longer needed: release its mapping before the files are replaced.
     drop(previous);
 
-    let lexical = lexical_file::write(&dir, &Bm25::from_term_counts(&terms))?;
+    let names = Names::of_payloads(&payloads);
+    let lexical = lexical_file::write(&dir, &Bm25::from_term_counts(&terms), &names)?;
     let extra = CodeExtra {
         kind: KIND.into(),
         model: model.clone(),
@@ -349,15 +354,15 @@ fn previous(
             Some("the previous index keeps no reusable f32 vectors".into()),
         );
     }
-    let terms = match &extra.lexical {
+    let (terms, lexical_current) = match &extra.lexical {
         None => {
             return (
                 None,
                 Some("the previous index has no lexical (BM25) file".into()),
             )
         }
-        Some(entry) => match lexical_file::read(dir, entry, collection.rows()) {
-            Ok(bm) => bm.doc_term_counts(),
+        Some(entry) => match lexical_file::read(dir, entry, collection.rows(), Checks::Once) {
+            Ok(t) => (t.bm25.doc_term_counts(), t.names.is_some()),
             Err((path, why)) => {
                 return (
                     None,
@@ -389,6 +394,7 @@ fn previous(
         Some(Previous {
             collection,
             terms,
+            lexical_current,
             files: extra.files,
             rows_of,
         }),

@@ -3,7 +3,8 @@
 //! Opening an index checks every checksum only the first time a generation is opened (the store's
 //! `verified.json`); later opens trust that verification while the files keep their identities.
 //! This is the check that trusts nothing: the segment's sections, the payload file and every
-//! payload, and the lexical file, each against the checksum the manifest records.
+//! payload, and the lexical file (its checksum, every posting, the name table), each against
+//! what the manifest records.
 
 use crate::hybrid::file as lexical_file;
 use crate::{index_dir, CodeError};
@@ -32,14 +33,14 @@ pub fn verify_index(root: &Path) -> Result<Verified, CodeError> {
     };
     let mut bytes = collection.size_bytes();
     if let Some(entry) = &extra.lexical {
-        lexical_file::read(&dir, entry, collection.rows())
+        lexical_file::read(&dir, entry, collection.rows(), lexical_file::Checks::All)
             .map_err(|(path, why)| not_code(format!("{}: {why}", path.display())))?;
         bytes += std::fs::metadata(dir.join(&entry.file)).map_or(0, |m| m.len());
     }
     Ok(Verified {
         generation: collection.generation(),
         units: collection.rows(),
-        files: extra.files.len(),
+        files: extra.files,
         bytes,
     })
 }

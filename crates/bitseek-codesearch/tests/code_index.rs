@@ -481,7 +481,7 @@ fn lexical_files(root: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(root.join(".bitseek"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("lexical-"))
+        .filter(|n| n.starts_with("lexical-") && n.ends_with(".bin"))
         .collect();
     names.sort();
     names

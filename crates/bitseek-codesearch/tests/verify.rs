@@ -1,6 +1,6 @@
 //! A code index's opens after the first trust the store's record of what was verified; damage
 //! that a file's metadata does not show is still caught by `verify_index` (`bitseek index
-//! --verify`), and the lexical file is checked on every read.
+//! --verify`), and the lexical file is checked fully on its first open and by `verify_index`.
 
 use bitseek_codesearch::{index_dir, index_repo, verify_index, CodeIndex, IndexOptions, ModelInfo};
 use bitseek_embed::Embedder;
@@ -103,4 +103,40 @@ fn a_missing_index_says_how_to_make_one() {
     let empty = tempfile::tempdir().unwrap();
     let err = verify_index(empty.path()).unwrap_err().to_string();
     assert!(err.contains("run `bitseek index"), "{err}");
+}
+
+#[test]
+fn a_quietly_damaged_lexical_file_is_caught_by_verify() {
+    use bitseek_codesearch::{Filter, SearchMode};
+    let repo = indexed();
+    let root = repo.path();
+    let question = "parse_port";
+    let v = Words.embed(&[question]).unwrap();
+    let search = || {
+        let idx = CodeIndex::open(root).unwrap();
+        idx.search_with(&[question], &v, 2, &Filter::default(), SearchMode::Hybrid)
+    };
+    // The first search checks the lexical file and records it beside it.
+    assert_eq!(search().unwrap()[0][0].name, "parse_port");
+    let dir = index_dir(root);
+    let lexical = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "bin"))
+        .unwrap();
+    assert!(lexical.with_extension("bin.verified").exists());
+    // A byte of a name as written: the structure stays valid, only the checksum can tell.
+    damage_quietly(&lexical, |b| b.len() - 1);
+    assert!(
+        search().is_ok(),
+        "later opens trust the recorded verification"
+    );
+    let err = verify_index(root).unwrap_err().to_string();
+    assert!(err.contains("checksum mismatch"), "{err}");
+    assert!(err.contains(&lexical.display().to_string()), "{err}");
+    assert!(err.contains("bitseek index"), "{err}");
+    // A damaged file that also changed its identity is caught by the next open.
+    fs::write(&lexical, b"BSLEXv2\0").unwrap();
+    let err = search().unwrap_err().to_string();
+    assert!(err.contains("checksum mismatch"), "{err}");
 }

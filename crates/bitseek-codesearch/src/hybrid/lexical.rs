@@ -1,6 +1,7 @@
 //! The lexical leg: BM25 over the identifier words of each document (`parseHttpRequest` → parse,
 //! http, request), so a question that names a function finds it even when the embedding does not.
 
+use super::table::{put_u32s, u32_at, Dictionary, Shared};
 use std::collections::HashMap;
 
 /// Lower-case words of identifiers and text: split at every non-alphanumeric character, at
@@ -44,22 +45,40 @@ pub fn term_counts(text: &str) -> Vec<(String, u32)> {
     out
 }
 
-/// An in-memory BM25 index (Okapi BM25, `k1` = 1.2, `b` = 0.75, idf = ln(1 + (N − df + ½)/(df + ½)))
+/// A BM25 index (Okapi BM25, `k1` = 1.2, `b` = 0.75, idf = ln(1 + (N − df + ½)/(df + ½)))
 /// over [`identifier_tokens`] of each document.
+///
+/// It is kept as the byte tables the index's lexical file holds ([`super::table`]): each
+/// document's length, a sorted dictionary of the words, and each word's postings `(document, term
+/// frequency)`, documents ascending. Built in memory ([`Bm25::new`]) or read in place from the
+/// mapped file, it scores the same: a question reads only its own words' postings.
+#[derive(Clone, Default)]
 pub struct Bm25 {
-    postings: HashMap<String, Vec<(u32, u32)>>,
-    doc_len: Vec<f32>,
-    avg_len: f32,
+    bytes: Shared,
+    parts: Bm25Parts,
+}
+
+/// Where a [`Bm25`]'s sections are in its bytes, and what the file's header says about them.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Bm25Parts {
+    pub docs: usize,
+    pub avg_len: f32,
+    pub doc_len: (usize, usize),
+    pub terms: Dictionary,
+    pub postings: (usize, usize),
 }
 
 impl std::fmt::Debug for Bm25 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Bm25")
-            .field("docs", &self.doc_len.len())
-            .field("terms", &self.postings.len())
+            .field("docs", &self.parts.docs)
+            .field("terms", &self.parts.terms.len())
             .finish_non_exhaustive()
     }
 }
+
+/// Bytes per posting: `u32` document, `u32` term frequency.
+const POSTING: usize = 8;
 
 impl Bm25 {
     const K1: f32 = 1.2;
@@ -106,48 +125,116 @@ impl Bm25 {
     }
 
     fn from_postings(postings: HashMap<String, Vec<(u32, u32)>>, docs: usize) -> Bm25 {
-        let mut doc_len = vec![0f32; docs];
-        for post in postings.values() {
-            for &(d, f) in post {
-                doc_len[d as usize] += f as f32;
+        let mut doc_len = vec![0u32; docs];
+        let mut terms: Vec<(String, Vec<(u32, u32)>)> = postings.into_iter().collect();
+        terms.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut flat = Vec::new();
+        for (_, post) in terms.iter_mut() {
+            post.sort_unstable();
+            for &(d, f) in post.iter() {
+                doc_len[d as usize] += f;
+                flat.extend_from_slice(&d.to_le_bytes());
+                flat.extend_from_slice(&f.to_le_bytes());
             }
         }
-        let avg_len = doc_len.iter().sum::<f32>() / doc_len.len().max(1) as f32;
-        Bm25 {
-            postings,
-            doc_len,
+        let avg_len = doc_len.iter().map(|&l| l as f32).sum::<f32>() / docs.max(1) as f32;
+        let mut bytes = Vec::new();
+        put_u32s(&mut bytes, &doc_len);
+        let doc_len_end = bytes.len();
+        let (mut index, mut words) = (Vec::new(), Vec::new());
+        let keys: Vec<&[u8]> = terms.iter().map(|t| t.0.as_bytes()).collect();
+        let counts: Vec<usize> = terms.iter().map(|t| t.1.len()).collect();
+        Dictionary::encode(&keys, &counts, &mut index, &mut words);
+        let index_end = doc_len_end + index.len();
+        let words_end = index_end + words.len();
+        bytes.extend_from_slice(&index);
+        bytes.extend_from_slice(&words);
+        bytes.extend_from_slice(&flat);
+        let parts = Bm25Parts {
+            docs,
             avg_len: avg_len.max(1e-6),
+            doc_len: (0, doc_len_end),
+            terms: Dictionary {
+                index: (doc_len_end, index_end),
+                words: (index_end, words_end),
+            },
+            postings: (words_end, bytes.len()),
+        };
+        Bm25 {
+            bytes: Shared::new(bytes),
+            parts,
         }
     }
 
-    /// Every term with its postings `(document, term frequency)`, documents ascending; terms in
-    /// no particular order.
-    pub fn postings(&self) -> impl Iterator<Item = (&str, &[(u32, u32)])> {
-        self.postings
-            .iter()
-            .map(|(t, p)| (t.as_str(), p.as_slice()))
+    /// The index whose sections `parts` names in `bytes` (already checked to lie inside them).
+    pub(crate) fn from_parts(bytes: Shared, parts: Bm25Parts) -> Bm25 {
+        Bm25 { bytes, parts }
+    }
+
+    /// Its bytes and where its sections are (what the lexical file writes).
+    pub(crate) fn parts(&self) -> (&[u8], Bm25Parts) {
+        (self.bytes.bytes(), self.parts)
+    }
+
+    /// The postings of records `r` of the dictionary.
+    fn posting_bytes(&self, r: std::ops::Range<usize>) -> &[u8] {
+        let (start, end) = self.parts.postings;
+        let at = |i: usize| start.saturating_add(i.saturating_mul(POSTING));
+        if at(r.end) > end || r.start > r.end {
+            return &[];
+        }
+        self.bytes.get(at(r.start)..at(r.end))
+    }
+
+    fn postings_of(&self, r: std::ops::Range<usize>) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.posting_bytes(r)
+            .chunks_exact(POSTING)
+            .map(|c| (u32_at(c, 0), u32_at(c, 4)))
+    }
+
+    fn doc_len(&self, doc: u32) -> f32 {
+        let (start, end) = self.parts.doc_len;
+        let at = start + doc as usize * 4;
+        if at + 4 > end {
+            return 0.0;
+        }
+        u32_at(self.bytes.bytes(), at) as f32
+    }
+
+    /// Every term with its postings `(document, term frequency)`, documents ascending; terms
+    /// sorted.
+    pub fn postings(&self) -> impl Iterator<Item = (&str, Vec<(u32, u32)>)> {
+        let bytes = self.bytes.bytes();
+        (0..self.parts.terms.len()).map(move |i| {
+            let (word, r) = self.parts.terms.entry(bytes, i);
+            (
+                std::str::from_utf8(word).unwrap_or(""),
+                self.postings_of(r).collect(),
+            )
+        })
     }
 
     /// The [`term_counts`] of every document, recovered from the postings (terms sorted).
     pub fn doc_term_counts(&self) -> Vec<Vec<(String, u32)>> {
-        let mut docs: Vec<Vec<(String, u32)>> = vec![Vec::new(); self.doc_len.len()];
-        for (t, post) in &self.postings {
-            for &(d, f) in post {
-                docs[d as usize].push((t.clone(), f));
+        let mut docs: Vec<Vec<(String, u32)>> = vec![Vec::new(); self.parts.docs];
+        for (t, post) in self.postings() {
+            for (d, f) in post {
+                if let Some(doc) = docs.get_mut(d as usize) {
+                    doc.push((t.to_owned(), f));
+                }
             }
         }
-        docs.iter_mut().for_each(|d| d.sort());
         docs
     }
 
     /// Number of documents.
     pub fn len(&self) -> usize {
-        self.doc_len.len()
+        self.parts.docs
     }
 
     /// Whether no document was indexed.
     pub fn is_empty(&self) -> bool {
-        self.doc_len.is_empty()
+        self.parts.docs == 0
     }
 
     /// BM25 score of every document for `query` into `out` (length [`Bm25::len`]); a query word
@@ -162,31 +249,74 @@ impl Bm25 {
         let mut words: Vec<&String> = words.iter().collect();
         words.sort();
         words.dedup();
+        let bytes = self.bytes.bytes();
         for w in words {
-            let Some(post) = self.postings.get(w.as_str()) else {
+            let Some(r) = self.parts.terms.find(bytes, w.as_bytes()) else {
                 continue;
             };
-            let idf = self.idf_of(post.len());
-            for &(doc, tf) in post {
+            let idf = self.idf_of(r.len());
+            for (doc, tf) in self.postings_of(r) {
                 let tf = tf as f32;
-                let norm = Self::K1
-                    * (1.0 - Self::B + Self::B * self.doc_len[doc as usize] / self.avg_len);
-                out[doc as usize] += idf * tf * (Self::K1 + 1.0) / (tf + norm);
+                let norm =
+                    Self::K1 * (1.0 - Self::B + Self::B * self.doc_len(doc) / self.parts.avg_len);
+                if let Some(o) = out.get_mut(doc as usize) {
+                    *o += idf * tf * (Self::K1 + 1.0) / (tf + norm);
+                }
             }
         }
+    }
+
+    /// Checks what reading in place trusts: the dictionary, every posting (a document of the
+    /// index, a frequency above 0, documents ascending within a word), and each document's length
+    /// and the average against the postings. Reads every byte; run when a file is verified.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        let bytes = self.bytes.bytes();
+        let (start, end) = self.parts.postings;
+        let records = (end - start) / POSTING;
+        self.parts
+            .terms
+            .check(bytes, records)
+            .map_err(|e| format!("the word dictionary is damaged: {e}"))?;
+        let docs = self.parts.docs;
+        let mut len = vec![0u64; docs];
+        for i in 0..self.parts.terms.len() {
+            let (word, r) = self.parts.terms.entry(bytes, i);
+            let word = String::from_utf8_lossy(word);
+            let mut last = None;
+            for (d, f) in self.postings_of(r) {
+                if d as usize >= docs || f == 0 || last.is_some_and(|l| l >= d) {
+                    return Err(format!(
+                        "the word {word:?} has a bad posting for document {d}"
+                    ));
+                }
+                len[d as usize] += f as u64;
+                last = Some(d);
+            }
+        }
+        for (d, &l) in len.iter().enumerate() {
+            if l != self.doc_len(d as u32) as u64 {
+                return Err(format!("document {d}'s length disagrees with its postings"));
+            }
+        }
+        let avg = len.iter().map(|&l| l as f32).sum::<f32>() / docs.max(1) as f32;
+        if avg.max(1e-6).to_bits() != self.parts.avg_len.to_bits() {
+            return Err("the average document length disagrees with the postings".into());
+        }
+        Ok(())
     }
 }
 
 impl Bm25 {
     /// The BM25 rarity of `word` (0 for a word no document has).
     pub fn idf(&self, word: &str) -> f32 {
-        self.postings
-            .get(word)
-            .map_or(0.0, |post| self.idf_of(post.len()))
+        self.parts
+            .terms
+            .find(self.bytes.bytes(), word.as_bytes())
+            .map_or(0.0, |r| self.idf_of(r.len()))
     }
 
     fn idf_of(&self, df: usize) -> f32 {
-        let (n, df) = (self.doc_len.len() as f32, df as f32);
+        let (n, df) = (self.parts.docs as f32, df as f32);
         (1.0 + (n - df + 0.5) / (df + 0.5)).ln()
     }
 }
@@ -235,10 +365,8 @@ mod tests {
         assert_eq!(counts[2], [("parse".to_string(), 3)]);
         assert!(counts[1].is_empty());
         let again = Bm25::from_term_counts(&counts);
-        let postings: HashMap<String, Vec<(u32, u32)>> = direct
-            .postings()
-            .map(|(t, p)| (t.to_owned(), p.to_vec()))
-            .collect();
+        let postings: HashMap<String, Vec<(u32, u32)>> =
+            direct.postings().map(|(t, p)| (t.to_owned(), p)).collect();
         let third = Bm25::try_from_postings(postings, docs.len()).unwrap();
         for q in ["parse request", "index open", "nothing here"] {
             let mut a = vec![0f32; 4];
@@ -256,5 +384,61 @@ mod tests {
         assert!(bad("x", vec![(2, 1)]), "document out of range");
         assert!(bad("x", vec![(0, 0)]), "zero frequency");
         assert!(bad("x", vec![(1, 1), (1, 2)]), "document twice");
+    }
+
+    #[test]
+    fn scores_match_the_formula_document_by_document() {
+        let vocab = [
+            "parse", "http", "request", "notify", "one", "spawn", "read", "index",
+        ];
+        let mut x = 0x9e3779b97f4a7c15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let docs: Vec<String> = (0..300)
+            .map(|_| {
+                let n = next() % 12;
+                let words: Vec<&str> = (0..n).map(|_| vocab[(next() % 8) as usize]).collect();
+                words.join(" ")
+            })
+            .collect();
+        let bm = Bm25::new(&docs);
+        let counts: Vec<Vec<(String, u32)>> = docs.iter().map(|d| term_counts(d)).collect();
+        let n = docs.len() as f32;
+        let len = |c: &[(String, u32)]| c.iter().map(|t| t.1).sum::<u32>() as f32;
+        let avg = (counts.iter().map(|c| len(c)).sum::<f32>() / n).max(1e-6);
+        for q in [
+            "parse http",
+            "one one notify",
+            "missing",
+            "read index spawn request",
+        ] {
+            let mut words = identifier_tokens(q);
+            words.sort();
+            words.dedup();
+            let mut got = vec![0f32; docs.len()];
+            bm.scores(q, &mut got);
+            for (d, c) in counts.iter().enumerate() {
+                let mut want = 0f32;
+                for w in &words {
+                    let df = counts
+                        .iter()
+                        .filter(|c| c.iter().any(|t| &t.0 == w))
+                        .count();
+                    if let Some(&(_, tf)) = c.iter().find(|t| &t.0 == w) {
+                        let df = df as f32;
+                        let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+                        assert_eq!(bm.idf(w), idf);
+                        let tf = tf as f32;
+                        let norm = 1.2 * (1.0 - 0.75 + 0.75 * len(c) / avg);
+                        want += idf * tf * (1.2f32 + 1.0) / (tf + norm);
+                    }
+                }
+                assert_eq!(got[d], want, "{q:?}, document {d}");
+            }
+        }
     }
 }

@@ -11,6 +11,7 @@ mod lexical;
 mod names;
 mod query;
 mod rank;
+mod table;
 
 pub use file::LexicalFile;
 pub use fusion::{
