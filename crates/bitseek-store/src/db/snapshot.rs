@@ -90,15 +90,25 @@ impl Snapshot {
                     Arc::new(a)
                 }
             };
-            if allowed.count() == 0 {
+            let passing = allowed.count();
+            if passing == 0 {
                 continue;
             }
-            let hits = seg.index.search_batch_allowed(
-                queries,
-                self.config.dim,
-                &params,
-                Some(allowed.words()),
-            )?;
+            let hits = match plan(&seg.index, passing, req.effort) {
+                Plan::Probe(effort) => seg.index.search_batch_effort(
+                    queries,
+                    self.config.dim,
+                    &params,
+                    effort,
+                    Some(allowed.words()),
+                )?,
+                Plan::Scan => seg.index.search_batch_flat(
+                    queries,
+                    self.config.dim,
+                    &params,
+                    Some(allowed.words()),
+                )?,
+            };
             for (q, hits) in hits.into_iter().enumerate() {
                 for h in hits {
                     if let Some(r) = seg.row_of(h.id) {
@@ -162,6 +172,38 @@ impl Snapshot {
     }
 }
 
+/// How one segment is searched.
+#[derive(Debug, PartialEq)]
+enum Plan {
+    /// Through its index with this effort (`None`: the index's default, or a flat index).
+    Probe(Option<usize>),
+    /// A flat scan of the codes of the allowed rows only.
+    Scan,
+}
+
+/// Chooses between probing a segment's index and scanning its allowed rows flat, from the
+/// filter's cardinality (`passing` live rows pass; counted from the field indexes), as Qdrant
+/// does. Probing `e` of `L` lists with a fraction `s` of rows allowed finds about `s` as many
+/// candidates per list, so it probes `e / s` lists to keep recall; that reads `e / (s·L)` of the
+/// codes, while the flat scan reads the allowed `s` of them. The cheaper one wins.
+fn plan(index: &bitseek_index::Index, passing: usize, effort: Option<usize>) -> Plan {
+    let Some(lists) = index.ivf_lists() else {
+        return Plan::Probe(effort);
+    };
+    let rows = index.meta().rows.max(1);
+    if passing >= rows {
+        return Plan::Probe(effort);
+    }
+    let s = passing as f64 / rows as f64;
+    let e = effort.unwrap_or_else(|| bitseek_index::ivf::default_effort(lists)) as f64;
+    let probe_fraction = (e / s).min(lists as f64) / lists as f64;
+    if s <= probe_fraction {
+        Plan::Scan
+    } else {
+        Plan::Probe(Some((e / s).ceil() as usize))
+    }
+}
+
 /// The request's oversampling, checked; also checks `k` and the filter.
 fn checked_oversample(req: &SearchRequest) -> Result<f32, StoreError> {
     if req.k == 0 {
@@ -172,6 +214,12 @@ fn checked_oversample(req: &SearchRequest) -> Result<f32, StoreError> {
         return Err(IndexError::BadParam(format!(
             "oversample {oversample} is out of range; give 1 to 1024"
         ))
+        .into());
+    }
+    if req.effort == Some(0) {
+        return Err(IndexError::BadParam(
+            "effort 0 is out of range: give at least 1 (IVF lists probed per query)".into(),
+        )
         .into());
     }
     if let Some(f) = &req.filter {
