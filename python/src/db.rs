@@ -297,6 +297,14 @@ impl Collection {
         py.detach(|| c.checkpoint()).map_err(store_error)
     }
 
+    /// Waits until every segment due for its index (see `create_collection(index=...)`) has it;
+    /// returns why the last failed build failed, or None. Searches never need this: a segment
+    /// is searched flat until its index is ready.
+    fn wait_for_builds(&self, py: Python<'_>) -> Option<String> {
+        let c = &self.inner;
+        py.detach(|| c.wait_for_builds())
+    }
+
     fn __repr__(&self) -> String {
         let i = self.inner.info();
         format!(

@@ -298,7 +298,7 @@ async fn bad_vectors_are_refused_with_the_reason() {
             "POST",
             "/collections/c/search/batch",
             r#"{"vectors": [[1, 0, 0, 0]], "effort": -2}"#,
-            "effort",
+            "integer `-2`, expected usize",
         ),
         (
             "PUT",

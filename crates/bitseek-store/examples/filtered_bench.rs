@@ -7,7 +7,7 @@
 //! ```text
 //! cargo run --release -p bitseek-store --example filtered_bench -- \
 //!     --base CODE.npy [--base MORE.npy] --queries QUERIES.npy [--max-queries 300] [--rounds 5] \
-//!     [--effort E] [--json OUT.json]
+//!     [--effort E] [--oversample X] [-k 10] [--json OUT.json]
 //! ```
 
 use bitseek_index::input::read_vectors;
@@ -27,6 +27,7 @@ struct Args {
     effort: Option<usize>,
     json: Option<PathBuf>,
     k: usize,
+    oversample: Option<f32>,
 }
 
 fn args() -> Args {
@@ -38,6 +39,7 @@ fn args() -> Args {
         effort: None,
         json: None,
         k: 10,
+        oversample: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -50,6 +52,7 @@ fn args() -> Args {
             "--effort" => a.effort = Some(val().parse().expect("--effort N")),
             "--json" => a.json = Some(val().into()),
             "-k" => a.k = val().parse().expect("-k N"),
+            "--oversample" => a.oversample = Some(val().parse().expect("--oversample X")),
             other => panic!("unknown argument {other}; see the example's docs"),
         }
     }
@@ -178,7 +181,7 @@ fn main() {
             k: a.k,
             filter: Some(filter),
             effort: a.effort,
-            ..SearchRequest::default()
+            oversample: a.oversample,
         };
         let recall = |c: &LiveCollection| {
             let mut found = 0;
@@ -215,7 +218,8 @@ fn main() {
         }));
     }
     if let Some(p) = a.json {
-        let doc = json!({"rows": rows, "dim": dim, "queries": nq, "k": a.k, "effort": a.effort, "results": out});
+        let doc = json!({"rows": rows, "dim": dim, "queries": nq, "k": a.k, "effort": a.effort,
+            "oversample": a.oversample, "results": out});
         std::fs::write(&p, serde_json::to_vec_pretty(&doc).expect("json")).expect("write json");
     }
 }

@@ -894,7 +894,7 @@ impl Index {
 
     /// [`search_batch_allowed`](Self::search_batch_allowed) through the flat codes every index
     /// file holds, whatever its kind: what a filtered search falls back to when the filter passes
-    /// so few rows that scanning them beats probing lists for them.
+    /// so many of the rows scattered over the lists that probing would score most of them anyway.
     pub fn search_batch_flat(
         &self,
         queries: &[f32],

@@ -42,8 +42,8 @@
 //! swaps it in under its lock: the built file (`seg-<g>-<kind>-<old>.bitseek`, synced) is named in
 //! the flat file's place by a new manifest generation, and the flat file is deleted. A crash before
 //! the manifest lands leaves the flat segment and an orphan build file, deleted on open. Searches
-//! probe `effort` lists with the allowed-rows mask, or scan the allowed rows flat when the filter
-//! passes too few for probing to pay (see `snapshot.rs`).
+//! probe `effort` lists with the allowed-rows mask, or score only the allowed rows exactly when
+//! the filter passes too few for probing to pay (see `snapshot.rs`).
 //!
 //! **Opening** replays the log on top of the manifest's segments. A log whose tail is torn (a
 //! record cut short, failing its checksum, or zero-filled) is cut at the last good record. Damage
