@@ -187,6 +187,37 @@ fn effort_gives_the_librarys_answer() {
             }
         }
     }
+    // A filter passing half the rows, effort 1: the store probes 1 / 0.5 = 2 lists inside the
+    // allowed-rows mask, which is the library's answer with that mask and effort 2.
+    let f: Filter =
+        serde_json::from_value(json!({"field": "bucket", "in": (0..50).collect::<Vec<_>>()}))
+            .unwrap();
+    let mut mask = vec![0u64; index.ids().len().div_ceil(64)];
+    for (r, id) in index.ids().iter().enumerate() {
+        if id % 100 < 50 {
+            mask[r / 64] |= 1 << (r % 64);
+        }
+    }
+    let params = SearchParams {
+        k: 5,
+        oversample: 2,
+        ..SearchParams::default()
+    };
+    let lib = index
+        .search_batch_effort(&queries, DIM, &params, Some(2), Some(&mask))
+        .unwrap();
+    let req = SearchRequest {
+        k: 5,
+        oversample: Some(2.0),
+        effort: Some(1),
+        filter: Some(f.clone()),
+    };
+    let ours = c.search_batch(&queries, &req).unwrap();
+    for (l, o) in lib.iter().zip(&ours) {
+        let l_ids: Vec<u64> = l.iter().map(|h| h.id).collect();
+        assert_eq!(l_ids, ids(o));
+        assert!(o.iter().all(|h| f.accepts(&h.payload)));
+    }
     let e = c
         .search(
             &queries[..DIM],
