@@ -56,7 +56,10 @@ impl Db {
     }
 
     /// Creates an empty collection; ValueError if the name is taken or a setting is invalid.
-    #[pyo3(signature = (name, dim, metric="cosine", quantizer="rabitq", keep="f32"))]
+    /// `index`: "flat" (default) or "ivf", built in the background for segments of at least
+    /// `index_min_rows` rows (searched flat until it is ready).
+    #[pyo3(signature = (name, dim, metric="cosine", quantizer="rabitq", keep="f32", index="flat", index_min_rows=bitseek_store::db::DEFAULT_INDEX_MIN_ROWS))]
+    #[allow(clippy::too_many_arguments)]
     fn create_collection(
         &self,
         py: Python<'_>,
@@ -65,13 +68,25 @@ impl Db {
         metric: &str,
         quantizer: &str,
         keep: &str,
+        index: &str,
+        index_min_rows: usize,
     ) -> PyResult<Collection> {
+        let kind: bitseek_store::IndexKind = serde_json::from_value(Value::String(index.into()))
+            .map_err(|_| {
+                PyValueError::new_err(format!(
+                    "index {index:?} is not an index kind; give \"flat\" or \"ivf\""
+                ))
+            })?;
         let config = CollectionConfig {
             dim,
             metric: parse(metric)?,
             quantizer: quantizer.to_string(),
             keep: parse(keep)?,
             durability: Durability::default(),
+            index: bitseek_store::SegmentIndex {
+                kind,
+                min_rows: index_min_rows,
+            },
         };
         let db = &self.inner;
         let c = py.detach(|| db.create(name, config)).map_err(store_error)?;
@@ -217,8 +232,9 @@ impl Collection {
     /// scores `(len(queries), k)` arrays, payloads a list of lists. Slots past the last hit
     /// (fewer than k points, or fewer passing the filter) hold id `2**64-1`, score NaN and
     /// payload None. `filter`: `{"field": f, "eq": v}`, `{"field": f, "in": [..]}` or
-    /// `{"all": [filter, ..]}`, as in the HTTP API.
-    #[pyo3(signature = (queries, k=10, oversample=None, filter=None))]
+    /// `{"all": [filter, ..]}`, as in the HTTP API. `effort`: lists probed per query in segments
+    /// that carry an IVF (None = the index's default, at least 1; flat segments ignore it).
+    #[pyo3(signature = (queries, k=10, oversample=None, filter=None, effort=None))]
     fn search<'py>(
         &self,
         py: Python<'py>,
@@ -226,6 +242,7 @@ impl Collection {
         k: usize,
         oversample: Option<f32>,
         filter: Option<&Bound<'py, PyAny>>,
+        effort: Option<usize>,
     ) -> PyResult<Searched<'py>> {
         let filter: Option<Filter> = match filter {
             None => None,
@@ -238,6 +255,7 @@ impl Collection {
             k,
             oversample,
             filter,
+            effort,
         };
         let q = arrays::rows(queries, "queries")?;
         let (data, dim) = (q.as_slice(), q.dim);
@@ -277,6 +295,14 @@ impl Collection {
     fn checkpoint(&self, py: Python<'_>) -> PyResult<()> {
         let c = &self.inner;
         py.detach(|| c.checkpoint()).map_err(store_error)
+    }
+
+    /// Waits until every segment due for its index (see `create_collection(index=...)`) has it;
+    /// returns why the last failed build failed, or None. Searches never need this: a segment
+    /// is searched flat until its index is ready.
+    fn wait_for_builds(&self, py: Python<'_>) -> Option<String> {
+        let c = &self.inner;
+        py.detach(|| c.wait_for_builds())
     }
 
     fn __repr__(&self) -> String {

@@ -150,8 +150,9 @@ impl Index {
     /// Slots past the last hit (k larger than the index) hold id `2**64-1` (`bitseek.NO_ID`)
     /// and score NaN. `oversample`: candidates per hit taken from the codes and rescored from the
     /// kept copy; `rescore=False` ranks by the codes alone; `threads`: None uses every core.
-    /// The GIL is released while searching.
-    #[pyo3(signature = (queries, k=10, oversample=4, rescore=true, threads=None, query_bits=None, symmetric=false))]
+    /// `effort`: lists probed per query by an IVF index (None = its default, a tenth of the
+    /// lists; at least 1); a flat index ignores it. The GIL is released while searching.
+    #[pyo3(signature = (queries, k=10, oversample=4, rescore=true, threads=None, query_bits=None, symmetric=false, effort=None))]
     #[allow(clippy::too_many_arguments)]
     fn search<'py>(
         &self,
@@ -163,6 +164,7 @@ impl Index {
         threads: Option<usize>,
         query_bits: Option<usize>,
         symmetric: bool,
+        effort: Option<usize>,
     ) -> PyResult<IdsScores<'py>> {
         let q = arrays::rows(queries, "queries")?;
         let (data, dim) = (q.as_slice(), q.dim);
@@ -181,7 +183,10 @@ impl Index {
         let results = py.detach(|| {
             validate_rows(data, dim, None, Path::new("queries"), &index.query_checks())
                 .map_err(input_error)?;
-            threads::run(threads, || index.search_batch(data, dim, &params))?.map_err(index_error)
+            threads::run(threads, || {
+                index.search_batch_effort(data, dim, &params, effort, None)
+            })?
+            .map_err(index_error)
         })?;
         Ok(padded(py, &results, k, |h| (h.id, h.score)))
     }

@@ -151,3 +151,31 @@ def test_two_threads_search_one_index(data):
     for ids, scores in results:
         np.testing.assert_array_equal(ids, want[0])
         np.testing.assert_array_equal(scores, want[1])
+
+
+def test_ivf_segments_and_effort_give_the_librarys_answer(data, tmp_path):
+    vectors, queries = data
+    db = bitseek.Db(tmp_path / "db")
+    with pytest.raises(ValueError, match="not an index kind"):
+        db.create_collection("x", dim=48, index="hnsw")
+    col = db.create_collection("ivf", dim=48, metric="cosine", index="ivf", index_min_rows=500)
+    col.upsert(np.arange(1000, dtype=np.uint64), vectors[:1000])
+    col.checkpoint()
+    assert col.wait_for_builds() is None
+    assert col.info()["segment_indexes"] == ["ivf"]
+    # Every list probed and every row rescored: the exact answer.
+    got, _, _ = col.search(queries, k=10, oversample=100, effort=1 << 20)
+    want, _ = exact(vectors[:1000], queries, 10)
+    np.testing.assert_array_equal(got, want)
+    # A few lists: the library's answer on the segment's own index file.
+    (seg,) = [p for p in (tmp_path / "db" / "ivf").iterdir() if "-ivf-" in p.name]
+    index = bitseek.Index.open(seg)
+    unit = queries / np.linalg.norm(queries, axis=1, keepdims=True)  # both normalise the same
+    for effort in (1, 3):
+        lib_ids, _ = index.search(unit, k=10, oversample=2, effort=effort)
+        ours, _, _ = col.search(unit, k=10, oversample=2, effort=effort)
+        np.testing.assert_array_equal(ours, lib_ids)
+    with pytest.raises(ValueError, match="effort 0"):
+        col.search(queries, k=10, effort=0)
+    with pytest.raises(ValueError, match="effort must be at least 1"):
+        index.search(queries, k=10, effort=0)

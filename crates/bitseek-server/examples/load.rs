@@ -397,6 +397,7 @@ fn main() -> Result<(), Error> {
             quantizer: a.quantizer.clone(),
             keep: Keep::F32,
             durability: Durability::Fsync,
+            index: Default::default(),
         },
     )?;
     let t = Instant::now();
@@ -429,6 +430,7 @@ fn main() -> Result<(), Error> {
         k: a.k,
         oversample: a.oversample,
         filter: None,
+        effort: None,
     };
     let bodies: Vec<Bytes> = (0..queries.rows())
         .map(|i| {

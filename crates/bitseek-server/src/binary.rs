@@ -1,5 +1,5 @@
 //! Search bodies as raw little-endian `f32` (`Content-Type: application/octet-stream`), next to
-//! JSON: the query vectors are the body, `k` and `oversample` the query string
+//! JSON: the query vectors are the body, `k`, `oversample` and `effort` the query string
 //! (`POST /collections/{name}/search?k=10`). The collection's dimension says how many values
 //! make a query, so `search/batch` takes `n × dim` values. Parsing a JSON array of 384 numbers
 //! costs more than the search on a small collection; this costs one copy.
@@ -23,6 +23,8 @@ pub(crate) struct RawParams {
     pub k: usize,
     #[serde(default)]
     pub oversample: Option<f32>,
+    #[serde(default)]
+    pub effort: Option<usize>,
 }
 
 /// A search body: JSON (`T`), or raw vectors with their parameters.
@@ -57,7 +59,7 @@ impl<T: DeserializeOwned + Send + 'static> FromRequest<Arc<AppState>> for Search
             .await
             .map_err(|e| {
                 ApiError::bad_request(format!(
-                    "bad query string for a raw body ({e}): give k and oversample there, as in ?k=10&oversample=4 (filters need a JSON body)"
+                    "bad query string for a raw body ({e}): give k, oversample and effort there, as in ?k=10&oversample=4&effort=32 (filters need a JSON body)"
                 ))
             })?;
         let bytes = read_body(Request::from_parts(parts, body), state).await?;

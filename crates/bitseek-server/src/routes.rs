@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use bitseek_index::vector::{check_row, Problem};
 use bitseek_store::{
     CollectionConfig, Durability, Filter, Keep, LiveCollection as Collection, Metric, Point,
-    ScoredPoint, SearchRequest,
+    ScoredPoint, SearchRequest, SegmentIndex,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -352,6 +352,8 @@ struct CreateCollection {
     keep: Keep,
     #[serde(default)]
     durability: Option<Durability>,
+    #[serde(default)]
+    index: SegmentIndex,
 }
 
 fn default_metric() -> Metric {
@@ -382,6 +384,7 @@ async fn create_collection(
         quantizer: req.quantizer,
         keep: req.keep,
         durability: req.durability.unwrap_or_default(),
+        index: req.index,
     };
     let info = blocking(move || {
         let c = state.db.create(&name, config).map_err(|e| {
@@ -554,6 +557,8 @@ struct Search {
     #[serde(default)]
     oversample: Option<f32>,
     #[serde(default)]
+    effort: Option<usize>,
+    #[serde(default)]
     filter: Option<Filter>,
 }
 
@@ -568,6 +573,8 @@ struct SearchBatch {
     k: usize,
     #[serde(default)]
     oversample: Option<f32>,
+    #[serde(default)]
+    effort: Option<usize>,
     #[serde(default)]
     filter: Option<Filter>,
 }
@@ -586,11 +593,12 @@ struct BatchHits {
     results: Vec<Hits>,
 }
 
-/// Checks `k` and `oversample` against the limits.
+/// Checks `k`, `oversample` and `effort` against the limits.
 fn search_request(
     state: &AppState,
     k: usize,
     oversample: Option<f32>,
+    effort: Option<usize>,
     filter: Option<Filter>,
 ) -> ApiResult<SearchRequest> {
     let limits = state.options.limits;
@@ -628,11 +636,17 @@ fn search_request(
             ));
         }
     }
+    if effort == Some(0) {
+        return Err(ApiError::bad_request(
+            "\"effort\" is 0: give at least 1 (IVF lists probed per query), or leave it out for the index's default",
+        ));
+    }
     candidates(state, 1, k, oversample)?;
     Ok(SearchRequest {
         k,
         oversample,
         filter,
+        effort,
     })
 }
 
@@ -670,7 +684,7 @@ async fn search(
     let req = match body {
         SearchBody::Json(req) => req,
         SearchBody::Raw { values, params } => {
-            let sreq = search_request(&state, params.k, params.oversample, None)?;
+            let sreq = search_request(&state, params.k, params.oversample, params.effort, None)?;
             let c = collection(&state, &name)?;
             let view = c.snapshot_view();
             let small = view.points().saturating_mul(view.config().dim) <= INLINE_SEARCH_VALUES;
@@ -695,7 +709,7 @@ async fn search(
             return blocking(run).await;
         }
     };
-    let sreq = search_request(&state, req.k, req.oversample, req.filter)?;
+    let sreq = search_request(&state, req.k, req.oversample, req.effort, req.filter)?;
     blocking(move || {
         let c = collection(&state, &name)?;
         let shape = shape(&c);
@@ -732,7 +746,7 @@ async fn search_batch(
     let req = match body {
         SearchBody::Json(req) => req,
         SearchBody::Raw { values, params } => {
-            let sreq = search_request(&state, params.k, params.oversample, None)?;
+            let sreq = search_request(&state, params.k, params.oversample, params.effort, None)?;
             return blocking(move || {
                 let c = collection(&state, &name)?;
                 let shape = shape(&c);
@@ -757,7 +771,7 @@ async fn search_batch(
             .await;
         }
     };
-    let sreq = search_request(&state, req.k, req.oversample, req.filter)?;
+    let sreq = search_request(&state, req.k, req.oversample, req.effort, req.filter)?;
     let n = match (&req.vectors, &req.texts) {
         (Some(v), None) => v.len(),
         (None, Some(t)) => t.len(),

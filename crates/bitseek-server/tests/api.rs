@@ -290,6 +290,30 @@ async fn bad_vectors_are_refused_with_the_reason() {
         ),
         (
             "POST",
+            "/collections/c/search",
+            r#"{"vector": [1, 0, 0, 0], "effort": 0}"#,
+            "\"effort\" is 0",
+        ),
+        (
+            "POST",
+            "/collections/c/search/batch",
+            r#"{"vectors": [[1, 0, 0, 0]], "effort": -2}"#,
+            "integer `-2`, expected usize",
+        ),
+        (
+            "PUT",
+            "/collections/x",
+            r#"{"dim": 4, "keep": "none", "index": {"kind": "ivf"}}"#,
+            "keep \"f32\"",
+        ),
+        (
+            "PUT",
+            "/collections/x",
+            r#"{"dim": 4, "index": {"kind": "hnsw"}}"#,
+            "unknown variant `hnsw`",
+        ),
+        (
+            "POST",
             "/collections/c/search/batch",
             r#"{"vectors": [[1, 0, 0, 0], [1, 0]]}"#,
             "query 1 has 2 values",
@@ -630,6 +654,12 @@ async fn quantizer_change_re_encodes_or_is_refused_with_the_reason() {
     // With every point rescored from the f32 copy, the ranking does not depend on the codes.
     let after = call(&s, "POST", "/collections/c/search", query, None).await;
     assert_eq!(ids(&before), ids(&after));
+    // The same with an effort: a flat collection has no lists to probe, so the answer is the same.
+    let with_effort =
+        Some(r#"{"vector": [0.2, 0.9, 0.1, 0.3], "k": 12, "oversample": 4, "effort": 3}"#);
+    let r = call(&s, "POST", "/collections/c/search", with_effort, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(ids(&after), ids(&r));
 
     let r = call(
         &s,
@@ -1140,4 +1170,61 @@ async fn searches_do_not_wait_for_a_long_write() {
     assert_eq!(coll.info().points, 110);
     stop_tx.send(()).unwrap();
     server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn an_ivf_collection_builds_its_index_behind_compaction_and_takes_effort() {
+    let (_d, s) = state(Options::default());
+    let r = call(
+        &s,
+        "PUT",
+        "/collections/iv",
+        Some(r#"{"dim": 4, "metric": "l2", "index": {"kind": "ivf", "min_rows": 64}}"#),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.json["config"]["index"]["kind"], "ivf", "{}", r.text);
+    let vec_of = |i: u64| {
+        let x = i as f32;
+        [
+            (x * 0.37).sin(),
+            (x * 0.11).cos(),
+            (x * 0.53).sin(),
+            x / 300.0,
+        ]
+    };
+    let points: Vec<_> = (0..300u64)
+        .map(|i| serde_json::json!({"id": i, "vector": vec_of(i)}))
+        .collect();
+    let body = serde_json::json!({ "points": points }).to_string();
+    let r = call(&s, "PUT", "/collections/iv/points", Some(&body), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = call(&s, "POST", "/collections/iv/compact", None, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // The index is built in the background; the collection answers meanwhile.
+    let mut kinds = serde_json::Value::Null;
+    for _ in 0..500 {
+        let r = call(&s, "GET", "/collections/iv", None, None).await;
+        kinds = r.json["segment_indexes"].clone();
+        if kinds == serde_json::json!(["ivf"]) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(kinds, serde_json::json!(["ivf"]));
+    // Every list probed and every row rescored: the exact answer.
+    let q = [0.1f32, 0.5, -0.2, 0.4];
+    let mut want: Vec<(f32, u64)> = (0..300u64)
+        .map(|i| {
+            let v = vec_of(i);
+            (v.iter().zip(&q).map(|(a, b)| (a - b) * (a - b)).sum(), i)
+        })
+        .collect();
+    want.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let body = format!(r#"{{"vector": {q:?}, "k": 5, "oversample": 60, "effort": 1000}}"#);
+    let r = call(&s, "POST", "/collections/iv/search", Some(&body), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let want: Vec<u64> = want[..5].iter().map(|w| w.1).collect();
+    assert_eq!(ids(&r), want);
 }

@@ -125,6 +125,7 @@ fn search_page_in_headless_chromium() {
                 quantizer: "rabitq".into(),
                 keep: bitseek_store::Keep::F32,
                 durability: Default::default(),
+                index: Default::default(),
             },
         )
         .unwrap();

@@ -31,6 +31,7 @@ fn config(dim: usize, durability: Durability) -> CollectionConfig {
         quantizer: "rabitq".into(),
         keep: Keep::F32,
         durability,
+        index: Default::default(),
     }
 }
 
@@ -144,6 +145,7 @@ fn main() {
             k: 10,
             oversample: None,
             filter,
+            effort: None,
         };
         let mut times = Vec::new();
         for q in &queries {

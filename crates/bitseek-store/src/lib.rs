@@ -55,8 +55,8 @@ pub mod wal;
 
 pub use bitseek_index::{Keep, Metric};
 pub use db::{
-    CollectionConfig, CollectionInfo, CompactReport, Db, DbOptions, Durability, LiveCollection,
-    LostWrites, Point, Record, ScoredPoint, SearchRequest,
+    CollectionConfig, CollectionInfo, CompactReport, Db, DbOptions, Durability, IndexKind,
+    LiveCollection, LostWrites, Point, Record, ScoredPoint, SearchRequest, SegmentIndex,
 };
 pub use error::{ErrorKind, Fix, StoreError};
 pub use filter::Filter;

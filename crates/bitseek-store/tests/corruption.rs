@@ -133,6 +133,7 @@ fn holds(c: &LiveCollection, model: &Model) -> bool {
         k: 5,
         oversample: Some(100.0),
         filter: None,
+        effort: None,
     };
     let hits = c.search(&q, &req).unwrap();
     let exact = brute_force(model, Metric::Cosine, &q, 5, |_| true);

@@ -14,6 +14,7 @@ fn req(k: usize) -> SearchRequest {
         k,
         oversample: Some(1000.0),
         filter: None,
+        effort: None,
     }
 }
 
@@ -56,6 +57,7 @@ fn check_all(
             serde_json::from_value(json!({"field": "lang", "in": ["go", "python"]})).unwrap();
         let r = SearchRequest {
             filter: Some(f.clone()),
+            effort: None,
             ..req(k)
         };
         let hits = c.search(&q, &r).unwrap();
@@ -372,6 +374,7 @@ fn searches_run_while_writes_and_compactions_do() {
                                 k: 20,
                                 oversample: Some(50.0),
                                 filter: None,
+                                effort: None,
                             },
                         )
                         .unwrap();

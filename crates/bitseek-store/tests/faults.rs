@@ -139,6 +139,7 @@ fn check(c: &LiveCollection, model: &Model, what: &str) {
         k: 20,
         oversample: Some(100.0),
         filter: None,
+        effort: None,
     };
     let mut ids: Vec<u64> = c
         .search(&[0.5; DIM], &req)

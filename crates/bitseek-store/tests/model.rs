@@ -111,6 +111,7 @@ fn run(steps: Vec<Step>, metric: Metric) -> Result<(), TestCaseError> {
                 k: 5,
                 oversample: Some(100.0),
                 filter: f.clone(),
+                effort: None,
             };
             let hits = c.search(&q, &req).unwrap();
             let exact = brute_force(&model, metric, &q, 5, |p| {

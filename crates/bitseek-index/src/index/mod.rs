@@ -889,6 +889,31 @@ impl Index {
         effort: Option<usize>,
         allowed: Option<&[u64]>,
     ) -> Result<Vec<Vec<Hit>>, IndexError> {
+        self.search_inner(queries, dim, params, effort, allowed, false)
+    }
+
+    /// [`search_batch_allowed`](Self::search_batch_allowed) through the flat codes every index
+    /// file holds, whatever its kind: what a filtered search falls back to when the filter passes
+    /// so many of the rows scattered over the lists that probing would score most of them anyway.
+    pub fn search_batch_flat(
+        &self,
+        queries: &[f32],
+        dim: usize,
+        params: &SearchParams,
+        allowed: Option<&[u64]>,
+    ) -> Result<Vec<Vec<Hit>>, IndexError> {
+        self.search_inner(queries, dim, params, None, allowed, true)
+    }
+
+    fn search_inner(
+        &self,
+        queries: &[f32],
+        dim: usize,
+        params: &SearchParams,
+        effort: Option<usize>,
+        allowed: Option<&[u64]>,
+        flat_only: bool,
+    ) -> Result<Vec<Vec<Hit>>, IndexError> {
         if params.k == 0 {
             return Err(IndexError::BadParam("k must be at least 1".into()));
         }
@@ -907,7 +932,7 @@ impl Index {
             )));
         }
         let queries = self.prepare_queries(queries, dim)?;
-        if let Some(v) = self.ivf_parts() {
+        if let Some(v) = self.ivf_parts().filter(|_| !flat_only) {
             if effort == Some(0) {
                 return Err(IndexError::BadParam("effort must be at least 1".into()));
             }

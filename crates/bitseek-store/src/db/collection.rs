@@ -1,6 +1,7 @@
 //! The live collection's public API: opening, upserts, deletes, point lookups, searches,
 //! compaction, quantizer changes and snapshots.
 
+use super::builds::{publish, Shared};
 use super::config::{
     parse_quantizer, CollectionInfo, CompactReport, DbOptions, LostWrites, Point, Record,
     ScoredPoint, SearchRequest, LIVE_VERSION,
@@ -28,8 +29,9 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 pub struct LiveCollection {
     name: String,
     dir: PathBuf,
-    snapshot: RwLock<Arc<Snapshot>>,
-    writer: Mutex<Writer>,
+    /// The writer, the current snapshot and the background index builder, shared with the
+    /// builder thread.
+    shared: Shared,
     /// Calls waiting for `writer` (see [`LiveCollection::pause_writes`]).
     writers_waiting: AtomicUsize,
     pub(super) group: GroupSync,
@@ -71,8 +73,12 @@ impl LiveCollection {
         let c = LiveCollection {
             name: name.to_owned(),
             dir: dir.to_owned(),
-            snapshot: RwLock::new(Arc::new(w.snapshot())),
-            writer: Mutex::new(w),
+            shared: Shared {
+                dir: dir.to_owned(),
+                snapshot: Arc::new(RwLock::new(Arc::new(w.snapshot()))),
+                writer: Arc::new(Mutex::new(w)),
+                builds: Arc::default(),
+            },
             writers_waiting: AtomicUsize::new(0),
             group: GroupSync::default(),
             sync_target: Mutex::new(None),
@@ -83,13 +89,15 @@ impl LiveCollection {
             let w = c.writer()?;
             lock(&c.group.state)?.synced = w.next_lsn - 1;
         }
+        // Segments due for their index (a build cut short, a configuration that asks for one).
+        c.shared.schedule();
         Ok(c)
     }
 
     /// The writer's state, once every write ahead of this one is done.
     pub(super) fn writer(&self) -> Result<MutexGuard<'_, Writer>, StoreError> {
         self.writers_waiting.fetch_add(1, Ordering::SeqCst);
-        let w = lock(&self.writer);
+        let w = lock(&self.shared.writer);
         self.writers_waiting.fetch_sub(1, Ordering::SeqCst);
         w
     }
@@ -117,18 +125,32 @@ impl LiveCollection {
 
     /// The current snapshot (cheap: an `Arc` clone).
     pub fn snapshot_view(&self) -> Arc<Snapshot> {
-        match self.snapshot.read() {
+        match self.shared.snapshot.read() {
             Ok(s) => s.clone(),
             Err(e) => e.into_inner().clone(),
         }
     }
 
     pub(super) fn publish(&self, w: &Writer) {
-        let s = Arc::new(w.snapshot());
-        match self.snapshot.write() {
-            Ok(mut g) => *g = s,
-            Err(e) => *e.into_inner() = s,
+        publish(&self.shared.snapshot, w);
+    }
+
+    /// Holds background index builds back until the returned guard is dropped: new segments stay
+    /// flat meanwhile, as they do during a slow build. For tests that need a build held up.
+    pub fn pause_builds(&self) -> Result<BuildPause<'_>, StoreError> {
+        Ok(BuildPause {
+            _gate: lock(&self.shared.builds.gate)?,
+        })
+    }
+
+    /// Waits until no segment is due for its index (every build done or failed); returns why
+    /// the last failed build failed, if one did. Searches and writes never need this: a segment
+    /// is searched flat until its index is swapped in.
+    pub fn wait_for_builds(&self) -> Option<String> {
+        while !self.shared.idle() {
+            std::thread::sleep(std::time::Duration::from_millis(2));
         }
+        self.shared.last_error()
     }
 
     /// The collection's name.
@@ -166,6 +188,14 @@ impl LiveCollection {
             recovery: self.recovery.lines.clone(),
             lost_writes: self.recovery.lost.clone(),
             read_only: self.read_only.get().map(|(reason, _)| reason),
+            segment_indexes: if s.config.index.is_flat() {
+                Vec::new()
+            } else {
+                s.segments
+                    .iter()
+                    .map(|(g, _)| g.kind().name().to_owned())
+                    .collect()
+            },
         }
     }
 
@@ -191,7 +221,7 @@ impl LiveCollection {
         if ids.is_empty() {
             return Ok(w.next_lsn - 1);
         }
-        w.maybe_flush(&self.dir)?;
+        let flushed = w.maybe_flush(&self.dir)?;
         let lsn = w.next_lsn;
         let op = Op::Upsert {
             ids,
@@ -219,6 +249,9 @@ impl LiveCollection {
         w.apply_upsert(ids, vectors, payloads);
         self.publish(&w);
         drop(w);
+        if flushed {
+            self.shared.schedule();
+        }
         self.wait_durable(lsn)?;
         Ok(lsn)
     }
@@ -237,7 +270,7 @@ impl LiveCollection {
         if present.is_empty() {
             return Ok(0);
         }
-        w.maybe_flush(&self.dir)?;
+        let flushed = w.maybe_flush(&self.dir)?;
         let lsn = w.next_lsn;
         let dim = w.manifest.dim;
         let bytes = wal::encode(
@@ -253,6 +286,9 @@ impl LiveCollection {
         let n = w.apply_delete(&present);
         self.publish(&w);
         drop(w);
+        if flushed {
+            self.shared.schedule();
+        }
         self.wait_durable(lsn)?;
         Ok(n)
     }
@@ -289,6 +325,7 @@ impl LiveCollection {
         w.flush_memtable(&self.dir)?;
         self.publish(&w);
         drop(w);
+        self.shared.schedule();
         self.release_waiters()
     }
 
@@ -390,6 +427,7 @@ impl LiveCollection {
             bytes_after: dir_size(&self.dir),
         };
         drop(w);
+        self.shared.schedule();
         self.release_waiters()?;
         Ok(report)
     }
@@ -411,6 +449,7 @@ impl LiveCollection {
         w.rebuild(&self.dir, quantizer)?;
         self.publish(&w);
         drop(w);
+        self.shared.schedule();
         self.release_waiters()
     }
 
@@ -464,6 +503,24 @@ impl LiveCollection {
             let _ = sync_dir(parent);
         }
         Ok(())
+    }
+}
+
+impl Drop for LiveCollection {
+    /// Waits for an index build under way (its file would otherwise race a reopened writer).
+    fn drop(&mut self) {
+        self.shared.close();
+    }
+}
+
+/// Index builds held up: see [`LiveCollection::pause_builds`].
+pub struct BuildPause<'a> {
+    _gate: MutexGuard<'a, ()>,
+}
+
+impl std::fmt::Debug for BuildPause<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuildPause").finish_non_exhaustive()
     }
 }
 

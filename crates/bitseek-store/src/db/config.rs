@@ -20,6 +20,67 @@ pub const MAX_DIM: usize = 65_536;
 /// before rescoring from the kept copy).
 pub const DEFAULT_OVERSAMPLE: f32 = 4.0;
 
+/// Rows at or above which a segment gets its sub-linear index, unless the configuration says.
+pub const DEFAULT_INDEX_MIN_ROWS: usize = 10_000;
+/// Smallest `min_rows` accepted: an IVF needs at least one full block of 32 rows per list.
+pub const MIN_INDEX_ROWS: usize = 64;
+
+/// The index a segment gets once it holds [`SegmentIndex::min_rows`] rows. Every kind keeps the
+/// flat codes too, so a segment is searched flat until its index is built.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum IndexKind {
+    /// Every code scanned (the default).
+    #[default]
+    Flat,
+    /// An inverted file over RaBitQ codes ([`bitseek_index::ivf`]): `effort` lists probed.
+    Ivf,
+}
+
+impl IndexKind {
+    /// The name used in configurations and file names.
+    pub fn name(self) -> &'static str {
+        match self {
+            IndexKind::Flat => "flat",
+            IndexKind::Ivf => "ivf",
+        }
+    }
+}
+
+fn default_min_rows() -> usize {
+    DEFAULT_INDEX_MIN_ROWS
+}
+
+/// Which sub-linear index segments get, and from what size. Smaller segments and the memtable
+/// stay flat: below a few thousand rows a scan is as fast as probing lists.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentIndex {
+    /// `"flat"` (default) or `"ivf"`.
+    #[serde(default)]
+    pub kind: IndexKind,
+    /// Segments with at least this many rows get the index (default
+    /// [`DEFAULT_INDEX_MIN_ROWS`], at least [`MIN_INDEX_ROWS`]).
+    #[serde(default = "default_min_rows")]
+    pub min_rows: usize,
+}
+
+impl Default for SegmentIndex {
+    fn default() -> Self {
+        SegmentIndex {
+            kind: IndexKind::Flat,
+            min_rows: DEFAULT_INDEX_MIN_ROWS,
+        }
+    }
+}
+
+impl SegmentIndex {
+    /// Whether this is the default (flat), which manifests leave out.
+    pub fn is_flat(&self) -> bool {
+        self.kind == IndexKind::Flat
+    }
+}
+
 /// How acknowledged writes are made durable.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
 #[serde(tag = "mode", rename_all = "snake_case")]
@@ -61,6 +122,9 @@ pub struct CollectionConfig {
     /// How acknowledged writes are made durable (default: `fsync` before every acknowledgement).
     #[serde(default)]
     pub durability: Durability,
+    /// The sub-linear index big segments get, built in the background (default: none, flat).
+    #[serde(default, skip_serializing_if = "SegmentIndex::is_flat")]
+    pub index: SegmentIndex,
 }
 
 impl CollectionConfig {
@@ -82,6 +146,21 @@ impl CollectionConfig {
             )));
         }
         parse_quantizer(&self.quantizer)?;
+        if !self.index.is_flat() {
+            if self.keep != Keep::F32 {
+                return Err(StoreError::Input(format!(
+                    "index {:?} is built in the background from the kept f32 vectors, but keep is \"{}\"; use keep \"f32\", or index \"flat\"",
+                    self.index.kind.name(),
+                    self.keep
+                )));
+            }
+            if self.index.min_rows < MIN_INDEX_ROWS {
+                return Err(StoreError::Input(format!(
+                    "index min_rows {} is too small; give at least {MIN_INDEX_ROWS} (smaller segments are scanned as fast as they are probed)",
+                    self.index.min_rows
+                )));
+            }
+        }
         if let Durability::Grouped { window_ms } = self.durability {
             if window_ms == 0 || window_ms > MAX_WINDOW_MS {
                 return Err(StoreError::Input(format!(
@@ -136,7 +215,7 @@ pub struct Record {
 }
 
 /// A search's parameters.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct SearchRequest {
     /// Hits per query.
     pub k: usize,
@@ -147,6 +226,11 @@ pub struct SearchRequest {
     /// Only points whose payload passes come back (default: every point).
     #[serde(default)]
     pub filter: Option<Filter>,
+    /// The one speed/recall knob of segments that carry a sub-linear index (lists probed for an
+    /// IVF; `None` = the index's default). At least 1; flat segments and the memtable, which
+    /// score every row, ignore it.
+    #[serde(default)]
+    pub effort: Option<usize>,
 }
 
 /// One hit.
@@ -192,6 +276,10 @@ pub struct CollectionInfo {
     /// the next write retries writing its state into new files and clears this once that works.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub read_only: Option<String>,
+    /// Each segment's index kind, oldest first (`"flat"` until its index is swapped in); only
+    /// for collections configured with a sub-linear index.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub segment_indexes: Vec<String>,
 }
 
 /// Acknowledged writes lost to damage in the log: sequence numbers `first_lsn..=last_lsn`.

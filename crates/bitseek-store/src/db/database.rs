@@ -146,6 +146,7 @@ impl Db {
             quantizer: config.quantizer.clone(),
             keep: config.keep,
             durability: config.durability,
+            index: config.index,
             segments: Vec::new(),
             tombstones: None,
             log: Some(LogEntry {

@@ -1,7 +1,7 @@
 //! The live manifest: `manifest.json` at version 2 (checksummed), and the names of the files
 //! each generation writes, so that stale ones can be found and deleted.
 
-use super::config::{CollectionConfig, Durability, LIVE_VERSION, MAX_DIM};
+use super::config::{CollectionConfig, Durability, SegmentIndex, LIVE_VERSION, MAX_DIM};
 use crate::error::{Fix, StoreError};
 use crate::files::{plain_name, read_manifest_bytes, sync_dir, write_synced};
 use crate::manifest::{parse_manifest, Manifest, PayloadsEntry, SegmentEntry, FORMAT, MANIFEST};
@@ -44,6 +44,9 @@ pub struct LiveManifest {
     /// How acknowledged writes are made durable.
     #[serde(default)]
     pub durability: Durability,
+    /// The sub-linear index big segments get (absent: flat).
+    #[serde(default, skip_serializing_if = "SegmentIndex::is_flat")]
+    pub index: SegmentIndex,
     /// Oldest first: a newer segment's copy of an id replaces an older one's.
     pub segments: Vec<SegmentEntry>,
     /// The tombstone file, when some segment has dead rows.
@@ -85,6 +88,7 @@ impl LiveManifest {
             quantizer: m.quantizer,
             keep: m.keep,
             durability: Durability::default(),
+            index: SegmentIndex::default(),
             segments,
             tombstones: None,
             log: None,
@@ -202,6 +206,7 @@ impl LiveManifest {
             quantizer: self.quantizer.clone(),
             keep: self.keep,
             durability: self.durability,
+            index: self.index,
         }
     }
 
@@ -261,6 +266,21 @@ pub(super) fn next_generation(dir: &Path, m: &LiveManifest) -> u64 {
         .max()
         .unwrap_or(0);
     m.generation.max(from_files) + 1
+}
+
+/// Whether `name` is a segment's index built in the background (`seg-<g>-<kind>-<i>.bitseek`,
+/// or its `.tmp` twin).
+pub(super) fn is_build_file(name: &str) -> bool {
+    let name = name.strip_suffix(".tmp").unwrap_or(name);
+    name.strip_prefix("seg-")
+        .and_then(|r| r.strip_suffix(".bitseek"))
+        .is_some_and(|r| {
+            let mut parts = r.split('-');
+            parts.next().is_some_and(|g| g.parse::<u64>().is_ok())
+                && parts
+                    .next()
+                    .is_some_and(|k| k.chars().all(|c| c.is_ascii_lowercase()) && !k.is_empty())
+        })
 }
 
 /// Deletes files of this module's kinds that `keep` does not name. Best effort.

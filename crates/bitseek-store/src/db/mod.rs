@@ -36,6 +36,15 @@
 //! payload fields; each segment indexes a field's values on first use, so a filter costs a few
 //! lookups rather than a JSON comparison per row.
 //!
+//! **Sub-linear segments**: with [`CollectionConfig::index`] set (IVF), a segment of at least
+//! `min_rows` rows gets its index from a background thread (`builds.rs`), built from the kept
+//! `f32` copy outside the writer lock. The segment is searched flat until then; the writer then
+//! swaps it in under its lock: the built file (`seg-<g>-<kind>-<old>.bitseek`, synced) is named in
+//! the flat file's place by a new manifest generation, and the flat file is deleted. A crash before
+//! the manifest lands leaves the flat segment and an orphan build file, deleted on open. Searches
+//! probe `effort` lists with the allowed-rows mask, or score only the allowed rows exactly when
+//! the filter passes too few for probing to pay (see `snapshot.rs`).
+//!
 //! **Opening** replays the log on top of the manifest's segments. A log whose tail is torn (a
 //! record cut short, failing its checksum, or zero-filled) is cut at the last good record. Damage
 //! in the middle, with intact records after it, is stepped over ([`crate::wal::scan`]): the later
@@ -48,9 +57,10 @@
 //! [`LiveCollection`] API; `writer.rs` the writer's state, log replay and every change of
 //! generation; `group_commit.rs` appending to the log and the shared `fsync`; `snapshot.rs`
 //! [`Snapshot`] and search; `segment.rs` segments, their field indexes and filter masks, and
-//! segment writing; `tombstones.rs` dead rows on disk; `manifest.rs` the [`LiveManifest`] and the
+//! segment writing; `builds.rs` the background index builder; `tombstones.rs` dead rows on disk; `manifest.rs` the [`LiveManifest`] and the
 //! file names each generation writes.
 
+mod builds;
 mod collection;
 mod config;
 mod database;
@@ -62,11 +72,11 @@ mod snapshot;
 mod tombstones;
 mod writer;
 
-pub use collection::{LiveCollection, WritePause};
+pub use collection::{BuildPause, LiveCollection, WritePause};
 pub use config::{
-    CollectionConfig, CollectionInfo, CompactReport, DbOptions, Durability, LostWrites, Point,
-    Record, ScoredPoint, SearchRequest, DEFAULT_FLUSH_ROWS, DEFAULT_OVERSAMPLE, LIVE_VERSION,
-    MAX_DIM, MAX_WINDOW_MS,
+    CollectionConfig, CollectionInfo, CompactReport, DbOptions, Durability, IndexKind, LostWrites,
+    Point, Record, ScoredPoint, SearchRequest, SegmentIndex, DEFAULT_FLUSH_ROWS,
+    DEFAULT_INDEX_MIN_ROWS, DEFAULT_OVERSAMPLE, LIVE_VERSION, MAX_DIM, MAX_WINDOW_MS,
 };
 pub use database::{valid_name, Db};
 pub use manifest::{LiveManifest, LogEntry};

@@ -1,17 +1,18 @@
 //! Segments: immutable, mapped index files with their payloads, the per-field indexes that turn a
 //! payload filter into a row mask, and writing new segments.
 
-use super::config::LIVE_VERSION;
+use super::config::{IndexKind, LIVE_VERSION};
 use super::manifest::LiveManifest;
 use crate::error::io_err;
 use crate::error::{Fix, StoreError};
 use crate::faults::{self, FaultOp};
-use crate::files::{open_segment, read_payloads, write_payloads, Promise};
+use crate::files::{open_segment, read_payloads, sync_dir, write_payloads, Promise};
 use crate::filter::{lookup, value_key, Filter};
 use crate::manifest::SegmentEntry;
 use crate::row_mask::RowMask;
 use bitseek_index::input::Vectors;
-use bitseek_index::Index;
+use bitseek_index::ivf::IvfOptions;
+use bitseek_index::{BuildOptions, Index, QuantizerChoice};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;
@@ -21,7 +22,8 @@ use std::sync::{Arc, Mutex};
 pub(super) struct Segment {
     pub(super) entry: SegmentEntry,
     pub(super) index: Index,
-    pub(super) payloads: Vec<Value>,
+    /// Shared with the same segment reopened on its built index.
+    pub(super) payloads: Arc<Vec<Value>>,
     /// Per payload field a filter has named: value key → rows holding it, built on first use.
     fields: Mutex<HashMap<String, Arc<FieldIndex>>>,
 }
@@ -59,13 +61,105 @@ impl Segment {
             reason: "no payload file".into(),
             fix,
         })?;
-        let payloads = read_payloads(dir, pe, fix)?;
+        let payloads = Arc::new(read_payloads(dir, pe, fix)?);
         Ok(Segment {
             entry: entry.clone(),
             index,
             payloads,
             fields: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The kind of index the segment's file holds.
+    pub(super) fn kind(&self) -> IndexKind {
+        if self.index.ivf_lists().is_some() {
+            IndexKind::Ivf
+        } else {
+            IndexKind::Flat
+        }
+    }
+
+    /// Builds this segment's `kind` index from its kept `f32` copy (same rows, ids, codes and
+    /// quantizer family) and saves it as `file` (temporary file, fsync, rename, directory
+    /// fsync), reopened mapped and checksummed. Runs outside the writer lock; the caller swaps
+    /// it in with [`Segment::reopened`] and a new manifest.
+    pub(super) fn build_index(
+        &self,
+        dir: &Path,
+        kind: IndexKind,
+        file: &str,
+        m: &LiveManifest,
+    ) -> Result<Segment, StoreError> {
+        let path = dir.join(file);
+        let meta = self.index.meta();
+        let data = self
+            .index
+            .kept_f32()
+            .ok_or_else(|| StoreError::Segment {
+                path: dir.join(&self.entry.file),
+                reason: "keeps no f32 copy to build its index from".into(),
+                fix: Fix::Restore,
+            })?
+            .to_vec();
+        let opts = BuildOptions {
+            quantizer: meta.quantizer,
+            metric: meta.metric,
+            keep: meta.keep,
+            seed: meta.seed,
+            scale_search: meta.scale_search,
+        };
+        let ivf = match kind {
+            IndexKind::Flat => None,
+            IndexKind::Ivf => Some(IvfOptions::default()),
+        };
+        let index = Index::build_with(
+            Vectors {
+                dim: meta.dim,
+                data,
+                ids: Some(self.index.ids().to_vec()),
+            },
+            &path,
+            &opts,
+            &QuantizerChoice::Kind(meta.quantizer),
+            ivf,
+            &|_| {},
+        )?;
+        faults::check(FaultOp::Write, &path).map_err(io_err(&path))?;
+        index.save(&path)?;
+        sync_dir(dir)?;
+        let entry = SegmentEntry {
+            file: file.to_owned(),
+            ..self.entry.clone()
+        };
+        let index = open_segment(
+            &path,
+            &Promise {
+                generation: m.generation,
+                rows: entry.rows,
+                dim: m.dim,
+                metric: m.metric,
+                keep: m.keep,
+                quantizer: None,
+                row_ids: false,
+                fix: Fix::Restore,
+            },
+        )?;
+        Ok(self.reopened(entry, index))
+    }
+
+    /// This segment on another file of the same rows (its built index): payloads and field
+    /// indexes shared.
+    fn reopened(&self, entry: SegmentEntry, index: Index) -> Segment {
+        let fields = match self.fields.lock() {
+            Ok(f) => f.clone(),
+            Err(e) => e.into_inner().clone(),
+        };
+        Segment {
+            entry,
+            index,
+            payloads: self.payloads.clone(),
+            fields: Mutex::new(fields),
+        }
     }
 
     fn field_index(&self, field: &str) -> Arc<FieldIndex> {

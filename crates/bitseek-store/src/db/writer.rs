@@ -2,8 +2,8 @@
 //! memtable, where each id's live copy is, the live masks, the open log), and every change of
 //! generation (flush, compaction, quantizer change).
 
-use super::config::{LostWrites, LIVE_VERSION};
-use super::manifest::{next_generation, remove_stale, LiveManifest, LogEntry};
+use super::config::{IndexKind, LostWrites, LIVE_VERSION};
+use super::manifest::{is_build_file, next_generation, remove_stale, LiveManifest, LogEntry};
 use super::read_only::ReadOnly;
 use super::segment::{save_segment, write_segment, Segment};
 use super::snapshot::Snapshot;
@@ -17,7 +17,7 @@ use crate::wal::{self, Op};
 use bitseek_index::vector::normalize;
 use bitseek_index::{Keep, Metric};
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -72,6 +72,17 @@ pub(super) struct Writer {
     /// Set when an fsync or a manifest swap failed: what is on disk is unknown, so no more
     /// writes until a new generation is written (see `read_only.rs`).
     pub(super) read_only: ReadOnly,
+    /// The index file the background builder is writing now, which stale-file removal spares.
+    pub(super) building: Option<String>,
+    /// Segment files whose index build failed (not retried until the collection is reopened).
+    pub(super) failed_builds: HashSet<String>,
+}
+
+/// A segment whose index is due: the segment, the kind, and the file to build it into.
+pub(super) struct BuildJob {
+    pub(super) segment: Arc<Segment>,
+    pub(super) kind: IndexKind,
+    pub(super) file: String,
 }
 
 impl Writer {
@@ -95,7 +106,18 @@ impl Writer {
             flush_rows,
             dropped: false,
             read_only: ReadOnly::default(),
+            building: None,
+            failed_builds: HashSet::new(),
         };
+        // A build cut short by a crash left its file (or its temporary file) unnamed by the
+        // manifest: the segment is still the flat one the manifest names; the build reruns.
+        let named = w.manifest.files();
+        for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if is_build_file(&name) && !named.contains(&name) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
         w.load_segments(dir)?;
         let recovery = w.replay_log(dir)?;
         Ok((w, recovery))
@@ -409,11 +431,13 @@ impl Writer {
         Ok(())
     }
 
-    pub(super) fn maybe_flush(&mut self, dir: &Path) -> Result<(), StoreError> {
+    /// Flushes the memtable once it holds `flush_rows` rows; returns whether it did.
+    pub(super) fn maybe_flush(&mut self, dir: &Path) -> Result<bool, StoreError> {
         if self.mem_rows >= self.flush_rows {
             self.flush_memtable(dir)?;
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 
     /// The live memtable rows, in id order: ids, vectors, payloads.
@@ -603,7 +627,75 @@ impl Writer {
         self.segments = segments;
         self.mem.clear();
         self.mem_rows = 0;
-        remove_stale(dir, &self.manifest.files());
+        remove_stale(dir, &self.keep_files());
         Ok(())
+    }
+
+    /// The files the manifest names, and the index file being built with its temporary twin.
+    fn keep_files(&self) -> HashSet<String> {
+        let mut keep = self.manifest.files();
+        if let Some(b) = &self.building {
+            keep.insert(b.clone());
+            keep.insert(format!("{b}.tmp"));
+        }
+        keep
+    }
+
+    /// The next segment due for its index: at least `min_rows` rows, holding another kind than
+    /// the configured one, and not failed before. Marks its file as being built.
+    pub(super) fn next_build(&mut self, dir: &Path) -> Option<BuildJob> {
+        let want = self.manifest.index;
+        if want.is_flat() || self.dropped || self.read_only.get().is_some() {
+            return None;
+        }
+        let (seg, _) = self.segments.iter().find(|(s, _)| {
+            s.rows() >= want.min_rows
+                && s.kind() != want.kind
+                && s.index.kept_f32().is_some()
+                && !self.failed_builds.contains(&s.entry.file)
+        })?;
+        let stem = seg.entry.file.strip_suffix(".bitseek")?;
+        let stem = stem.strip_prefix("seg-").unwrap_or(stem);
+        // seg-<g>-<kind>-<old stem>.bitseek: a generation no other file has, so no later flush
+        // takes its name.
+        let g = next_generation(dir, &self.manifest);
+        let file = format!("seg-{g}-{}-{stem}.bitseek", want.kind.name());
+        self.building = Some(file.clone());
+        Some(BuildJob {
+            segment: seg.clone(),
+            kind: want.kind,
+            file,
+        })
+    }
+
+    /// Swaps `built` in for the segment `job` indexed, if that segment is still current: a new
+    /// manifest generation names the built file in the segment's place (written atomically),
+    /// then the flat file is deleted. A crash before the manifest lands leaves the flat segment
+    /// and an orphan build file (deleted on open); after, the built one. Returns whether it
+    /// was swapped in (`false`: compaction or a quantizer change replaced the segment
+    /// meanwhile, and the built file was deleted).
+    pub(super) fn swap_index(
+        &mut self,
+        dir: &Path,
+        job: &BuildJob,
+        built: Segment,
+    ) -> Result<bool, StoreError> {
+        self.building = None;
+        let Some(i) = self
+            .segments
+            .iter()
+            .position(|(s, _)| Arc::ptr_eq(s, &job.segment))
+        else {
+            let _ = fs::remove_file(dir.join(&job.file));
+            return Ok(false);
+        };
+        let mut m = self.manifest.clone();
+        m.generation = next_generation(dir, &m);
+        m.segments[i] = built.entry.clone();
+        self.swap_manifest(dir, &m)?;
+        self.manifest = m;
+        self.segments[i].0 = Arc::new(built);
+        remove_stale(dir, &self.keep_files());
+        Ok(true)
     }
 }

@@ -24,6 +24,7 @@ pub fn config(dim: usize, metric: Metric, quantizer: &str, keep: Keep) -> Collec
         quantizer: quantizer.into(),
         keep,
         durability: Durability::Fsync,
+        index: Default::default(),
     }
 }
 
