@@ -110,7 +110,9 @@ class CodeIndex:
     """Semantic code search over one repository; its index is `path/.bitseek`."""
 
     def __init__(self, path: _Path, model_dir: Optional[_Path] = None) -> None: ...
-    def update(self, batch: int = 256, progress: bool = False) -> Dict[str, Any]: ...
+    def update(
+        self, batch: int = 256, progress: bool = False, int8: Optional[bool] = None
+    ) -> Dict[str, Any]: ...
     def search(
         self,
         question: str,
@@ -118,6 +120,7 @@ class CodeIndex:
         lang: Optional[str] = None,
         path: Optional[str] = None,
         semantic_only: bool = False,
+        tests: bool = False,
     ) -> List[Dict[str, Any]]: ...
     @property
     def path(self) -> str: ...

@@ -1,13 +1,15 @@
 //! `bitseek.CodeIndex`: `bitseek index` and `bitseek search` over one repository, in process.
 //!
 //! The model is loaded once per object (on first use) with the loader the CLI uses, so an index
-//! built here and one built by `bitseek index` are the same files and answer the same.
+//! built here and one built by `bitseek index` are the same files and answer the same. Searches
+//! go through a [`LiveIndex`], as `bitseek search` and `bitseek mcp` do: an update committed by
+//! another process (`bitseek index`, `--watch`) is picked up by the next search, and a search
+//! that loses its generation to a commit is retried on the new one.
 
 use crate::errors::message;
 use crate::index::progress_bar;
 use bitseek_codesearch::{
-    index_repo, load_model, CodeError, CodeIndex as Index, Filter, IndexOptions, ModelInfo,
-    SearchMode,
+    index_repo, load_model, CodeError, Filter, IndexOptions, LiveIndex, ModelInfo, SearchMode,
 };
 use bitseek_embed::{BertEmbedder, Embedder};
 use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyRuntimeError, PyValueError};
@@ -42,22 +44,30 @@ type Model = Arc<(BertEmbedder, ModelInfo)>;
 pub struct CodeIndex {
     root: PathBuf,
     model_dir: Option<PathBuf>,
+    /// The f32 model (questions, f32 indexes) and its 8-bit twin (updating an int8 index).
     model: Mutex<Option<Model>>,
+    model_int8: Mutex<Option<Model>>,
+    live: Mutex<LiveIndex>,
 }
 
 impl CodeIndex {
-    fn model(&self, py: Python<'_>) -> PyResult<Model> {
-        let mut slot = self
-            .model
+    fn model(&self, py: Python<'_>, int8: bool) -> PyResult<Model> {
+        let cell = if int8 { &self.model_int8 } else { &self.model };
+        let mut slot = cell
             .lock()
             .map_err(|_| PyRuntimeError::new_err("a previous model load panicked"))?;
         if let Some(m) = slot.as_ref() {
             return Ok(m.clone());
         }
         let dir = self.model_dir.as_deref();
-        let m = Arc::new(py.detach(|| load_model(dir, false)).map_err(code_error)?);
+        let m = Arc::new(py.detach(|| load_model(dir, int8)).map_err(code_error)?);
         *slot = Some(m.clone());
         Ok(m)
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, LiveIndex> {
+        // A panic mid-search leaves nothing half-written: the index is only read here.
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -67,27 +77,42 @@ impl CodeIndex {
     #[pyo3(signature = (path, model_dir=None))]
     fn new(path: PathBuf, model_dir: Option<PathBuf>) -> CodeIndex {
         CodeIndex {
+            live: Mutex::new(LiveIndex::new(&path)),
             root: path,
             model_dir,
             model: Mutex::new(None),
+            model_int8: Mutex::new(None),
         }
     }
 
     /// Builds or updates the index like `bitseek index`: re-embeds only files whose content
     /// changed and drops deleted ones. Returns counts (units, files, files_embedded, ...).
-    #[pyo3(signature = (batch=256, progress=false))]
+    /// `int8` embeds with the model's 8-bit dense layers like `bitseek index --int8`; by default
+    /// an existing index keeps its precision (switching re-embeds every unit) and a new one is
+    /// f32.
+    #[pyo3(signature = (batch=256, progress=false, int8=None))]
     fn update<'py>(
         &self,
         py: Python<'py>,
         batch: usize,
         progress: bool,
+        int8: Option<bool>,
     ) -> PyResult<Bound<'py, PyDict>> {
         if batch == 0 {
             return Err(PyValueError::new_err(
                 "batch: 0 is not allowed; use 1 or more",
             ));
         }
-        let model = self.model(py)?;
+        let int8 = match int8 {
+            Some(b) => b,
+            None => py.detach(|| {
+                self.live()
+                    .index()
+                    .map(|i| i.model().precision == "int8")
+                    .unwrap_or(false)
+            }),
+        };
+        let model = self.model(py, int8)?;
         let opts = IndexOptions {
             batch,
             ..IndexOptions::default()
@@ -120,8 +145,12 @@ impl CodeIndex {
 
     /// The best `k` units for `question`, as `bitseek search --json` lists them: dicts with
     /// path, line, end_line, score, signature (and lang, kind, name). `lang` / `path` filter like
-    /// `--lang` / `--path`; `semantic_only` ranks by the embeddings alone.
-    #[pyo3(signature = (question, k=10, lang=None, path=None, semantic_only=false))]
+    /// `--lang` / `--path`; `semantic_only` ranks by the embeddings alone; `tests` ranks test,
+    /// benchmark and example code plainly like `--tests` (by default it ranks below library code
+    /// of the same score unless the question asks for tests). Answers from the newest committed
+    /// generation of the index, whoever committed it.
+    #[pyo3(signature = (question, k=10, lang=None, path=None, semantic_only=false, tests=false))]
+    #[allow(clippy::too_many_arguments)]
     fn search<'py>(
         &self,
         py: Python<'py>,
@@ -130,16 +159,19 @@ impl CodeIndex {
         lang: Option<&str>,
         path: Option<&str>,
         semantic_only: bool,
+        tests: bool,
     ) -> PyResult<Vec<Bound<'py, PyDict>>> {
         if k == 0 {
             return Err(PyValueError::new_err("k: 0 is not allowed; use 1 or more"));
         }
-        let filter = Filter::new(lang, path).map_err(code_error)?;
+        let filter = Filter::new(lang, path)
+            .map_err(code_error)?
+            .with_tests(tests);
         // The index first, then the model, as `bitseek search` does: a missing index is reported
         // even where no model is installed.
-        let root = &self.root;
-        let index = py.detach(|| Index::open(root)).map_err(code_error)?;
-        let model = self.model(py)?;
+        py.detach(|| self.live().index().map(|_| ()))
+            .map_err(code_error)?;
+        let model = self.model(py, false)?;
         let mode = if semantic_only {
             SearchMode::Semantic
         } else {
@@ -147,9 +179,10 @@ impl CodeIndex {
         };
         let mut results = py
             .detach(|| {
-                index.check_model(&model.1)?;
                 let vectors = model.0.embed(&[question])?;
-                index.search_with(&[question], &vectors, k, &filter, mode)
+                let mut live = self.live();
+                live.index()?.check_model(&model.1)?;
+                live.search_with(&[question], &vectors, k, &filter, mode)
             })
             .map_err(code_error)?;
         let hits = results.pop().unwrap_or_default();

@@ -60,3 +60,50 @@ def test_code_errors(tmp_path):
         bitseek.CodeIndex(tmp_path).search("anything", k=0)
     with pytest.raises(FileNotFoundError, match="not a directory"):
         update_or_skip(bitseek.CodeIndex(tmp_path / "missing"))
+
+
+def test_search_follows_commits_by_another_process(repo, cli):
+    code = bitseek.CodeIndex(repo)
+    update_or_skip(code)
+    # This object now holds the committed generation open.
+    assert "net/http.py" in [h["path"] for h in code.search("download a web page", k=5)]
+    (repo / "net" / "http.py").unlink()
+    (repo / "net" / "mail.py").write_text(
+        'def send_mail(to: str, body: str) -> None:\n'
+        '    """Send an email message over SMTP."""\n'
+        '    import smtplib\n'
+        '    smtplib.SMTP("localhost").sendmail("me", [to], body)\n'
+    )
+    # Another process commits a new generation and deletes the old one's files.
+    cli("index", repo)
+    hits = code.search("send an email message", k=5)
+    assert hits[0]["path"] == "net/mail.py"
+    assert "net/http.py" not in [h["path"] for h in hits]
+    want = cli_search(cli, repo, "send an email message")
+    assert [(h["path"], h["line"]) for h in hits] == [(h["path"], h["line"]) for h in want]
+
+
+def test_search_tests_like_cli(repo, cli):
+    (repo / "tests").mkdir()
+    (repo / "tests" / "test_http.py").write_text(
+        "from net.http import fetch_page\n\n\n"
+        "def test_fetch_page_retries_on_timeout():\n"
+        '    """Retry the download when the server times out."""\n'
+        '    assert fetch_page("http://localhost:1/slow")\n'
+    )
+    code = bitseek.CodeIndex(repo)
+    update_or_skip(code)
+    question = "retry the download when the server times out"
+    by_default = code.search(question, k=5)
+    plainly = code.search(question, k=5, tests=True)
+    for got, flags in [(by_default, ()), (plainly, ("--tests",))]:
+        want = cli_search(cli, repo, question, *flags)
+        assert [(h["path"], h["line"], h["signature"]) for h in got] == [
+            (h["path"], h["line"], h["signature"]) for h in want
+        ]
+        for g, w in zip(got, want):
+            assert g["score"] == pytest.approx(w["score"], rel=1e-5)
+    # The test says the question word for word: ranked plainly it comes first; by default it is
+    # still returned, below the library function it tests.
+    assert [h["path"] for h in plainly[:2]] == ["tests/test_http.py", "net/http.py"]
+    assert [h["path"] for h in by_default[:2]] == ["net/http.py", "tests/test_http.py"]

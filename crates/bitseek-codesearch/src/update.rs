@@ -125,47 +125,25 @@ pub fn index_repo(
 
     let listed = walk(root, &opts.walk);
     let mut skipped = listed.skipped;
-    let work: Vec<FileWork> = listed
-        .files
-        .par_iter()
-        .map(|rel| plan_file(root, rel, previous.as_ref(), &opts.chunk))
-        .collect();
-
-    let mut payloads: Vec<serde_json::Value> = Vec::new();
-    let mut files: BTreeMap<String, String> = BTreeMap::new();
-    // Where each row's vector comes from: a row of the previous index, or a text to embed.
-    let mut old_rows: Vec<(usize, usize)> = Vec::new();
-    let mut texts: Vec<(usize, String)> = Vec::new();
-    let mut terms: Vec<Vec<(String, u32)>> = Vec::new();
-    let (mut files_embedded, mut files_reused) = (0, 0);
-    for w in work {
-        match w {
-            FileWork::Skip(path, why) => skipped.push((path, why)),
-            FileWork::Reuse { path, hash, rows } => {
-                let Some(prev) = &previous else { continue };
-                for r in rows {
-                    let p = prev.collection.payload(r)?.unwrap_or_default();
-                    old_rows.push((payloads.len(), r));
-                    payloads.push(p);
-                    terms.push(prev.terms.get(r).cloned().unwrap_or_default());
-                }
-                files.insert(path, hash);
-                files_reused += 1;
-            }
-            FileWork::New { path, hash, units } => {
-                for u in &units {
-                    let payload = UnitPayload::of(u, &path, &hash);
-                    let value = serde_json::to_value(&payload).unwrap_or_default();
-                    let text = embed_text(&path, u);
-                    terms.push(term_counts(&text));
-                    texts.push((payloads.len(), text));
-                    payloads.push(value);
-                }
-                files.insert(path, hash);
-                files_embedded += 1;
-            }
-        }
-    }
+    let Pipeline {
+        payloads,
+        files,
+        old_rows,
+        new_rows,
+        new_vectors,
+        terms,
+        files_embedded,
+        files_reused,
+        skipped: more_skipped,
+    } = pipeline(
+        root,
+        &listed.files,
+        previous.as_ref(),
+        embedder,
+        opts,
+        progress,
+    )?;
+    skipped.extend(more_skipped);
     skipped.sort_by(|a, b| a.0.cmp(&b.0));
     let files_deleted = previous.as_ref().map_or(0, |p| {
         p.files.keys().filter(|f| !files.contains_key(*f)).count()
@@ -201,14 +179,9 @@ pub fn index_repo(
             data[to * dim..(to + 1) * dim].copy_from_slice(v);
         }
     }
-    embed_into(
-        embedder,
-        &texts,
-        dim,
-        opts.batch.max(1),
-        &mut data,
-        progress,
-    )?;
+    for (&to, v) in new_rows.iter().zip(new_vectors.chunks_exact(dim)) {
+        data[to * dim..(to + 1) * dim].copy_from_slice(v);
+    }
     // The old segment is no longer needed: release its mapping before the files are replaced.
     drop(previous);
 
@@ -254,7 +227,7 @@ pub fn index_repo(
         files_embedded,
         files_reused,
         files_deleted,
-        units_embedded: texts.len(),
+        units_embedded: new_rows.len(),
         units_reused: old_rows.len(),
         skipped,
         bytes: collection.size_bytes(),
@@ -428,42 +401,180 @@ fn plan_file(root: &Path, rel: &Path, prev: Option<&Previous>, chunk: &ChunkOpti
     }
 }
 
-/// Embeds `texts` (row, text) into their rows of `data`, longest texts grouped together so that
-/// batches take similar time.
-fn embed_into(
+/// Files planned per step of the parsing thread (read, hashed and chunked in parallel).
+const PLAN_STEP: usize = 64;
+/// Planned steps the parsing thread may run ahead of the embedder.
+const PLAN_AHEAD: usize = 16;
+/// Batches per window of new texts sorted by length before they are embedded.
+const WINDOW_BATCHES: usize = 8;
+
+/// The rows of the new index as [`pipeline`] assembled them, in walk order.
+struct Pipeline {
+    payloads: Vec<serde_json::Value>,
+    files: BTreeMap<String, String>,
+    /// (new row, previous row) of each carried-over unit.
+    old_rows: Vec<(usize, usize)>,
+    /// The new row of each embedded unit, and their vectors in that order (`dim` values each).
+    new_rows: Vec<usize>,
+    new_vectors: Vec<f32>,
+    /// Each row's BM25 term counts.
+    terms: Vec<Vec<(String, u32)>>,
+    files_embedded: usize,
+    files_reused: usize,
+    skipped: Skipped,
+}
+
+/// Plans and embeds the walked `files` with parsing and embedding overlapped: a thread reads,
+/// hashes and chunks (tree-sitter) the files a step at a time on rayon's pool and hands them over
+/// a bounded channel, while this thread turns them into rows and embeds their new unit texts a
+/// window of batches at a time, sorted by length (the embedder tokenizes and encodes them, also on
+/// rayon's pool). Rows keep the walk
+/// order and each text is embedded on its own, so the index equals a sequential run's.
+/// `progress(done, total)` follows the embedded units; `total` grows until the last file is
+/// parsed.
+fn pipeline(
+    root: &Path,
+    files: &[PathBuf],
+    previous: Option<&Previous>,
     embedder: &dyn Embedder,
-    texts: &[(usize, String)],
-    dim: usize,
-    batch: usize,
-    data: &mut [f32],
+    opts: &IndexOptions,
     progress: &(dyn Fn(usize, usize) + Sync),
-) -> Result<(), CodeError> {
-    let mut order: Vec<usize> = (0..texts.len()).collect();
-    order.sort_by_key(|&i| (texts[i].1.len(), i));
-    let total = texts.len();
-    let mut done = 0;
-    progress(0, total);
-    for chunk in order.chunks(batch) {
-        let refs: Vec<&str> = chunk.iter().map(|&i| texts[i].1.as_str()).collect();
+) -> Result<Pipeline, CodeError> {
+    let batch = opts.batch.max(1);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<FileWork>>(PLAN_AHEAD);
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            for step in files.chunks(PLAN_STEP) {
+                let work: Vec<FileWork> = step
+                    .par_iter()
+                    .map(|rel| plan_file(root, rel, previous, &opts.chunk))
+                    .collect();
+                // The receiver is gone only when embedding failed: stop parsing.
+                if tx.send(work).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut out = Pipeline {
+            payloads: Vec::new(),
+            files: BTreeMap::new(),
+            old_rows: Vec::new(),
+            new_rows: Vec::new(),
+            new_vectors: Vec::new(),
+            terms: Vec::new(),
+            files_embedded: 0,
+            files_reused: 0,
+            skipped: Vec::new(),
+        };
+        // New texts not embedded yet, with their rows: embedded a window at a time, sorted by
+        // length so that each call's texts (and the embedder's parallel slices of it) are alike
+        // in length and take alike time.
+        let window = batch.saturating_mul(WINDOW_BATCHES);
+        let mut pending: Vec<(usize, String)> = Vec::new();
+        let mut queued = 0;
+        progress(0, 0);
+        for work in rx {
+            for w in work {
+                queued += out.add(w, previous, &mut pending)?;
+            }
+            if pending.len() >= window {
+                out.embed_sorted(embedder, &mut pending, batch, queued, progress)?;
+            }
+        }
+        out.embed_sorted(embedder, &mut pending, batch, queued, progress)?;
+        Ok(out)
+    })
+}
+
+impl Pipeline {
+    /// Adds one planned file's rows; its new unit texts go to `pending`. Returns how many.
+    fn add(
+        &mut self,
+        w: FileWork,
+        previous: Option<&Previous>,
+        pending: &mut Vec<(usize, String)>,
+    ) -> Result<usize, CodeError> {
+        match w {
+            FileWork::Skip(path, why) => self.skipped.push((path, why)),
+            FileWork::Reuse { path, hash, rows } => {
+                let Some(prev) = previous else { return Ok(0) };
+                for r in rows {
+                    let p = prev.collection.payload(r)?.unwrap_or_default();
+                    self.old_rows.push((self.payloads.len(), r));
+                    self.payloads.push(p);
+                    self.terms
+                        .push(prev.terms.get(r).cloned().unwrap_or_default());
+                }
+                self.files.insert(path, hash);
+                self.files_reused += 1;
+            }
+            FileWork::New { path, hash, units } => {
+                let n = units.len();
+                for u in &units {
+                    let payload = UnitPayload::of(u, &path, &hash);
+                    let value = serde_json::to_value(&payload).unwrap_or_default();
+                    let text = embed_text(&path, u);
+                    self.terms.push(term_counts(&text));
+                    pending.push((self.payloads.len(), text));
+                    self.payloads.push(value);
+                }
+                self.files.insert(path, hash);
+                self.files_embedded += 1;
+                return Ok(n);
+            }
+        }
+        Ok(0)
+    }
+
+    /// Embeds the `pending` texts (row, text), shortest first in calls of `batch`, appends their
+    /// vectors and empties `pending`; `queued` new texts are known so far.
+    fn embed_sorted(
+        &mut self,
+        embedder: &dyn Embedder,
+        pending: &mut Vec<(usize, String)>,
+        batch: usize,
+        queued: usize,
+        progress: &(dyn Fn(usize, usize) + Sync),
+    ) -> Result<(), CodeError> {
+        pending.sort_by_key(|(row, text)| (text.len(), *row));
+        for texts in pending.chunks(batch) {
+            self.embed(embedder, texts, queued, progress)?;
+        }
+        pending.clear();
+        Ok(())
+    }
+
+    /// Embeds `texts` (row, text) and appends their vectors; `queued` new texts are known so far.
+    fn embed(
+        &mut self,
+        embedder: &dyn Embedder,
+        texts: &[(usize, String)],
+        queued: usize,
+        progress: &(dyn Fn(usize, usize) + Sync),
+    ) -> Result<(), CodeError> {
+        if texts.is_empty() {
+            return Ok(());
+        }
+        let dim = embedder.dim();
+        let refs: Vec<&str> = texts.iter().map(|(_, t)| t.as_str()).collect();
         let vectors = embedder.embed(&refs)?;
-        if vectors.len() != chunk.len() {
+        if vectors.len() != texts.len() {
             return Err(CodeError::EmbedShape {
-                expected: chunk.len(),
+                expected: texts.len(),
                 found: vectors.len(),
             });
         }
-        for (&i, v) in chunk.iter().zip(&vectors) {
+        for ((row, _), v) in texts.iter().zip(&vectors) {
             if v.len() != dim {
                 return Err(CodeError::EmbedShape {
                     expected: dim,
                     found: v.len(),
                 });
             }
-            let row = texts[i].0;
-            data[row * dim..(row + 1) * dim].copy_from_slice(v);
+            self.new_rows.push(*row);
+            self.new_vectors.extend_from_slice(v);
         }
-        done += chunk.len();
-        progress(done, total);
+        progress(self.new_rows.len(), queued);
+        Ok(())
     }
-    Ok(())
 }

@@ -679,3 +679,85 @@ fn group_by_file_keeps_rank_order_within_and_across_files() {
         assert!(g.windows(2).all(|w| w[0].score >= w[1].score));
     }
 }
+
+/// Indexes `root` with batches of `batch` texts into a copy of the repository and returns its
+/// payloads and vectors row by row.
+fn rows_of(root: &Path, e: &dyn Embedder, model: &ModelInfo, batch: usize) -> RowsOf {
+    let copy = tempfile::tempdir().unwrap();
+    for entry in walkdir_files(root) {
+        let rel = entry.strip_prefix(root).unwrap();
+        write(
+            copy.path(),
+            rel.to_str().unwrap(),
+            &std::fs::read_to_string(&entry).unwrap(),
+        );
+    }
+    let opts = IndexOptions {
+        batch,
+        ..IndexOptions::default()
+    };
+    let seen = Mutex::new(Vec::new());
+    let r = index_repo(copy.path(), e, model, &opts, &|done, total| {
+        seen.lock().unwrap().push((done, total))
+    })
+    .unwrap();
+    let idx = CodeIndex::open(copy.path()).unwrap();
+    let c = idx.collection();
+    let rows: Vec<usize> = (0..c.rows()).collect();
+    let seen = seen.into_inner().unwrap();
+    assert_eq!(seen.last(), Some(&(r.units_embedded, r.units_embedded)));
+    assert!(seen
+        .windows(2)
+        .all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1 && w[1].0 <= w[1].1));
+    (c.payloads().unwrap().to_vec(), c.vectors_of(&rows).unwrap())
+}
+
+type RowsOf = (Vec<serde_json::Value>, Vec<f32>);
+
+fn walkdir_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walkdir_files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Parsing and embedding overlap (files are planned a step at a time while batches are embedded):
+/// the index must equal the one where every file was parsed before one embedding call, row for row
+/// (walk order) and vector for vector, with a hashing embedder (bit for bit) and with a real BERT
+/// encoder (within float noise: batches pack different texts together).
+#[test]
+fn the_overlapped_pipeline_builds_the_same_index_as_one_batch() {
+    let repo = tempfile::tempdir().unwrap();
+    let root = repo.path();
+    // More files than one planning step (64), with several units each.
+    for i in 0..150 {
+        let text = format!(
+            "/// Adds {i}.\npub fn add_{i}(x: u32) -> u32 {{\n    x + {i}\n}}\n\n/// Doubles and adds {i}.\npub fn twice_{i}(x: u32) -> u32 {{\n    2 * x + {i}\n}}\n"
+        );
+        write(root, &format!("src/m{}/f{i}.rs", i % 7), &text);
+    }
+    let (one_payloads, one_vectors) = rows_of(root, &Words, &words_model(), 1 << 20);
+    let (payloads, vectors) = rows_of(root, &Words, &words_model(), 5);
+    assert_eq!(payloads.len(), 300);
+    assert_eq!(payloads, one_payloads);
+    assert_eq!(vectors, one_vectors);
+
+    let model_dir = tempfile::tempdir().unwrap();
+    bitseek_codesearch::testing::write_tiny_model(model_dir.path(), 3).unwrap();
+    let dir = ModelDir::open(model_dir.path()).unwrap();
+    let bert = BertEmbedder::load(&dir).unwrap();
+    let info = ModelInfo::of(&dir, bert.dim()).unwrap();
+    let (one_payloads, one_vectors) = rows_of(root, &bert, &info, 1 << 20);
+    let (payloads, vectors) = rows_of(root, &bert, &info, 7);
+    assert_eq!(payloads, one_payloads);
+    assert_eq!(vectors.len(), one_vectors.len());
+    for (a, b) in vectors.iter().zip(&one_vectors) {
+        assert!((a - b).abs() <= 1e-5, "{a} vs {b}");
+    }
+}

@@ -31,7 +31,8 @@ pub struct Args {
     /// Model directory for --embed (default: $BITSEEK_MODEL_DIR or the cache).
     #[arg(long)]
     model_dir: Option<PathBuf>,
-    /// Embed with the model's 8-bit path (implies --embed): what it costs in MRR.
+    /// Embed the functions with the model's 8-bit path, as `bitseek index --int8` stores them
+    /// (questions stay in f32, as `bitseek search` embeds them: shipped, or embedded with --embed).
     #[arg(long)]
     int8: bool,
     /// Also evaluate BM25 over identifiers and its reciprocal-rank fusion (k = 60) with float32.

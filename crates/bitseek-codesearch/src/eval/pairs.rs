@@ -124,7 +124,9 @@ pub struct VectorSource {
     pub embed: bool,
     /// Model directory for embedding (`None`: `$BITSEEK_MODEL_DIR` or the cache).
     pub model_dir: Option<PathBuf>,
-    /// Embed with the model's 8-bit path (implies `embed`).
+    /// Embed the functions with the model's 8-bit path, as `bitseek index --int8` stores them;
+    /// the questions stay in f32 (shipped, or embedded in f32 under `embed`), as `bitseek search`
+    /// embeds them.
     pub int8: bool,
 }
 
@@ -157,17 +159,44 @@ fn stem(path: &Path) -> PathBuf {
 impl PairVectors {
     /// The shipped `<stem>.query.f16.npy` / `<stem>.code.f16.npy` beside the pairs file or (when
     /// `source` asks, or they are missing) the model's embeddings; cast to `f32`, cut to the
-    /// evaluated pairs and L2-normalised (cosine). `progress` sees one step per embedded text.
+    /// evaluated pairs and L2-normalised (cosine). Under `source.int8` the functions are embedded
+    /// with the 8-bit path and the questions are not: what a user of an int8 index gets.
+    /// `progress` sees one step per embedded text.
     pub fn load(
         set: &PairSet,
         source: &VectorSource,
         progress: &mut dyn Progress,
     ) -> Result<PairVectors, EvalError> {
-        let wants_model = source.embed || source.int8;
-        let shipped = if wants_model { None } else { shipped(set)? };
-        let (mut queries, mut codes, source) = match shipped {
-            Some(found) => found,
-            None => embedded(set, source, progress)?,
+        let shipped = if source.embed { None } else { shipped(set)? };
+        let (mut queries, mut codes, source) = match (shipped, source.int8) {
+            (Some(found), false) => found,
+            (Some((queries, _, from)), true) => {
+                let (codes, how) = embedded(set, Side::Codes, source, true, progress)?;
+                if queries.dim != codes.dim {
+                    // The shipped questions come from another model than --model-dir's.
+                    return Err(EvalError::DimMismatch {
+                        queries: PathBuf::from(format!(
+                            "{}.query.f16.npy",
+                            stem(&set.path).display()
+                        )),
+                        query_dim: queries.dim,
+                        codes: bitseek_embed::resolve_model_dir(source.model_dir.as_deref())?,
+                        code_dim: codes.dim,
+                    });
+                }
+                let from = format!("questions: {from}; functions: {how}");
+                (queries, codes, from)
+            }
+            (None, int8) => {
+                let (queries, q_how) = embedded(set, Side::Queries, source, false, progress)?;
+                let (codes, c_how) = embedded(set, Side::Codes, source, int8, progress)?;
+                let from = if int8 {
+                    format!("questions: {q_how}; functions: {c_how}")
+                } else {
+                    c_how
+                };
+                (queries, codes, from)
+            }
         };
         let n = set.len();
         queries.data.truncate(n * queries.dim);
@@ -180,6 +209,13 @@ impl PairVectors {
             source,
         })
     }
+}
+
+/// Which side of the pairs to embed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Queries,
+    Codes,
 }
 
 /// The shipped vectors beside the pairs file, if both files exist.
@@ -218,50 +254,61 @@ fn shipped(set: &PairSet) -> Result<Option<(Vectors, Vectors, String)>, EvalErro
     Ok(Some((q, c, source)))
 }
 
-/// The model's embeddings of the evaluated pairs.
+/// The model's embeddings of one side of the evaluated pairs (`int8`: with its 8-bit dense
+/// layers), and where they came from in words.
 fn embedded(
     set: &PairSet,
+    side: Side,
     source: &VectorSource,
+    int8: bool,
     progress: &mut dyn Progress,
-) -> Result<(Vectors, Vectors, String), EvalError> {
+) -> Result<(Vectors, String), EvalError> {
     let dir = ModelDir::open(bitseek_embed::resolve_model_dir(
         source.model_dir.as_deref(),
     )?)?;
     let embedder = BertEmbedder::load_with(
         &dir,
         EmbedOptions {
-            int8: source.int8,
+            int8,
             ..Default::default()
         },
     )?;
     let dim = embedder.dim();
-    let why = if source.int8 {
+    let why = if int8 {
         "--int8: dense layers in 8-bit integers"
     } else if source.embed {
         "--embed"
+    } else if source.int8 {
+        "f32, as bitseek search embeds questions"
     } else {
         "no shipped .f16.npy embeddings beside the pairs file"
     };
-    progress.begin("embedding", 2 * set.len() as u64);
-    let mut embed = |texts: Vec<&str>| -> Result<Vectors, EvalError> {
-        let mut data = Vec::with_capacity(texts.len() * dim);
-        for chunk in texts.chunks(256) {
-            for v in embedder.embed(chunk)? {
-                data.extend_from_slice(&v);
-            }
-            progress.advance(chunk.len() as u64);
-        }
-        Ok(Vectors {
-            dim,
-            data,
-            ids: None,
-        })
+    let (stage, texts): (&str, Vec<&str>) = match side {
+        Side::Queries => (
+            "embedding questions",
+            set.pairs.iter().map(|p| p.query.as_str()).collect(),
+        ),
+        Side::Codes => (
+            "embedding functions",
+            set.pairs.iter().map(|p| p.code.as_str()).collect(),
+        ),
     };
-    let q = embed(set.pairs.iter().map(|p| p.query.as_str()).collect())?;
-    let c = embed(set.pairs.iter().map(|p| p.code.as_str()).collect())?;
+    progress.begin(stage, texts.len() as u64);
+    let mut data = Vec::with_capacity(texts.len() * dim);
+    for chunk in texts.chunks(256) {
+        for v in embedder.embed(chunk)? {
+            data.extend_from_slice(&v);
+        }
+        progress.advance(chunk.len() as u64);
+    }
     progress.finish();
-    let source = format!("embedded here with {} ({why})", dir.path().display());
-    Ok((q, c, source))
+    let vectors = Vectors {
+        dim,
+        data,
+        ids: None,
+    };
+    let how = format!("embedded here with {} ({why})", dir.path().display());
+    Ok((vectors, how))
 }
 
 /// L2-normalises every row (cosine), refusing non-finite values and zero vectors.
