@@ -23,5 +23,5 @@ pub mod train;
 
 pub use augment::Augment;
 pub use estimator::Estimator;
-pub use model::Norm;
-pub use train::{train, TrainConfig, TrainData, Trained};
+pub use model::{Init, Norm};
+pub use train::{train, Objective, TrainConfig, TrainData, Trained, ValMetric};
