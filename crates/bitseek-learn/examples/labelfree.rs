@@ -44,12 +44,14 @@ struct Args {
     hidden: usize,
     #[arg(long, default_value_t = 8)]
     epochs: usize,
-    #[arg(long, default_value_t = 256)]
+    /// Rows per batch; each brings its 10 mined neighbours as candidates.
+    #[arg(long, default_value_t = 128)]
     batch: usize,
     #[arg(long, default_value_t = 1e-4)]
     lr: f64,
-    /// Teacher temperature of the distillation.
-    #[arg(long, default_value_t = 0.05)]
+    /// Teacher temperature of the distillation (0.1 had the best validation recall on the Rust
+    /// set's validation package among 0.02, 0.05 and 0.1).
+    #[arg(long, default_value_t = 0.1)]
     tau: f32,
     /// Validate every N steps as well as at epoch ends.
     #[arg(long, default_value_t = 10)]
@@ -228,12 +230,8 @@ fn main() -> anyhow::Result<()> {
         let t = Instant::now();
         let cfg = match row.as_str() {
             "rabitq" => {
-                for (name, qz) in [(
-                    "rabitq",
-                    Quantizer::fit(QuantizerKind::Rabitq, dim, &db, FitOptions::default()),
-                )] {
-                    report(name, &qz, serde_json::Value::Null);
-                }
+                let qz = Quantizer::fit(QuantizerKind::Rabitq, dim, &db, FitOptions::default());
+                report("rabitq", &qz, serde_json::Value::Null);
                 continue;
             }
             "start" => TrainConfig {

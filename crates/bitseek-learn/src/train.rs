@@ -166,7 +166,7 @@ impl Default for TrainConfig {
             near_duplicate: 0.95,
             init: Init::Xavier,
             objective: Objective::Infonce,
-            distill_temperature: 0.05,
+            distill_temperature: 0.1,
             val_metric: ValMetric::Mrr,
             scales: false,
             mimic: 0,
@@ -204,6 +204,25 @@ impl TrainData {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Every mined neighbour of the rows `ids` (row-major, in order), in `neighbors` mode: the
+    /// distillation's candidates, so each row's list holds its whole float top-k.
+    fn all_neighbours(&self, ids: &[u64]) -> Option<Vec<f32>> {
+        match self {
+            TrainData::Pairs(_) => None,
+            TrainData::Neighbors {
+                dim,
+                data,
+                neighbours,
+            } => Some(
+                ids.iter()
+                    .flat_map(|&i| &neighbours[i as usize])
+                    .flat_map(|&j| &data[j as usize * dim..(j as usize + 1) * dim])
+                    .copied()
+                    .collect(),
+            ),
+        }
     }
 
     fn epoch(&self, rng: &mut ChaCha8Rng) -> Cow<'_, Pairs> {
@@ -547,6 +566,11 @@ pub fn train(
             let o = reste_o(step_no as f32 / total);
             let both = rows_tensor(&[q.as_slice(), d.as_slice()].concat(), dim)?;
             let (loss, codes) = if cfg.objective == Objective::Distill {
+                // In neighbors mode the candidates are the batch and all its rows' neighbours.
+                let both = match data.all_neighbours(&groups) {
+                    Some(all) => rows_tensor(&[q.as_slice(), all.as_slice()].concat(), dim)?,
+                    None => both.clone(),
+                };
                 let (codes, relaxed) = model.forward_relaxed(&both, true, o)?;
                 let query = l2_normalize(&relaxed.narrow(0, 0, rows_n)?)?;
                 let student = query.matmul(&l2_normalize(&codes)?.t()?)?;
@@ -572,7 +596,16 @@ pub fn train(
                 (loss, codes)
             };
             let loss = match &mimic {
-                Some(m) => (loss + (m.loss(&codes, &both)? * cfg.mimic_weight)?)?,
+                Some(m) => {
+                    let rows = codes.dim(0)?;
+                    let x = if rows == both.dim(0)? {
+                        both.clone()
+                    } else {
+                        let all = data.all_neighbours(&groups).unwrap_or_default();
+                        rows_tensor(&[q.as_slice(), all.as_slice()].concat(), dim)?
+                    };
+                    (loss + (m.loss(&codes, &x)? * cfg.mimic_weight)?)?
+                }
                 None => loss,
             };
             opt.backward_step(&loss)?;

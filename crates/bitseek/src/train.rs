@@ -54,7 +54,7 @@ pub struct Args {
     #[arg(long)]
     objective: Option<bitseek_learn::Objective>,
     /// The teacher's temperature in --objective distill.
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.1)]
     distill_temperature: f32,
     /// What validation measures: mrr (each query's own document) or recall (raw recall@10 of the
     /// codes against exact float search). Default: recall in --mode neighbors, mrr in --mode pairs.
