@@ -76,6 +76,9 @@ struct Args {
     /// Rank of the low-rank mimicking term in the *-mimic rows.
     #[arg(long, default_value_t = 32)]
     mimic: usize,
+    /// Weight of the mimicking term.
+    #[arg(long, default_value_t = 1.0)]
+    mimic_weight: f64,
     /// Also print one JSON line per row.
     #[arg(long)]
     json: bool,
