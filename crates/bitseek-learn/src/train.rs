@@ -502,7 +502,15 @@ pub fn train(
         model.learn_scales()?;
     }
     let mimic = if cfg.mimic > 0 {
-        Some(Mimic::new(&sample, dim, cfg.m, cfg.mimic, &mut rng)?)
+        let p = (cfg.init == Init::Rotation).then(|| crate::model::rotation(dim, cfg.m, cfg.seed));
+        Some(Mimic::new(
+            &sample,
+            dim,
+            cfg.m,
+            cfg.mimic,
+            p.as_deref(),
+            &mut rng,
+        )?)
     } else {
         None
     };
@@ -688,6 +696,7 @@ impl Mimic {
         dim: usize,
         m: usize,
         rank: usize,
+        start: Option<&[f32]>,
         rng: &mut ChaCha8Rng,
     ) -> Result<Mimic, TrainError> {
         use rand_distr::Distribution;
@@ -701,7 +710,28 @@ impl Mimic {
         let (axes, _) = bitseek_codes::pca::principal_axes(dim, sample, &mean);
         let dev = candle_core::Device::Cpu;
         let normal = rand_distr::Normal::new(0f32, (1.0 / m as f32).sqrt() * 0.1).expect("std");
-        let dec: Vec<f32> = (0..dim * m).map(|_| normal.sample(rng)).collect();
+        let mut dec: Vec<f32> = (0..dim * m).map(|_| normal.sample(rng)).collect();
+        if let Some(p) = start {
+            // The rotation start's own decoder, α·Pᵀ (α: least squares of Pᵀ·sign(P·x) against
+            // x − μ), so the term bites from the first step instead of waiting for D to grow.
+            let (mut num, mut den) = (0f64, 0f64);
+            for r in sample.chunks_exact(dim).take(2000) {
+                let mut back = vec![0f32; dim];
+                for i in 0..m {
+                    let z: f32 = (0..dim).map(|j| p[i * dim + j] * r[j]).sum();
+                    let s = if z >= 0.0 { 1.0 } else { -1.0 };
+                    (0..dim).for_each(|j| back[j] += s * p[i * dim + j]);
+                }
+                num += (0..dim)
+                    .map(|j| (back[j] * (r[j] - mean[j])) as f64)
+                    .sum::<f64>();
+                den += back.iter().map(|b| (b * b) as f64).sum::<f64>();
+            }
+            let alpha = if den > 0.0 { (num / den) as f32 } else { 0.0 };
+            dec = (0..dim * m)
+                .map(|k| alpha * p[(k % m) * dim + k / m])
+                .collect();
+        }
         Ok(Mimic {
             axes: Tensor::from_slice(&axes[..rank * dim], (rank, dim), &dev)?,
             mean: Tensor::from_vec(mean, (1, dim), &dev)?,
