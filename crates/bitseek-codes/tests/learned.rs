@@ -180,3 +180,58 @@ fn malformed_encoders_are_refused() {
     bad.resid[0].b2[0] = f32::NAN;
     assert!(bad.check().unwrap_err().contains("non-finite"));
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    /// Per-dimension scales folded into the factors and the query score exactly what the
+    /// unfolded code `w ⊙ y` scores: the cosine of the two scaled codes (symmetric) or of the
+    /// relaxation and the scaled code (asymmetric, up to the query's 16-bit rounding).
+    #[test]
+    fn folded_scales_equal_the_unfolded_cosine(
+        bits in 1usize..=3,
+        seed in 0u64..1000,
+        ws in proptest::collection::vec(0.2f32..3.0, 70),
+    ) {
+        let (dim, m) = (24, 70);
+        let l = encoder(dim, m, bits, seed).with_scales(ws.clone()).unwrap();
+        let x = rows(BLOCK + 5, dim, seed + 1);
+        let queries = rows(2, dim, seed + 2);
+        let q = Quantizer::Learned(Box::new(l.clone()));
+        let codes = q.encode(&x);
+        let blocks = codes.len.div_ceil(BLOCK);
+        let mut dist = vec![0u32; blocks * BLOCK];
+        let mut est = vec![0f32; blocks * BLOCK];
+        let scaled = |v: Vec<f64>| -> Vec<f64> {
+            v.iter().zip(&ws).map(|(a, &w)| a * w as f64).collect()
+        };
+        for qv in queries.chunks_exact(dim) {
+            let yq = scaled(reference(&l, qv));
+            let relaxed: Vec<f64> = l.forward(qv).relaxed.iter().map(|&v| v as f64).collect();
+            for (mode, want_q, tol) in [
+                (QueryMode::Symmetric, yq.clone(), 2e-3),
+                (QueryMode::Asymmetric, relaxed, 2e-3),
+            ] {
+                let qc = q.encode_query_bits(qv, mode, Some(16), 0);
+                q.score(&codes.as_ref(), &qc, 0..blocks, &mut dist, &mut est);
+                for r in 0..codes.len {
+                    let yx = scaled(reference(&l, &x[r * dim..(r + 1) * dim]));
+                    let want = cosine(&yx, &want_q);
+                    proptest::prop_assert!(
+                        (est[r] as f64 - want).abs() < tol,
+                        "{mode:?} row {r}: folded {} unfolded {want}", est[r]
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn bad_scales_are_refused() {
+    let l = encoder(16, 32, 2, 3);
+    assert!(l.clone().with_scales(vec![1.0; 31]).is_err());
+    assert!(l.clone().with_scales(vec![f32::NAN; 32]).is_err());
+    assert!(l.clone().with_scales(vec![0.0; 32]).is_err());
+    assert!(l.with_scales(vec![0.5; 32]).is_ok());
+}

@@ -125,6 +125,16 @@ pub fn load_encoder(path: &Path) -> Result<(Learned, EncoderMeta), EncoderError>
             .map_err(|e| e.to_string())
     })
     .map_err(corrupt)?;
+    // Per-dimension code scales: optional (files written before them have none).
+    let learned = if file.section_names().any(|n| n == "scales") {
+        let scales = file
+            .section_as::<f32>("scales")
+            .map_err(|e| corrupt(e.to_string()))?
+            .to_vec();
+        learned.with_scales(scales).map_err(corrupt)?
+    } else {
+        learned
+    };
     Ok((learned, meta))
 }
 

@@ -3,15 +3,17 @@
 //! ([`bitseek_codes::quantizer::Learned`]) that indexes and queries use.
 //!
 //! * [`model`]: the binarizer (MLPs `Linear → BatchNorm → ReLU → Linear`, residual planes with
-//!   weights `2^-k`), its export with batch norm folded.
+//!   weights `2^-k`, optional learned per-dimension scales), its export with batch norm folded;
+//!   the Xavier start or the rotation start (exactly RaBitQ's rotation and sign, untrained).
 //! * [`estimator`]: gradients through `sign` — clipped STE, ReSTE, BiPer.
-//! * [`loss`]: symmetric InfoNCE on the cosine of codes, hardest-k negatives, same-group masking.
+//! * [`loss`]: symmetric InfoNCE on the cosine of codes, hardest-k negatives, same-group masking;
+//!   listwise distillation of the float cosine ranking (label-free).
 //! * [`augment`]: RACS representation-level augmentation.
 //! * [`data`]: `pairs.npz` and `neighbors` training data.
 //! * [`train`]: the loop, early stopping, compatible (cross-version) training.
 //! * [`head`]: a float head (two residual MLPs) on a frozen model, trained with InfoNCE/RACS.
 //! * [`ksh`]: kernelized supervised hashing, a learned baseline without backpropagation.
-//! * [`eval`]: ranks and MRR through the quantizers' own scoring.
+//! * [`eval`]: ranks and MRR through the quantizers' own scoring; recall@k against exact float.
 
 pub mod augment;
 pub mod data;
@@ -25,5 +27,5 @@ pub mod train;
 
 pub use augment::Augment;
 pub use estimator::Estimator;
-pub use model::Norm;
-pub use train::{train, TrainConfig, TrainData, Trained};
+pub use model::{Init, Norm};
+pub use train::{train, Objective, TrainConfig, TrainData, Trained, ValMetric};

@@ -179,3 +179,48 @@ fn one_way(s: &Tensor, groups: &[u64], near: &NearDuplicates, p: &LossParams) ->
     let softplus = (x.relu()? + ((x.abs()?.neg()?.exp()? + 1.0)?.log()?))?;
     softplus.mean_all()
 }
+
+/// Listwise distillation of the float similarity ranking (label-free training): for each query
+/// row `i`, the teacher's distribution `softmax(cos(xᵢ, xⱼ)/τ)` over the candidates `j` (in-batch
+/// rows and their mined float neighbours) and the student's `softmax(scale·ŝᵢⱼ)` over the same
+/// candidates, where `ŝ` is the score the index ranks by (the cosine of the query's float
+/// relaxation and the candidate's code); the loss is the mean cross-entropy `−Σⱼ pᵢⱼ log qᵢⱼ`
+/// (the KL divergence up to the teacher's entropy). Candidates whose float cosine with the query
+/// is above `1 − 1e-5` (the query itself, or a copy of it) are left out of both sides.
+///
+/// `student` and `teacher` are `n × c` score matrices; `scale` is the student's inverse
+/// temperature (a learned scalar: code cosines are compressed next to float ones).
+pub fn distill(student: &Tensor, teacher: &Tensor, scale: &Tensor, tau: f32) -> Result<Tensor> {
+    let t = teacher.to_vec2::<f32>()?;
+    let (n, c) = (t.len(), t.first().map_or(0, Vec::len));
+    let mut mask = vec![0f32; n * c];
+    let mut p = vec![0f32; n * c];
+    for (i, row) in t.iter().enumerate() {
+        let keep = |v: f32| v < 1.0 - 1e-5;
+        let top = row
+            .iter()
+            .copied()
+            .filter(|&v| keep(v))
+            .fold(f32::NEG_INFINITY, f32::max);
+        let mut z = 0f32;
+        for (j, &v) in row.iter().enumerate() {
+            if keep(v) {
+                let e = ((v - top) / tau).exp();
+                p[i * c + j] = e;
+                z += e;
+            } else {
+                mask[i * c + j] = -1e4;
+            }
+        }
+        if z > 0.0 {
+            p[i * c..(i + 1) * c].iter_mut().for_each(|v| *v /= z);
+        }
+    }
+    let dev = student.device();
+    let mask = Tensor::from_vec(mask, (n, c), dev)?;
+    let p = Tensor::from_vec(p, (n, c), dev)?;
+    let logits = student.broadcast_mul(scale)?.add(&mask)?;
+    let lse = logits.log_sum_exp(1)?.unsqueeze(1)?;
+    let logq = logits.broadcast_sub(&lse)?;
+    (p * logq)?.sum(1)?.neg()?.mean_all()
+}

@@ -47,6 +47,53 @@ impl std::fmt::Display for Norm {
     }
 }
 
+/// How a binarizer's weights start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Init {
+    /// Xavier-normal MLPs (BEBR), residual blocks close to their skip path.
+    Xavier,
+    /// The training-free lattice (methods.md §16.1): every MLP starts as an exact linear map
+    /// written through its ReLU (`A·x = [A, −A]·relu([I; −I]·x)`, or `[I, −I]·relu([A; −A]·x)`),
+    /// so the untrained encoder is RaBitQ's rotation and sign, `s₀ = sign(P·x)` with a seeded
+    /// random orthogonal (or orthonormal-column, when `m > dim`) `P`, and each further plane the
+    /// sign of the rotated residual `P(x − x̂)`, `x̂ = normalise(α·Pᵀ·acc)`. Training starts from
+    /// the lattice's level, and keeping the best validation keeps at least that level. Not
+    /// centred: learned codes score by the cosine of codes, which cannot carry RaBitQ's
+    /// per-vector correction for `⟨x, μ⟩` and `‖x − μ‖`, so centring on the training mean makes
+    /// every score biased per document (and docstring queries do not share the code mean); on
+    /// the Rust dev set the uncentred start was the better one (crates/bitseek-learn/README.md).
+    /// Needs a hidden width of at least `2·min(dim, m)` and no batch norm.
+    Rotation,
+    /// [`Init::Rotation`] on `x − μ` (`μ` the mean of the training sample), as RaBitQ centres.
+    #[serde(rename = "rotation-centred")]
+    RotationCentred,
+}
+
+impl std::str::FromStr for Init {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "xavier" => Ok(Init::Xavier),
+            "rotation" => Ok(Init::Rotation),
+            "rotation-centred" => Ok(Init::RotationCentred),
+            _ => Err(format!(
+                "unknown init {s:?}: expected xavier, rotation or rotation-centred"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Init {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Init::Xavier => "xavier",
+            Init::Rotation => "rotation",
+            Init::RotationCentred => "rotation-centred",
+        })
+    }
+}
+
 /// One `Linear → BatchNorm → ReLU → Linear` block (or without the batch norm).
 pub struct MlpVars {
     pub w1: Var,
@@ -102,6 +149,78 @@ impl MlpVars {
             mean: vec![0.0; hidden],
             var: vec![1.0; hidden],
             norm,
+            input,
+            hidden,
+            output,
+        })
+    }
+
+    /// A block that computes exactly `A·x + bias` (`a` row-major `output × input`) through its
+    /// ReLU: `r = min(input, output)` mirrored pairs of hidden units carry the linear map
+    /// (`relu(v) − relu(−v) = v`); hidden units past `2r` start with small random inputs and
+    /// zero outputs, so they change nothing until trained. A residual block (equal widths) gets
+    /// `A − I`, as its skip path adds `x`.
+    fn linear<R: Rng>(
+        input: usize,
+        hidden: usize,
+        output: usize,
+        a: &[f32],
+        bias: &[f32],
+        rng: &mut R,
+    ) -> Result<MlpVars> {
+        let r = input.min(output);
+        if hidden < 2 * r {
+            return Err(candle_core::Error::Msg(format!(
+                "the rotation start needs a hidden width of at least {} (2 × min({input}, {output})), got {hidden}; use --hidden {}",
+                2 * r,
+                2 * r
+            )));
+        }
+        let mut a = a.to_vec();
+        if input == output {
+            (0..input).for_each(|i| a[i * input + i] -= 1.0);
+        }
+        let small = xavier(hidden, input, rng)?
+            .as_tensor()
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let mut w1: Vec<f32> = small.iter().map(|v| v * 0.1).collect();
+        let mut w2 = vec![0f32; output * hidden];
+        w1[..2 * r * input].iter_mut().for_each(|v| *v = 0.0);
+        if input <= output {
+            for j in 0..input {
+                w1[j * input + j] = 1.0;
+                w1[(input + j) * input + j] = -1.0;
+            }
+            for o in 0..output {
+                for j in 0..input {
+                    w2[o * hidden + j] = a[o * input + j];
+                    w2[o * hidden + input + j] = -a[o * input + j];
+                }
+            }
+        } else {
+            for o in 0..output {
+                for j in 0..input {
+                    w1[o * input + j] = a[o * input + j];
+                    w1[(output + o) * input + j] = -a[o * input + j];
+                }
+                w2[o * hidden + o] = 1.0;
+                w2[o * hidden + output + o] = -1.0;
+            }
+        }
+        let var = |data: Vec<f32>, shape: (usize, usize)| -> Result<Var> {
+            Var::from_tensor(&Tensor::from_vec(data, shape, &Device::Cpu)?)
+        };
+        Ok(MlpVars {
+            w1: var(w1, (hidden, input))?,
+            b1: filled(hidden, 0.0)?,
+            gamma: filled(hidden, 1.0)?,
+            beta: filled(hidden, 0.0)?,
+            w2: var(w2, (output, hidden))?,
+            b2: Var::from_tensor(&Tensor::from_slice(bias, output, &Device::Cpu)?)?,
+            mean: vec![0.0; hidden],
+            var: vec![1.0; hidden],
+            norm: Norm::None,
             input,
             hidden,
             output,
@@ -208,6 +327,9 @@ pub struct Binarizer {
     pub first: MlpVars,
     pub recon: Vec<MlpVars>,
     pub resid: Vec<MlpVars>,
+    /// Learned per-dimension code scales (BinaryDM's multi-basis scales; `None`: fixed at 1),
+    /// folded into the exported encoder's factors ([`Learned::scales`]).
+    pub scales: Option<Var>,
 }
 
 /// Rows scaled to unit length (a zero row stays zero).
@@ -238,6 +360,77 @@ impl Binarizer {
             first,
             recon,
             resid,
+            scales: None,
+        })
+    }
+
+    /// A binarizer started as `init` says; `rows` (L2-normalised, row-major) are a sample of
+    /// the training vectors, which the rotation start takes its mean `μ` and its reconstruction
+    /// scale `α` from (the Xavier start ignores them; the uncentred rotation takes only `α`).
+    pub fn with_init<R: Rng>(
+        config: LearnedConfig,
+        estimator: Estimator,
+        norm: Norm,
+        init: Init,
+        rows: &[f32],
+        seed: u64,
+        rng: &mut R,
+    ) -> Result<Self> {
+        if init == Init::Xavier {
+            return Binarizer::new(config, estimator, norm, rng);
+        }
+        if norm != Norm::None {
+            return Err(candle_core::Error::Msg(
+                "the rotation start is a linear map through each ReLU, which batch norm would rescale; use --norm none".into(),
+            ));
+        }
+        let (d, m, h) = (config.dim, config.m, config.hidden);
+        let p = rotation(d, m, seed);
+        let n = rows.len() / d;
+        let mut mu = vec![0f32; d];
+        let centre = init == Init::RotationCentred;
+        for r in rows.chunks_exact(d).filter(|_| centre) {
+            mu.iter_mut().zip(r).for_each(|(a, &v)| *a += v / n as f32);
+        }
+        let pmu: Vec<f32> = (0..m).map(|i| -dot(&p[i * d..(i + 1) * d], &mu)).collect();
+        // α: the least-squares scale of Pᵀ·sign(P(x − μ)) against x − μ over the sample.
+        let (mut num, mut den) = (0f64, 0f64);
+        for r in rows.chunks_exact(d).take(2000) {
+            let c: Vec<f32> = r.iter().zip(&mu).map(|(x, m)| x - m).collect();
+            let mut back = vec![0f32; d];
+            for i in 0..m {
+                let s = if dot(&p[i * d..(i + 1) * d], &c) >= 0.0 {
+                    1.0
+                } else {
+                    -1.0
+                };
+                back.iter_mut()
+                    .zip(&p[i * d..(i + 1) * d])
+                    .for_each(|(b, &w)| *b += s * w);
+            }
+            num += dot(&back, &c) as f64;
+            den += dot(&back, &back) as f64;
+        }
+        let alpha = if den > 0.0 {
+            (num / den) as f32
+        } else {
+            1.0 / (m as f32).sqrt()
+        };
+        let pt: Vec<f32> = (0..d * m).map(|k| alpha * p[(k % m) * d + k / m]).collect();
+        let first = MlpVars::linear(d, h, m, &p, &pmu, rng)?;
+        let mut recon = Vec::new();
+        let mut resid = Vec::new();
+        for _ in 1..config.bits {
+            recon.push(MlpVars::linear(m, h, d, &pt, &mu, rng)?);
+            resid.push(MlpVars::linear(d, h, m, &p, &vec![0.0; m], rng)?);
+        }
+        Ok(Binarizer {
+            config,
+            estimator,
+            first,
+            recon,
+            resid,
+            scales: None,
         })
     }
 
@@ -247,11 +440,27 @@ impl Binarizer {
         for m in self.recon.iter().chain(&self.resid) {
             v.extend(m.vars());
         }
+        v.extend(self.scales.clone());
         v
     }
 
-    /// Multi-bit codes `Σ 2^-k sₖ` of L2-normalised inputs `x` (`n × dim`), differentiable through
-    /// the estimator; `o` is ReSTE's current power.
+    /// Learns a scale per code dimension from now on (starting at 1).
+    pub fn learn_scales(&mut self) -> Result<()> {
+        self.scales = Some(filled(self.config.m, 1.0)?);
+        Ok(())
+    }
+
+    /// `codes ⊙ w` with the learned scales (unchanged without them).
+    fn scaled(&self, codes: Tensor) -> Result<Tensor> {
+        match &self.scales {
+            Some(w) => codes.broadcast_mul(w.as_tensor()),
+            None => Ok(codes),
+        }
+    }
+
+    /// Multi-bit codes `Σ 2^-k sₖ` of L2-normalised inputs `x` (`n × dim`), times the learned
+    /// scales when there are some, differentiable through the estimator; `o` is ReSTE's current
+    /// power.
     pub fn forward(&mut self, x: &Tensor, train: bool, o: f32) -> Result<Tensor> {
         let periodic = self.estimator == Estimator::Biper;
         let x = l2_normalize(x)?;
@@ -263,7 +472,26 @@ impl Binarizer {
             let s = sign_code(&z, self.estimator, o)?;
             acc = (acc + (s * 0.5f64.powi(k as i32 + 1))?)?;
         }
-        Ok(acc)
+        self.scaled(acc)
+    }
+
+    /// [`Binarizer::forward`] (scaled codes) and the (unscaled) float relaxation `Σ 2^-k·clamp(zₖ, −1, 1)` that the
+    /// asymmetric query of the exported encoder uses (differentiable too).
+    pub fn forward_relaxed(&mut self, x: &Tensor, train: bool, o: f32) -> Result<(Tensor, Tensor)> {
+        let periodic = self.estimator == Estimator::Biper;
+        let x = l2_normalize(x)?;
+        let z = self.first.forward(&x, train, periodic)?;
+        let mut acc = sign_code(&z, self.estimator, o)?;
+        let mut relaxed = z.clamp(-1f32, 1f32)?;
+        for k in 0..self.recon.len() {
+            let rec = l2_normalize(&self.recon[k].forward(&acc, train, periodic)?)?;
+            let z = self.resid[k].forward(&(&x - rec)?, train, periodic)?;
+            let s = sign_code(&z, self.estimator, o)?;
+            let w = 0.5f64.powi(k as i32 + 1);
+            acc = (acc + (s * w)?)?;
+            relaxed = (relaxed + (z.clamp(-1f32, 1f32)? * w)?)?;
+        }
+        Ok((self.scaled(acc)?, relaxed))
     }
 
     /// The plain-Rust encoder: batch norm folded, BiPer weights binarized.
@@ -280,8 +508,27 @@ impl Binarizer {
             .iter()
             .map(|m| m.export(periodic))
             .collect::<Result<_>>()?;
-        Learned::new(self.config, first, recon, resid).map_err(candle_core::Error::Msg)
+        let learned =
+            Learned::new(self.config, first, recon, resid).map_err(candle_core::Error::Msg)?;
+        match &self.scales {
+            Some(w) => learned
+                .with_scales(to_vec(w)?)
+                .map_err(candle_core::Error::Msg),
+            None => Ok(learned),
+        }
     }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// A seeded `m × dim` matrix with orthonormal rows (`m ≤ dim`) or columns (`m > dim`): the first
+/// rows or columns of a random orthogonal matrix, row-major.
+pub fn rotation(dim: usize, m: usize, seed: u64) -> Vec<f32> {
+    let n = dim.max(m);
+    let q = bitseek_codes::rotation::random_orthogonal(n, seed ^ 0x0b17_5eed);
+    (0..m * dim).map(|k| q[(k / dim) * n + k % dim]).collect()
 }
 
 /// A tensor from row-major rows.

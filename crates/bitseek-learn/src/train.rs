@@ -11,8 +11,8 @@ use crate::augment::{expand, Augment, RacsParams};
 use crate::data::{neighbour_pairs, Pairs};
 use crate::estimator::{reste_o, Estimator};
 use crate::eval::{code_ranks, cross_ranks, mrr};
-use crate::loss::{info_nce, LossParams, NearDuplicates};
-use crate::model::{rows_tensor, Binarizer, Norm};
+use crate::loss::{distill, info_nce, LossParams, NearDuplicates};
+use crate::model::{l2_normalize, rows_tensor, Binarizer, Init, Norm};
 use bitseek_codes::quantizer::{Learned, LearnedConfig, Quantizer, QueryMode};
 use candle_core::Tensor;
 use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
@@ -21,6 +21,73 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::borrow::Cow;
 use std::time::Instant;
+
+/// What training minimises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Objective {
+    /// Symmetric InfoNCE on code cosines ([`info_nce`]): positives are the pairs.
+    Infonce,
+    /// Listwise distillation of the float cosine ranking ([`distill`]): each row's candidates are
+    /// the batch's queries and positives (mined float neighbours in `neighbors` mode), scored by
+    /// the asymmetric query the index uses; no labels.
+    Distill,
+}
+
+impl std::str::FromStr for Objective {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "infonce" => Ok(Objective::Infonce),
+            "distill" => Ok(Objective::Distill),
+            _ => Err(format!(
+                "unknown objective {s:?}: expected infonce or distill"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Objective {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Objective::Infonce => "infonce",
+            Objective::Distill => "distill",
+        })
+    }
+}
+
+/// What each validation measures (higher is better; the best encoder is kept).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ValMetric {
+    /// Symmetric code MRR of each validation query's own document.
+    Mrr,
+    /// Raw recall@10 of the asymmetric query (as the index searches) against the exact float
+    /// top 10 of the validation documents: what compression without labels must keep.
+    Recall,
+}
+
+impl std::str::FromStr for ValMetric {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "mrr" => Ok(ValMetric::Mrr),
+            "recall" => Ok(ValMetric::Recall),
+            _ => Err(format!(
+                "unknown validation metric {s:?}: expected mrr or recall"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for ValMetric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ValMetric::Mrr => "mrr",
+            ValMetric::Recall => "recall",
+        })
+    }
+}
 
 /// Everything a training run is configured by.
 #[derive(Clone, Copy, Debug, serde::Serialize)]
@@ -58,6 +125,22 @@ pub struct TrainConfig {
     /// Pairs whose float queries or documents have a cosine above this are near-duplicates and
     /// never each other's negatives (1 or more: only same-id pairs are masked).
     pub near_duplicate: f32,
+    /// How the binarizer starts (Xavier, or the training-free rotation lattice).
+    pub init: Init,
+    pub objective: Objective,
+    /// The teacher's temperature in [`Objective::Distill`] (float cosines).
+    pub distill_temperature: f32,
+    /// What validation measures ("val_mrr" fields then hold this metric).
+    pub val_metric: ValMetric,
+    /// Learn a scale per code dimension (BinaryDM's learnable basis scales), folded into the
+    /// exported encoder's factors.
+    pub scales: bool,
+    /// BinaryDM's low-rank mimicking: with rank `r > 0`, the loss adds
+    /// `mimic_weight · mean ‖E_r(D·code) − E_r(x − μ)‖²`, where `E_r` holds the top `r` principal
+    /// axes of the training sample (mean `μ`) and `D` is a linear decoder trained alongside
+    /// (dropped at export): the codes must keep the float embedding's main subspace.
+    pub mimic: usize,
+    pub mimic_weight: f64,
 }
 
 impl Default for TrainConfig {
@@ -81,6 +164,13 @@ impl Default for TrainConfig {
             max_val: 4000,
             val_every: 0,
             near_duplicate: 0.95,
+            init: Init::Xavier,
+            objective: Objective::Infonce,
+            distill_temperature: 0.1,
+            val_metric: ValMetric::Mrr,
+            scales: false,
+            mimic: 0,
+            mimic_weight: 1.0,
         }
     }
 }
@@ -114,6 +204,25 @@ impl TrainData {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Every mined neighbour of the rows `ids` (row-major, in order), in `neighbors` mode: the
+    /// distillation's candidates, so each row's list holds its whole float top-k.
+    fn all_neighbours(&self, ids: &[u64]) -> Option<Vec<f32>> {
+        match self {
+            TrainData::Pairs(_) => None,
+            TrainData::Neighbors {
+                dim,
+                data,
+                neighbours,
+            } => Some(
+                ids.iter()
+                    .flat_map(|&i| &neighbours[i as usize])
+                    .flat_map(|&j| &data[j as usize * dim..(j as usize + 1) * dim])
+                    .copied()
+                    .collect(),
+            ),
+        }
     }
 
     fn epoch(&self, rng: &mut ChaCha8Rng) -> Cow<'_, Pairs> {
@@ -231,6 +340,27 @@ fn check(
             cfg.near_duplicate
         ));
     }
+    if cfg.mimic > data.dim() || !(cfg.mimic_weight.is_finite() && cfg.mimic_weight >= 0.0) {
+        return bad(format!(
+            "--mimic {} must be at most the embedding dimension {} and its weight {} finite and not negative",
+            cfg.mimic,
+            data.dim(),
+            cfg.mimic_weight
+        ));
+    }
+    if cfg.objective == Objective::Distill {
+        if !matches!(cfg.augment, Augment::None) || old.is_some() {
+            return bad(
+                "the distill objective takes neither augmentation nor --compatible-with; use --augment none, or --objective infonce".into(),
+            );
+        }
+        if cfg.distill_temperature.is_nan() || cfg.distill_temperature <= 0.0 {
+            return bad(format!(
+                "distillation temperature {} must be above 0",
+                cfg.distill_temperature
+            ));
+        }
+    }
     if data.len() < 2 {
         return bad(format!(
             "{} training pairs; at least 2 are needed",
@@ -281,6 +411,29 @@ pub fn val_mrr(enc: &Learned, val: &Pairs, max: usize) -> f64 {
     ))
 }
 
+/// What `cfg.val_metric` measures for `enc` on `val` (first `cfg.max_val` pairs).
+pub fn validate(enc: &Learned, val: &Pairs, cfg: &TrainConfig) -> f64 {
+    match cfg.val_metric {
+        ValMetric::Mrr => val_mrr(enc, val, cfg.max_val),
+        ValMetric::Recall => {
+            let n = val.len().min(cfg.max_val);
+            let d = val.dim;
+            let q = Quantizer::Learned(Box::new(enc.clone()));
+            crate::eval::recall_at(
+                &q,
+                &val.query[..n * d],
+                &val.doc[..n * d],
+                d,
+                10,
+                QueryMode::Asymmetric,
+                None,
+                &[],
+            )
+            .raw
+        }
+    }
+}
+
 /// Symmetric MRR when `new` encodes the queries and `old` the documents.
 pub fn cross_val_mrr(new: &Learned, old: &Learned, val: &Pairs, max: usize) -> f64 {
     let n = val.len().min(max);
@@ -327,9 +480,47 @@ pub fn train(
         hidden: cfg.hidden,
     };
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let mut model = Binarizer::new(config, cfg.estimator, cfg.norm, &mut rng)?;
+    let sample: Vec<f32> = match data {
+        TrainData::Pairs(p) => p.doc.iter().take(4000 * dim).copied().collect(),
+        TrainData::Neighbors { data, .. } => data.iter().take(4000 * dim).copied().collect(),
+    };
+    let mut model = Binarizer::with_init(
+        config,
+        cfg.estimator,
+        cfg.norm,
+        cfg.init,
+        &sample,
+        cfg.seed,
+        &mut rng,
+    )?;
+    // The student's inverse temperature in distillation (code cosines are compressed).
+    let log_scale = candle_core::Var::new(
+        &[(1.0 / cfg.distill_temperature.max(1e-3)).ln()],
+        &candle_core::Device::Cpu,
+    )?;
+    if cfg.scales {
+        model.learn_scales()?;
+    }
+    let mimic = if cfg.mimic > 0 {
+        let p = (cfg.init == Init::Rotation).then(|| crate::model::rotation(dim, cfg.m, cfg.seed));
+        Some(Mimic::new(
+            &sample,
+            dim,
+            cfg.m,
+            cfg.mimic,
+            p.as_deref(),
+            &mut rng,
+        )?)
+    } else {
+        None
+    };
+    let mut trained_vars = model.vars();
+    if cfg.objective == Objective::Distill {
+        trained_vars.push(log_scale.clone());
+    }
+    trained_vars.extend(mimic.as_ref().map(|m| m.decoder.clone()));
     let mut opt = AdamW::new(
-        model.vars(),
+        trained_vars,
         ParamsAdamW {
             lr: cfg.lr,
             weight_decay: cfg.weight_decay,
@@ -337,7 +528,7 @@ pub fn train(
         },
     )?;
     let start_enc = model.export()?;
-    let start_val_mrr = val_mrr(&start_enc, val, cfg.max_val);
+    let start_val_mrr = validate(&start_enc, val, cfg);
     let mut best = Best {
         encoder: start_enc,
         mrr: start_val_mrr,
@@ -382,15 +573,49 @@ pub fn train(
             let rows_n = groups.len();
             let o = reste_o(step_no as f32 / total);
             let both = rows_tensor(&[q.as_slice(), d.as_slice()].concat(), dim)?;
-            let codes = model.forward(&both, true, o)?;
-            let cq = codes.narrow(0, 0, rows_n)?;
-            let cd = codes.narrow(0, rows_n, rows_n)?;
-            let mut loss = info_nce(&cq, &cd, &groups, &near, &loss_params)?;
-            if let Some(old) = old {
-                let od = old_codes(old, &d, cfg.m)?;
-                let cross = info_nce(&cq, &od, &groups, &near, &loss_params)?;
-                loss = (loss + (cross * cfg.compat_weight)?)?;
-            }
+            let (loss, codes) = if cfg.objective == Objective::Distill {
+                // In neighbors mode the candidates are the batch and all its rows' neighbours.
+                let both = match data.all_neighbours(&groups) {
+                    Some(all) => rows_tensor(&[q.as_slice(), all.as_slice()].concat(), dim)?,
+                    None => both.clone(),
+                };
+                let (codes, relaxed) = model.forward_relaxed(&both, true, o)?;
+                let query = l2_normalize(&relaxed.narrow(0, 0, rows_n)?)?;
+                let student = query.matmul(&l2_normalize(&codes)?.t()?)?;
+                let float = l2_normalize(&both)?;
+                let teacher = float.narrow(0, 0, rows_n)?.matmul(&float.t()?)?;
+                let loss = distill(
+                    &student,
+                    &teacher,
+                    &log_scale.as_tensor().exp()?,
+                    cfg.distill_temperature,
+                )?;
+                (loss, codes)
+            } else {
+                let codes = model.forward(&both, true, o)?;
+                let cq = codes.narrow(0, 0, rows_n)?;
+                let cd = codes.narrow(0, rows_n, rows_n)?;
+                let mut loss = info_nce(&cq, &cd, &groups, &near, &loss_params)?;
+                if let Some(old) = old {
+                    let od = old_codes(old, &d, cfg.m)?;
+                    let cross = info_nce(&cq, &od, &groups, &near, &loss_params)?;
+                    loss = (loss + (cross * cfg.compat_weight)?)?;
+                }
+                (loss, codes)
+            };
+            let loss = match &mimic {
+                Some(m) => {
+                    let rows = codes.dim(0)?;
+                    let x = if rows == both.dim(0)? {
+                        both.clone()
+                    } else {
+                        let all = data.all_neighbours(&groups).unwrap_or_default();
+                        rows_tensor(&[q.as_slice(), all.as_slice()].concat(), dim)?
+                    };
+                    (loss + (m.loss(&codes, &x)? * cfg.mimic_weight)?)?
+                }
+                None => loss,
+            };
             opt.backward_step(&loss)?;
             loss_sum += loss.to_scalar::<f32>()? as f64;
             step_no += 1;
@@ -405,7 +630,7 @@ pub fn train(
                 let c = Check {
                     epoch,
                     step: step_no,
-                    val_mrr: val_mrr(&enc, val, cfg.max_val),
+                    val_mrr: validate(&enc, val, cfg),
                 };
                 on(Event::Check(&c));
                 let stop = best.offer(enc, &c, cfg.patience);
@@ -426,7 +651,7 @@ pub fn train(
         let c = Check {
             epoch,
             step: step_no,
-            val_mrr: val_mrr(&enc, val, cfg.max_val),
+            val_mrr: validate(&enc, val, cfg),
         };
         let e = Epoch {
             epoch,
@@ -453,6 +678,77 @@ pub fn train(
         best_val_mrr: best.mrr,
         stopped_early,
     })
+}
+
+/// BinaryDM's low-rank mimicking term ([`TrainConfig::mimic`]).
+struct Mimic {
+    /// `r × dim` top principal axes of the training sample.
+    axes: Tensor,
+    /// `1 × dim` sample mean.
+    mean: Tensor,
+    /// `dim × m` linear decoder from codes to the embedding space (training only).
+    decoder: candle_core::Var,
+}
+
+impl Mimic {
+    fn new(
+        sample: &[f32],
+        dim: usize,
+        m: usize,
+        rank: usize,
+        start: Option<&[f32]>,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Mimic, TrainError> {
+        use rand_distr::Distribution;
+        let n = (sample.len() / dim).max(1);
+        let mut mean = vec![0f32; dim];
+        for r in sample.chunks_exact(dim) {
+            mean.iter_mut()
+                .zip(r)
+                .for_each(|(a, &v)| *a += v / n as f32);
+        }
+        let (axes, _) = bitseek_codes::pca::principal_axes(dim, sample, &mean);
+        let dev = candle_core::Device::Cpu;
+        let normal = rand_distr::Normal::new(0f32, (1.0 / m as f32).sqrt() * 0.1).expect("std");
+        let mut dec: Vec<f32> = (0..dim * m).map(|_| normal.sample(rng)).collect();
+        if let Some(p) = start {
+            // The rotation start's own decoder, α·Pᵀ (α: least squares of Pᵀ·sign(P·x) against
+            // x − μ), so the term bites from the first step instead of waiting for D to grow.
+            let (mut num, mut den) = (0f64, 0f64);
+            for r in sample.chunks_exact(dim).take(2000) {
+                let mut back = vec![0f32; dim];
+                for i in 0..m {
+                    let z: f32 = (0..dim).map(|j| p[i * dim + j] * r[j]).sum();
+                    let s = if z >= 0.0 { 1.0 } else { -1.0 };
+                    (0..dim).for_each(|j| back[j] += s * p[i * dim + j]);
+                }
+                num += (0..dim)
+                    .map(|j| (back[j] * (r[j] - mean[j])) as f64)
+                    .sum::<f64>();
+                den += back.iter().map(|b| (b * b) as f64).sum::<f64>();
+            }
+            let alpha = if den > 0.0 { (num / den) as f32 } else { 0.0 };
+            dec = (0..dim * m)
+                .map(|k| alpha * p[(k % m) * dim + k / m])
+                .collect();
+        }
+        Ok(Mimic {
+            axes: Tensor::from_slice(&axes[..rank * dim], (rank, dim), &dev)?,
+            mean: Tensor::from_vec(mean, (1, dim), &dev)?,
+            decoder: candle_core::Var::from_tensor(&Tensor::from_vec(dec, (dim, m), &dev)?)?,
+        })
+    }
+
+    /// `mean ‖E_r(D·code) − E_r(x − μ)‖²` over the rows of `codes` and the float `x` behind them.
+    fn loss(&self, codes: &Tensor, x: &Tensor) -> Result<Tensor, TrainError> {
+        let target = l2_normalize(x)?
+            .broadcast_sub(&self.mean)?
+            .matmul(&self.axes.t()?)?;
+        let got = codes
+            .matmul(&self.decoder.as_tensor().t()?)?
+            .matmul(&self.axes.t()?)?;
+        Ok((got - target)?.sqr()?.sum(1)?.mean_all()?)
+    }
 }
 
 /// The best encoder so far, and the patience count.

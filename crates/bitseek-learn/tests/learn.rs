@@ -9,9 +9,9 @@ use bitseek_learn::estimator::{
     reste_o, reste_surrogate, sign_code, sign_periodic, Estimator, BIPER_OMEGA,
 };
 use bitseek_learn::loss::{info_nce, LossParams, NearDuplicates};
-use bitseek_learn::model::{rows_tensor, Binarizer};
+use bitseek_learn::model::{rotation, rows_tensor, Binarizer};
 use bitseek_learn::train::{cross_val_mrr, train, val_mrr, Event, TrainConfig, TrainData};
-use bitseek_learn::{Augment, Norm};
+use bitseek_learn::{Augment, Init, Norm, Objective, ValMetric};
 use candle_core::{Device, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -491,4 +491,208 @@ fn a_bad_npz_member_is_named_without_unpacking_it() {
         e.contains("query.npy: unsupported dtype '<f8' (float64)"),
         "{e}"
     );
+}
+
+/// Unit rows: a few shared directions plus noise (neighbours exist, sign codes are imperfect).
+fn clustered(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let centres: Vec<f32> = (0..8 * dim).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
+    let mut out = Vec::with_capacity(n * dim);
+    for _ in 0..n {
+        let c = rng.gen_range(0..8);
+        let mut v: Vec<f32> = (0..dim)
+            .map(|i| {
+                centres[c * dim + i] * (1.0 + i as f32 / dim as f32) + rng.gen_range(-0.6f32..0.6)
+            })
+            .collect();
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter_mut().for_each(|x| *x /= norm);
+        out.extend(v);
+    }
+    out
+}
+
+fn config(dim: usize, m: usize, bits: usize, hidden: usize) -> LearnedConfig {
+    LearnedConfig {
+        dim,
+        m,
+        bits,
+        hidden,
+    }
+}
+
+/// The exported encoder's code values `wᵢ·2^(2−B)(Uᵢ − c)` for `rows`.
+fn exported_values(enc: &bitseek_codes::quantizer::Learned, rows: &[f32]) -> Vec<f32> {
+    let f = enc.forward(rows);
+    let (m, bits) = (enc.config.m, enc.config.bits);
+    let step = 2f32.powi(2 - bits as i32);
+    f.u.iter()
+        .enumerate()
+        .map(|(k, &u)| {
+            let w = enc.scales.get(k % m).copied().unwrap_or(1.0);
+            w * step * (u as f32 - enc.offset())
+        })
+        .collect()
+}
+
+#[test]
+fn rotation_start_is_the_sign_of_the_rotation_and_exports_exactly() {
+    let (dim, m) = (16, 24);
+    let rows = clustered(300, dim, 4);
+    for bits in [1, 2] {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let cfg = config(dim, m, bits, 2 * dim + 8);
+        let mut model = Binarizer::with_init(
+            cfg,
+            Estimator::Ste,
+            Norm::None,
+            Init::Rotation,
+            &rows,
+            7,
+            &mut rng,
+        )
+        .unwrap();
+        let enc = model.export().unwrap();
+        // Plane 0 is sign(P·x).
+        let p = rotation(dim, m, 7);
+        let u = enc.forward(&rows).u;
+        let mut checked = 0;
+        for (r, x) in rows.chunks_exact(dim).enumerate() {
+            for i in 0..m {
+                let z: f32 = (0..dim).map(|j| p[i * dim + j] * x[j]).sum();
+                if z.abs() > 1e-5 {
+                    assert_eq!(u[r * m + i] >> (bits - 1) == 1, z >= 0.0, "row {r} dim {i}");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 300 * m * 9 / 10);
+        // The candle model and the exported plain-Rust encoder agree on codes and relaxation.
+        let (codes, relaxed) = model
+            .forward_relaxed(&rows_tensor(&rows, dim).unwrap(), false, 1.0)
+            .unwrap();
+        let codes = codes.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let relaxed = relaxed.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let want = exported_values(&enc, &rows);
+        let differ = codes
+            .iter()
+            .zip(&want)
+            .filter(|(a, b)| (*a - *b).abs() > 1e-5)
+            .count();
+        assert!(
+            differ * 1000 <= codes.len(),
+            "{bits}-bit: {differ} code values differ"
+        );
+        let rel = enc.forward(&rows).relaxed;
+        let worst = relaxed
+            .iter()
+            .zip(&rel)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-3 || differ > 0, "relaxation differs by {worst}");
+    }
+    // Too narrow a hidden layer for the exact linear start is refused with the fix.
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let err = Binarizer::with_init(
+        config(dim, m, 1, dim),
+        Estimator::Ste,
+        Norm::None,
+        Init::Rotation,
+        &rows,
+        7,
+        &mut rng,
+    )
+    .err()
+    .expect("refused");
+    assert!(err.to_string().contains("--hidden 32"), "{err}");
+}
+
+#[test]
+fn label_free_distillation_improves_on_the_rotation_start() {
+    let dim = 32;
+    let all = clustered(1800, dim, 9);
+    let (train_rows, val_rows) = all.split_at(1200 * dim);
+    let nbrs = neighbours(train_rows, dim, 10);
+    let data = TrainData::Neighbors {
+        dim,
+        data: train_rows.to_vec(),
+        neighbours: nbrs,
+    };
+    let half = val_rows.len() / 2;
+    let val = Pairs::new(dim, val_rows[..half].to_vec(), val_rows[half..].to_vec()).unwrap();
+    let cfg = TrainConfig {
+        m: 32,
+        bits: 1,
+        hidden: 64,
+        epochs: 6,
+        batch: 200,
+        lr: 1e-3,
+        patience: 6,
+        init: Init::Rotation,
+        objective: Objective::Distill,
+        val_metric: ValMetric::Recall,
+        ..Default::default()
+    };
+    let t = train(&data, &val, &cfg, None, &mut |_| {}).unwrap();
+    let first = t.epochs.first().unwrap().loss;
+    let last = t.epochs.last().unwrap().loss;
+    assert!(last < first, "distillation loss {first:.4} → {last:.4}");
+    assert!(
+        t.best_val_mrr > t.start_val_mrr,
+        "validation recall@10 {:.4} → {:.4}",
+        t.start_val_mrr,
+        t.best_val_mrr
+    );
+    // With learned scales and the low-rank mimicking term, training runs, the scales move, and
+    // the exported encoder's codes equal the candle model's (scaled) codes.
+    let cfg = TrainConfig {
+        bits: 2,
+        epochs: 2,
+        scales: true,
+        mimic: 8,
+        ..cfg
+    };
+    let t = train(&data, &val, &cfg, None, &mut |_| {}).unwrap();
+    assert!(t.epochs.iter().all(|e| e.loss.is_finite()));
+    let enc = t.encoder;
+    let values = exported_values(&enc, val_rows);
+    let q = bitseek_codes::quantizer::Quantizer::Learned(Box::new(enc.clone()));
+    let codes = q.encode(val_rows);
+    // Stored factor = 1 / ‖w ⊙ (U − c)‖ of the exported values.
+    let step = 2f32.powi(2 - 2);
+    for (r, v) in values.chunks_exact(32).enumerate() {
+        let norm = v.iter().map(|x| (x / step).powi(2)).sum::<f32>().sqrt();
+        assert!((codes.factors[0][r] * norm - 1.0).abs() < 1e-4);
+    }
+}
+
+#[test]
+fn encoder_files_keep_their_scales_and_old_files_load_without() {
+    let dim = 16;
+    let rows = clustered(64, dim, 2);
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let mut model = Binarizer::with_init(
+        config(dim, 20, 2, 40),
+        Estimator::Ste,
+        Norm::None,
+        Init::Rotation,
+        &rows,
+        1,
+        &mut rng,
+    )
+    .unwrap();
+    let plain = model.export().unwrap();
+    model.learn_scales().unwrap();
+    let scaled = model
+        .export()
+        .unwrap()
+        .with_scales((0..20).map(|i| 0.5 + i as f32 / 10.0).collect())
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for enc in [plain, scaled] {
+        let path = dir.path().join("enc.bitseek");
+        bitseek_index::encoder::save_encoder(&path, &enc, serde_json::json!({})).unwrap();
+        let (back, _) = bitseek_index::encoder::load_encoder(&path).unwrap();
+        assert_eq!(back, enc);
+    }
 }

@@ -39,9 +39,38 @@ pub struct Args {
     #[arg(long, default_value_t = 384, value_parser = crate::positive)]
     dims: usize,
     /// Hidden width of every MLP (the cost of training and of encoding a query grows with it;
-    /// 128 keeps a 384 → 384×2-bit query under 50 µs on one core).
-    #[arg(long, default_value_t = 128, value_parser = crate::positive)]
-    hidden: usize,
+    /// 128 keeps a 384 → 384×2-bit query under 50 µs on one core). Default: 128, or
+    /// 2 × min(input dimension, --dims) with the rotation start, which needs that many.
+    #[arg(long, value_parser = crate::positive)]
+    hidden: Option<usize>,
+    /// How the encoder starts: xavier (random MLPs), rotation (the training-free lattice:
+    /// RaBitQ's rotation and sign, exactly) or rotation-centred (on x − mean). Default: rotation
+    /// in --mode neighbors, xavier in --mode pairs.
+    #[arg(long)]
+    init: Option<bitseek_learn::Init>,
+    /// What training minimises: infonce (pairs are positives) or distill (the float cosine
+    /// ranking over in-batch rows and mined neighbours, scored as the index scores). Default:
+    /// distill in --mode neighbors, infonce in --mode pairs.
+    #[arg(long)]
+    objective: Option<bitseek_learn::Objective>,
+    /// The teacher's temperature in --objective distill.
+    #[arg(long, default_value_t = 0.1)]
+    distill_temperature: f32,
+    /// What validation measures: mrr (each query's own document) or recall (raw recall@10 of the
+    /// codes against exact float search). Default: recall in --mode neighbors, mrr in --mode pairs.
+    #[arg(long)]
+    val_metric: Option<bitseek_learn::ValMetric>,
+    /// Learn a scale per code dimension (BinaryDM's learnable basis scales), folded into the
+    /// stored factors and the query, so searching costs the same.
+    #[arg(long)]
+    scales: bool,
+    /// BinaryDM's low-rank mimicking: also match the codes (through a linear decoder used only
+    /// in training) to the embedding in its top RANK principal axes; 0 turns it off.
+    #[arg(long, default_value_t = 0)]
+    mimic: usize,
+    /// Weight of the --mimic term.
+    #[arg(long, default_value_t = 1.0)]
+    mimic_weight: f64,
     /// Gradient through sign: ste (clipped), reste (power function, o 1 → 3) or biper
     /// (periodic binary MLP weights).
     #[arg(long, default_value = "ste")]
@@ -180,10 +209,36 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         Some(p) => Some(load_encoder(p)?.0),
         None => None,
     };
+    let neighbors = a.mode == Mode::Neighbors;
+    let init = a.init.unwrap_or(if neighbors {
+        bitseek_learn::Init::Rotation
+    } else {
+        bitseek_learn::Init::Xavier
+    });
+    let hidden = a.hidden.unwrap_or(if init == bitseek_learn::Init::Xavier {
+        128
+    } else {
+        2 * data.dim().min(a.dims)
+    });
     let cfg = TrainConfig {
         m: a.dims,
         bits: a.bits,
-        hidden: a.hidden,
+        hidden,
+        init,
+        objective: a.objective.unwrap_or(if neighbors {
+            bitseek_learn::Objective::Distill
+        } else {
+            bitseek_learn::Objective::Infonce
+        }),
+        distill_temperature: a.distill_temperature,
+        val_metric: a.val_metric.unwrap_or(if neighbors {
+            bitseek_learn::ValMetric::Recall
+        } else {
+            bitseek_learn::ValMetric::Mrr
+        }),
+        scales: a.scales,
+        mimic: a.mimic,
+        mimic_weight: a.mimic_weight,
         estimator: a.estimator,
         norm: a.norm,
         augment: a.augment,
@@ -201,6 +256,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let json = a.json;
     let epochs = a.epochs;
     let mut best = f64::NEG_INFINITY;
+    let metric = cfg.val_metric;
     let trained = train(&data, &val, &cfg, old.as_ref(), &mut |e| match e {
         Event::Step { .. } => bar.inc(1),
         Event::Epoch(e) => {
@@ -209,7 +265,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 best = best.max(e.val_mrr);
                 bar.suspend(|| {
                     eprintln!(
-                        "epoch {}/{epochs}: loss {:.4}, validation MRR {:.4}{mark} ({:.1} s)",
+                        "epoch {}/{epochs}: loss {:.4}, validation {metric} {:.4}{mark} ({:.1} s)",
                         e.epoch, e.loss, e.val_mrr, e.seconds
                     )
                 });
@@ -220,7 +276,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 let mark = if c.val_mrr > best { " (best)" } else { "" };
                 best = best.max(c.val_mrr);
                 bar.suspend(|| {
-                    eprintln!("  step {}: validation MRR {:.4}{mark}", c.step, c.val_mrr)
+                    eprintln!(
+                        "  step {}: validation {metric} {:.4}{mark}",
+                        c.step, c.val_mrr
+                    )
                 });
             }
         }
@@ -244,13 +303,16 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         println!("{summary}");
     } else {
         println!(
-            "trained {} ({}-bit × {} dims from {} dims, {}, {}): validation MRR {:.4} → {:.4} (epoch {}, step {}, of {} epochs{}), {:.0} s, {:.1} MB",
+            "trained {} ({}-bit × {} dims from {} dims, {}, {}, {} start, {}): validation {} {:.4} → {:.4} (epoch {}, step {}, of {} epochs{}), {:.0} s, {:.1} MB",
             a.out.display(),
             a.bits,
             a.dims,
             data.dim(),
             a.estimator,
             a.augment,
+            cfg.init,
+            cfg.objective,
+            cfg.val_metric,
             trained.start_val_mrr,
             trained.best_val_mrr,
             trained.best_epoch,

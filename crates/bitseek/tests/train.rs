@@ -109,8 +109,9 @@ fn train_build_and_search_end_to_end() {
         "1",
         "--dims",
         "64",
+        // Neighbors mode starts from the rotation lattice: 2 × min(32, 64) hidden units.
         "--hidden",
-        "32",
+        "64",
         "--epochs",
         "1",
         "--batch",

@@ -170,6 +170,12 @@ pub struct Learned {
     pub recon: Vec<Mlp>,
     /// `Rₖ`: residual → code dims, one per extra plane.
     pub resid: Vec<Mlp>,
+    /// Learned per-dimension scales `w` of the code (BinaryDM's learnable basis scales, one per
+    /// code dimension shared by its planes; empty = all 1): the code value of dimension `i` is
+    /// `wᵢ·2^(2−B)(Uᵢ − c)`. Folded so the kernels do not change: into the per-vector factor
+    /// `1/‖w ⊙ (U − c)‖` of stored codes, and into the query (`w ⊙ v` is what gets quantized).
+    /// Encoder files without a `scales` section load with none.
+    pub scales: Vec<f32>,
 }
 
 /// What one pass of the model yields for `n` rows.
@@ -193,9 +199,22 @@ impl Learned {
             first,
             recon,
             resid,
+            scales: Vec::new(),
         };
         l.check()?;
         Ok(l)
+    }
+
+    /// The encoder with per-dimension code scales (`m` finite non-zero values; empty = none).
+    pub fn with_scales(mut self, scales: Vec<f32>) -> Result<Learned, String> {
+        self.scales = scales;
+        self.check()?;
+        Ok(self)
+    }
+
+    /// The scale of code dimension `i` (1 without scales).
+    fn scale(&self, i: usize) -> f32 {
+        self.scales.get(i).copied().unwrap_or(1.0)
     }
 
     /// Checks shapes: every MLP matches the config and all weights are finite.
@@ -231,6 +250,15 @@ impl Learned {
             }
             mlp.check(name)
         };
+        if !self.scales.is_empty()
+            && (self.scales.len() != c.m || self.scales.iter().any(|w| !w.is_finite() || *w == 0.0))
+        {
+            return Err(format!(
+                "scales hold {} values, expected {} finite non-zero ones",
+                self.scales.len(),
+                c.m
+            ));
+        }
         shape(&self.first, "first", c.dim, c.m)?;
         for (k, (b, r)) in self.recon.iter().zip(&self.resid).enumerate() {
             shape(b, &format!("recon{k}"), c.m, c.dim)?;
@@ -260,6 +288,9 @@ impl Learned {
             out.push((format!("{name}.b1"), m.b1.as_slice()));
             out.push((format!("{name}.w2"), m.w2.as_slice()));
             out.push((format!("{name}.b2"), m.b2.as_slice()));
+        }
+        if !self.scales.is_empty() {
+            out.push(("scales".to_string(), self.scales.as_slice()));
         }
         out
     }
@@ -371,7 +402,7 @@ impl Learned {
             let (s, y2) = pack(u, bits, words, c, &mut code);
             planes.set(r, &code);
             sum_u[r] = s;
-            scale[r] = 1.0 / y2.sqrt();
+            scale[r] = 1.0 / self.scaled_norm(u, y2);
         }
         Codes {
             len: n,
@@ -383,6 +414,19 @@ impl Learned {
         }
     }
 
+    /// `‖w ⊙ (U − c)‖` of one code (`y2 = ‖U − c‖²`, the answer without scales).
+    fn scaled_norm(&self, u: &[u8], y2: f32) -> f32 {
+        if self.scales.is_empty() {
+            return y2.sqrt();
+        }
+        let c = self.offset();
+        u.iter()
+            .zip(&self.scales)
+            .map(|(&ui, &w)| (w * (ui as f32 - c)).powi(2))
+            .sum::<f32>()
+            .sqrt()
+    }
+
     /// Prepares a query: symmetric (the model's own code) or asymmetric (its float relaxation,
     /// rounded to `query_bits` bits, 1..=16). Scores are then cosines with the stored codes.
     pub fn encode_query_bits(&self, q: &[f32], mode: QueryMode, query_bits: usize) -> QueryCode {
@@ -391,6 +435,19 @@ impl Learned {
         let words = self.words();
         let c = self.offset();
         match mode {
+            QueryMode::Symmetric if !self.scales.is_empty() => {
+                // ⟨w⊙y_q, w⊙y_d⟩ = ⟨w²⊙y_q, y_d⟩: the query becomes a float vector, rounded
+                // to 8 bits like an asymmetric one, normalised by ‖w⊙y_q‖.
+                let u = &f.u[..m];
+                let v: Vec<f32> = u
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &ui)| self.scale(i).powi(2) * (ui as f32 - c))
+                    .collect();
+                let y2 = u.iter().map(|&ui| (ui as f32 - c).powi(2)).sum();
+                let norm = self.scaled_norm(u, y2);
+                float_query(&v, norm, query_bits.clamp(8, 16), words, c)
+            }
             QueryMode::Symmetric => {
                 let mut planes = vec![0u64; bits * words];
                 let (sum_v, y2) = pack(&f.u[..m], bits, words, c, &mut planes);
@@ -407,34 +464,16 @@ impl Learned {
                 }
             }
             QueryMode::Asymmetric => {
-                let qb = query_bits.clamp(1, 16);
                 let v = &f.relaxed[..m];
                 let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-                let inv = if norm > 0.0 { 1.0 / norm } else { 0.0 };
-                let lo = v.iter().copied().fold(f32::INFINITY, f32::min);
-                let hi = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let levels = ((1u32 << qb) - 1) as f32;
-                let delta = if hi > lo { (hi - lo) / levels } else { 1.0 };
-                let mut planes = vec![0u64; qb * words];
-                let mut sum_q = 0f32;
-                for (i, &vi) in v.iter().enumerate() {
-                    let qi = ((vi - lo) / delta).round().clamp(0.0, levels) as u32;
-                    sum_q += qi as f32;
-                    for j in 0..qb {
-                        planes[j * words + i / 64] |= (((qi >> j) & 1) as u64) << (i % 64);
-                    }
-                }
-                // ⟨U − c, lo + Δ·Q⟩ = Δ⟨U,Q⟩ + lo·ΣU − cΔ·ΣQ − c·lo·m, divided by ‖v‖.
-                QueryCode {
-                    planes,
-                    qplanes: qb,
-                    a: delta * inv,
-                    b: lo * inv,
-                    c: -c * (delta * sum_q + lo * m as f32) * inv,
-                    centred_norm: 0.0,
-                    offset: 0.0,
-                    ..Default::default()
-                }
+                let scaled: Vec<f32>;
+                let v = if self.scales.is_empty() {
+                    v
+                } else {
+                    scaled = v.iter().zip(&self.scales).map(|(x, w)| x * w).collect();
+                    &scaled
+                };
+                float_query(v, norm, query_bits.clamp(1, 16), words, c)
             }
         }
     }
@@ -470,6 +509,36 @@ impl Learned {
             est[i] = scale[i] * (query.a * ip[i] as f32 + query.b * sum_u[i] + query.c);
         }
         est[valid..].iter_mut().for_each(|e| *e = f32::NEG_INFINITY);
+    }
+}
+
+/// A query code for the float vector `v` (divided by `norm` in the cosine), rounded to `qb` bits.
+fn float_query(v: &[f32], norm: f32, qb: usize, words: usize, c: f32) -> QueryCode {
+    let m = v.len();
+    let inv = if norm > 0.0 { 1.0 / norm } else { 0.0 };
+    let lo = v.iter().copied().fold(f32::INFINITY, f32::min);
+    let hi = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let levels = ((1u32 << qb) - 1) as f32;
+    let delta = if hi > lo { (hi - lo) / levels } else { 1.0 };
+    let mut planes = vec![0u64; qb * words];
+    let mut sum_q = 0f32;
+    for (i, &vi) in v.iter().enumerate() {
+        let qi = ((vi - lo) / delta).round().clamp(0.0, levels) as u32;
+        sum_q += qi as f32;
+        for j in 0..qb {
+            planes[j * words + i / 64] |= (((qi >> j) & 1) as u64) << (i % 64);
+        }
+    }
+    // ⟨U − c, lo + Δ·Q⟩ = Δ⟨U,Q⟩ + lo·ΣU − cΔ·ΣQ − c·lo·m, divided by ‖v‖.
+    QueryCode {
+        planes,
+        qplanes: qb,
+        a: delta * inv,
+        b: lo * inv,
+        c: -c * (delta * sum_q + lo * m as f32) * inv,
+        centred_norm: 0.0,
+        offset: 0.0,
+        ..Default::default()
     }
 }
 
