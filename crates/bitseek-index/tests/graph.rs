@@ -163,7 +163,7 @@ fn filters_traverse_through_and_return_only_allowed_rows() {
         for r in (0..1200).step_by(every) {
             mask[r / 64] |= 1 << (r % 64);
         }
-        let allowed = |r: usize| r % every == 0;
+        let allowed = |r: usize| r.is_multiple_of(every);
         for effort in [32, 1200] {
             let hits = index
                 .search_batch_effort(&q, dim, &params(10), Some(effort), Some(&mask))

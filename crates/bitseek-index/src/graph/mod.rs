@@ -72,8 +72,9 @@ pub struct GraphMeta {
     pub seed: u64,
 }
 
-/// Beam width when a search names no effort: chosen on the dev embeddings (133k MiniLM vectors,
-/// degree 32) as the smallest of 16, 24, 32, 48, 64, ... with recall@10 ≥ 0.95.
+/// Beam width when a search names no effort. On the dev embeddings (133k MiniLM code and docstring
+/// vectors, degree 32, 1,000 held-out docstrings as queries) beams of 24, 32, 48 and 128 gave
+/// recall@10 0.940, 0.957, 0.974 and 0.992; 48 keeps a margin above 0.95 for other data.
 pub const DEFAULT_EFFORT: usize = 48;
 
 /// The owned graph arrays.

@@ -16,6 +16,25 @@ pub(crate) trait Exact: Sync {
     type Prepared;
     fn prepare(&self, q: &[f32]) -> Self::Prepared;
     fn ip(&self, prep: &Self::Prepared, q: &[f32], row: u32) -> f32;
+    /// The bytes [`Exact::ip`] reads for `row`, to fetch ahead.
+    fn row_bytes(&self, row: u32) -> &[u8];
+}
+
+/// Asks the CPU to start loading `bytes` into cache (a hint: no effect on results).
+#[inline]
+pub(crate) fn prefetch(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in bytes.chunks(64) {
+        // SAFETY: a prefetch is a hint that never faults; the pointer is inside `bytes`. SSE is
+        // part of every x86_64 CPU.
+        unsafe {
+            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+                line.as_ptr().cast(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
 }
 
 /// The search's fixed inputs.
@@ -45,9 +64,16 @@ pub(crate) fn search<E: Exact>(
             || (Visited::new(rows), Vec::new()),
             |(vis, sums), (q, w)| {
                 let prep = exact.prepare(q);
-                one(s, w, wanted, effort.max(wanted), vis, sums, |r| {
-                    exact.ip(&prep, q, r)
-                })
+                one(
+                    s,
+                    w,
+                    wanted,
+                    effort.max(wanted),
+                    vis,
+                    sums,
+                    |r| exact.ip(&prep, q, r),
+                    |r| exact.row_bytes(r),
+                )
             },
         )
         .collect()
@@ -55,7 +81,7 @@ pub(crate) fn search<E: Exact>(
 
 /// One query; `ip` gives its exact `⟨x, q⟩` for a row.
 #[allow(clippy::too_many_arguments)]
-fn one(
+fn one<'a>(
     s: &Query<'_>,
     w: &[f32],
     wanted: usize,
@@ -63,6 +89,7 @@ fn one(
     vis: &mut Visited,
     sums: &mut Vec<u32>,
     ip: impl Fn(u32) -> f32,
+    row_bytes: impl Fn(u32) -> &'a [u8],
 ) -> Vec<(f32, u32)> {
     let g = s.graph;
     let (deg, groups, nb) = (g.degree, g.groups(), g.node_bytes());
@@ -82,6 +109,13 @@ fn one(
     let mut cur = 0;
     while cur < beam.len() {
         let u = beam[cur].1;
+        // The next candidate is likely the next node expanded: fetch its vector and codes while
+        // this one is scored.
+        if let Some(&(_, next, _)) = beam[cur + 1..].iter().find(|e| !e.2) {
+            let n = next as usize;
+            prefetch(row_bytes(next));
+            prefetch(&g.codes[n * nb..(n + 1) * nb]);
+        }
         beam.remove(cur);
         let ip_u = ip(u);
         let key_u = key(ip_u, u);

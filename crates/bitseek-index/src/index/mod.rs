@@ -1361,6 +1361,14 @@ impl graph::search::Exact for KeptCopy<'_> {
             _ => (self.dot)(q, &self.f32s[row * self.dim..(row + 1) * self.dim]),
         }
     }
+    #[inline]
+    fn row_bytes(&self, row: u32) -> &[u8] {
+        let row = row as usize;
+        match &self.bytes {
+            Some((_, bytes, rb)) => bytemuck::cast_slice(&bytes[row * rb..(row + 1) * rb]),
+            None => bytemuck::cast_slice(&self.f32s[row * self.dim..(row + 1) * self.dim]),
+        }
+    }
 }
 
 impl Index {
