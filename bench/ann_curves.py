@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Recall/QPS curves of bitseek's IVF over RaBitQ codes next to the sub-linear peers, on the same
-vectors in the same run.
+"""Recall/QPS curves of bitseek's IVF and graph over RaBitQ codes next to the sub-linear peers, on
+the same vectors in the same run.
 
     python3 -m venv bench/.venv-ann && bench/.venv-ann/bin/pip install -r bench/requirements-ann.txt
     cargo build --release -p bitseek
@@ -16,6 +16,9 @@ C++ loop, no Python overhead per query). Builds use --build-threads threads.
 Systems (choose with --systems):
   bitseek-ivf       `bitseek build --index ivf` (1-bit RaBitQ codes centred per list, FastScan),
                     ×4 candidates rescored from the kept f32 copy; knob: --effort (lists probed)
+  bitseek-graph     `bitseek build --index graph --degree 32` (Vamana graph, each node block holds
+                    its neighbours' 1-bit RaBitQ codes for FastScan, visited nodes ranked by the
+                    kept f32 copy); knob: --effort (beam width)
   faiss-ivf-rabitq  FAISS IndexIVFRaBitQ (1 bit, qb 4) wrapped in IndexRefineFlat (k_factor 4),
                     same number of lists; knob: nprobe
   rabitq-ivf        RaBitQ library IvfIndex, 7-bit codes (the issue's anchor), same lists; knob: nprobe
@@ -80,17 +83,20 @@ def best_at(points, target):
     return max(ok) if ok else None
 
 
-def run_bitseek(args, base_path, queries_path, lists):
+def run_bitseek(args, base_path, queries_path, lists, kind="ivf"):
     exe = args.bitseek or str(ROOT / "target" / "release" / "bitseek")
     with tempfile.TemporaryDirectory() as tmp:
-        idx = os.path.join(tmp, "ivf.bitseek")
+        idx = os.path.join(tmp, f"{kind}.bitseek")
+        shape = ["--lists", str(lists)] if kind == "ivf" else ["--degree", str(args.degree)]
         t = time.perf_counter()
-        b = subprocess.run([exe, "build", "--input", base_path, "--index", "ivf", "--lists", str(lists),
-                            "--out", idx, "--json"], check=True, capture_output=True, text=True)
+        b = subprocess.run([exe, "build", "--input", base_path, "--index", kind, *shape,
+                            "--out", idx, "--json"], check=True, capture_output=True, text=True,
+                           env={**os.environ, "RAYON_NUM_THREADS": str(args.build_threads)})
         build = time.perf_counter() - t
         info = json.loads(b.stdout)
+        efforts = args.efforts if kind == "ivf" else args.graph_efforts
         r = subprocess.run([exe, "bench", idx, "--queries", queries_path, "-k", str(args.k),
-                            "--effort", ",".join(map(str, args.efforts)), "--threads", "1",
+                            "--effort", ",".join(map(str, efforts)), "--threads", "1",
                             "--repeat", str(args.repeat), "--max-queries", str(args.nq),
                             "--single-queries", "1", "--no-float", "--json"],
                            check=True, capture_output=True, text=True)
@@ -98,8 +104,9 @@ def run_bitseek(args, base_path, queries_path, lists):
     pts = [{"knob": c["effort"], "recall": c["recall"], "qps": c["qps"]} for c in rep["curve"]]
     for p in pts:
         print(f"    effort {p['knob']:>5}: recall {p['recall']:.4f}  {p['qps']:10.0f} q/s", flush=True)
+    print(f"    build {build:.1f} s", flush=True)
     return {"build_seconds": build, "points": pts, "lists": info.get("ivf_lists"),
-            "imbalance": info.get("ivf_imbalance")}
+            "imbalance": info.get("ivf_imbalance"), "degree": info.get("graph_degree")}
 
 
 def main() -> int:
@@ -110,11 +117,14 @@ def main() -> int:
     ap.add_argument("-k", type=int, default=10)
     ap.add_argument("--lists", type=int, default=0, help="IVF lists for every IVF (default 4*sqrt(rows))")
     ap.add_argument("--efforts", type=ints, default=ints("8,16,32,64,128,256"))
+    ap.add_argument("--graph-efforts", type=ints, default=ints("16,24,32,48,64,96,128,256"),
+                    help="beam widths of bitseek-graph")
+    ap.add_argument("--degree", type=int, default=32, help="neighbours per node of bitseek-graph")
     ap.add_argument("--nprobes", type=ints, default=ints("8,16,32,64,128,256"))
     ap.add_argument("--efs", type=ints, default=ints("16,32,64,128,256"))
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--build-threads", type=int, default=2)
-    ap.add_argument("--systems", default="bitseek-ivf,faiss-ivf-rabitq,rabitq-ivf,symqg,faiss-hnsw,hnswlib,usearch")
+    ap.add_argument("--systems", default="bitseek-graph,bitseek-ivf,faiss-ivf-rabitq,rabitq-ivf,symqg,faiss-hnsw,hnswlib,usearch")
     ap.add_argument("--bitseek", help="bitseek binary (default target/release/bitseek)")
     ap.add_argument("--json-out")
     args = ap.parse_args()
@@ -144,8 +154,8 @@ def main() -> int:
             print(f"== {key}", flush=True)
             faiss.omp_set_num_threads(args.build_threads)
             t = time.perf_counter()
-            if s == "bitseek-ivf":
-                results[key] = run_bitseek(args, bp, qp, lists)
+            if s in ("bitseek-ivf", "bitseek-graph"):
+                results[key] = run_bitseek(args, bp, qp, lists, s.removeprefix("bitseek-"))
                 continue
             if s == "faiss-ivf-rabitq":
                 quant = faiss.IndexFlatIP(d)

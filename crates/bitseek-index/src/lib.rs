@@ -13,6 +13,7 @@ pub mod eval;
 pub mod exact;
 pub mod flat;
 pub mod format;
+pub mod graph;
 pub mod index;
 pub mod input;
 pub mod ivf;

@@ -30,13 +30,18 @@ pub struct Args {
     /// How multi-bit codes choose their scale: optimal (Extended RaBitQ) or greedy.
     #[arg(long, default_value = "optimal")]
     scale_search: ScaleSearch,
-    /// flat (every code scanned) or ivf (k-means lists of RaBitQ codes, searched `--effort` lists
-    /// at a time).
-    #[arg(long, default_value = "flat", value_parser = ["flat", "ivf"])]
+    /// flat (every code scanned), ivf (k-means lists of RaBitQ codes, searched `--effort` lists
+    /// at a time) or graph (a proximity graph whose nodes hold their neighbours' RaBitQ codes,
+    /// searched with a beam `--effort` wide; needs a kept copy, and is rebuilt rather than
+    /// appended to).
+    #[arg(long, default_value = "flat", value_parser = ["flat", "ivf", "graph"])]
     index: String,
     /// Lists of an IVF index (default: about 4·√rows).
     #[arg(long, value_parser = crate::positive)]
     lists: Option<usize>,
+    /// Neighbours per node of a graph index, a multiple of 32 (default 32: one FastScan block).
+    #[arg(long, value_parser = crate::positive)]
+    degree: Option<usize>,
     /// Where to write the index (replaced atomically).
     #[arg(long)]
     out: PathBuf,
@@ -64,7 +69,15 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if ivf.is_none() && a.lists.is_some() {
         anyhow::bail!("--lists is for --index ivf; drop it or add --index ivf");
     }
-    let index = Index::build_with(vectors, &a.input, &opts, &a.quantizer, ivf, &progress)?;
+    if a.index != "graph" && a.degree.is_some() {
+        anyhow::bail!("--degree is for --index graph; drop it or add --index graph");
+    }
+    let index = if a.index == "graph" {
+        let graph = bitseek_index::graph::GraphOptions { degree: a.degree };
+        Index::build_graph(vectors, &a.input, &opts, &a.quantizer, graph, &progress)?
+    } else {
+        Index::build_with(vectors, &a.input, &opts, &a.quantizer, ivf, &progress)?
+    };
     let build_seconds = t.elapsed().as_secs_f64();
     bar.finish_and_clear();
     let file_bytes = index
@@ -80,6 +93,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         "keep": m.keep,
         "ivf_lists": index.ivf_lists(),
         "ivf_imbalance": index.ivf_lists().map(|_| bitseek_index::ivf::kmeans::imbalance(&index.ivf_list_sizes())),
+        "graph_degree": index.graph_degree(),
         "bytes_per_vector": index.code_bytes_per_vector(),
         "read_seconds": read_seconds,
         "build_seconds": build_seconds,

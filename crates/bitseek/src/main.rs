@@ -110,7 +110,8 @@ pub(crate) struct Searched {
     /// residual codes).
     #[arg(long, value_parser = positive)]
     pub query_bits: Option<usize>,
-    /// Search effort of an IVF index: lists probed (default: a tenth of the lists, at least 8).
+    /// Search effort of an IVF index: lists probed (default: a tenth of the lists, at least 8);
+    /// of a graph index: the beam width (default 48).
     /// `bench` takes a comma-separated list and prints the recall/QPS curve; a flat index ignores it.
     #[arg(long)]
     pub effort: Option<List>,

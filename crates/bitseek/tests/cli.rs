@@ -1244,3 +1244,99 @@ fn ivf_build_effort_and_bench_curve() {
     );
     assert!(curve.iter().all(|c| c["qps"].as_f64().unwrap() > 0.0));
 }
+
+#[test]
+fn graph_build_effort_and_bench_curve() {
+    const ROWS: usize = 2000;
+    const DIM: usize = 32;
+    let dir = tempfile::tempdir().unwrap();
+    let (base, queries) = clustered(48, ROWS, 50, DIM, 10);
+    let base_path = dir.path().join("base.npy");
+    let q_path = dir.path().join("queries.npy");
+    write_npy_f32(&base_path, ROWS, DIM, &base).unwrap();
+    write_npy_f32(&q_path, 50, DIM, &queries).unwrap();
+    let idx = dir.path().join("graph.bsk");
+    let built = json(&ok(&[
+        "build",
+        "--input",
+        s(&base_path),
+        "--index",
+        "graph",
+        "--out",
+        s(&idx),
+        "--json",
+    ]));
+    assert_eq!(built["graph_degree"], 32, "{built}");
+    fails(
+        &[
+            "build",
+            "--input",
+            s(&base_path),
+            "--degree",
+            "64",
+            "--out",
+            s(&idx),
+        ],
+        &["--degree is for --index graph"],
+    );
+    fails(
+        &[
+            "build",
+            "--input",
+            s(&base_path),
+            "--index",
+            "graph",
+            "--keep",
+            "none",
+            "--out",
+            s(&idx),
+        ],
+        &["--keep f32"],
+    );
+    let hits = parse_hits(&ok(&[
+        "query",
+        s(&idx),
+        "--queries",
+        s(&q_path),
+        "-k",
+        "5",
+        "--effort",
+        "16",
+        "--json",
+    ]));
+    assert_eq!(hits.len(), 50);
+    assert!(hits.iter().all(|(_, h)| h.len() == 5));
+    let r = json(&ok(&[
+        "eval",
+        s(&idx),
+        "--queries",
+        s(&q_path),
+        "-k",
+        "5",
+        "--json",
+    ]));
+    assert_eq!(r["effort"], 48, "the default beam: {r}");
+    let r = json(&ok(&[
+        "bench",
+        s(&idx),
+        "--queries",
+        s(&q_path),
+        "-k",
+        "5",
+        "--effort",
+        "8,2000",
+        "--threads",
+        "1",
+        "--repeat",
+        "1",
+        "--single-queries",
+        "4",
+        "--no-float",
+        "--json",
+    ]));
+    let curve = r["curve"].as_array().expect("a curve");
+    assert_eq!(curve.len(), 2, "{r}");
+    let wide = curve[1]["recall"].as_f64().unwrap();
+    assert_eq!(wide, 1.0, "a beam over every row is exact: {r}");
+    assert!(curve.iter().all(|c| c["qps"].as_f64().unwrap() > 0.0));
+}

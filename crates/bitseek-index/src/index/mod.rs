@@ -7,6 +7,7 @@
 
 use crate::flat::{self, Candidate, Key, KeyFn};
 use crate::format::{write_index, IndexFile};
+use crate::graph::{self, GraphData, GraphMeta, GraphOptions, GraphRef, GRAPH_VERSION};
 use crate::input::{validate, Checks, Vectors};
 use crate::ivf::{self, Derived, IvfData, IvfMeta, IvfOptions, IvfRef, IVF_VERSION};
 use crate::vector::{dot, normalize, VectorBatch};
@@ -50,6 +51,9 @@ pub struct Index {
     /// The inverted file (`kind: bitseek-ivf`): per-list values derived at build or open, and the
     /// arrays themselves unless they are read from the mapped file.
     ivf: Option<IvfState>,
+    /// The proximity graph (`kind: bitseek-graph`): its arrays unless they are read from the
+    /// mapped file.
+    graph: Option<GraphData>,
 }
 
 struct IvfState {
@@ -167,6 +171,57 @@ impl Index {
         }
     }
 
+    /// [`Index::build_choice`] plus a proximity graph over RaBitQ codes (`kind: bitseek-graph`):
+    /// searches then walk the graph with a beam `effort` wide (see [`crate::graph`]). The graph
+    /// ranks by the kept copy, so `opts.keep` must not be `none`; fitted codes only.
+    pub fn build_graph(
+        vectors: Vectors,
+        source: &Path,
+        opts: &BuildOptions,
+        choice: &QuantizerChoice,
+        graph: GraphOptions,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<Index, IndexError> {
+        let QuantizerChoice::Kind(kind) = choice else {
+            return Err(IndexError::BadParam(
+                "--index graph is built over fitted codes; use --quantizer rabitq (or another fitted family), not learned or auto codes".into(),
+            ));
+        };
+        if let QuantizerKind::Learned { .. } = kind {
+            return Err(IndexError::BadParam(
+                "learned codes need their encoder: build with --quantizer learned:ENCODER_FILE"
+                    .into(),
+            ));
+        }
+        if opts.keep == Keep::None {
+            return Err(IndexError::BadParam(
+                "a graph index ranks what it visits by the kept copy; build with --keep f32 (or int8, fp8, int4), not --keep none".into(),
+            ));
+        }
+        let degree = graph.degree.unwrap_or(graph::DEFAULT_DEGREE);
+        if degree == 0 || !degree.is_multiple_of(32) || degree > graph::MAX_DEGREE {
+            return Err(IndexError::BadParam(format!(
+                "--degree {degree} must be a multiple of 32 (one FastScan block) up to {}",
+                graph::MAX_DEGREE
+            )));
+        }
+        let opts = BuildOptions {
+            quantizer: *kind,
+            ..*opts
+        };
+        Self::build_inner_with(
+            vectors,
+            source,
+            &opts,
+            None,
+            None,
+            Some(GraphOptions {
+                degree: Some(degree),
+            }),
+            progress,
+        )
+    }
+
     /// [`Index::build`] with a trained encoder instead of a fitted quantizer (`opts.quantizer` is
     /// ignored). Learned codes score cosines of codes, so the metric must be cosine, and the
     /// encoder must have been trained for the vectors' dimension.
@@ -202,11 +257,23 @@ impl Index {
     }
 
     fn build_inner(
+        vectors: Vectors,
+        source: &Path,
+        opts: &BuildOptions,
+        given: Option<Quantizer>,
+        ivf_opts: Option<IvfOptions>,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<Index, IndexError> {
+        Self::build_inner_with(vectors, source, opts, given, ivf_opts, None, progress)
+    }
+
+    fn build_inner_with(
         mut vectors: Vectors,
         source: &Path,
         opts: &BuildOptions,
         given: Option<Quantizer>,
         ivf_opts: Option<IvfOptions>,
+        graph_opts: Option<GraphOptions>,
         progress: &(dyn Fn(usize) + Sync),
     ) -> Result<Index, IndexError> {
         let checks = Checks {
@@ -253,6 +320,30 @@ impl Index {
                     version: IVF_VERSION,
                     lists,
                     padded,
+                    seed: opts.seed,
+                };
+                Some((meta, data))
+            }
+            None => None,
+        };
+        let graph = match graph_opts {
+            Some(o) => {
+                if rows > u32::MAX as usize - 1 {
+                    return Err(IndexError::BadParam(format!(
+                        "a graph index holds fewer than {} vectors (it stores 32-bit rows); split the {rows} vectors into several indexes",
+                        u32::MAX
+                    )));
+                }
+                let degree = o.degree.unwrap_or(graph::DEFAULT_DEGREE);
+                let padded = padded(dim);
+                let data = GraphData::build(&data, dim, padded, degree, opts.seed);
+                let meta = GraphMeta {
+                    version: GRAPH_VERSION,
+                    degree,
+                    padded,
+                    entry: data.entry,
+                    alpha: graph::ALPHA,
+                    build_beam: graph::BUILD_BEAM.max(degree + degree / 2),
                     seed: opts.seed,
                 };
                 Some((meta, data))
@@ -306,6 +397,8 @@ impl Index {
         let meta = Meta {
             kind: if ivf.is_some() {
                 "bitseek-ivf"
+            } else if graph.is_some() {
+                "bitseek-graph"
             } else {
                 "bitseek-flat"
             }
@@ -331,6 +424,7 @@ impl Index {
             },
             auto: None,
             ivf: ivf.as_ref().map(|(m, _)| m.clone()),
+            graph: graph.as_ref().map(|(m, _)| m.clone()),
         };
         let owned = Owned {
             codes,
@@ -354,6 +448,7 @@ impl Index {
             keep_quantizer,
             backing: Backing::Owned(owned),
             ivf,
+            graph: graph.map(|(_, data)| data),
         })
     }
 
@@ -397,6 +492,22 @@ impl Index {
                 ("ivf.codes".to_string(), v.codes),
             ]);
         }
+        if let Some(g) = self.graph_parts() {
+            sections.extend([
+                (
+                    "graph.rotation".to_string(),
+                    bytemuck::cast_slice(g.rotation),
+                ),
+                (
+                    "graph.neighbors".to_string(),
+                    bytemuck::cast_slice(g.neighbors),
+                ),
+                ("graph.scale".to_string(), bytemuck::cast_slice(g.scale)),
+                ("graph.add".to_string(), bytemuck::cast_slice(g.add)),
+                ("graph.bound".to_string(), bytemuck::cast_slice(g.bound)),
+                ("graph.codes".to_string(), g.codes),
+            ]);
+        }
         let refs: Vec<(&str, &[u8])> = sections.iter().map(|(n, b)| (n.as_str(), *b)).collect();
         Ok(write_index(path, &meta, &refs)?)
     }
@@ -433,8 +544,29 @@ impl Index {
                 _ => format!("metadata does not describe a flat index: {e}"),
             })
         })?;
+        match (meta.kind.as_str(), &meta.graph) {
+            ("bitseek-graph", Some(g)) if g.version == GRAPH_VERSION && meta.ivf.is_none() => {}
+            ("bitseek-graph", Some(g)) if g.version != GRAPH_VERSION => {
+                return Err(corrupt(format!(
+                    "graph layout version {} is not {GRAPH_VERSION}, the one this bitseek reads; rebuild the index or use the bitseek that wrote it ({})",
+                    g.version, meta.written_by
+                )))
+            }
+            ("bitseek-graph", _) => {
+                return Err(corrupt(
+                    "a graph index without its graph metadata (or with IVF metadata)".into(),
+                ))
+            }
+            (_, Some(_)) => {
+                return Err(corrupt(format!(
+                    "graph metadata in an index of kind {:?}",
+                    meta.kind
+                )))
+            }
+            _ => {}
+        }
         match (meta.kind.as_str(), &meta.ivf) {
-            ("bitseek-flat", None) => {}
+            ("bitseek-flat", None) | ("bitseek-graph", None) => {}
             ("bitseek-ivf", Some(m)) if m.version == IVF_VERSION => {}
             ("bitseek-ivf", Some(m)) => {
                 return Err(corrupt(format!(
@@ -548,12 +680,36 @@ impl Index {
             }
             None => None,
         };
+        if let Some(g) = &meta.graph {
+            for name in [
+                "graph.rotation",
+                "graph.neighbors",
+                "graph.scale",
+                "graph.add",
+                "graph.bound",
+                "graph.codes",
+            ] {
+                file.section(name)?;
+            }
+            if g.padded != padded(dim) {
+                return Err(corrupt(format!(
+                    "graph code dimension {} for dimension {dim}",
+                    g.padded
+                )));
+            }
+            if meta.keep == Keep::None {
+                return Err(corrupt(
+                    "a graph index without a kept copy to rank by".into(),
+                ));
+            }
+        }
         let index = Index {
             meta,
             quantizer,
             keep_quantizer,
             backing: Backing::Mapped(file),
             ivf,
+            graph: None,
         };
         index.check_shapes().map_err(corrupt)?;
         Ok(index)
@@ -677,6 +833,15 @@ impl Index {
             }
             v.check(m.rows)?;
         }
+        if let Some(g) = self.graph_parts() {
+            if g.padded != padded(m.dim) {
+                return Err(format!(
+                    "graph code dimension {} for dimension {}",
+                    g.padded, m.dim
+                ));
+            }
+            g.check(m.rows)?;
+        }
         if p.ids.windows(2).any(|w| w[0] >= w[1]) {
             return Err("ids are not strictly increasing".into());
         }
@@ -749,6 +914,42 @@ impl Index {
         })
     }
 
+    /// The graph arrays, wherever they live (`None` unless `kind: bitseek-graph`).
+    fn graph_parts(&self) -> Option<GraphRef<'_>> {
+        let m = self.meta.graph.as_ref()?;
+        Some(match (&self.graph, &self.backing) {
+            (Some(data), _) => data.as_ref(self.meta.dim, m.padded, m.degree),
+            (None, Backing::Mapped(file)) => {
+                // Presence was checked at open; shapes by check_shapes.
+                let f32s = |n: &str| file.section_as::<f32>(n).unwrap_or(&[]);
+                GraphRef {
+                    dim: self.meta.dim,
+                    padded: m.padded,
+                    degree: m.degree,
+                    entry: m.entry,
+                    rotation: f32s("graph.rotation"),
+                    neighbors: file.section_as::<u32>("graph.neighbors").unwrap_or(&[]),
+                    scale: f32s("graph.scale"),
+                    add: f32s("graph.add"),
+                    bound: f32s("graph.bound"),
+                    codes: file.section("graph.codes").unwrap_or(&[]),
+                }
+            }
+            (None, Backing::Owned(_)) => return None,
+        })
+    }
+
+    /// Neighbour slots per node of a graph index (`None` otherwise).
+    pub fn graph_degree(&self) -> Option<usize> {
+        self.meta.graph.as_ref().map(|g| g.degree)
+    }
+
+    /// Whether every row of a graph index is reachable from its entry point (`None` for other
+    /// kinds): a search with an effort of at least the number of rows then visits every row.
+    pub fn graph_connected(&self) -> Option<bool> {
+        self.graph_parts().map(|g| g.connected())
+    }
+
     /// The number of IVF lists (`None` for a flat index).
     pub fn ivf_lists(&self) -> Option<usize> {
         self.meta.ivf.as_ref().map(|m| m.lists)
@@ -769,6 +970,9 @@ impl Index {
     /// The effort a search uses when none is given: lists probed for IVF (`None` for a flat
     /// index, which has no knob).
     pub fn default_effort(&self) -> Option<usize> {
+        if self.meta.graph.is_some() {
+            return Some(graph::DEFAULT_EFFORT);
+        }
         self.ivf_lists().map(ivf::default_effort)
     }
 
@@ -880,7 +1084,8 @@ impl Index {
 
     /// [`search_batch_allowed`](Self::search_batch_allowed) with the one speed/recall knob:
     /// `effort` is the number of lists an IVF index probes (`None` = [`Index::default_effort`];
-    /// at least the number of lists = every code is scored). A flat index ignores it.
+    /// at least the number of lists = every code is scored), or the beam width of a graph index
+    /// (at least the number of rows = every row is ranked exactly). A flat index ignores it.
     pub fn search_batch_effort(
         &self,
         queries: &[f32],
@@ -932,10 +1137,63 @@ impl Index {
             )));
         }
         let queries = self.prepare_queries(queries, dim)?;
-        if let Some(v) = self.ivf_parts().filter(|_| !flat_only) {
-            if effort == Some(0) {
-                return Err(IndexError::BadParam("effort must be at least 1".into()));
+        if effort == Some(0) {
+            return Err(IndexError::BadParam("effort must be at least 1".into()));
+        }
+        if let Some(g) = self.graph_parts().filter(|_| !flat_only) {
+            // Ranked by the kept copy as it walks: no separate rescoring, no oversampling.
+            let effort = effort.unwrap_or(graph::DEFAULT_EFFORT);
+            let p = self.parts();
+            let kept = KeptCopy {
+                dim,
+                dot: bitseek_codes::kernels::kernels().dot_f32,
+                f32s: p.keep_f32,
+                bytes: self.byte_copy(&p),
+            };
+            let k = params.k.min(self.meta.rows);
+            let found = graph::search::search(
+                &graph::search::Query {
+                    graph: &g,
+                    norm2: (self.meta.metric == Metric::L2).then_some(p.norm2),
+                    allowed,
+                    kernels: bitseek_codes::kernels::kernels(),
+                },
+                &kept,
+                &queries,
+                self.meta.rows,
+                k,
+                effort,
+            );
+            // A filter that leaves the walk short of k allowed rows: the flat scan over the
+            // allowed rows answers instead, so k hits come back whenever k rows are allowed.
+            let short = allowed.is_some_and(|a| {
+                let allowed_rows = (0..self.meta.rows)
+                    .filter(|&r| flat::row_allowed(a, r))
+                    .count();
+                found.iter().any(|f| f.len() < k.min(allowed_rows))
+            });
+            if !short {
+                return Ok(found
+                    .into_iter()
+                    .zip(queries.chunks_exact(dim))
+                    .map(|(f, q)| {
+                        let q2 = dot(q, q);
+                        f.into_iter()
+                            .map(|(key, row)| Hit {
+                                id: p.ids[row as usize],
+                                score: if self.meta.metric == Metric::L2 {
+                                    q2 - key
+                                } else {
+                                    key
+                                },
+                                bound: None,
+                            })
+                            .collect()
+                    })
+                    .collect());
             }
+        }
+        if let Some(v) = self.ivf_parts().filter(|_| !flat_only) {
             let effort = effort.unwrap_or_else(|| ivf::default_effort(v.lists()));
             let p = self.parts();
             let norm2 = (self.meta.metric == Metric::L2).then_some(p.norm2);
@@ -1042,6 +1300,17 @@ impl Index {
         }
     }
 
+    /// The quantized rescoring copy, its quantizer and bytes per row (`None` when the copy is
+    /// `f32` or absent).
+    fn byte_copy<'a>(&'a self, p: &Parts<'a>) -> Option<(ByteCode, &'a [i8], usize)> {
+        match (&self.keep_quantizer, self.meta.keep.byte_format()) {
+            (Some(kq), _) => Some((kq.clone(), p.keep_bytes, kq.row_bytes())),
+            (None, Some(_)) => byte_code_of(&self.quantizer)
+                .map(|kq| (kq, p.codes.bytes, self.quantizer.row_bytes())),
+            (None, None) => None,
+        }
+    }
+
     /// Exact (or int8) scores for the candidates, best `k` first; ties by row (= by id).
     fn rescore(&self, p: &Parts<'_>, q: &[f32], cands: Vec<Candidate>, k: usize) -> Vec<Hit> {
         let dim = self.meta.dim;
@@ -1094,6 +1363,39 @@ impl Index {
     }
 }
 
+/// The kept copy as the graph search reads it: `f32` rows, or a byte copy with its quantizer.
+struct KeptCopy<'a> {
+    dim: usize,
+    dot: fn(&[f32], &[f32]) -> f32,
+    f32s: &'a [f32],
+    bytes: Option<(ByteCode, &'a [i8], usize)>,
+}
+
+impl graph::search::Exact for KeptCopy<'_> {
+    type Prepared = Option<(Vec<f32>, f32)>;
+    fn prepare(&self, q: &[f32]) -> Self::Prepared {
+        self.bytes.as_ref().map(|(kq, _, _)| kq.weights(q))
+    }
+    #[inline]
+    fn ip(&self, prep: &Self::Prepared, q: &[f32], row: u32) -> f32 {
+        let row = row as usize;
+        match (&self.bytes, prep) {
+            (Some((kq, bytes, rb)), Some((w, konst))) => {
+                kq.dot(w, *konst, &bytes[row * rb..(row + 1) * rb])
+            }
+            _ => (self.dot)(q, &self.f32s[row * self.dim..(row + 1) * self.dim]),
+        }
+    }
+    #[inline]
+    fn row_bytes(&self, row: u32) -> &[u8] {
+        let row = row as usize;
+        match &self.bytes {
+            Some((_, bytes, rb)) => bytemuck::cast_slice(&bytes[row * rb..(row + 1) * rb]),
+            None => bytemuck::cast_slice(&self.f32s[row * self.dim..(row + 1) * self.dim]),
+        }
+    }
+}
+
 impl Index {
     /// Appends vectors without a rebuild: they are encoded with the fitted quantizer and, for an
     /// IVF index, coded into their nearest lists (centroids and stored codes stay as they are). Ids
@@ -1101,6 +1403,12 @@ impl Index {
     /// rows in id order. A mapped index is copied into memory first; [`Index::save`] writes the
     /// result.
     pub fn append(&mut self, vectors: Vectors, source: &Path) -> Result<(), IndexError> {
+        if self.meta.graph.is_some() {
+            return Err(IndexError::BadParam(format!(
+                "a graph index is not appended to (its neighbour lists are chosen against the whole set); build it again from all the vectors, {} included",
+                source.display()
+            )));
+        }
         let checks = self.query_checks();
         validate(&vectors, source, &checks)?;
         let m = self.meta.clone();
@@ -1268,12 +1576,14 @@ impl Index {
                 rows: n,
                 kind: "bitseek-flat".into(),
                 ivf: None,
+                graph: None,
                 ..m.clone()
             },
             quantizer: self.quantizer.clone(),
             keep_quantizer: self.keep_quantizer.clone(),
             backing: Backing::Owned(owned),
             ivf: None,
+            graph: None,
         };
         index.check_shapes().map_err(IndexError::BadParam)?;
         Ok(index)

@@ -163,7 +163,8 @@ impl Default for BuildOptions {
 /// The metadata document stored in the index file.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Meta {
-    /// `"bitseek-flat"`, or `"bitseek-ivf"` when the file also holds an inverted file.
+    /// `"bitseek-flat"`, `"bitseek-ivf"` when the file also holds an inverted file, or
+    /// `"bitseek-graph"` when it holds a proximity graph.
     pub kind: String,
     /// Values per vector.
     pub dim: usize,
@@ -201,6 +202,10 @@ pub struct Meta {
     /// sections).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ivf: Option<crate::ivf::IvfMeta>,
+    /// The proximity graph over RaBitQ codes (`kind: bitseek-graph` only; its arrays are
+    /// `graph.*` sections).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph: Option<crate::graph::GraphMeta>,
 }
 
 /// Search-time choices.

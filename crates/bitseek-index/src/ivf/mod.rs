@@ -170,11 +170,11 @@ impl Derived {
 }
 
 /// One row's code words and factors.
-struct Encoded {
-    code: Vec<u64>,
-    scale: f32,
-    add: f32,
-    bound: f32,
+pub(crate) struct Encoded {
+    pub code: Vec<u64>,
+    pub scale: f32,
+    pub add: f32,
+    pub bound: f32,
 }
 
 /// Rows encoded per parallel task.
@@ -191,8 +191,6 @@ fn encode(
     rot_centroids: &[f32],
     rotation: &[f32],
 ) -> Vec<Encoded> {
-    let words = padded / 64;
-    let d = padded as f64;
     data.par_chunks(CHUNK * dim)
         .zip(assign.par_chunks(CHUNK))
         .flat_map_iter(|(rows, lists)| {
@@ -214,44 +212,58 @@ fn encode(
                 .map(|r| {
                     let o = &rot[r * padded..(r + 1) * padded];
                     let pmu = &rot_centroids[lists[r] as usize * padded..][..padded];
-                    let norm = o.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt();
-                    let mut code = vec![0u64; words];
-                    let (mut l1, mut y_pmu) = (0f64, 0f64);
-                    for (i, (&v, &m)) in o.iter().zip(pmu).enumerate() {
-                        let pos = v > 0.0;
-                        code[i / 64] |= (pos as u64) << (i % 64);
-                        l1 += (v as f64).abs();
-                        y_pmu += if pos { m as f64 } else { -(m as f64) };
-                    }
-                    y_pmu /= d.sqrt();
-                    // a = ⟨ȳ, o'⟩ = ‖o‖₁ / (‖o‖·√D'); a zero residual keeps all factors 0 so its
-                    // estimate is exactly ⟨μ, q⟩.
-                    let (scale, add, bound) = if norm > 0.0 && l1 > 0.0 {
-                        let a = l1 / (norm * d.sqrt());
-                        let bound = norm * (1.0 - a * a).max(0.0).sqrt() / a * EPSILON0 as f64
-                            / (d - 1.0).max(1.0).sqrt();
-                        (
-                            2.0 * norm / (a * d.sqrt()),
-                            dot_mu[r] - norm / a * y_pmu,
-                            bound,
-                        )
-                    } else {
-                        (0.0, 0.0, 0.0)
-                    };
-                    Encoded {
-                        code,
-                        scale: scale as f32,
-                        add: add as f32,
-                        bound: bound as f32,
-                    }
+                    code_rotated(o, pmu, dot_mu[r])
                 })
                 .collect::<Vec<_>>()
         })
         .collect()
 }
 
+/// The code and factors of one residual `o' = P·(x − μ)` (already rotated, `D'` values), given
+/// the rotated centre `pmu = P·μ` and `⟨x − μ, μ⟩` (see the module docs). Shared with the graph,
+/// whose residuals are differences of rotated vectors (the rotation is linear).
+pub(crate) fn code_rotated(o: &[f32], pmu: &[f32], dot_mu: f64) -> Encoded {
+    let padded = o.len();
+    let d = padded as f64;
+    let norm = o.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt();
+    let mut code = vec![0u64; padded / 64];
+    let (mut l1, mut y_pmu) = (0f64, 0f64);
+    for (i, (&v, &m)) in o.iter().zip(pmu).enumerate() {
+        let pos = v > 0.0;
+        code[i / 64] |= (pos as u64) << (i % 64);
+        l1 += (v as f64).abs();
+        y_pmu += if pos { m as f64 } else { -(m as f64) };
+    }
+    y_pmu /= d.sqrt();
+    // a = ⟨ȳ, o'⟩ = ‖o‖₁ / (‖o‖·√D'); a zero residual keeps all factors 0 so its
+    // estimate is exactly ⟨μ, q⟩.
+    let (scale, add, bound) = if norm > 0.0 && l1 > 0.0 {
+        let a = l1 / (norm * d.sqrt());
+        let bound =
+            norm * (1.0 - a * a).max(0.0).sqrt() / a * EPSILON0 as f64 / (d - 1.0).max(1.0).sqrt();
+        (
+            2.0 * norm / (a * d.sqrt()),
+            dot_mu - norm / a * y_pmu,
+            bound,
+        )
+    } else {
+        (0.0, 0.0, 0.0)
+    };
+    Encoded {
+        code,
+        scale: scale as f32,
+        add: add as f32,
+        bound: bound as f32,
+    }
+}
+
 /// Rotates the centroids (zero-padded to `padded`).
-fn rotate_centroids(centroids: &[f32], dim: usize, padded: usize, rotation: &[f32]) -> Vec<f32> {
+pub(crate) fn rotate_centroids(
+    centroids: &[f32],
+    dim: usize,
+    padded: usize,
+    rotation: &[f32],
+) -> Vec<f32> {
     let lists = centroids.len() / dim;
     let mut padded_c = vec![0f32; lists * padded];
     for (p, c) in padded_c

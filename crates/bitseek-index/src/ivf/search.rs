@@ -45,8 +45,11 @@ impl Table {
         for g in 0..groups {
             let v = &w[4 * g..4 * g + 4];
             let e = &mut sums[g * 16..g * 16 + 16];
-            for (k, e) in e.iter_mut().enumerate() {
-                *e = (0..4).filter(|t| k >> t & 1 == 1).map(|t| v[t]).sum();
+            // Entry k adds its dims in ascending order: entry k without its highest bit, plus
+            // that dim (the same sums, in the same order, as adding the set dims one by one).
+            for k in 1..16 {
+                let top = (k as u32).ilog2() as usize;
+                e[k] = e[k ^ (1 << top)] + v[top];
             }
             let (mn, mx) = e
                 .iter()
@@ -73,7 +76,17 @@ impl Table {
 
 /// Rotated queries (`nq × D'`).
 pub(crate) fn rotate(ivf: &IvfRef<'_>, queries: &[f32]) -> Vec<f32> {
-    let (dim, padded) = (ivf.dim, ivf.padded);
+    rotate_with(ivf.rotation, ivf.dim, ivf.padded, queries)
+}
+
+/// Queries of `dim` values, zero-padded to `padded` and rotated by `rotation` (`padded²`); shared
+/// with the graph, which rotates its queries the same way.
+pub(crate) fn rotate_with(
+    rotation: &[f32],
+    dim: usize,
+    padded: usize,
+    queries: &[f32],
+) -> Vec<f32> {
     let nq = queries.len() / dim;
     let mut pad = vec![0f32; nq * padded];
     for (p, q) in pad.chunks_exact_mut(padded).zip(queries.chunks_exact(dim)) {
@@ -84,11 +97,11 @@ pub(crate) fn rotate(ivf: &IvfRef<'_>, queries: &[f32]) -> Vec<f32> {
         // One query: row-by-row dot products. A matrix product would first copy (pack) the whole
         // rotation, several times the work of reading it once.
         let dot = bitseek_codes::kernels::kernels().dot_f32;
-        for (r, p) in rotated.iter_mut().zip(ivf.rotation.chunks_exact(padded)) {
+        for (r, p) in rotated.iter_mut().zip(rotation.chunks_exact(padded)) {
             *r = dot(p, &pad);
         }
     } else {
-        rotate_rows(ivf.rotation, padded, &pad, &mut rotated);
+        rotate_rows(rotation, padded, &pad, &mut rotated);
     }
     rotated
 }
