@@ -37,6 +37,10 @@ pub struct Args {
     /// Lists of an IVF index (default: about 4·√rows).
     #[arg(long, value_parser = crate::positive)]
     lists: Option<usize>,
+    /// Calibration queries for alloc:BYTES and auto:BYTES (.npy, .fvecs or JSON lines): the
+    /// widths are chosen for the recall of these queries instead of rows held out of --input.
+    #[arg(long)]
+    calib: Option<PathBuf>,
     /// Where to write the index (replaced atomically).
     #[arg(long)]
     out: PathBuf,
@@ -64,7 +68,20 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if ivf.is_none() && a.lists.is_some() {
         anyhow::bail!("--lists is for --index ivf; drop it or add --index ivf");
     }
-    let index = Index::build_with(vectors, &a.input, &opts, &a.quantizer, ivf, &progress)?;
+    let calib = a
+        .calib
+        .as_ref()
+        .map(|p| bitseek_index::input::read_vectors(p))
+        .transpose()?;
+    let index = Index::build_calibrated(
+        vectors,
+        &a.input,
+        &opts,
+        &a.quantizer,
+        ivf,
+        calib.as_ref(),
+        &progress,
+    )?;
     let build_seconds = t.elapsed().as_secs_f64();
     bar.finish_and_clear();
     let file_bytes = index
