@@ -149,21 +149,3 @@ fn ternary_query_against_its_own_code() {
         }
     }
 }
-
-proptest! {
-    /// `lut_sum` agrees with the scalar twin, and the scalar twin with the sum written out.
-    #[test]
-    fn lut_sum_matches_scalar(n in 0usize..=200, seed in any::<u64>()) {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let luts: Vec<f32> = (0..256 * n).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
-        let code: Vec<u8> = (0..n).map(|_| rng.gen()).collect();
-        let exact: f64 = code.iter().enumerate().map(|(j, &b)| luts[256 * j + b as usize] as f64).sum();
-        let tol = float_tol(code.iter().enumerate().map(|(j, &b)| luts[256 * j + b as usize] as f64));
-        let want = (SCALAR.lut_sum)(&luts, &code) as f64;
-        prop_assert!((want - exact).abs() <= tol);
-        for k in simd_tables() {
-            let got = (k.lut_sum)(&luts, &code) as f64;
-            prop_assert!((got - want).abs() <= tol, "{}: {} vs {}", k.name, got, want);
-        }
-    }
-}

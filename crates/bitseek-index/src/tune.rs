@@ -142,19 +142,54 @@ pub fn report(
     })
 }
 
-/// Builds every format of at most `budget` bytes per vector on a calibration split of `vectors`
-/// (`queries` searching them, or [`TUNE_QUERIES`] rows held out of `vectors`), reports each and
-/// picks the winner.
+/// What [`tune`] searches over and how it measures.
+#[derive(Clone, Copy, Debug)]
+pub struct TuneOptions<'a> {
+    /// Bytes per vector the codes and their factors may take.
+    pub budget: usize,
+    /// The metric the index will serve.
+    pub metric: Metric,
+    /// Seed of the calibration split and of the formats' fits.
+    pub seed: u64,
+    /// Hits per query whose recall is measured.
+    pub k: usize,
+    /// Queries that `alloc` allocates its widths for (`--calib`), instead of rows held out of
+    /// the vectors it is fitted on.
+    pub calib: Option<&'a Vectors>,
+    /// A trained encoder (`--encoder`): its learned codes join the search when they fit the
+    /// budget (cosine only, as learned codes rank by cosine).
+    pub encoder: Option<&'a Path>,
+}
+
+/// Builds every format of at most `opts.budget` bytes per vector on a calibration split of
+/// `vectors` (`queries` searching them, or [`TUNE_QUERIES`] rows held out of `vectors`), reports
+/// each and picks the winner.
 pub fn tune(
     vectors: &Vectors,
     queries: Option<&Vectors>,
     source: &Path,
-    budget: usize,
-    metric: Metric,
-    seed: u64,
-    k: usize,
+    opts: &TuneOptions<'_>,
 ) -> Result<Tuning, IndexError> {
+    let TuneOptions {
+        budget,
+        metric,
+        seed,
+        k,
+        ..
+    } = *opts;
     let dim = vectors.dim;
+    let learned = match opts.encoder {
+        Some(path) => {
+            if metric != Metric::Cosine {
+                return Err(IndexError::BadParam(format!(
+                    "learned codes rank by cosine, but --metric is {metric}; tune with --metric cosine or without --encoder"
+                )));
+            }
+            let (encoder, _) = crate::encoder::load_encoder_for(path, dim)?;
+            Some((path, encoder))
+        }
+        None => None,
+    };
     let smallest = formats(budget)
         .iter()
         .filter_map(|f| f.bytes_per_vector(dim).map(|b| (b, *f)))
@@ -165,7 +200,13 @@ pub fn tune(
         .filter(|f| f.bytes_per_vector(dim).is_some_and(|b| b <= budget))
         .filter(|f| bitseek_codes::quantizer::Quantizer::check_fit(*f, dim, vectors.rows()).is_ok())
         .collect();
-    if fits.is_empty() {
+    let learned_bytes = learned.as_ref().map(|(_, e)| {
+        bitseek_codes::quantizer::Quantizer::Learned(Box::new(e.clone()))
+            .encode(&vectors.data[..dim])
+            .bytes_per_vector()
+    });
+    let learned = learned.filter(|_| learned_bytes.is_some_and(|b| b <= budget));
+    if fits.is_empty() && learned.is_none() {
         let (b, f) = smallest.unwrap_or((0, QuantizerKind::Sign));
         return Err(IndexError::BadParam(format!(
             "no format fits in {budget} bytes per vector: the smallest at dimension {dim} is {f} at {b} bytes; raise --budget"
@@ -198,14 +239,35 @@ pub fn tune(
     let mut formats = Vec::new();
     for kind in fits {
         let t = Instant::now();
-        let opts = BuildOptions {
+        let build = BuildOptions {
             quantizer: kind,
             metric,
             keep: Keep::F32,
             seed,
             ..Default::default()
         };
-        let index = Index::build(base.clone(), source, &opts, &|_| {})?;
+        let choice = crate::index::QuantizerChoice::Kind(kind);
+        let calib = opts
+            .calib
+            .filter(|_| matches!(kind, QuantizerKind::Alloc { .. }));
+        let index =
+            Index::build_calibrated(base.clone(), source, &build, &choice, None, calib, &|_| {})?;
+        let built = t.elapsed().as_secs_f64();
+        let search = SearchParams {
+            k,
+            ..Default::default()
+        };
+        formats.push(report(&index, &prepared, &truth, &search, built)?);
+    }
+    if let Some((path, encoder)) = learned {
+        let t = Instant::now();
+        let build = BuildOptions {
+            metric,
+            keep: Keep::F32,
+            seed,
+            ..Default::default()
+        };
+        let index = Index::build_learned(base.clone(), path, &build, encoder, &|_| {})?;
         let built = t.elapsed().as_secs_f64();
         let search = SearchParams {
             k,

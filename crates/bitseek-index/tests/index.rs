@@ -167,17 +167,20 @@ fn reference_scores(index: &Index, data_rows: usize, query: &[f32]) -> Vec<Refer
                 }
                 Quantizer::Alloc(a) => {
                     // `α·⟨ŷ, Pq⟩` from the grid points the bytes decode to.
-                    let rb = a.row_bytes();
-                    let bytes: &[u8] = bytemuck::cast_slice(&codes.bytes[r * rb..(r + 1) * rb]);
+                    let bytes = a.row(bytemuck::cast_slice(&codes.bytes), r);
                     let v = a.rotate_query(&q);
                     let alpha = codes.factors[0][r] as f64;
                     let terms: Vec<f64> = a
-                        .decode(bytes)
+                        .decode(&bytes)
                         .iter()
                         .zip(&v)
                         .map(|(&y, &w)| alpha * y as f64 * w as f64)
                         .collect();
-                    byte_reference(&terms)
+                    // The query's u8 tables (step `qc.a`) move a sum by at most half a step per
+                    // half-byte group: `a.row_bytes()` steps in all.
+                    let mut reference = byte_reference(&terms);
+                    reference.tol += alpha.abs() * qc.a as f64 * a.row_bytes() as f64;
+                    reference
                 }
                 other => panic!("no reference for {}", other.kind()),
             }

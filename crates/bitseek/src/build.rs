@@ -42,6 +42,10 @@ pub struct Args {
     /// Neighbours per node of a graph index, a multiple of 32 (default 32: one FastScan block).
     #[arg(long, value_parser = crate::positive)]
     degree: Option<usize>,
+    /// Calibration queries for alloc:BYTES and auto:BYTES (.npy, .fvecs or JSON lines): the
+    /// widths are chosen for the recall of these queries instead of rows held out of --input.
+    #[arg(long)]
+    calib: Option<PathBuf>,
     /// Where to write the index (replaced atomically).
     #[arg(long)]
     out: PathBuf,
@@ -72,11 +76,29 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if a.index != "graph" && a.degree.is_some() {
         anyhow::bail!("--degree is for --index graph; drop it or add --index graph");
     }
+    if a.index == "graph" && a.calib.is_some() {
+        anyhow::bail!(
+            "--calib is for flat alloc:BYTES and auto:BYTES indexes; drop it for --index graph"
+        );
+    }
     let index = if a.index == "graph" {
         let graph = bitseek_index::graph::GraphOptions { degree: a.degree };
         Index::build_graph(vectors, &a.input, &opts, &a.quantizer, graph, &progress)?
     } else {
-        Index::build_with(vectors, &a.input, &opts, &a.quantizer, ivf, &progress)?
+        let calib = a
+            .calib
+            .as_ref()
+            .map(|p| bitseek_index::input::read_vectors(p))
+            .transpose()?;
+        Index::build_calibrated(
+            vectors,
+            &a.input,
+            &opts,
+            &a.quantizer,
+            ivf,
+            calib.as_ref(),
+            &progress,
+        )?
     };
     let build_seconds = t.elapsed().as_secs_f64();
     bar.finish_and_clear();

@@ -12,6 +12,14 @@ pub struct Args {
     /// Calibration queries; default: rows held out of the input.
     #[arg(long)]
     queries: Option<PathBuf>,
+    /// Queries alloc allocates its widths for (default: rows held out of its fit), e.g. text
+    /// queries when the input holds code embeddings.
+    #[arg(long)]
+    calib: Option<PathBuf>,
+    /// A trained encoder (`bitseek train`): its learned codes join the search when they fit the
+    /// budget (cosine only).
+    #[arg(long)]
+    encoder: Option<PathBuf>,
     /// Bytes per vector the codes (and their factors) may take.
     #[arg(long, value_parser = crate::positive)]
     budget: usize,
@@ -52,15 +60,30 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let tuning = bitseek_index::tune::tune(
-        &vectors,
-        queries.as_ref(),
-        &a.input,
-        a.budget,
-        a.metric,
-        a.seed,
-        a.k,
-    )?;
+    let calib = match &a.calib {
+        Some(p) => {
+            let c = read_vectors(p)?;
+            validate(
+                &c,
+                p,
+                &Checks {
+                    expected_dim: Some(vectors.dim),
+                    ..checks
+                },
+            )?;
+            Some(c)
+        }
+        None => None,
+    };
+    let opts = bitseek_index::tune::TuneOptions {
+        budget: a.budget,
+        metric: a.metric,
+        seed: a.seed,
+        k: a.k,
+        calib: calib.as_ref(),
+        encoder: a.encoder.as_deref(),
+    };
+    let tuning = bitseek_index::tune::tune(&vectors, queries.as_ref(), &a.input, &opts)?;
     if a.json {
         println!("{}", serde_json::to_string(&tuning)?);
         return Ok(());
@@ -70,12 +93,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         tuning.budget, tuning.queries, tuning.rows, tuning.k
     );
     println!(
-        "{:<10} {:>6} {:>8} {:>8} {:>8} {:>9} {:>9} {:>12}  pareto",
+        "{:<14} {:>6} {:>8} {:>8} {:>8} {:>9} {:>9} {:>12}  pareto",
         "format", "bytes", "raw", "x2", "x4", "build s", "scan ms", "ACE/query"
     );
     for f in &tuning.formats {
         println!(
-            "{:<10} {:>6} {:>8.4} {:>8.4} {:>8.4} {:>9.2} {:>9.3} {:>12.3e}  {}",
+            "{:<14} {:>6} {:>8.4} {:>8.4} {:>8.4} {:>9.2} {:>9.3} {:>12.3e}  {}",
             f.quantizer,
             f.bytes_per_vector,
             f.recall_raw,

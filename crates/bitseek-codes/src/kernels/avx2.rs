@@ -523,30 +523,3 @@ unsafe fn dot_f32_u4_impl(a: &[f32], b: &[u8]) -> f32 {
     let tail = super::scalar::dot_f32_u4(&a[i..], &b[i / 2..]);
     hsum_ps(_mm256_add_ps(acc[0], acc[1])) + tail
 }
-
-/// `Σ_j luts[256 j + code[j]]`, eight bytes at a time with one gather.
-///
-/// # Safety
-/// The CPU has avx2; `luts.len() >= 256 * code.len()`.
-#[target_feature(enable = "avx2")]
-unsafe fn lut_sum_impl(luts: &[f32], code: &[u8]) -> f32 {
-    let n = code.len();
-    let base = _mm256_setr_epi32(0, 256, 512, 768, 1024, 1280, 1536, 1792);
-    let mut acc = _mm256_setzero_ps();
-    let mut j = 0;
-    // SAFETY: each gather reads `luts[256 (j + l) + code[j + l]]` for `l < 8` with `j + 8 <= n`,
-    // inside `256 n` values; the byte loads read `code[j..j + 8]`.
-    unsafe {
-        while j + 8 <= n {
-            let idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64(code.as_ptr().add(j).cast()));
-            let p = luts.as_ptr().add(256 * j);
-            acc = _mm256_add_ps(
-                acc,
-                _mm256_i32gather_ps::<4>(p, _mm256_add_epi32(idx, base)),
-            );
-            j += 8;
-        }
-    }
-    let tail = super::scalar::lut_sum(&luts[256 * j..], &code[j..]);
-    hsum_ps(acc) + tail
-}

@@ -83,10 +83,6 @@ pub struct Kernels {
     /// `Σ a_i · u_i` where `u_i` is the 4-bit value `(b[i / 2] >> 4·(i % 2)) & 15` (two per byte,
     /// low nibble first) for `i < a.len()`; `b` must hold `a.len().div_ceil(2)` bytes.
     pub dot_f32_u4: fn(a: &[f32], b: &[u8]) -> f32,
-    /// `Σ_j luts[256·j + code[j]]`: one table entry per code byte (the asymmetric distance of
-    /// `alloc` codes, whose tables hold each byte's partial inner product); `luts` must hold
-    /// `256 · code.len()` values.
-    pub lut_sum: fn(luts: &[f32], code: &[u8]) -> f32,
     /// FastScan sums of 1-bit codes in blocks of 32 through 4-bit look-up tables (see
     /// [`fastscan`]): `lut` holds 16 entries per group, `blocks` whole blocks of `groups` nibbles,
     /// `out` one sum per code.
@@ -106,7 +102,6 @@ pub const SCALAR: Kernels = Kernels {
     ternary_ip_blocks: scalar::ternary_ip_blocks,
     dot_f32_fp8: scalar::dot_f32_fp8,
     dot_f32_u4: scalar::dot_f32_u4,
-    lut_sum: scalar::lut_sum,
     fastscan_blocks: fastscan::scalar,
 };
 

@@ -118,11 +118,3 @@ pub fn dot_f32_u4(a: &[f32], b: &[u8]) -> f32 {
         .map(|(i, &x)| x * ((b[i / 2] >> (4 * (i % 2))) & 15) as f32)
         .sum()
 }
-
-/// See [`Kernels::lut_sum`](super::Kernels::lut_sum) (summed left to right).
-pub fn lut_sum(luts: &[f32], code: &[u8]) -> f32 {
-    code.iter()
-        .enumerate()
-        .map(|(j, &b)| luts[j * 256 + b as usize])
-        .sum()
-}

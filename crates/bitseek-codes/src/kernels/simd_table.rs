@@ -20,7 +20,7 @@ pub(super) type IpFn = unsafe fn(&[u64], u32, bool, *const u64, usize, usize, us
 /// invokes it. That module must define, with the contracts their `# Safety` sections state:
 /// `hamming_blocks_w::<W>` ([`HammingBlocksFn`]), `ip_w::<QP, W>` ([`IpFn`]),
 /// `pair_popcount::<AND>`, `dot_i8_impl`, `dot_f32_i8_impl`, `dot_f32_impl`, `ternary_ip_impl`,
-/// `dot_f32_fp8_impl`, `dot_f32_u4_impl`, `lut_sum_impl` and `fastscan_blocks`, all compiled for
+/// `dot_f32_fp8_impl`, `dot_f32_u4_impl` and `fastscan_blocks`, all compiled for
 /// the module's `FEATURES`, and nothing else may hand out its `TABLE` before those were detected.
 macro_rules! simd_table {
     ($name:literal) => {
@@ -38,18 +38,8 @@ macro_rules! simd_table {
             ternary_ip_blocks,
             dot_f32_fp8,
             dot_f32_u4,
-            lut_sum,
             fastscan_blocks,
         };
-
-        fn lut_sum(luts: &[f32], code: &[u8]) -> f32 {
-            assert!(
-                luts.len() >= 256 * code.len(),
-                "one 256-entry table per code byte"
-            );
-            // SAFETY: as in `dot_i8`; the assert keeps every index `256 j + code[j]` in `luts`.
-            unsafe { lut_sum_impl(luts, code) }
-        }
 
         fn ternary_ip_blocks(
             query: &[u64],

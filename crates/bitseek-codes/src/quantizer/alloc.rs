@@ -10,10 +10,13 @@
 //! are stored as `b` bit-planes per segment, so every row is `Σ_s b_s·|s|/8` bytes plus one float,
 //! the least-squares scale `α = ⟨y, ŷ⟩/⟨ŷ, ŷ⟩` that undoes the grid's shrinkage.
 //!
-//! **Score.** `⟨x, q⟩ ≈ ⟨m, q⟩ + α·⟨ŷ, Pq⟩`. For a query `v = Pq` the weights `v_i Δ_i` of each
-//! code byte (8 coordinates of one plane) are summed into a 256-entry table once per query, and a
-//! row scores as the sum of one table entry per byte ([`Kernels::lut_sum`]): one kernel serves
-//! every mix of widths.
+//! **Score.** `⟨x, q⟩ ≈ ⟨m, q⟩ + α·⟨ŷ, Pq⟩`. For a query `v = Pq` each half-byte of a code
+//! (4 coordinates of one plane) gets a 16-entry table of its partial sums `Σ v_i Δ_i 2^p`,
+//! quantized to `u8` on one scale shared by every table (FAISS's FastScan tables). The codes are
+//! stored in FastScan blocks of 32 rows ([`crate::kernels::fastscan`]), so a block is scored
+//! with two register shuffles per half-byte and the integer sums are exact; one kernel serves every
+//! mix of widths (with an 8-bit segment, two passes over `u16` entries' high and low bytes). The `u8` rounding moves an estimate by at most `|α|·a·groups/2` (`a` the
+//! table step, see [`Alloc::encode_query`]).
 //!
 //! **Allocation.** On a calibration split (held-out rows of the data as queries against a sample
 //! of the rest) the fit measures, for every segment `s` and width `b`, the recall@10 lost when only
@@ -21,8 +24,6 @@
 //! `b` bits leave unexplained (recall moves in steps of `1/(10·queries)`). Assuming the losses add
 //! up, the widths minimising the total loss with the code and its factor within the budget are an
 //! exact multiple-choice knapsack, solved by dynamic programming over bytes.
-//!
-//! [`Kernels::lut_sum`]: crate::kernels::Kernels::lut_sum
 
 use super::{dot64, mean, Codes, QueryCode};
 use crate::pca::{matmul_abt, principal_axes};
@@ -36,11 +37,21 @@ pub const SEGMENT: usize = 32;
 /// The widths a segment may take, in bits per dimension.
 pub const WIDTHS: [u8; 6] = [0, 1, 2, 3, 4, 8];
 
+/// Rows per FastScan block of stored codes.
+pub const ROWS_PER_BLOCK: usize = crate::kernels::fastscan::FS_BLOCK;
+
+/// The layout of stored codes this version writes and reads: 2 = FastScan blocks of
+/// [`ROWS_PER_BLOCK`] rows (1 was one row after another, bitseek 0.1's first `alloc`).
+pub const LAYOUT: u32 = 2;
+
 /// Bytes of per-vector factors (the scale `α`).
 pub const FACTOR_BYTES: usize = 4;
 
 /// Rows used as calibration queries at most.
 pub const CALIB_QUERIES: usize = 200;
+
+/// Given calibration queries ([`Alloc::fit_calibrated`]) used at most.
+pub const CALIB_QUERIES_GIVEN: usize = 1000;
 
 /// Rows searched by the calibration queries at most.
 pub const CALIB_BASE: usize = 10_000;
@@ -75,6 +86,14 @@ pub struct Allocation {
     pub calib_queries: usize,
     /// Rows searched by the calibration queries.
     pub calib_rows: usize,
+    /// How the codes are stored ([`LAYOUT`]); files without it hold layout 1.
+    #[serde(default = "first_layout")]
+    pub layout: u32,
+}
+
+/// The layout of files written before the layout was recorded.
+fn first_layout() -> u32 {
+    1
 }
 
 /// A fitted allocated quantizer.
@@ -149,6 +168,23 @@ impl Alloc {
     /// # Panics
     /// When [`check`] would refuse.
     pub fn fit(dim: usize, rows: &[f32], budget: usize, seed: u64) -> Alloc {
+        Alloc::fit_calibrated(dim, rows, budget, seed, None)
+    }
+
+    /// [`Alloc::fit`] with the recall measured for `calib` (row-major queries, at most
+    /// [`CALIB_QUERIES_GIVEN`] of them used) instead of rows held out of the data: the queries
+    /// the index will serve, when they differ from the stored vectors (text queries against code,
+    /// say).
+    ///
+    /// # Panics
+    /// When [`check`] would refuse.
+    pub fn fit_calibrated(
+        dim: usize,
+        rows: &[f32],
+        budget: usize,
+        seed: u64,
+        calib: Option<&[f32]>,
+    ) -> Alloc {
         let n = rows.len() / dim;
         check(dim, n, budget).expect("alloc parameters were checked");
         let m = mean(dim, rows);
@@ -167,7 +203,7 @@ impl Alloc {
             widths: vec![8; segments(dim)],
             report: None,
         };
-        let report = alloc.allocate(rows, budget, seed);
+        let report = alloc.allocate(rows, budget, seed, calib);
         alloc.widths = report.widths.clone();
         alloc.report = Some(report);
         alloc
@@ -292,20 +328,87 @@ impl Alloc {
         }
         Codes {
             len: n,
-            bytes: bytes.into_iter().map(|b| b as i8).collect(),
+            bytes: self.pack(&bytes, n).into_iter().map(|b| b as i8).collect(),
             factors: vec![alpha],
             ..Default::default()
         }
     }
 
-    /// The query: one 256-entry table per code byte in `weights`, the constant `−Σ v_i Δ_i c_b`
-    /// in `c` and `⟨m, q⟩` in `offset`.
+    /// Bytes that `rows` stored codes take: whole FastScan blocks (`32·row_bytes` each).
+    pub fn code_len(&self, rows: usize) -> usize {
+        rows.div_ceil(ROWS_PER_BLOCK) * ROWS_PER_BLOCK * self.row_bytes()
+    }
+
+    /// Packs `n` codes given one row after another into FastScan blocks: byte `j` of half-byte
+    /// group `g` of a block holds row `j`'s group `g` in its low half and row `j + 16`'s in its
+    /// high half (rows past `n` are zero).
+    pub fn pack(&self, rows: &[u8], n: usize) -> Vec<u8> {
+        let rb = self.row_bytes();
+        let mut out = vec![0u8; self.code_len(n)];
+        if rb == 0 {
+            return out;
+        }
+        for (b, block) in out.chunks_exact_mut(ROWS_PER_BLOCK * rb).enumerate() {
+            for lane in 0..ROWS_PER_BLOCK.min(n - b * ROWS_PER_BLOCK) {
+                let code = &rows[(b * ROWS_PER_BLOCK + lane) * rb..][..rb];
+                let (j, shift) = (lane % 16, 4 * (lane / 16));
+                for (t, &byte) in code.iter().enumerate() {
+                    block[2 * t * 16 + j] |= (byte & 15) << shift;
+                    block[(2 * t + 1) * 16 + j] |= (byte >> 4) << shift;
+                }
+            }
+        }
+        out
+    }
+
+    /// Code `row` (`row_bytes()` bytes, planes of each segment in turn) read back from stored
+    /// FastScan blocks.
+    pub fn row(&self, stored: &[u8], row: usize) -> Vec<u8> {
+        let rb = self.row_bytes();
+        let block = &stored[row / ROWS_PER_BLOCK * ROWS_PER_BLOCK * rb..][..ROWS_PER_BLOCK * rb];
+        let lane = row % ROWS_PER_BLOCK;
+        (0..rb)
+            .map(|t| {
+                let lo = crate::kernels::fastscan::unpack_nibble(block, lane, 2 * t);
+                let hi = crate::kernels::fastscan::unpack_nibble(block, lane, 2 * t + 1);
+                lo | (hi << 4)
+            })
+            .collect()
+    }
+
+    /// The stored codes of `rows` (indices into `stored`), packed anew (for selections).
+    pub fn gather(&self, stored: &[u8], rows: &[usize]) -> Vec<u8> {
+        let flat: Vec<u8> = rows.iter().flat_map(|&r| self.row(stored, r)).collect();
+        self.pack(&flat, rows.len())
+    }
+
+    /// Stored codes of `a_len` rows followed by those of `b_len` rows (for appends).
+    pub fn concat(&self, a: &[u8], a_len: usize, b: &[u8], b_len: usize) -> Vec<u8> {
+        if a_len.is_multiple_of(ROWS_PER_BLOCK) {
+            return [&a[..self.code_len(a_len)], &b[..self.code_len(b_len)]].concat();
+        }
+        let flat: Vec<u8> = (0..a_len)
+            .map(|r| self.row(a, r))
+            .chain((0..b_len).map(|r| self.row(b, r)))
+            .flatten()
+            .collect();
+        self.pack(&flat, a_len + b_len)
+    }
+
+    /// The query: one 16-entry table per half-byte group of a code in `bytes` (groups in code
+    /// order: low then high half of each byte), their common step in `a`, the constant
+    /// (`−Σ v_i Δ_i c_b` plus every table's offset) in `c` and `⟨m, q⟩` in `offset`, so that a
+    /// row's estimate is `α·(a·Σ_g table_g[half-byte g] + c)`.
+    ///
+    /// Entry `x` of a group's table is its partial sum `T(x) = Σ_{bit t of x} v_i Δ_i 2^p`, stored
+    /// as `round((T(x) − min T)/a)` with `a = max_g (max T − min T)/top`: each entry is off by at
+    /// most `a/2`, a row's sum by at most `a·groups/2`. With one pass (`qplanes` 1, see
+    /// [`Alloc::table_passes`]) `top` is 255 and `bytes` holds the `u8` entries; with two, `top`
+    /// is 65535 and `bytes` holds every table's high bytes, then every table's low bytes.
     pub fn encode_query(&self, q: &[f32]) -> QueryCode {
         let v = self.project(q, false);
-        let rb = self.row_bytes();
-        let mut luts = vec![0f32; rb * 256];
+        let tables = self.float_tables(&v);
         let mut constant = 0f64;
-        let mut j = 0;
         for (s, &b) in self.widths.iter().enumerate() {
             if b == 0 {
                 continue;
@@ -315,31 +418,84 @@ impl Alloc {
                 let i = s * SEGMENT + k;
                 constant -= v[i] as f64 * self.step(i, b) as f64 * c;
             }
-            for p in 0..b as usize {
-                for byte in 0..SEGMENT / 8 {
-                    let lut = &mut luts[j * 256..(j + 1) * 256];
-                    let w: Vec<f32> = (0..8)
-                        .map(|bit| {
-                            let i = s * SEGMENT + byte * 8 + bit;
-                            v[i] * self.step(i, b) * (1u32 << p) as f32
-                        })
-                        .collect();
-                    for x in 1..256usize {
-                        lut[x] = lut[x & (x - 1)] + w[x.trailing_zeros() as usize];
-                    }
-                    j += 1;
-                }
-            }
         }
+        let range = |t: &[f64]| {
+            let lo = t.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = t.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            (lo, hi - lo)
+        };
+        let widest = tables
+            .chunks_exact(16)
+            .map(|t| range(t).1)
+            .fold(0f64, f64::max);
+        let passes = self.table_passes();
+        let top = if passes == 2 { 65535.0 } else { 255.0 };
+        let step = if widest > 0.0 { widest / top } else { 1.0 };
+        let mut entries = Vec::with_capacity(tables.len());
+        for t in tables.chunks_exact(16) {
+            let (lo, _) = range(t);
+            constant += lo;
+            entries.extend(
+                t.iter()
+                    .map(|&x| ((x - lo) / step).round().clamp(0.0, top) as u32),
+            );
+        }
+        // One pass: the entries are bytes. Two: their high bytes, then their low bytes.
+        let lut: Vec<i8> = if passes == 2 {
+            let high = entries.iter().map(|&e| (e >> 8) as u8 as i8);
+            high.chain(entries.iter().map(|&e| e as u8 as i8)).collect()
+        } else {
+            entries.iter().map(|&e| e as u8 as i8).collect()
+        };
         QueryCode {
-            weights: luts,
+            bytes: lut,
+            qplanes: passes,
+            a: step as f32,
             c: constant as f32,
             offset: dot64(&self.mean, q) as f32,
             ..Default::default()
         }
     }
 
-    /// Estimates `⟨x, q⟩ − offset` for the rows of `blocks` (rows past the end score `-inf`).
+    /// FastScan passes per query: 1 (`u8` table entries) unless a segment is at 8 bits, whose
+    /// grid is finer than a `u8` step of the widest table; then 2, the high and low bytes of
+    /// `u16` entries (measured on dev-python: `alloc:112`, one 8-bit segment, keeps 0.894 raw
+    /// recall@10 with two passes and drops to 0.870 with one).
+    pub fn table_passes(&self) -> usize {
+        if self.widths.contains(&8) {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// The exact 16-entry tables of every half-byte group for the rotated query `v`, in code
+    /// order (the `f64` values [`Alloc::encode_query`] rounds).
+    pub fn float_tables(&self, v: &[f32]) -> Vec<f64> {
+        let mut tables = Vec::with_capacity(self.row_bytes() * 32);
+        for (s, &b) in self.widths.iter().enumerate() {
+            for p in 0..b as usize {
+                for half in 0..SEGMENT / 4 {
+                    let w: Vec<f64> = (0..4)
+                        .map(|bit| {
+                            let i = s * SEGMENT + half * 4 + bit;
+                            v[i] as f64 * self.step(i, b) as f64 * (1u64 << p) as f64
+                        })
+                        .collect();
+                    let at = tables.len();
+                    tables.push(0.0);
+                    for x in 1..16usize {
+                        let t = tables[at + (x & (x - 1))] + w[x.trailing_zeros() as usize];
+                        tables.push(t);
+                    }
+                }
+            }
+        }
+        tables
+    }
+
+    /// Estimates `⟨x, q⟩ − offset` for the rows of `blocks` (rows past the end score `-inf`):
+    /// FastScan sums over the 32-row blocks that cover them.
     pub fn score(
         &self,
         codes: &super::CodesRef<'_>,
@@ -347,30 +503,66 @@ impl Alloc {
         blocks: std::ops::Range<usize>,
         est: &mut [f32],
     ) {
-        let lut_sum = crate::kernels::kernels().lut_sum;
-        let bytes: &[u8] = bytemuck::cast_slice(codes.bytes);
         let rb = self.row_bytes();
         let alpha = codes.factors[0];
+        let first = blocks.start * crate::BLOCK;
+        let end = (blocks.end * crate::BLOCK).min(codes.len);
+        let b0 = first / ROWS_PER_BLOCK;
+        let b1 = if end > first {
+            end.div_ceil(ROWS_PER_BLOCK)
+        } else {
+            b0
+        };
+        let mut sums = vec![0u32; (b1 - b0) * ROWS_PER_BLOCK];
+        if rb > 0 && b1 > b0 {
+            let bytes: &[u8] = bytemuck::cast_slice(codes.bytes);
+            let bb = ROWS_PER_BLOCK * rb;
+            let blocks = &bytes[b0 * bb..b1 * bb];
+            let fastscan = crate::kernels::kernels().fastscan_blocks;
+            let lut: &[u8] = bytemuck::cast_slice(&query.bytes);
+            let (first, low) = lut.split_at(32 * rb);
+            fastscan(first, blocks, 2 * rb, &mut sums);
+            if query.qplanes == 2 {
+                let mut low_sums = vec![0u32; sums.len()];
+                fastscan(low, blocks, 2 * rb, &mut low_sums);
+                for (s, l) in sums.iter_mut().zip(low_sums) {
+                    *s = (*s << 8) + l;
+                }
+            }
+        }
+        let base = b0 * ROWS_PER_BLOCK;
         super::fp8::score_rows(codes.len, blocks, est, |row| {
-            alpha[row] * (lut_sum(&query.weights, &bytes[row * rb..(row + 1) * rb]) + query.c)
+            alpha[row] * (query.a * sums[row - base] as f32 + query.c)
         });
     }
 
     /// Measures every segment's recall loss at every width on a calibration split of `rows` and
     /// returns the knapsack's choice of widths for `budget` bytes.
-    fn allocate(&self, rows: &[f32], budget: usize, seed: u64) -> Allocation {
+    fn allocate(
+        &self,
+        rows: &[f32],
+        budget: usize,
+        seed: u64,
+        calib: Option<&[f32]>,
+    ) -> Allocation {
         let n = rows.len() / self.dim;
         let mut order: Vec<usize> = (0..n).collect();
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-        let nq = CALIB_QUERIES.min(n / 4).max(1);
-        let nb = CALIB_BASE.min(n - nq);
         let pick = |idx: &[usize]| -> Vec<f32> {
             idx.iter()
                 .flat_map(|&r| rows[r * self.dim..(r + 1) * self.dim].iter().copied())
                 .collect()
         };
-        let queries = pick(&order[..nq]);
-        let base = pick(&order[nq..nq + nb]);
+        // Given queries leave every row to search; otherwise some rows are held out as queries.
+        let given = calib.map(|c| &c[..(c.len() / self.dim).min(CALIB_QUERIES_GIVEN) * self.dim]);
+        let nq = match given {
+            Some(c) => c.len() / self.dim,
+            None => CALIB_QUERIES.min(n / 4).max(1),
+        };
+        let held = if given.is_some() { 0 } else { nq };
+        let nb = CALIB_BASE.min(n - held);
+        let queries = given.map_or_else(|| pick(&order[..nq]), <[f32]>::to_vec);
+        let base = pick(&order[held..held + nb]);
         let truth = exact_top(&base, &queries, self.dim, CALIB_K);
         let y = self.project(&base, true);
         let v = self.project(&queries, false);
@@ -447,6 +639,7 @@ impl Alloc {
             calib_recall: recall_of(&chosen, nb, &truth),
             calib_queries: nq,
             calib_rows: nb,
+            layout: LAYOUT,
         }
     }
 }

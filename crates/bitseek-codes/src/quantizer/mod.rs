@@ -13,7 +13,7 @@
 //! | `ternary` | {−1, 0, +1} per rotated dim by the absmean rule, two planes + 3 floats | 4-bit (asymmetric) or ternary (symmetric) | RaBitQ-style estimator over signed popcounts |
 //! | `fp8`, `fp8-e5m2` | one FP8 byte per dim, per-dimension scale | `f32` weights | float dot over decoded bytes |
 //! | `int4` | 4 bits per dim (two per byte), per-dimension affine ranges | `f32` weights | float dot over nibbles |
-//! | `alloc:BYTES` | PCA segments at 0–8 bits each, widths chosen by a knapsack on measured recall, + 1 float | one table per code byte | table sums |
+//! | `alloc:BYTES` | PCA segments at 0–8 bits each, widths chosen by a knapsack on measured recall, + 1 float | 16-entry `u8` tables per half-byte | FastScan table sums over blocks of 32 codes |
 //! | `learnedB` | B bits/dim from a trained recurrent binarizer, same lattice + 2 floats | B-bit code (symmetric) or 4–8-bit relaxation (asymmetric) | cosine of codes |
 //!
 //! `rabitq` is the `B = 1` case of the rotated lattice ([`lattice::Lattice`]), so one code path and
@@ -439,6 +439,37 @@ impl Quantizer {
         }
     }
 
+    /// Length of the byte codes of `rows` vectors: `rows · row_bytes()`, except `alloc`'s, which are
+    /// stored in whole FastScan blocks of 32 rows.
+    pub fn code_bytes_len(&self, rows: usize) -> usize {
+        match self {
+            Quantizer::Alloc(q) => q.code_len(rows),
+            _ => rows * self.row_bytes(),
+        }
+    }
+
+    /// The byte codes of `rows` (indices into `bytes`, which holds this quantizer's codes).
+    pub fn gather_bytes(&self, bytes: &[i8], rows: &[usize]) -> Vec<i8> {
+        if let Quantizer::Alloc(q) = self {
+            let packed = q.gather(bytemuck::cast_slice(bytes), rows);
+            return packed.into_iter().map(|b| b as i8).collect();
+        }
+        let rb = self.row_bytes();
+        rows.iter()
+            .flat_map(|&r| bytes[r * rb..(r + 1) * rb].iter().copied())
+            .collect()
+    }
+
+    /// The byte codes of `a_len` rows followed by those of `b_len` rows.
+    pub fn concat_bytes(&self, a: &[i8], a_len: usize, b: &[i8], b_len: usize) -> Vec<i8> {
+        if let Quantizer::Alloc(q) = self {
+            let (a, b) = (bytemuck::cast_slice(a), bytemuck::cast_slice(b));
+            let joined = q.concat(a, a_len, b, b_len);
+            return joined.into_iter().map(|b| b as i8).collect();
+        }
+        [a, b].concat()
+    }
+
     /// Encodes stored vectors (row-major).
     pub fn encode(&self, rows: &[f32]) -> Codes {
         match self {
@@ -529,8 +560,9 @@ impl Quantizer {
 
     /// The arithmetic computation effort of scoring one stored row (PokeBNN's ACE): each
     /// multiply-accumulate counted as the product of its operands' bit widths. A 1-bit code against
-    /// a 4-bit query is `4·D'`; an `f32` weight against an FP8 byte is `32·8` per dimension; a
-    /// table sum counts every code bit as meeting a 32-bit weight. `query_bits` as in
+    /// a 4-bit query is `4·D'`; an `f32` weight against an FP8 byte is `32·8` per dimension; an
+    /// `alloc` table sum counts every code bit as meeting an 8-bit table entry in each of its
+    /// passes. `query_bits` as in
     /// [`Quantizer::encode_query_bits`].
     pub fn ace_per_row(&self, mode: QueryMode, query_bits: Option<usize>) -> u64 {
         let d = self.dim() as u64;
@@ -551,7 +583,7 @@ impl Quantizer {
             Quantizer::Int8(_) => d * 8 * 8,
             Quantizer::Fp8(_) => d * 8 * 32,
             Quantizer::Int4(_) => d * 4 * 32,
-            Quantizer::Alloc(a) => a.row_bytes() as u64 * 8 * 32,
+            Quantizer::Alloc(a) => a.row_bytes() as u64 * 8 * 8 * a.table_passes() as u64,
             Quantizer::Learned(l) => {
                 let b = l.bits() as u64;
                 let q = asym(lattice::QUERY_BITS_MULTI);

@@ -12,8 +12,8 @@ use crate::input::{validate, Checks, Vectors};
 use crate::ivf::{self, Derived, IvfData, IvfMeta, IvfOptions, IvfRef, IVF_VERSION};
 use crate::vector::{dot, normalize, VectorBatch};
 use bitseek_codes::quantizer::{
-    Alloc, ByteCode, ByteFormat, Codes, CodesRef, Factor, FitOptions, Fp8, Int4, Int8, Lattice,
-    Learned, Quantizer, QuantizerKind, QueryCode, Sign, Ternary,
+    alloc, Alloc, ByteCode, ByteFormat, Codes, CodesRef, Factor, FitOptions, Fp8, Int4, Int8,
+    Lattice, Learned, Quantizer, QuantizerKind, QueryCode, Sign, Ternary,
 };
 use bitseek_codes::BLOCK;
 use rayon::prelude::*;
@@ -89,7 +89,7 @@ impl Index {
                     .into(),
             ));
         }
-        Self::build_inner(vectors, source, opts, None, None, progress)
+        Self::build_inner(vectors, source, opts, None, None, None, progress)
     }
 
     /// Builds the codes `choice` names: [`Index::build`] with `opts.quantizer` set to its family,
@@ -116,6 +116,40 @@ impl Index {
         ivf: Option<IvfOptions>,
         progress: &(dyn Fn(usize) + Sync),
     ) -> Result<Index, IndexError> {
+        Self::build_calibrated(vectors, source, opts, choice, ivf, None, progress)
+    }
+
+    /// [`Index::build_with`], with `calib` (`--calib Q.npy`) as the queries that `alloc:BYTES`
+    /// and `auto:BYTES` measure recall for, instead of rows held out of the vectors. Refused for
+    /// other formats, which have nothing to calibrate.
+    pub fn build_calibrated(
+        vectors: Vectors,
+        source: &Path,
+        opts: &BuildOptions,
+        choice: &QuantizerChoice,
+        ivf: Option<IvfOptions>,
+        calib: Option<&Vectors>,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<Index, IndexError> {
+        if let Some(c) = calib {
+            let calibrated = matches!(
+                choice,
+                QuantizerChoice::Auto(_) | QuantizerChoice::Kind(QuantizerKind::Alloc { .. })
+            );
+            if !calibrated || ivf.is_some() {
+                return Err(IndexError::BadParam(
+                    "--calib gives the queries that alloc:BYTES and auto:BYTES measure recall for; the other formats (and IVF indexes) have nothing to calibrate: drop --calib".into(),
+                ));
+            }
+            validate(
+                c,
+                Path::new("--calib"),
+                &Checks {
+                    expected_dim: Some(vectors.dim),
+                    reject_zero: opts.metric == Metric::Cosine,
+                },
+            )?;
+        }
         if ivf.is_some() {
             let QuantizerChoice::Kind(kind) = choice else {
                 return Err(IndexError::BadParam(
@@ -132,7 +166,7 @@ impl Index {
                         .into(),
                 ));
             }
-            return Self::build_inner(vectors, source, &opts, None, ivf, progress);
+            return Self::build_inner(vectors, source, &opts, None, ivf, None, progress);
         }
         match choice {
             QuantizerChoice::Kind(kind) => {
@@ -140,6 +174,9 @@ impl Index {
                     quantizer: *kind,
                     ..*opts
                 };
+                if calib.is_some() {
+                    return Self::build_inner(vectors, source, &opts, None, None, calib, progress);
+                }
                 Self::build(vectors, source, &opts, progress)
             }
             QuantizerChoice::Learned(path) => {
@@ -155,8 +192,15 @@ impl Index {
                         reject_zero: opts.metric == Metric::Cosine,
                     },
                 )?;
-                let tuning =
-                    crate::tune::tune(&vectors, None, source, *budget, opts.metric, opts.seed, 10)?;
+                let tune_opts = crate::tune::TuneOptions {
+                    budget: *budget,
+                    metric: opts.metric,
+                    seed: opts.seed,
+                    k: 10,
+                    calib,
+                    encoder: None,
+                };
+                let tuning = crate::tune::tune(&vectors, None, source, &tune_opts)?;
                 let winner = tuning.winner.parse().map_err(|e| {
                     IndexError::BadParam(format!("format search chose {}: {e}", tuning.winner))
                 })?;
@@ -164,7 +208,8 @@ impl Index {
                     quantizer: winner,
                     ..*opts
                 };
-                let mut index = Self::build(vectors, source, &opts, progress)?;
+                let mut index =
+                    Self::build_inner(vectors, source, &opts, None, None, calib, progress)?;
                 index.meta.auto = Some(tuning);
                 Ok(index)
             }
@@ -218,6 +263,7 @@ impl Index {
             Some(GraphOptions {
                 degree: Some(degree),
             }),
+            None,
             progress,
         )
     }
@@ -252,6 +298,7 @@ impl Index {
             opts,
             Some(Quantizer::Learned(Box::new(encoder))),
             None,
+            None,
             progress,
         )
     }
@@ -262,11 +309,15 @@ impl Index {
         opts: &BuildOptions,
         given: Option<Quantizer>,
         ivf_opts: Option<IvfOptions>,
+        calib: Option<&Vectors>,
         progress: &(dyn Fn(usize) + Sync),
     ) -> Result<Index, IndexError> {
-        Self::build_inner_with(vectors, source, opts, given, ivf_opts, None, progress)
+        Self::build_inner_with(
+            vectors, source, opts, given, ivf_opts, None, calib, progress,
+        )
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn build_inner_with(
         mut vectors: Vectors,
         source: &Path,
@@ -274,6 +325,7 @@ impl Index {
         given: Option<Quantizer>,
         ivf_opts: Option<IvfOptions>,
         graph_opts: Option<GraphOptions>,
+        calib: Option<&Vectors>,
         progress: &(dyn Fn(usize) + Sync),
     ) -> Result<Index, IndexError> {
         let checks = Checks {
@@ -358,7 +410,23 @@ impl Index {
             Some(q) => q,
             None => {
                 Quantizer::check_fit(opts.quantizer, dim, rows).map_err(IndexError::BadParam)?;
-                Quantizer::fit(opts.quantizer, dim, &data, fit)
+                match (opts.quantizer, calib) {
+                    (QuantizerKind::Alloc { bytes }, Some(c)) => {
+                        // The queries meet the codes as the data does: normalised for cosine.
+                        let mut queries = c.data.clone();
+                        if opts.metric == Metric::Cosine {
+                            queries.par_chunks_mut(dim).for_each(normalize);
+                        }
+                        Quantizer::Alloc(Box::new(Alloc::fit_calibrated(
+                            dim,
+                            &data,
+                            bytes as usize,
+                            opts.seed,
+                            Some(&queries),
+                        )))
+                    }
+                    _ => Quantizer::fit(opts.quantizer, dim, &data, fit),
+                }
             }
         };
         let done = std::sync::atomic::AtomicUsize::new(0);
@@ -616,6 +684,15 @@ impl Index {
                     .allocation
                     .clone()
                     .ok_or_else(|| corrupt("alloc codes without their widths".into()))?;
+                if report.layout != alloc::LAYOUT {
+                    return Err(corrupt(format!(
+                        "its alloc codes are stored in layout {} (written by bitseek {}), this bitseek reads layout {} (FastScan blocks of 32 rows); rebuild the index with `bitseek build --quantizer alloc:{}`",
+                        report.layout,
+                        meta.written_by,
+                        alloc::LAYOUT,
+                        report.bytes
+                    )));
+                }
                 let mut a = Alloc::from_parts(
                     dim,
                     f32s("q.mean")?,
@@ -808,7 +885,7 @@ impl Index {
         expect(
             "codes.bytes",
             p.codes.bytes.len(),
-            m.rows * self.quantizer.row_bytes(),
+            self.quantizer.code_bytes_len(m.rows),
         )?;
         for i in 0..m.factors {
             expect(&format!("factor.{i}"), p.codes.factors[i].len(), m.rows)?;
@@ -1459,7 +1536,9 @@ impl Index {
                 planes: m.planes,
                 words: m.words,
                 bits,
-                bytes: [p.codes.bytes, &new_codes.bytes].concat(),
+                bytes: self
+                    .quantizer
+                    .concat_bytes(p.codes.bytes, old, &new_codes.bytes, n_new),
                 factors: (0..m.factors)
                     .map(|i| cat(p.codes.factors[i], &new_codes.factors[i]))
                     .collect(),
@@ -1554,7 +1633,7 @@ impl Index {
             planes: m.planes,
             words: m.words,
             bits,
-            bytes: gather(p.codes.bytes, rows, self.quantizer.row_bytes()),
+            bytes: self.quantizer.gather_bytes(p.codes.bytes, rows),
             factors: (0..m.factors)
                 .map(|i| gather(p.codes.factors[i], rows, 1))
                 .collect(),

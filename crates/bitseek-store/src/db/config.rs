@@ -173,6 +173,12 @@ impl CollectionConfig {
 }
 
 pub(super) fn parse_quantizer(name: &str) -> Result<QuantizerKind, StoreError> {
+    if name.starts_with("auto:") {
+        // auto builds every format on a calibration split; segments are built per flush.
+        return Err(StoreError::Input(format!(
+            "{name:?}: auto searches every format on a calibration split when an index is built,              but a collection builds small segments as points arrive; run `bitseek tune` on a              sample offline and give its winner (rabitq, ternary, int4, fp8, int8, ...)"
+        )));
+    }
     let kind: QuantizerKind = name.parse().map_err(|e| {
         StoreError::Input(format!(
             "{e}; collections take rabitq, sign, residual2..residual8, ternary, int4, fp8, fp8-e5m2 or int8"
@@ -335,6 +341,8 @@ mod tests {
         for name in ["ternary", "int4", "fp8", "fp8-e5m2", "rabitq"] {
             assert_eq!(parse_quantizer(name).unwrap().to_string(), name);
         }
+        let e = parse_quantizer("auto:64").unwrap_err().to_string();
+        assert!(e.contains("auto:64") && e.contains("bitseek tune"), "{e}");
         let e = parse_quantizer("alloc:64").unwrap_err().to_string();
         assert!(
             e.contains("alloc codes calibrate") && e.contains("fixed format"),
