@@ -79,17 +79,8 @@ fn key(files: &[PathBuf]) -> Option<String> {
         text.push_str(&abs.to_string_lossy());
         match fs::metadata(path) {
             Ok(m) => {
-                let modified = m
-                    .modified()
-                    .ok()?
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .ok()?
-                    .as_nanos();
-                #[cfg(unix)]
-                let inode = std::os::unix::fs::MetadataExt::ino(&m);
-                #[cfg(not(unix))]
-                let inode = 0;
-                text.push_str(&format!("\0{} {modified} {inode}\n", m.len()));
+                let id = bitseek_store::FileIdentity::of(&m)?;
+                text.push_str(&format!("\0{} {} {}\n", id.len, id.modified_ns, id.inode));
             }
             Err(_) => text.push_str("\0missing\n"),
         }

@@ -62,3 +62,4 @@ pub use error::{ErrorKind, Fix, StoreError};
 pub use filter::Filter;
 pub use generation::{GenerationCollection, PendingGeneration};
 pub use manifest::{Manifest, PayloadsEntry, SegmentEntry, FORMAT, MANIFEST, VERSION};
+pub use verified::FileIdentity;

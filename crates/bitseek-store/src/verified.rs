@@ -46,23 +46,47 @@ pub(crate) struct Stamp {
 
 /// The identity of `dir/file` now, if it can be read.
 fn identity(dir: &Path, file: &str) -> Option<Identity> {
-    let m = fs::metadata(dir.join(file)).ok()?;
-    let modified_ns = m
-        .modified()
-        .ok()?
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?
-        .as_nanos();
-    #[cfg(unix)]
-    let inode = std::os::unix::fs::MetadataExt::ino(&m);
-    #[cfg(not(unix))]
-    let inode = 0;
+    let id = FileIdentity::of(&fs::metadata(dir.join(file)).ok()?)?;
     Some(Identity {
         file: file.to_owned(),
-        len: m.len(),
-        modified_ns,
-        inode,
+        len: id.len,
+        modified_ns: id.modified_ns,
+        inode: id.inode,
     })
+}
+
+/// What "unchanged since it was checked" means for a file, here and for every other record
+/// of checked files (code search's lexical file, the model fingerprint): the same length,
+/// modification time and inode. A rewrite changes at least one of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileIdentity {
+    /// Length in bytes.
+    pub len: u64,
+    /// Modification time, nanoseconds since the Unix epoch.
+    pub modified_ns: u128,
+    /// Inode number (0 where the platform has none).
+    pub inode: u64,
+}
+
+impl FileIdentity {
+    /// The identity `meta` describes; `None` when the modification time cannot be read.
+    pub fn of(meta: &fs::Metadata) -> Option<FileIdentity> {
+        let modified_ns = meta
+            .modified()
+            .ok()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_nanos();
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(meta);
+        #[cfg(not(unix))]
+        let inode = 0;
+        Some(FileIdentity {
+            len: meta.len(),
+            modified_ns,
+            inode,
+        })
+    }
 }
 
 impl Stamp {

@@ -335,17 +335,8 @@ pub(crate) fn read(
 
 /// The identity a verified file is recorded by: length, modification time, inode.
 fn stamp_of(meta: &fs::Metadata) -> Option<String> {
-    let modified = meta
-        .modified()
-        .ok()?
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?
-        .as_nanos();
-    #[cfg(unix)]
-    let inode = std::os::unix::fs::MetadataExt::ino(meta);
-    #[cfg(not(unix))]
-    let inode = 0;
-    Some(format!("{} {modified} {inode}\n", meta.len()))
+    let id = bitseek_store::FileIdentity::of(meta)?;
+    Some(format!("{} {} {}\n", id.len, id.modified_ns, id.inode))
 }
 
 /// Deletes `lexical-*` files (and their temporaries and stamps) in `dir` other than `keep` and its
