@@ -1293,6 +1293,20 @@ fn graph_build_effort_and_bench_curve() {
         ],
         &["--keep f32"],
     );
+    fails(
+        &[
+            "build",
+            "--input",
+            s(&base_path),
+            "--index",
+            "graph",
+            "--calib",
+            s(&q_path),
+            "--out",
+            s(&idx),
+        ],
+        &["--calib is for flat alloc:BYTES and auto:BYTES"],
+    );
     let hits = parse_hits(&ok(&[
         "query",
         s(&idx),
