@@ -8,6 +8,22 @@ use std::collections::HashMap;
 /// `_`, at lower→upper case changes (`parseHttpRequest` → parse, http, request), at acronym ends
 /// (`HTTPServer` → http, server) and between letters and digits. Words of one character are dropped.
 pub fn identifier_tokens(text: &str) -> Vec<String> {
+    split_words(text, Digits::Apart, 2)
+}
+
+/// Where a run of digits ends a word.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Digits {
+    /// Between every letter and digit (`http2` → http; the BM25 leg).
+    Apart,
+    /// Only where letters follow digits: digits stay with the letters before them (`http2`).
+    WithLetters,
+}
+
+/// The one identifier splitter behind [`identifier_tokens`] and name matching: lower-case words
+/// split at non-alphanumerics, `_`, lower→upper changes and acronym ends, digits as `digits` says;
+/// words shorter than `min_len` characters are dropped.
+pub(crate) fn split_words(text: &str, digits: Digits, min_len: usize) -> Vec<String> {
     let mut out = Vec::new();
     for raw in text.split(|c: char| !c.is_alphanumeric()) {
         let chars: Vec<char> = raw.chars().collect();
@@ -18,10 +34,13 @@ pub fn identifier_tokens(text: &str) -> Vec<String> {
                 let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
                 (p.is_lowercase() && c.is_uppercase())
                     || (p.is_uppercase() && c.is_uppercase() && next_lower)
-                    || (p.is_alphabetic() != c.is_alphabetic())
+                    || match digits {
+                        Digits::Apart => p.is_alphabetic() != c.is_alphabetic(),
+                        Digits::WithLetters => p.is_numeric() && c.is_alphabetic(),
+                    }
             };
             if split {
-                if i - start > 1 {
+                if i - start >= min_len {
                     out.push(chars[start..i].iter().collect::<String>().to_lowercase());
                 }
                 start = i;

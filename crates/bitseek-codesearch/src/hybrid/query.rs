@@ -2,7 +2,7 @@
 //! question stop words), the identifier it may name (`notify_one`, `Notify::notify_one`,
 //! `notify one`), and whether it asks for tests.
 
-use super::lexical::identifier_tokens;
+use super::lexical::{identifier_tokens, split_words, Digits};
 
 /// Words that carry no meaning in a question about code ("where is the", "how do I"); dropped
 /// from the lexical leg's words unless the question is an identifier.
@@ -101,27 +101,7 @@ impl Question {
 /// http, request); digits stay with the letters before them (`utf8`, `http2`); single letters are
 /// kept (`get_x` is not `get`).
 pub fn name_words(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for raw in text.split(|c: char| !c.is_alphanumeric()) {
-        let chars: Vec<char> = raw.chars().collect();
-        let mut start = 0;
-        for i in 1..=chars.len() {
-            let split = i == chars.len() || {
-                let (p, c) = (chars[i - 1], chars[i]);
-                let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
-                (p.is_lowercase() && c.is_uppercase())
-                    || (p.is_uppercase() && c.is_uppercase() && next_lower)
-                    || (p.is_numeric() && c.is_alphabetic())
-            };
-            if split {
-                if i > start {
-                    out.push(chars[start..i].iter().collect::<String>().to_lowercase());
-                }
-                start = i;
-            }
-        }
-    }
-    out
+    split_words(text, Digits::WithLetters, 1)
 }
 
 #[cfg(test)]
