@@ -453,6 +453,65 @@ unsafe fn ternary_ip_impl(
     }
 }
 
+/// `popcnt(m) − 2·popcnt(m ∧ (s⊕s′))`, `m = n∧n′`, summed over the words, for the two-plane
+/// ternary query `q` (`n′` then `s′`) against every two-plane code of `nblocks` blocks. Both counts
+/// go through the nibble lookup in byte lanes, folded to `u64` every `FOLD` words (as
+/// `hamming_blocks_w`); the low 32 bits of each lane are the result. `W` is the word count when
+/// non-zero, else `words` is used.
+///
+/// # Safety
+/// The CPU has FEATURES; `q.len() == 2 * words`, `blocks` holds `nblocks * 2 * words * BLOCK` words
+/// and `out` has room for `nblocks * BLOCK` values.
+#[target_feature(enable = "avx2,popcnt")]
+unsafe fn ternary_sym_w<const W: usize>(
+    q: &[u64],
+    blocks: *const u64,
+    nblocks: usize,
+    words: usize,
+    out: *mut i32,
+) {
+    let words = if W == 0 { words } else { W };
+    let (qn, qs) = (&q[..words], &q[words..2 * words]);
+    let pw = words * BLOCK;
+    let lut = nibble_lut();
+    for b in 0..nblocks {
+        // SAFETY: `b < nblocks`: the block lies inside the `nblocks * 2 * pw` words the caller
+        // guarantees.
+        let p = unsafe { blocks.add(b * 2 * pw) };
+        let mut lanes = [_mm256_setzero_si256(); 4]; // m low, m high, differ low, differ high
+        let mut w0 = 0;
+        while w0 < words {
+            let w1 = (w0 + FOLD).min(words);
+            let mut bytes = [_mm256_setzero_si256(); 4];
+            for w in w0..w1 {
+                let n = _mm256_set1_epi64x(qn[w] as i64);
+                let s = _mm256_set1_epi64x(qs[w] as i64);
+                for half in 0..2 {
+                    // SAFETY: `w < words`, `half < 2`: both four-word loads lie inside the block.
+                    let (cn, cs) = unsafe {
+                        (
+                            load4(p.add(w * BLOCK + 4 * half)),
+                            load4(p.add(pw + w * BLOCK + 4 * half)),
+                        )
+                    };
+                    let m = _mm256_and_si256(cn, n);
+                    let differ = _mm256_and_si256(m, _mm256_xor_si256(cs, s));
+                    bytes[half] = _mm256_add_epi8(bytes[half], popcnt_bytes(m, lut));
+                    bytes[2 + half] = _mm256_add_epi8(bytes[2 + half], popcnt_bytes(differ, lut));
+                }
+            }
+            for (l, v) in lanes.iter_mut().zip(bytes) {
+                *l = _mm256_add_epi64(*l, fold(v));
+            }
+            w0 = w1;
+        }
+        let lo = _mm256_sub_epi64(lanes[0], _mm256_add_epi64(lanes[2], lanes[2]));
+        let hi = _mm256_sub_epi64(lanes[1], _mm256_add_epi64(lanes[3], lanes[3]));
+        // SAFETY: `b < nblocks`, so the eight values lie inside the room the caller guarantees.
+        unsafe { store_u32x8(out.add(b * BLOCK).cast(), lo, hi, false) };
+    }
+}
+
 /// `Σ a_i · f(b_i)` with FP8 bytes read as `f32` bit patterns (see `Kernels::dot_f32_fp8`), eight
 /// at a time.
 ///

@@ -388,6 +388,84 @@ unsafe fn ternary_ip_impl(
     }
 }
 
+/// `popcnt(m) − 2·popcnt(m ∧ (s⊕s′))`, `m = n∧n′`, summed over the words, for the two-plane
+/// ternary query `q` (`n′` then `s′`) against every two-plane code of `nblocks` blocks: per word
+/// one AND, one three-input `vpternlogq` (`m ∧ (s ⊕ s′)`) and two popcounts, two blocks per
+/// iteration for two independent chains. The low 32 bits of each `i64` lane are the result. `W` is
+/// the word count when non-zero, else `words` is used.
+///
+/// # Safety
+/// The CPU has FEATURES; `q.len() == 2 * words`, `blocks` holds `nblocks * 2 * words * BLOCK` words
+/// and `out` has room for `nblocks * BLOCK` values.
+#[target_feature(enable = "avx512f,avx512bw,avx512vpopcntdq")]
+unsafe fn ternary_sym_w<const W: usize>(
+    q: &[u64],
+    blocks: *const u64,
+    nblocks: usize,
+    words: usize,
+    out: *mut i32,
+) {
+    let words = if W == 0 { words } else { W };
+    let (qn, qs) = (&q[..words], &q[words..2 * words]);
+    let pw = words * BLOCK;
+    // `a ∧ (b ⊕ c)`: the truth table of A = 0xf0, B = 0xcc, C = 0xaa.
+    const AND_XOR: i32 = 0xf0 & (0xcc ^ 0xaa);
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512vpopcntdq")]
+    fn step(
+        n: __m512i,
+        s: __m512i,
+        qn: __m512i,
+        qs: __m512i,
+        acc: (__m512i, __m512i),
+    ) -> (__m512i, __m512i) {
+        let m = _mm512_and_si512(n, qn);
+        let differ = _mm512_ternarylogic_epi64::<AND_XOR>(m, s, qs);
+        (
+            _mm512_add_epi64(acc.0, _mm512_popcnt_epi64(m)),
+            _mm512_add_epi64(acc.1, _mm512_popcnt_epi64(differ)),
+        )
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn finish(acc: (__m512i, __m512i)) -> __m512i {
+        _mm512_sub_epi64(acc.0, _mm512_add_epi64(acc.1, acc.1))
+    }
+    let zero = (_mm512_setzero_si512(), _mm512_setzero_si512());
+    let mut b = 0;
+    // SAFETY: every pointer below is `blocks + b * 2 * pw + w * BLOCK` (+ `pw` for the sign plane)
+    // with `b < nblocks`, `w < words` (eight words read), or `out + b * BLOCK` with `b < nblocks`
+    // (eight values written), inside the ranges the caller guarantees.
+    unsafe {
+        while b + 2 <= nblocks {
+            let p0 = blocks.add(b * 2 * pw);
+            let p1 = p0.add(2 * pw);
+            let (mut a0, mut a1) = (zero, zero);
+            for w in 0..words {
+                let n = _mm512_set1_epi64(qn[w] as i64);
+                let s = _mm512_set1_epi64(qs[w] as i64);
+                let o = w * BLOCK;
+                a0 = step(load8(p0.add(o)), load8(p0.add(pw + o)), n, s, a0);
+                a1 = step(load8(p1.add(o)), load8(p1.add(pw + o)), n, s, a1);
+            }
+            store_u32x8(out.add(b * BLOCK).cast(), finish(a0), false);
+            store_u32x8(out.add((b + 1) * BLOCK).cast(), finish(a1), false);
+            b += 2;
+        }
+        if b < nblocks {
+            let p0 = blocks.add(b * 2 * pw);
+            let mut a0 = zero;
+            for w in 0..words {
+                let n = _mm512_set1_epi64(qn[w] as i64);
+                let s = _mm512_set1_epi64(qs[w] as i64);
+                let o = w * BLOCK;
+                a0 = step(load8(p0.add(o)), load8(p0.add(pw + o)), n, s, a0);
+            }
+            store_u32x8(out.add(b * BLOCK).cast(), finish(a0), false);
+        }
+    }
+}
+
 /// `Σ a_i · f(b_i)` with FP8 bytes read as `f32` bit patterns (see `Kernels::dot_f32_fp8`): each
 /// 16 bytes are widened to `i32`, the sign moved to bit 31 and the rest shifted by `23 − mant`.
 ///

@@ -76,6 +76,12 @@ pub struct Kernels {
     #[allow(clippy::type_complexity)]
     pub ternary_ip_blocks:
         fn(query: &[u64], qplanes: usize, blocks: &[u64], words: usize, out: &mut [i32]),
+    /// Symmetric ternary inner product `⟨t′, t⟩ = popcnt(n∧n′∧¬(s⊕s′)) − popcnt(n∧n′∧(s⊕s′))`
+    /// between a two-plane ternary query (`query[..words]` its nonzero mask `n′`,
+    /// `query[words..2 * words]` its sign `s′`) and every two-plane ternary code in `blocks`: two
+    /// popcounts per word (`popcnt(m) − 2·popcnt(m ∧ (s⊕s′))` with `m = n∧n′`) where feeding the
+    /// query to [`ternary_ip_blocks`](Self::ternary_ip_blocks) as `t′ + 1` costs four.
+    pub ternary_sym_blocks: fn(query: &[u64], blocks: &[u64], words: usize, out: &mut [i32]),
     /// `Σ a_i · f(b_i)` where `f` reads FP8 byte `b_i` (sign, exponent, `mant` mantissa bits; 3 for
     /// E4M3, 2 for E5M2) as an `f32` bit pattern: the FP8 value times `2^(bias − 127)`, subnormals
     /// included, so the caller folds `2^(127 − bias)` into `a`. Over the common length.
@@ -100,6 +106,7 @@ pub const SCALAR: Kernels = Kernels {
     dot_f32_i8: scalar::dot_f32_i8,
     dot_f32: scalar::dot_f32,
     ternary_ip_blocks: scalar::ternary_ip_blocks,
+    ternary_sym_blocks: scalar::ternary_sym_blocks,
     dot_f32_fp8: scalar::dot_f32_fp8,
     dot_f32_u4: scalar::dot_f32_u4,
     fastscan_blocks: fastscan::scalar,

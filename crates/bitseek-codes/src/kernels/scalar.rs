@@ -95,6 +95,25 @@ pub fn ternary_ip_blocks(
     }
 }
 
+/// See [`Kernels::ternary_sym_blocks`](super::Kernels::ternary_sym_blocks): the two popcounts
+/// of the definition, written as they read.
+pub fn ternary_sym_blocks(query: &[u64], blocks: &[u64], words: usize, out: &mut [i32]) {
+    let bw = 2 * words * BLOCK;
+    let (qn, qs) = (&query[..words], &query[words..2 * words]);
+    for (b, block) in blocks.chunks_exact(bw).enumerate() {
+        for lane in 0..BLOCK {
+            let (mut same, mut differ) = (0i32, 0i32);
+            for w in 0..words {
+                let n = block[w * BLOCK + lane];
+                let s = block[(words + w) * BLOCK + lane];
+                same += (n & qn[w] & !(s ^ qs[w])).count_ones() as i32;
+                differ += (n & qn[w] & (s ^ qs[w])).count_ones() as i32;
+            }
+            out[b * BLOCK + lane] = same - differ;
+        }
+    }
+}
+
 /// The `f32` an FP8 byte stands for, scaled by `2^(bias − 127)` (see
 /// [`Kernels::dot_f32_fp8`](super::Kernels::dot_f32_fp8)): its sign, exponent and mantissa bits
 /// moved into the `f32` fields, `mant` mantissa bits (3 for E4M3, 2 for E5M2).

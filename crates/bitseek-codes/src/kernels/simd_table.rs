@@ -16,10 +16,14 @@ pub(super) type HammingBlocksFn = unsafe fn(&[u64], *const u64, usize, usize, *m
 /// `(q, j0, accumulate, blocks, nblocks, cplanes, words, out)`.
 pub(super) type IpFn = unsafe fn(&[u64], u32, bool, *const u64, usize, usize, usize, *mut u32);
 
+/// Function pointer to a module's `ternary_sym_w::<W>`: `(q, blocks, nblocks, words, out)`.
+pub(super) type TernarySymFn = unsafe fn(&[u64], *const u64, usize, usize, *mut i32);
+
 /// Expands to `pub(super) static TABLE` named `$name` and its safe wrappers, in the module that
 /// invokes it. That module must define, with the contracts their `# Safety` sections state:
 /// `hamming_blocks_w::<W>` ([`HammingBlocksFn`]), `ip_w::<QP, W>` ([`IpFn`]),
 /// `pair_popcount::<AND>`, `dot_i8_impl`, `dot_f32_i8_impl`, `dot_f32_impl`, `ternary_ip_impl`,
+/// `ternary_sym_w::<W>` ([`TernarySymFn`]),
 /// `dot_f32_fp8_impl`, `dot_f32_u4_impl` and `fastscan_blocks`, all compiled for
 /// the module's `FEATURES`, and nothing else may hand out its `TABLE` before those were detected.
 macro_rules! simd_table {
@@ -36,6 +40,7 @@ macro_rules! simd_table {
             dot_f32_i8,
             dot_f32,
             ternary_ip_blocks,
+            ternary_sym_blocks,
             dot_f32_fp8,
             dot_f32_u4,
             fastscan_blocks,
@@ -63,6 +68,39 @@ macro_rules! simd_table {
                 ternary_ip_impl(
                     &query[..qplanes * words],
                     qplanes,
+                    blocks.as_ptr(),
+                    nblocks,
+                    words,
+                    out.as_mut_ptr(),
+                )
+            }
+        }
+
+        fn ternary_sym_blocks(query: &[u64], blocks: &[u64], words: usize, out: &mut [i32]) {
+            let nblocks = $crate::kernels::check_blocked(
+                query,
+                2,
+                blocks,
+                2,
+                words,
+                bytemuck::cast_slice(out),
+            );
+            let f: $crate::kernels::simd_table::TernarySymFn = match words {
+                1 => ternary_sym_w::<1>,
+                2 => ternary_sym_w::<2>,
+                4 => ternary_sym_w::<4>,
+                6 => ternary_sym_w::<6>,
+                8 => ternary_sym_w::<8>,
+                12 => ternary_sym_w::<12>,
+                16 => ternary_sym_w::<16>,
+                _ => ternary_sym_w::<0>,
+            };
+            // SAFETY: FEATURES were detected before TABLE was handed out; check_blocked verified
+            // query has `2 * words` words, blocks `nblocks` whole two-plane blocks and out room
+            // for `nblocks * BLOCK` values.
+            unsafe {
+                f(
+                    &query[..2 * words],
                     blocks.as_ptr(),
                     nblocks,
                     words,
