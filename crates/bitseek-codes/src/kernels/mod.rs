@@ -59,6 +59,25 @@ pub struct Kernels {
         words: usize,
         out: &mut [u32],
     ),
+    /// [`ip_planes_blocks`](Self::ip_planes_blocks) with code plane `p` weighted by `weights[p]`
+    /// instead of `2^p`: `Σ_p weights[p] Σ_j 2^j popcnt(c_p AND q_j)`, wrapping `u32` arithmetic.
+    /// With `weights = [1, 2, 4, …]` it is `ip_planes_blocks`; with other integer weights it is
+    /// the product with codes whose planes carry learned weights (BinaryDM's multi-basis scales,
+    /// see [`Learned`](crate::quantizer::Learned)), one call for every plane. At most 8 code
+    /// planes (panics above).
+    ///
+    /// The weights are applied once per code plane and block (a 32-bit multiply after the
+    /// popcounts), so the loop costs about what `ip_planes_blocks` costs.
+    #[allow(clippy::type_complexity)]
+    pub ip_planes_weighted_blocks: fn(
+        query: &[u64],
+        qplanes: usize,
+        blocks: &[u64],
+        cplanes: usize,
+        weights: &[u32],
+        words: usize,
+        out: &mut [u32],
+    ),
     /// `popcnt(a XOR b)` over two equal-length word slices.
     pub hamming: fn(a: &[u64], b: &[u64]) -> u32,
     /// `popcnt(a AND b)` over two equal-length word slices.
@@ -100,6 +119,7 @@ pub const SCALAR: Kernels = Kernels {
     name: "scalar",
     hamming_blocks: scalar::hamming_blocks,
     ip_planes_blocks: scalar::ip_planes_blocks,
+    ip_planes_weighted_blocks: scalar::ip_planes_weighted_blocks,
     hamming: scalar::hamming,
     and_popcount: scalar::and_popcount,
     dot_i8: scalar::dot_i8,

@@ -44,6 +44,39 @@ pub fn ip_planes_blocks(
     }
 }
 
+/// See [`Kernels::ip_planes_weighted_blocks`](super::Kernels::ip_planes_weighted_blocks).
+pub fn ip_planes_weighted_blocks(
+    query: &[u64],
+    qplanes: usize,
+    blocks: &[u64],
+    cplanes: usize,
+    weights: &[u32],
+    words: usize,
+    out: &mut [u32],
+) {
+    assert!(
+        cplanes <= 8,
+        "weighted plane products take at most 8 code planes"
+    );
+    let bw = cplanes * words * BLOCK;
+    for (b, block) in blocks.chunks_exact(bw).enumerate() {
+        for lane in 0..BLOCK {
+            let mut acc = 0u32;
+            for (p, &weight) in weights[..cplanes].iter().enumerate() {
+                for j in 0..qplanes {
+                    let mut c = 0u32;
+                    for w in 0..words {
+                        c += (block[(p * words + w) * BLOCK + lane] & query[j * words + w])
+                            .count_ones();
+                    }
+                    acc = acc.wrapping_add(c.wrapping_shl(j as u32).wrapping_mul(weight));
+                }
+            }
+            out[b * BLOCK + lane] = acc;
+        }
+    }
+}
+
 /// See [`Kernels::hamming`](super::Kernels::hamming).
 pub fn hamming(a: &[u64], b: &[u64]) -> u32 {
     a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum()
