@@ -5,7 +5,8 @@
 # Usage: bash bench/learned.sh [DATA_DIR] (default ../shared/data/codesearch)
 # Environment: SEEDS (3), EPOCHS (20, early stopping ends most runs sooner), HIDDEN (128),
 # COPIES (2, RACS), LANGS ("rust python"),
-# ROWS (all: base,learned1,learned2,racs,reste,biper,batchnorm,neighbors,ksh,compat).
+# ROWS (all: base,learned1,learned2,racs,reste,biper,batchnorm,neighbors,ksh,compat; also planes2,
+# learned 2-bit with learned plane weights, not in the default set).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-../shared/data/codesearch}

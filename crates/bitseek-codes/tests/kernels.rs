@@ -156,6 +156,59 @@ fn check_case(c: &Case) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+fn run_ip_weighted(k: &Kernels, c: &Case, weights: &[u32]) -> Vec<u32> {
+    let mut out = vec![u32::MAX; c.planes.blocks() * BLOCK];
+    (k.ip_planes_weighted_blocks)(
+        &c.query,
+        c.qplanes,
+        &c.planes.data,
+        c.planes.planes,
+        weights,
+        c.words,
+        &mut out,
+    );
+    out
+}
+
+/// `ip_planes_weighted_blocks` on one case: SCALAR against the definition bit by bit (wrapping),
+/// SCALAR with weights `2^p` against `ip_planes_blocks`, and every table against SCALAR.
+fn check_weighted(c: &Case, weights: &[u32]) -> Result<(), TestCaseError> {
+    let want = run_ip_weighted(&SCALAR, c, weights);
+    let w = c.words;
+    let bit = |v: &[u64], plane: usize, i: usize| ((v[plane * w + i / 64] >> (i % 64)) & 1) as u32;
+    for (row, code) in c.codes.iter().enumerate() {
+        let mut exact = 0u32;
+        for i in 0..c.bits {
+            for (p, &wp) in weights.iter().enumerate().take(c.planes.planes) {
+                for j in 0..c.qplanes {
+                    let both = bit(code, p, i) & bit(&c.query, j, i);
+                    exact = exact.wrapping_add((both << j).wrapping_mul(wp));
+                }
+            }
+        }
+        prop_assert_eq!(want[row], exact, "scalar, row {}", row);
+    }
+    prop_assert!(
+        want[c.codes.len()..].iter().all(|&v| v == 0),
+        "padding codes are zero"
+    );
+    let powers: Vec<u32> = (0..c.planes.planes).map(|p| 1 << p).collect();
+    prop_assert_eq!(
+        &run_ip_weighted(&SCALAR, c, &powers),
+        &run_ip(&SCALAR, c),
+        "2^p weights"
+    );
+    for k in simd_tables() {
+        prop_assert_eq!(
+            &run_ip_weighted(k, c, weights),
+            &want,
+            "{} weighted",
+            k.name
+        );
+    }
+    Ok(())
+}
+
 /// Plane counts to test: 1..=4 mostly, 8 sometimes (the multi-group path), 5 once in a while.
 fn planes() -> impl Strategy<Value = usize> {
     prop_oneof![4 => 1usize..=4, 1 => Just(8usize), 1 => Just(5usize)]
@@ -186,6 +239,21 @@ proptest! {
         density in 0u8..4,
     ) {
         check_case(&case(seed, bits, n, qplanes, cplanes, density))?;
+    }
+
+    /// The weighted plane product agrees with its definition and across tables, weights from
+    /// small to large enough to wrap, on random shapes (the multi-group query path included).
+    #[test]
+    fn weighted_ip_matches_scalar_and_definition(
+        seed in any::<u64>(),
+        bits in prop_oneof![1usize..=700, Just(384usize), Just(448usize)],
+        n in 1usize..=40,
+        qplanes in planes(),
+        cplanes in 1usize..=4,
+        density in 0u8..4,
+        weights in proptest::collection::vec(prop_oneof![0u32..=4096, any::<u32>()], 4),
+    ) {
+        check_weighted(&case(seed, bits, n, qplanes, cplanes, density), &weights)?;
     }
 
     /// The hot shapes (384-bit codes, 4-plane query) with more codes.

@@ -69,6 +69,12 @@ fn run_ternary(k: &Kernels, q: &[u64], qplanes: usize, codes: &BitPlanes) -> Vec
     out
 }
 
+fn run_ternary_sym(k: &Kernels, q: &[u64], codes: &BitPlanes) -> Vec<i32> {
+    let mut out = vec![i32::MIN; codes.blocks() * BLOCK];
+    (k.ternary_sym_blocks)(q, &codes.data, codes.words, &mut out);
+    out
+}
+
 fn float_tol(terms: impl Iterator<Item = f64>) -> f64 {
     1e-5 * terms.map(f64::abs).sum::<f64>() + 1e-30
 }
@@ -96,6 +102,41 @@ proptest! {
         prop_assert!(want[n..].iter().all(|&p| p == 0), "an all-zero padding code has product 0");
         for k in simd_tables() {
             prop_assert_eq!(&run_ternary(k, &planes, qplanes, &codes), &want, "{}", k.name);
+        }
+    }
+
+    /// `ternary_sym_blocks` is `⟨t′, t⟩` value by value, in every table, padding lanes included,
+    /// and equals what the asymmetric kernel gives for the same query as `t′ + 1` (the path it
+    /// replaced for symmetric queries) less `Σt`.
+    #[test]
+    fn ternary_sym_is_the_product_of_two_ternary_codes(
+        seed in any::<u64>(),
+        dim in prop_oneof![1usize..=1100, Just(384usize), Just(768usize)],
+        n in 1usize..=30,
+        density in prop_oneof![Just(0.0), Just(1.0), 0.05f64..0.95],
+        qdensity in prop_oneof![Just(0.0), Just(1.0), 0.05f64..0.95],
+    ) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let (values, codes) = ternary_codes(&mut rng, n, dim, density);
+        let (qvalues, qcodes) = ternary_codes(&mut rng, 1, dim, qdensity);
+        let (q, qplanes) = (&qvalues[0], qcodes.get(0));
+        let want = run_ternary_sym(&SCALAR, &qplanes, &codes);
+        let words = codes.words;
+        let mut plus_one = vec![0u64; 2 * words];
+        for (i, &v) in q.iter().enumerate() {
+            let u = (v + 1) as u64;
+            plus_one[i / 64] |= (u & 1) << (i % 64);
+            plus_one[words + i / 64] |= (u >> 1) << (i % 64);
+        }
+        let old = run_ternary(&SCALAR, &plus_one, 2, &codes);
+        for (row, t) in values.iter().enumerate() {
+            let exact: i32 = t.iter().zip(q).map(|(&a, &b)| a * b).sum();
+            prop_assert_eq!(want[row], exact, "scalar, row {}", row);
+            prop_assert_eq!(old[row] - t.iter().sum::<i32>(), exact, "t′ + 1 path, row {}", row);
+        }
+        prop_assert!(want[n..].iter().all(|&p| p == 0), "an all-zero padding code has product 0");
+        for k in simd_tables() {
+            prop_assert_eq!(&run_ternary_sym(k, &qplanes, &codes), &want, "{}", k.name);
         }
     }
 
@@ -146,6 +187,41 @@ fn ternary_query_against_its_own_code() {
         let want: i32 = t.iter().map(|&v| v * v + v).sum();
         for k in all_available() {
             assert_eq!(run_ternary(k, &planes, 2, &codes)[row], want, "{}", k.name);
+        }
+    }
+}
+
+/// Every word count with a specialised loop (and one without), at full density with equal and
+/// opposite signs: the extreme counts `±dim` and the two-block and one-block tails of the SIMD
+/// loops (`n` from 1 to 3 blocks).
+#[test]
+fn ternary_sym_extremes_on_every_specialisation() {
+    for words in [1usize, 2, 3, 4, 5, 6, 8, 12, 16, 17] {
+        let dim = 64 * words;
+        for n in [1, BLOCK + 1, 2 * BLOCK + 3] {
+            let mut codes = BitPlanes::zeros(n, 2, words);
+            let code: Vec<u64> = vec![u64::MAX; 2 * words]; // all +1
+            for r in 0..n {
+                codes.set(r, &code);
+            }
+            let mut q = vec![u64::MAX; 2 * words];
+            for k in all_available() {
+                let got = run_ternary_sym(k, &q, &codes);
+                assert!(
+                    got[..n].iter().all(|&v| v == dim as i32),
+                    "{} words {words}",
+                    k.name
+                );
+            }
+            q[words..].iter_mut().for_each(|w| *w = 0); // all −1
+            for k in all_available() {
+                let got = run_ternary_sym(k, &q, &codes);
+                assert!(
+                    got[..n].iter().all(|&v| v == -(dim as i32)),
+                    "{} words {words}",
+                    k.name
+                );
+            }
         }
     }
 }

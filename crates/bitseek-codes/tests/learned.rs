@@ -227,6 +227,133 @@ proptest::proptest! {
     }
 }
 
+/// The recurrence in f64 with the encoder's step weights (`β_k`, or `2^-k`): the sign vector
+/// `sₖ` of every step.
+fn reference_signs(l: &Learned, x: &[f32]) -> Vec<Vec<f64>> {
+    let mlp = |m: &Mlp, v: &[f64]| -> Vec<f64> {
+        let h: Vec<f64> = (0..m.hidden)
+            .map(|j| {
+                let s: f64 = (0..m.input)
+                    .map(|i| m.w1[j * m.input + i] as f64 * v[i])
+                    .sum();
+                (s + m.b1[j] as f64).max(0.0)
+            })
+            .collect();
+        (0..m.output)
+            .map(|o| {
+                let s: f64 = (0..m.hidden)
+                    .map(|j| m.w2[o * m.hidden + j] as f64 * h[j])
+                    .sum();
+                s + m.b2[o] as f64 + if m.input == m.output { v[o] } else { 0.0 }
+            })
+            .collect()
+    };
+    let beta = |k: usize| {
+        l.plane_scales
+            .get(k)
+            .map_or(0.5f64.powi(k as i32), |&b| b as f64)
+    };
+    let sign = |v: f64| if v >= 0.0 { 1.0 } else { -1.0 };
+    let n = (x.iter().map(|v| (*v as f64).powi(2)).sum::<f64>()).sqrt();
+    let x: Vec<f64> = x.iter().map(|&v| v as f64 / n).collect();
+    let s0: Vec<f64> = mlp(&l.first, &x).into_iter().map(sign).collect();
+    let mut acc: Vec<f64> = s0.iter().map(|s| beta(0) * s).collect();
+    let mut signs = vec![s0];
+    for k in 1..l.config.bits {
+        let rec = mlp(&l.recon[k - 1], &acc);
+        let rn = rec.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let r: Vec<f64> = x.iter().zip(&rec).map(|(a, b)| a - b / rn).collect();
+        let s: Vec<f64> = mlp(&l.resid[k - 1], &r).into_iter().map(sign).collect();
+        for (a, si) in acc.iter_mut().zip(&s) {
+            *a += beta(k) * si;
+        }
+        signs.push(s);
+    }
+    signs
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    /// Learned plane weights, stored as the integers `W` and folded into the weighted kernel and
+    /// the factors, score exactly what the unfolded code `w ⊙ Σ_k W_k sₖ` scores: its cosine with
+    /// the query's code (symmetric) or with the query's weighted relaxation (asymmetric), up to
+    /// the query's 8-bit rounding; and `W` is `β` rounded to 1/1024 of the heaviest plane.
+    #[test]
+    fn folded_plane_weights_equal_the_unfolded_cosine(
+        bits in 2usize..=4,
+        seed in 0u64..1000,
+        betas in proptest::collection::vec(0.05f32..2.0, 4),
+        with_dim_scales in proptest::bool::ANY,
+    ) {
+        let (dim, m) = (24, 70);
+        let betas = betas[..bits].to_vec();
+        let ws: Vec<f32> = (0..m).map(|i| 0.5 + (i % 7) as f32 / 5.0).collect();
+        let mut l = encoder(dim, m, bits, seed).with_plane_scales(betas.clone()).unwrap();
+        if with_dim_scales {
+            l = l.with_scales(ws.clone()).unwrap();
+        }
+        let w = l.plane_weights();
+        let max = betas.iter().copied().fold(0f32, f32::max);
+        for k in 0..bits {
+            let want = (1024.0 * betas[k] / max).round().max(1.0) as u32;
+            proptest::prop_assert_eq!(w[bits - 1 - k], want, "plane weight of step {}", k);
+        }
+        let value = |x: &[f32]| -> Vec<f64> {
+            let signs = reference_signs(&l, x);
+            (0..m)
+                .map(|i| {
+                    let v: f64 = (0..bits).map(|k| w[bits - 1 - k] as f64 * signs[k][i]).sum();
+                    v * if with_dim_scales { ws[i] as f64 } else { 1.0 }
+                })
+                .collect()
+        };
+        let x = rows(BLOCK + 5, dim, seed + 1);
+        let queries = rows(2, dim, seed + 2);
+        let q = Quantizer::Learned(Box::new(l.clone()));
+        let codes = q.encode(&x);
+        let blocks = codes.len.div_ceil(BLOCK);
+        let mut dist = vec![0u32; blocks * BLOCK];
+        let mut est = vec![0f32; blocks * BLOCK];
+        for qv in queries.chunks_exact(dim) {
+            let relaxed: Vec<f64> = l.forward(qv).relaxed.iter().map(|&v| v as f64).collect();
+            for (mode, want_q) in [(QueryMode::Symmetric, value(qv)), (QueryMode::Asymmetric, relaxed)] {
+                let qc = q.encode_query_bits(qv, mode, Some(16), 0);
+                proptest::prop_assert!(qc.qplanes <= 8, "query bits capped for weighted planes");
+                q.score(&codes.as_ref(), &qc, 0..blocks, &mut dist, &mut est);
+                for r in 0..codes.len {
+                    let want = cosine(&value(&x[r * dim..(r + 1) * dim]), &want_q);
+                    proptest::prop_assert!(
+                        (est[r] as f64 - want).abs() < 2e-2,
+                        "{mode:?} row {r}: folded {} unfolded {want}", est[r]
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn bad_plane_scales_are_refused() {
+    let l = encoder(16, 32, 2, 3);
+    assert!(l.clone().with_plane_scales(vec![1.0]).is_err());
+    assert!(l.clone().with_plane_scales(vec![1.0, f32::NAN]).is_err());
+    assert!(l.clone().with_plane_scales(vec![1.0, 0.0]).is_err());
+    assert!(l.clone().with_plane_scales(vec![1.0, -0.5]).is_err());
+    // 5000 dimensions · ΣW 4096 · 255 passes 2^32.
+    let wide = encoder(8, 5000, 4, 3).with_plane_scales(vec![1.0; 4]);
+    let Err(e) = wide else {
+        panic!("5000 dimensions with 4 weighted planes are too wide for 32-bit products")
+    };
+    assert!(e.contains("overflow") && e.contains("at most 4112"), "{e}");
+    assert!(encoder(8, 4112, 4, 3)
+        .with_plane_scales(vec![1.0; 4])
+        .is_ok());
+    let ok = l.with_plane_scales(vec![1.0, 0.5]).unwrap();
+    // β = [1, ½] is the fixed lattice: weights 1024 and 512, the same ranking as `2^p`.
+    assert_eq!(ok.plane_weights()[..2], [512, 1024]);
+}
+
 #[test]
 fn bad_scales_are_refused() {
     let l = encoder(16, 32, 2, 3);

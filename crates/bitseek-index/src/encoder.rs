@@ -135,6 +135,16 @@ pub fn load_encoder(path: &Path) -> Result<(Learned, EncoderMeta), EncoderError>
     } else {
         learned
     };
+    // Per-plane weights: optional too (files written before them have none).
+    let learned = if file.section_names().any(|n| n == "plane_scales") {
+        let plane_scales = file
+            .section_as::<f32>("plane_scales")
+            .map_err(|e| corrupt(e.to_string()))?
+            .to_vec();
+        learned.with_plane_scales(plane_scales).map_err(corrupt)?
+    } else {
+        learned
+    };
     Ok((learned, meta))
 }
 

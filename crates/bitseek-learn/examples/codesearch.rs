@@ -29,8 +29,9 @@ struct Args {
     /// Seeds per learned row.
     #[arg(long, default_value_t = 3)]
     seeds: u64,
-    /// Rows to run (comma-separated): base, learned1, learned2, racs, reste, biper, batchnorm,
-    /// neighbors, ksh, compat.
+    /// Rows to run (comma-separated): base, learned1, learned2, planes2 (learned 2-bit with
+    /// learned plane weights, not in the default set), racs, reste, biper, batchnorm, neighbors,
+    /// ksh, compat.
     #[arg(
         long,
         value_delimiter = ',',
@@ -262,6 +263,14 @@ fn main() -> anyhow::Result<()> {
             Norm::None,
         ),
         (
+            "planes2",
+            "learned 2-bit (m=384, ste), learned plane weights",
+            2,
+            Estimator::Ste,
+            Augment::None,
+            Norm::None,
+        ),
+        (
             "racs",
             "learned 2-bit + racs",
             2,
@@ -314,6 +323,7 @@ fn main() -> anyhow::Result<()> {
                 estimator,
                 augment,
                 norm,
+                plane_scales: label.contains("plane weights"),
                 ..base
             },
         )
@@ -391,6 +401,15 @@ fn main() -> anyhow::Result<()> {
                 "  {label} seed {seed}: start val MRR {:.4} → best {:.4} at epoch {} ({secs:.0} s)",
                 trained.start_val_mrr, trained.best_val_mrr, trained.best_epoch
             );
+            if !trained.encoder.plane_scales.is_empty() {
+                eprintln!(
+                    "  {label} seed {seed}: learned plane weights {:?} (start {:?})",
+                    trained.encoder.plane_scales,
+                    (0..cfg.bits)
+                        .map(|k| 0.5f32.powi(k as i32))
+                        .collect::<Vec<_>>()
+                );
+            }
             let q = Quantizer::Learned(Box::new(trained.encoder));
             let bytes = encode_all(&q, &td[..8 * d], d)
                 .bytes_per_vector()

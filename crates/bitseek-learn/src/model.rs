@@ -330,6 +330,9 @@ pub struct Binarizer {
     /// Learned per-dimension code scales (BinaryDM's multi-basis scales; `None`: fixed at 1),
     /// folded into the exported encoder's factors ([`Learned::scales`]).
     pub scales: Option<Var>,
+    /// Learned per-plane weights `β_k` (BinaryDM's multi-basis; `None`: fixed `2^-k`), one per
+    /// recurrence step, exported as [`Learned::plane_scales`] and scored by the weighted kernel.
+    pub plane_scales: Option<Var>,
 }
 
 /// Rows scaled to unit length (a zero row stays zero).
@@ -361,6 +364,7 @@ impl Binarizer {
             recon,
             resid,
             scales: None,
+            plane_scales: None,
         })
     }
 
@@ -431,6 +435,7 @@ impl Binarizer {
             recon,
             resid,
             scales: None,
+            plane_scales: None,
         })
     }
 
@@ -441,7 +446,26 @@ impl Binarizer {
             v.extend(m.vars());
         }
         v.extend(self.scales.clone());
+        v.extend(self.plane_scales.clone());
         v
+    }
+
+    /// Learns the weight of every plane from now on (starting at `2^-k`).
+    pub fn learn_plane_scales(&mut self) -> Result<()> {
+        let start: Vec<f32> = (0..self.config.bits)
+            .map(|k| 0.5f32.powi(k as i32))
+            .collect();
+        self.plane_scales = Some(Var::from_tensor(&Tensor::new(start, &Device::Cpu)?)?);
+        Ok(())
+    }
+
+    /// `s ⊙ β_k`: step `k`'s signs times its weight, learned or `2^-k`.
+    fn step(&self, s: Tensor, k: usize) -> Result<Tensor> {
+        match &self.plane_scales {
+            Some(b) => s.broadcast_mul(&b.as_tensor().narrow(0, k, 1)?),
+            None if k == 0 => Ok(s),
+            None => s * 0.5f64.powi(k as i32),
+        }
     }
 
     /// Learns a scale per code dimension from now on (starting at 1).
@@ -465,12 +489,12 @@ impl Binarizer {
         let periodic = self.estimator == Estimator::Biper;
         let x = l2_normalize(x)?;
         let z = self.first.forward(&x, train, periodic)?;
-        let mut acc = sign_code(&z, self.estimator, o)?;
+        let mut acc = self.step(sign_code(&z, self.estimator, o)?, 0)?;
         for k in 0..self.recon.len() {
             let rec = l2_normalize(&self.recon[k].forward(&acc, train, periodic)?)?;
             let z = self.resid[k].forward(&(&x - rec)?, train, periodic)?;
             let s = sign_code(&z, self.estimator, o)?;
-            acc = (acc + (s * 0.5f64.powi(k as i32 + 1))?)?;
+            acc = (acc + self.step(s, k + 1)?)?;
         }
         self.scaled(acc)
     }
@@ -481,15 +505,14 @@ impl Binarizer {
         let periodic = self.estimator == Estimator::Biper;
         let x = l2_normalize(x)?;
         let z = self.first.forward(&x, train, periodic)?;
-        let mut acc = sign_code(&z, self.estimator, o)?;
-        let mut relaxed = z.clamp(-1f32, 1f32)?;
+        let mut acc = self.step(sign_code(&z, self.estimator, o)?, 0)?;
+        let mut relaxed = self.step(z.clamp(-1f32, 1f32)?, 0)?;
         for k in 0..self.recon.len() {
             let rec = l2_normalize(&self.recon[k].forward(&acc, train, periodic)?)?;
             let z = self.resid[k].forward(&(&x - rec)?, train, periodic)?;
             let s = sign_code(&z, self.estimator, o)?;
-            let w = 0.5f64.powi(k as i32 + 1);
-            acc = (acc + (s * w)?)?;
-            relaxed = (relaxed + (z.clamp(-1f32, 1f32)? * w)?)?;
+            acc = (acc + self.step(s, k + 1)?)?;
+            relaxed = (relaxed + self.step(z.clamp(-1f32, 1f32)?, k + 1)?)?;
         }
         Ok((self.scaled(acc)?, relaxed))
     }
@@ -508,8 +531,16 @@ impl Binarizer {
             .iter()
             .map(|m| m.export(periodic))
             .collect::<Result<_>>()?;
-        let learned =
+        let mut learned =
             Learned::new(self.config, first, recon, resid).map_err(candle_core::Error::Msg)?;
+        if let Some(b) = &self.plane_scales {
+            // A weight trained to zero or below is floored at a tiny positive one: the kernel's
+            // integer weights are unsigned, and such a plane carries almost nothing anyway.
+            let b: Vec<f32> = to_vec(b)?.iter().map(|v| v.max(1e-6)).collect();
+            learned = learned
+                .with_plane_scales(b)
+                .map_err(candle_core::Error::Msg)?;
+        }
         match &self.scales {
             Some(w) => learned
                 .with_scales(to_vec(w)?)

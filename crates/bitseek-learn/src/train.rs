@@ -135,6 +135,9 @@ pub struct TrainConfig {
     /// Learn a scale per code dimension (BinaryDM's learnable basis scales), folded into the
     /// exported encoder's factors.
     pub scales: bool,
+    /// Learn a weight per bit-plane (BinaryDM's multi-basis: `Σ β_k sₖ` instead of `Σ 2^-k sₖ`),
+    /// scored by the weighted plane kernel. At 1 bit the one weight cancels in the cosine.
+    pub plane_scales: bool,
     /// BinaryDM's low-rank mimicking: with rank `r > 0`, the loss adds
     /// `mimic_weight · mean ‖E_r(D·code) − E_r(x − μ)‖²`, where `E_r` holds the top `r` principal
     /// axes of the training sample (mean `μ`) and `D` is a linear decoder trained alongside
@@ -169,6 +172,7 @@ impl Default for TrainConfig {
             distill_temperature: 0.1,
             val_metric: ValMetric::Mrr,
             scales: false,
+            plane_scales: false,
             mimic: 0,
             mimic_weight: 1.0,
         }
@@ -451,11 +455,11 @@ pub fn cross_val_mrr(new: &Learned, old: &Learned, val: &Pairs, max: usize) -> f
     ))
 }
 
-/// The old encoder's codes `U − c` of `rows`, as a constant tensor.
+/// The old encoder's codes `V − C` of `rows` ([`Learned::level`]), as a constant tensor.
 fn old_codes(old: &Learned, rows: &[f32], m: usize) -> Result<Tensor, TrainError> {
     let c = old.offset();
     let f = old.forward(rows);
-    let y: Vec<f32> = f.u.iter().map(|&u| u as f32 - c).collect();
+    let y: Vec<f32> = f.u.iter().map(|&u| old.level(u) - c).collect();
     Ok(Tensor::from_vec(
         y,
         (f.u.len() / m, m),
@@ -500,6 +504,9 @@ pub fn train(
     )?;
     if cfg.scales {
         model.learn_scales()?;
+    }
+    if cfg.plane_scales {
+        model.learn_plane_scales()?;
     }
     let mimic = if cfg.mimic > 0 {
         let p = (cfg.init == Init::Rotation).then(|| crate::model::rotation(dim, cfg.m, cfg.seed));

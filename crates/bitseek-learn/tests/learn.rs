@@ -696,3 +696,55 @@ fn encoder_files_keep_their_scales_and_old_files_load_without() {
         assert_eq!(back, enc);
     }
 }
+
+/// Learned plane weights: the candle model's codes `Σ_k β_k sₖ` (and relaxation) equal what the
+/// exported encoder computes from its bits and the same `β`, the exported encoder carries them,
+/// and encoder files keep them.
+#[test]
+fn plane_weights_export_exactly_and_survive_files() {
+    let (dim, m) = (16, 24);
+    let rows = clustered(200, dim, 5);
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let mut model = Binarizer::with_init(
+        config(dim, m, 3, 2 * dim + 8),
+        Estimator::Ste,
+        Norm::None,
+        Init::Rotation,
+        &rows,
+        3,
+        &mut rng,
+    )
+    .unwrap();
+    model.learn_plane_scales().unwrap();
+    let beta = [0.9f32, 0.3, 0.2];
+    model
+        .plane_scales
+        .as_ref()
+        .unwrap()
+        .set(&Tensor::new(&beta[..], &Device::Cpu).unwrap())
+        .unwrap();
+    let x = rows_tensor(&rows, dim).unwrap();
+    let (codes, relaxed) = model.forward_relaxed(&x, false, 1.0).unwrap();
+    let codes: Vec<f32> = codes.flatten_all().unwrap().to_vec1().unwrap();
+    let relaxed: Vec<f32> = relaxed.flatten_all().unwrap().to_vec1().unwrap();
+    let enc = model.export().unwrap();
+    assert_eq!(enc.plane_scales, beta.to_vec());
+    let f = enc.forward(&rows);
+    for (k, &u) in f.u.iter().enumerate() {
+        // Bit `2 − j` of `u` is step `j`'s sign.
+        let want: f32 = (0..3)
+            .map(|j| beta[j] * if (u >> (2 - j)) & 1 == 1 { 1.0 } else { -1.0 })
+            .sum();
+        assert!(
+            (codes[k] - want).abs() < 1e-5,
+            "value {k}: {} vs {want}",
+            codes[k]
+        );
+        assert!((relaxed[k] - f.relaxed[k]).abs() < 1e-4, "relaxation {k}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("planes.bitseek");
+    bitseek_index::encoder::save_encoder(&path, &enc, serde_json::json!({})).unwrap();
+    let (back, _) = bitseek_index::encoder::load_encoder(&path).unwrap();
+    assert_eq!(back, enc);
+}

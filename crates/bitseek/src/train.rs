@@ -64,6 +64,11 @@ pub struct Args {
     /// stored factors and the query, so searching costs the same.
     #[arg(long)]
     scales: bool,
+    /// Learn a weight per bit-plane (BinaryDM's multi-basis: Σ β_k s_k instead of Σ 2^-k s_k);
+    /// searching weighs each plane's popcount apart in one kernel call (asymmetric queries at
+    /// most 8 bits). Only useful with --bits 2 or more.
+    #[arg(long)]
+    plane_scales: bool,
     /// BinaryDM's low-rank mimicking: also match the codes (through a linear decoder used only
     /// in training) to the embedding in its top RANK principal axes; 0 turns it off.
     #[arg(long, default_value_t = 0)]
@@ -237,6 +242,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             bitseek_learn::ValMetric::Mrr
         }),
         scales: a.scales,
+        plane_scales: a.plane_scales,
         mimic: a.mimic,
         mimic_weight: a.mimic_weight,
         estimator: a.estimator,

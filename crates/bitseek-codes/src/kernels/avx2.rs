@@ -175,7 +175,8 @@ unsafe fn hamming_blocks_w<const W: usize>(
 /// `Σ_p Σ_j 2^(p + j0 + j) popcnt(c_p AND q_j)` for the `QP` query planes in `q` (plane-major,
 /// `words` words each, standing for query planes `j0..j0 + QP`) against every code of `nblocks`
 /// blocks of `cplanes` planes; stored to `out`, or added to it when `accumulate`. `W` is the word
-/// count when non-zero, else `words` is used.
+/// count when non-zero, else `words` is used. With `WT` code plane `p` weighs `weights[p]` instead
+/// of `2^p` (`Σ_p weights[p] Σ_j 2^(j0 + j) popcnt(c_p AND q_j)`, modulo 2^32).
 ///
 /// The nibble split is shared between query planes: the low nibbles of `x AND q` are
 /// `x AND (q AND 0x0f..)` and the high ones `(x >> 4) AND ((q >> 4) AND 0x0f..)`, so each code word
@@ -183,16 +184,19 @@ unsafe fn hamming_blocks_w<const W: usize>(
 ///
 /// # Safety
 /// The CPU has FEATURES; `q.len() == QP * words`, `blocks` holds `nblocks * cplanes * words * BLOCK`
-/// words and `out` has room for `nblocks * BLOCK` values.
-#[allow(clippy::too_many_arguments)]
+/// words, `weights` at least `cplanes` values when `WT`, and `out` has room for `nblocks * BLOCK`
+/// values.
+// `weights` is empty unless WT, so the plane loop counts planes rather than iterating it.
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 #[target_feature(enable = "avx2,popcnt")]
-unsafe fn ip_w<const QP: usize, const W: usize>(
+unsafe fn ip_w<const QP: usize, const W: usize, const WT: bool>(
     q: &[u64],
     j0: u32,
     accumulate: bool,
     blocks: *const u64,
     nblocks: usize,
     cplanes: usize,
+    weights: &[u32],
     words: usize,
     out: *mut u32,
 ) {
@@ -202,6 +206,12 @@ unsafe fn ip_w<const QP: usize, const W: usize>(
     let bw = cplanes * pw;
     let lut = nibble_lut();
     let m = _mm256_set1_epi8(0x0f);
+    // The weights in a fixed array, indexed without a bounds check in the block loop.
+    const MAX_WT: usize = 8;
+    let mut wts = [0u32; MAX_WT];
+    if WT {
+        wts[..cplanes.min(MAX_WT)].copy_from_slice(&weights[..cplanes.min(MAX_WT)]);
+    }
     for b in 0..nblocks {
         let mut tot_lo = _mm256_setzero_si256();
         let mut tot_hi = _mm256_setzero_si256();
@@ -243,9 +253,16 @@ unsafe fn ip_w<const QP: usize, const W: usize>(
                     tl = _mm256_add_epi64(_mm256_add_epi64(tl, tl), fold(lo8[j]));
                     th = _mm256_add_epi64(_mm256_add_epi64(th, th), fold(hi8[j]));
                 }
-                let shift = _mm_cvtsi32_si128((p as u32 + j0) as i32);
-                tot_lo = _mm256_add_epi64(tot_lo, _mm256_sll_epi64(tl, shift));
-                tot_hi = _mm256_add_epi64(tot_hi, _mm256_sll_epi64(th, shift));
+                let shift = _mm_cvtsi32_si128((if WT { j0 } else { p as u32 + j0 }) as i32);
+                let (mut tl, mut th) = (_mm256_sll_epi64(tl, shift), _mm256_sll_epi64(th, shift));
+                if WT {
+                    // Low 32 bits of each lane times the weight: exact modulo 2^32, as the output.
+                    let w = _mm256_set1_epi64x(wts[p % MAX_WT] as i64);
+                    tl = _mm256_mul_epu32(tl, w);
+                    th = _mm256_mul_epu32(th, w);
+                }
+                tot_lo = _mm256_add_epi64(tot_lo, tl);
+                tot_hi = _mm256_add_epi64(tot_hi, th);
                 w0 = w1;
             }
         }
@@ -450,6 +467,65 @@ unsafe fn ternary_ip_impl(
             }
         }
         out.copy_from_slice(&acc);
+    }
+}
+
+/// `popcnt(m) − 2·popcnt(m ∧ (s⊕s′))`, `m = n∧n′`, summed over the words, for the two-plane
+/// ternary query `q` (`n′` then `s′`) against every two-plane code of `nblocks` blocks. Both counts
+/// go through the nibble lookup in byte lanes, folded to `u64` every `FOLD` words (as
+/// `hamming_blocks_w`); the low 32 bits of each lane are the result. `W` is the word count when
+/// non-zero, else `words` is used.
+///
+/// # Safety
+/// The CPU has FEATURES; `q.len() == 2 * words`, `blocks` holds `nblocks * 2 * words * BLOCK` words
+/// and `out` has room for `nblocks * BLOCK` values.
+#[target_feature(enable = "avx2,popcnt")]
+unsafe fn ternary_sym_w<const W: usize>(
+    q: &[u64],
+    blocks: *const u64,
+    nblocks: usize,
+    words: usize,
+    out: *mut i32,
+) {
+    let words = if W == 0 { words } else { W };
+    let (qn, qs) = (&q[..words], &q[words..2 * words]);
+    let pw = words * BLOCK;
+    let lut = nibble_lut();
+    for b in 0..nblocks {
+        // SAFETY: `b < nblocks`: the block lies inside the `nblocks * 2 * pw` words the caller
+        // guarantees.
+        let p = unsafe { blocks.add(b * 2 * pw) };
+        let mut lanes = [_mm256_setzero_si256(); 4]; // m low, m high, differ low, differ high
+        let mut w0 = 0;
+        while w0 < words {
+            let w1 = (w0 + FOLD).min(words);
+            let mut bytes = [_mm256_setzero_si256(); 4];
+            for w in w0..w1 {
+                let n = _mm256_set1_epi64x(qn[w] as i64);
+                let s = _mm256_set1_epi64x(qs[w] as i64);
+                for half in 0..2 {
+                    // SAFETY: `w < words`, `half < 2`: both four-word loads lie inside the block.
+                    let (cn, cs) = unsafe {
+                        (
+                            load4(p.add(w * BLOCK + 4 * half)),
+                            load4(p.add(pw + w * BLOCK + 4 * half)),
+                        )
+                    };
+                    let m = _mm256_and_si256(cn, n);
+                    let differ = _mm256_and_si256(m, _mm256_xor_si256(cs, s));
+                    bytes[half] = _mm256_add_epi8(bytes[half], popcnt_bytes(m, lut));
+                    bytes[2 + half] = _mm256_add_epi8(bytes[2 + half], popcnt_bytes(differ, lut));
+                }
+            }
+            for (l, v) in lanes.iter_mut().zip(bytes) {
+                *l = _mm256_add_epi64(*l, fold(v));
+            }
+            w0 = w1;
+        }
+        let lo = _mm256_sub_epi64(lanes[0], _mm256_add_epi64(lanes[2], lanes[2]));
+        let hi = _mm256_sub_epi64(lanes[1], _mm256_add_epi64(lanes[3], lanes[3]));
+        // SAFETY: `b < nblocks`, so the eight values lie inside the room the caller guarantees.
+        unsafe { store_u32x8(out.add(b * BLOCK).cast(), lo, hi, false) };
     }
 }
 

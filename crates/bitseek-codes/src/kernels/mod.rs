@@ -59,6 +59,25 @@ pub struct Kernels {
         words: usize,
         out: &mut [u32],
     ),
+    /// [`ip_planes_blocks`](Self::ip_planes_blocks) with code plane `p` weighted by `weights[p]`
+    /// instead of `2^p`: `Σ_p weights[p] Σ_j 2^j popcnt(c_p AND q_j)`, wrapping `u32` arithmetic.
+    /// With `weights = [1, 2, 4, …]` it is `ip_planes_blocks`; with other integer weights it is
+    /// the product with codes whose planes carry learned weights (BinaryDM's multi-basis scales,
+    /// see [`Learned`](crate::quantizer::Learned)), one call for every plane. At most 8 code
+    /// planes (panics above).
+    ///
+    /// The weights are applied once per code plane and block (a 32-bit multiply after the
+    /// popcounts), so the loop costs about what `ip_planes_blocks` costs.
+    #[allow(clippy::type_complexity)]
+    pub ip_planes_weighted_blocks: fn(
+        query: &[u64],
+        qplanes: usize,
+        blocks: &[u64],
+        cplanes: usize,
+        weights: &[u32],
+        words: usize,
+        out: &mut [u32],
+    ),
     /// `popcnt(a XOR b)` over two equal-length word slices.
     pub hamming: fn(a: &[u64], b: &[u64]) -> u32,
     /// `popcnt(a AND b)` over two equal-length word slices.
@@ -76,6 +95,12 @@ pub struct Kernels {
     #[allow(clippy::type_complexity)]
     pub ternary_ip_blocks:
         fn(query: &[u64], qplanes: usize, blocks: &[u64], words: usize, out: &mut [i32]),
+    /// Symmetric ternary inner product `⟨t′, t⟩ = popcnt(n∧n′∧¬(s⊕s′)) − popcnt(n∧n′∧(s⊕s′))`
+    /// between a two-plane ternary query (`query[..words]` its nonzero mask `n′`,
+    /// `query[words..2 * words]` its sign `s′`) and every two-plane ternary code in `blocks`: two
+    /// popcounts per word (`popcnt(m) − 2·popcnt(m ∧ (s⊕s′))` with `m = n∧n′`) where feeding the
+    /// query to [`ternary_ip_blocks`](Self::ternary_ip_blocks) as `t′ + 1` costs four.
+    pub ternary_sym_blocks: fn(query: &[u64], blocks: &[u64], words: usize, out: &mut [i32]),
     /// `Σ a_i · f(b_i)` where `f` reads FP8 byte `b_i` (sign, exponent, `mant` mantissa bits; 3 for
     /// E4M3, 2 for E5M2) as an `f32` bit pattern: the FP8 value times `2^(bias − 127)`, subnormals
     /// included, so the caller folds `2^(127 − bias)` into `a`. Over the common length.
@@ -94,12 +119,14 @@ pub const SCALAR: Kernels = Kernels {
     name: "scalar",
     hamming_blocks: scalar::hamming_blocks,
     ip_planes_blocks: scalar::ip_planes_blocks,
+    ip_planes_weighted_blocks: scalar::ip_planes_weighted_blocks,
     hamming: scalar::hamming,
     and_popcount: scalar::and_popcount,
     dot_i8: scalar::dot_i8,
     dot_f32_i8: scalar::dot_f32_i8,
     dot_f32: scalar::dot_f32,
     ternary_ip_blocks: scalar::ternary_ip_blocks,
+    ternary_sym_blocks: scalar::ternary_sym_blocks,
     dot_f32_fp8: scalar::dot_f32_fp8,
     dot_f32_u4: scalar::dot_f32_u4,
     fastscan_blocks: fastscan::scalar,

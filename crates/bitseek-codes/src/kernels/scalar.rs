@@ -44,6 +44,39 @@ pub fn ip_planes_blocks(
     }
 }
 
+/// See [`Kernels::ip_planes_weighted_blocks`](super::Kernels::ip_planes_weighted_blocks).
+pub fn ip_planes_weighted_blocks(
+    query: &[u64],
+    qplanes: usize,
+    blocks: &[u64],
+    cplanes: usize,
+    weights: &[u32],
+    words: usize,
+    out: &mut [u32],
+) {
+    assert!(
+        cplanes <= 8,
+        "weighted plane products take at most 8 code planes"
+    );
+    let bw = cplanes * words * BLOCK;
+    for (b, block) in blocks.chunks_exact(bw).enumerate() {
+        for lane in 0..BLOCK {
+            let mut acc = 0u32;
+            for (p, &weight) in weights[..cplanes].iter().enumerate() {
+                for j in 0..qplanes {
+                    let mut c = 0u32;
+                    for w in 0..words {
+                        c += (block[(p * words + w) * BLOCK + lane] & query[j * words + w])
+                            .count_ones();
+                    }
+                    acc = acc.wrapping_add(c.wrapping_shl(j as u32).wrapping_mul(weight));
+                }
+            }
+            out[b * BLOCK + lane] = acc;
+        }
+    }
+}
+
 /// See [`Kernels::hamming`](super::Kernels::hamming).
 pub fn hamming(a: &[u64], b: &[u64]) -> u32 {
     a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum()
@@ -91,6 +124,25 @@ pub fn ternary_ip_blocks(
                 acc = acc.wrapping_add((2 * pos - nonzero) << j);
             }
             out[b * BLOCK + lane] = acc;
+        }
+    }
+}
+
+/// See [`Kernels::ternary_sym_blocks`](super::Kernels::ternary_sym_blocks): the two popcounts
+/// of the definition, written as they read.
+pub fn ternary_sym_blocks(query: &[u64], blocks: &[u64], words: usize, out: &mut [i32]) {
+    let bw = 2 * words * BLOCK;
+    let (qn, qs) = (&query[..words], &query[words..2 * words]);
+    for (b, block) in blocks.chunks_exact(bw).enumerate() {
+        for lane in 0..BLOCK {
+            let (mut same, mut differ) = (0i32, 0i32);
+            for w in 0..words {
+                let n = block[w * BLOCK + lane];
+                let s = block[(words + w) * BLOCK + lane];
+                same += (n & qn[w] & !(s ^ qs[w])).count_ones() as i32;
+                differ += (n & qn[w] & (s ^ qs[w])).count_ones() as i32;
+            }
+            out[b * BLOCK + lane] = same - differ;
         }
     }
 }

@@ -12,14 +12,19 @@
 /// Function pointer to a module's `hamming_blocks_w::<W>`: `(q, blocks, nblocks, words, out)`.
 pub(super) type HammingBlocksFn = unsafe fn(&[u64], *const u64, usize, usize, *mut u32);
 
-/// Function pointer to a module's `ip_w::<QP, W>`:
-/// `(q, j0, accumulate, blocks, nblocks, cplanes, words, out)`.
-pub(super) type IpFn = unsafe fn(&[u64], u32, bool, *const u64, usize, usize, usize, *mut u32);
+/// Function pointer to a module's `ip_w::<QP, W, WT>`:
+/// `(q, j0, accumulate, blocks, nblocks, cplanes, weights, words, out)`.
+pub(super) type IpFn =
+    unsafe fn(&[u64], u32, bool, *const u64, usize, usize, &[u32], usize, *mut u32);
+
+/// Function pointer to a module's `ternary_sym_w::<W>`: `(q, blocks, nblocks, words, out)`.
+pub(super) type TernarySymFn = unsafe fn(&[u64], *const u64, usize, usize, *mut i32);
 
 /// Expands to `pub(super) static TABLE` named `$name` and its safe wrappers, in the module that
 /// invokes it. That module must define, with the contracts their `# Safety` sections state:
-/// `hamming_blocks_w::<W>` ([`HammingBlocksFn`]), `ip_w::<QP, W>` ([`IpFn`]),
+/// `hamming_blocks_w::<W>` ([`HammingBlocksFn`]), `ip_w::<QP, W, WT>` ([`IpFn`]),
 /// `pair_popcount::<AND>`, `dot_i8_impl`, `dot_f32_i8_impl`, `dot_f32_impl`, `ternary_ip_impl`,
+/// `ternary_sym_w::<W>` ([`TernarySymFn`]),
 /// `dot_f32_fp8_impl`, `dot_f32_u4_impl` and `fastscan_blocks`, all compiled for
 /// the module's `FEATURES`, and nothing else may hand out its `TABLE` before those were detected.
 macro_rules! simd_table {
@@ -30,12 +35,14 @@ macro_rules! simd_table {
             name: $name,
             hamming_blocks,
             ip_planes_blocks,
+            ip_planes_weighted_blocks,
             hamming,
             and_popcount,
             dot_i8,
             dot_f32_i8,
             dot_f32,
             ternary_ip_blocks,
+            ternary_sym_blocks,
             dot_f32_fp8,
             dot_f32_u4,
             fastscan_blocks,
@@ -63,6 +70,39 @@ macro_rules! simd_table {
                 ternary_ip_impl(
                     &query[..qplanes * words],
                     qplanes,
+                    blocks.as_ptr(),
+                    nblocks,
+                    words,
+                    out.as_mut_ptr(),
+                )
+            }
+        }
+
+        fn ternary_sym_blocks(query: &[u64], blocks: &[u64], words: usize, out: &mut [i32]) {
+            let nblocks = $crate::kernels::check_blocked(
+                query,
+                2,
+                blocks,
+                2,
+                words,
+                bytemuck::cast_slice(out),
+            );
+            let f: $crate::kernels::simd_table::TernarySymFn = match words {
+                1 => ternary_sym_w::<1>,
+                2 => ternary_sym_w::<2>,
+                4 => ternary_sym_w::<4>,
+                6 => ternary_sym_w::<6>,
+                8 => ternary_sym_w::<8>,
+                12 => ternary_sym_w::<12>,
+                16 => ternary_sym_w::<16>,
+                _ => ternary_sym_w::<0>,
+            };
+            // SAFETY: FEATURES were detected before TABLE was handed out; check_blocked verified
+            // query has `2 * words` words, blocks `nblocks` whole two-plane blocks and out room
+            // for `nblocks * BLOCK` values.
+            unsafe {
+                f(
+                    &query[..2 * words],
                     blocks.as_ptr(),
                     nblocks,
                     words,
@@ -124,6 +164,47 @@ macro_rules! simd_table {
             words: usize,
             out: &mut [u32],
         ) {
+            ip_planes::<false>(query, qplanes, blocks, cplanes, &[], words, out)
+        }
+
+        fn ip_planes_weighted_blocks(
+            query: &[u64],
+            qplanes: usize,
+            blocks: &[u64],
+            cplanes: usize,
+            weights: &[u32],
+            words: usize,
+            out: &mut [u32],
+        ) {
+            assert!(
+                weights.len() >= cplanes,
+                "one weight per code plane is needed"
+            );
+            assert!(
+                cplanes <= 8,
+                "weighted plane products take at most 8 code planes"
+            );
+            ip_planes::<true>(
+                query,
+                qplanes,
+                blocks,
+                cplanes,
+                &weights[..cplanes],
+                words,
+                out,
+            )
+        }
+
+        /// Both plane products: code plane `p` weighted by `2^p` (`WT` false) or `weights[p]`.
+        fn ip_planes<const WT: bool>(
+            query: &[u64],
+            qplanes: usize,
+            blocks: &[u64],
+            cplanes: usize,
+            weights: &[u32],
+            words: usize,
+            out: &mut [u32],
+        ) {
             let nblocks =
                 $crate::kernels::check_blocked(query, qplanes, blocks, cplanes, words, out);
             if qplanes == 0 {
@@ -135,11 +216,12 @@ macro_rules! simd_table {
             let mut j0 = 0;
             while j0 < qplanes {
                 let g = (qplanes - j0).min(4);
-                let f = ip_fn(g, words);
+                let f = ip_fn::<WT>(g, words);
                 let q = &query[j0 * words..(j0 + g) * words];
                 // SAFETY: as in hamming_blocks: FEATURES were detected before TABLE was handed
                 // out, `q` holds the group's `g * words` words, blocks holds `nblocks` whole blocks
-                // of `cplanes` planes and out has room for `nblocks * BLOCK` values.
+                // of `cplanes` planes, `weights` (read only when WT) holds `cplanes` values (the
+                // callers' asserts) and out has room for `nblocks * BLOCK` values.
                 unsafe {
                     f(
                         q,
@@ -148,6 +230,7 @@ macro_rules! simd_table {
                         blocks.as_ptr(),
                         nblocks,
                         cplanes,
+                        weights,
                         words,
                         out.as_mut_ptr(),
                     )
@@ -157,19 +240,19 @@ macro_rules! simd_table {
         }
 
         /// The `ip_planes` loop for a group of `g` (1..=4) query planes and `words` words.
-        fn ip_fn(g: usize, words: usize) -> $crate::kernels::simd_table::IpFn {
+        fn ip_fn<const WT: bool>(g: usize, words: usize) -> $crate::kernels::simd_table::IpFn {
             macro_rules! by_words {
                 ($g:literal) => {
                     match words {
-                        1 => ip_w::<$g, 1>,
-                        2 => ip_w::<$g, 2>,
-                        3 => ip_w::<$g, 3>,
-                        4 => ip_w::<$g, 4>,
-                        6 => ip_w::<$g, 6>,
-                        8 => ip_w::<$g, 8>,
-                        12 => ip_w::<$g, 12>,
-                        16 => ip_w::<$g, 16>,
-                        _ => ip_w::<$g, 0>,
+                        1 => ip_w::<$g, 1, WT>,
+                        2 => ip_w::<$g, 2, WT>,
+                        3 => ip_w::<$g, 3, WT>,
+                        4 => ip_w::<$g, 4, WT>,
+                        6 => ip_w::<$g, 6, WT>,
+                        8 => ip_w::<$g, 8, WT>,
+                        12 => ip_w::<$g, 12, WT>,
+                        16 => ip_w::<$g, 16, WT>,
+                        _ => ip_w::<$g, 0, WT>,
                     }
                 };
             }

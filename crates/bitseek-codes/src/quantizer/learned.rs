@@ -27,6 +27,14 @@ use serde::{Deserialize, Serialize};
 /// Most planes (bits per dimension) a learned code may have.
 pub const MAX_BITS: usize = 4;
 
+/// Integer weight of the heaviest plane when planes carry learned weights: the others are
+/// rounded to multiples of `1/PLANE_WEIGHT_UNIT` of it (a relative error of at most 1/2048).
+pub const PLANE_WEIGHT_UNIT: u32 = 1024;
+
+/// Most query bits against codes with learned plane weights: the kernel's `u32` product
+/// `Σ_i V_i·Q_i` stays below `2^32` for `m · ΣW · (2^8 − 1) < 2^32`, checked at construction.
+pub const PLANE_WEIGHTED_QUERY_BITS: usize = 8;
+
 /// Shape of a learned encoder, stored next to its weights.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LearnedConfig {
@@ -176,6 +184,16 @@ pub struct Learned {
     /// `1/‖w ⊙ (U − c)‖` of stored codes, and into the query (`w ⊙ v` is what gets quantized).
     /// Encoder files without a `scales` section load with none.
     pub scales: Vec<f32>,
+    /// Learned per-plane weights `β_k` (BinaryDM's multi-basis: the code is `Σ_k β_k sₖ` instead
+    /// of `Σ_k 2^-k sₖ`), `k = 0` the first (most significant) plane; empty = `2^-k`. They feed the
+    /// recurrence as trained, and the stored code weighs plane `k` by the integer
+    /// `W = round(PLANE_WEIGHT_UNIT·β_k / max β)`, so a code value is `2·(V_i − C)` with
+    /// `V_i = Σ W·bit` and `C = ΣW/2` ([`Learned::level`], [`Learned::offset`]): without plane weights
+    /// `V = U` and `C = (2^B − 1)/2`. The kernel then weighs each plane's popcount apart
+    /// ([`Kernels::ip_planes_weighted_blocks`](crate::kernels::Kernels::ip_planes_weighted_blocks));
+    /// the factors (`1/‖w ⊙ (V − C)‖`, `ΣV`) fold the rest. Encoder files without a
+    /// `plane_scales` section load with none.
+    pub plane_scales: Vec<f32>,
 }
 
 /// What one pass of the model yields for `n` rows.
@@ -200,9 +218,54 @@ impl Learned {
             recon,
             resid,
             scales: Vec::new(),
+            plane_scales: Vec::new(),
         };
         l.check()?;
         Ok(l)
+    }
+
+    /// The encoder with per-plane weights `β_k` (`bits` finite positive values, the first plane's
+    /// first; empty = `2^-k`).
+    pub fn with_plane_scales(mut self, plane_scales: Vec<f32>) -> Result<Learned, String> {
+        self.plane_scales = plane_scales;
+        self.check()?;
+        Ok(self)
+    }
+
+    /// The weight of recurrence step `k` (`2^-k` without plane weights).
+    fn step_weight(&self, k: usize) -> f32 {
+        self.plane_scales
+            .get(k)
+            .copied()
+            .unwrap_or(0.5f32.powi(k as i32))
+    }
+
+    /// Integer weights of the stored planes, plane 0 (least significant, the last recurrence
+    /// step) first: `2^p` without plane weights, else `round(PLANE_WEIGHT_UNIT·β/max β)` (at least 1).
+    pub fn plane_weights(&self) -> [u32; MAX_BITS] {
+        let bits = self.config.bits;
+        let mut w = [0u32; MAX_BITS];
+        let max = self.plane_scales.iter().copied().fold(0f32, f32::max);
+        for (p, wp) in w.iter_mut().enumerate().take(bits) {
+            *wp = if self.plane_scales.is_empty() {
+                1 << p
+            } else {
+                let beta = self.plane_scales[bits - 1 - p];
+                ((PLANE_WEIGHT_UNIT as f32 * beta / max).round() as u32).max(1)
+            };
+        }
+        w
+    }
+
+    /// The lattice value `V = Σ_p W_p·bit_p` of stored bits `u` (`= u` without plane weights).
+    pub fn level(&self, u: u8) -> f32 {
+        if self.plane_scales.is_empty() {
+            return u as f32;
+        }
+        let w = self.plane_weights();
+        (0..self.config.bits)
+            .map(|p| ((u >> p) & 1) as u32 * w[p])
+            .sum::<u32>() as f32
     }
 
     /// The encoder with per-dimension code scales (`m` finite non-zero values; empty = none).
@@ -259,6 +322,30 @@ impl Learned {
                 c.m
             ));
         }
+        if !self.plane_scales.is_empty() {
+            if self.plane_scales.len() != c.bits
+                || self
+                    .plane_scales
+                    .iter()
+                    .any(|b| !b.is_finite() || *b <= 0.0)
+            {
+                return Err(format!(
+                    "plane_scales hold {} values, expected {} finite positive ones",
+                    self.plane_scales.len(),
+                    c.bits
+                ));
+            }
+            let per_dim = self.plane_weights().iter().map(|&w| w as u64).sum::<u64>()
+                * ((1u64 << PLANE_WEIGHTED_QUERY_BITS) - 1);
+            if c.m as u64 * per_dim > u32::MAX as u64 {
+                return Err(format!(
+                    "{} code dimensions with these plane weights overflow the 32-bit product; \
+                     use at most {} code dimensions",
+                    c.m,
+                    u32::MAX as u64 / per_dim
+                ));
+            }
+        }
         shape(&self.first, "first", c.dim, c.m)?;
         for (k, (b, r)) in self.recon.iter().zip(&self.resid).enumerate() {
             shape(b, &format!("recon{k}"), c.m, c.dim)?;
@@ -291,6 +378,9 @@ impl Learned {
         }
         if !self.scales.is_empty() {
             out.push(("scales".to_string(), self.scales.as_slice()));
+        }
+        if !self.plane_scales.is_empty() {
+            out.push(("plane_scales".to_string(), self.plane_scales.as_slice()));
         }
         out
     }
@@ -337,9 +427,10 @@ impl Learned {
         words_for(self.config.m)
     }
 
-    /// `(2^B − 1)/2`, the centre of the unsigned lattice.
+    /// `C = ΣW/2`, the centre of the (weighted) unsigned lattice: `(2^B − 1)/2` without plane
+    /// weights.
     pub fn offset(&self) -> f32 {
-        ((1u32 << self.config.bits) - 1) as f32 / 2.0
+        self.plane_weights().iter().sum::<u32>() as f32 / 2.0
     }
 
     /// Runs the model on `n = rows.len() / dim` rows (each L2-normalised first).
@@ -355,8 +446,9 @@ impl Learned {
         }
         let (mut hid, mut z, mut rec) = (Vec::new(), Vec::new(), Vec::new());
         self.first.forward(&x, n, &mut hid, &mut z);
-        let mut acc: Vec<f32> = z.iter().map(|&v| sign(v)).collect();
-        let mut relaxed: Vec<f32> = z.iter().map(|&v| v.clamp(-1.0, 1.0)).collect();
+        let w0 = self.step_weight(0);
+        let mut acc: Vec<f32> = z.iter().map(|&v| w0 * sign(v)).collect();
+        let mut relaxed: Vec<f32> = z.iter().map(|&v| w0 * v.clamp(-1.0, 1.0)).collect();
         let mut u: Vec<u8> = z
             .iter()
             .map(|&v| ((v >= 0.0) as u8) << (bits - 1))
@@ -376,7 +468,7 @@ impl Learned {
                 }
             }
             self.resid[k - 1].forward(&residual, n, &mut hid, &mut z);
-            let w = 0.5f32.powi(k as i32);
+            let w = self.step_weight(k);
             for i in 0..n * m {
                 acc[i] += w * sign(z[i]);
                 relaxed[i] += w * z[i].clamp(-1.0, 1.0);
@@ -398,8 +490,9 @@ impl Learned {
         let mut sum_u = vec![0f32; n];
         let mut code = vec![0u64; bits * words];
         let c = self.offset();
+        let levels = self.levels();
         for (r, u) in f.u.chunks_exact(m).enumerate() {
-            let (s, y2) = pack(u, bits, words, c, &mut code);
+            let (s, y2) = pack(u, bits, words, c, &levels, &mut code);
             planes.set(r, &code);
             sum_u[r] = s;
             scale[r] = 1.0 / self.scaled_norm(u, y2);
@@ -414,15 +507,24 @@ impl Learned {
         }
     }
 
-    /// `‖w ⊙ (U − c)‖` of one code (`y2 = ‖U − c‖²`, the answer without scales).
+    /// [`Learned::level`] of every stored value `0..2^B`.
+    fn levels(&self) -> [f32; 1 << MAX_BITS] {
+        let mut out = [0f32; 1 << MAX_BITS];
+        for (u, l) in out.iter_mut().enumerate().take(1 << self.config.bits) {
+            *l = self.level(u as u8);
+        }
+        out
+    }
+
+    /// `‖w ⊙ (V − C)‖` of one code (`y2 = ‖V − C‖²`, the answer without scales).
     fn scaled_norm(&self, u: &[u8], y2: f32) -> f32 {
         if self.scales.is_empty() {
             return y2.sqrt();
         }
-        let c = self.offset();
+        let (c, levels) = (self.offset(), self.levels());
         u.iter()
             .zip(&self.scales)
-            .map(|(&ui, &w)| (w * (ui as f32 - c)).powi(2))
+            .map(|(&ui, &w)| (w * (levels[ui as usize] - c)).powi(2))
             .sum::<f32>()
             .sqrt()
     }
@@ -434,23 +536,33 @@ impl Learned {
         let f = self.forward(q);
         let words = self.words();
         let c = self.offset();
+        let weighted = !self.plane_scales.is_empty();
+        // Against weighted planes the query is at most 8 bits (see PLANE_WEIGHTED_QUERY_BITS).
+        let max_bits = if weighted {
+            PLANE_WEIGHTED_QUERY_BITS
+        } else {
+            16
+        };
+        let levels = self.levels();
         match mode {
-            QueryMode::Symmetric if !self.scales.is_empty() => {
+            QueryMode::Symmetric if !self.scales.is_empty() || weighted => {
                 // ⟨w⊙y_q, w⊙y_d⟩ = ⟨w²⊙y_q, y_d⟩: the query becomes a float vector, rounded
-                // to 8 bits like an asymmetric one, normalised by ‖w⊙y_q‖.
+                // to 8 bits like an asymmetric one, normalised by ‖w⊙y_q‖ (weighted planes take
+                // this path too: their products are not one plane-by-plane kernel call).
                 let u = &f.u[..m];
+                let y = |ui: u8| levels[ui as usize] - c;
                 let v: Vec<f32> = u
                     .iter()
                     .enumerate()
-                    .map(|(i, &ui)| self.scale(i).powi(2) * (ui as f32 - c))
+                    .map(|(i, &ui)| self.scale(i).powi(2) * y(ui))
                     .collect();
-                let y2 = u.iter().map(|&ui| (ui as f32 - c).powi(2)).sum();
+                let y2 = u.iter().map(|&ui| y(ui).powi(2)).sum();
                 let norm = self.scaled_norm(u, y2);
-                float_query(&v, norm, query_bits.clamp(8, 16), words, c)
+                float_query(&v, norm, query_bits.clamp(8, max_bits), words, c)
             }
             QueryMode::Symmetric => {
                 let mut planes = vec![0u64; bits * words];
-                let (sum_v, y2) = pack(&f.u[..m], bits, words, c, &mut planes);
+                let (sum_v, y2) = pack(&f.u[..m], bits, words, c, &levels, &mut planes);
                 let inv = 1.0 / y2.sqrt();
                 QueryCode {
                     planes,
@@ -473,7 +585,7 @@ impl Learned {
                     scaled = v.iter().zip(&self.scales).map(|(x, w)| x * w).collect();
                     &scaled
                 };
-                float_query(v, norm, query_bits.clamp(1, 16), words, c)
+                float_query(v, norm, query_bits.clamp(1, max_bits), words, c)
             }
         }
     }
@@ -493,14 +605,21 @@ impl Learned {
         let data = &codes.bits[blocks.start * bw..blocks.end * bw];
         let rows = (blocks.end - blocks.start) * crate::BLOCK;
         let (ip, est) = (&mut ip[..rows], &mut est[..rows]);
-        (crate::kernels::kernels().ip_planes_blocks)(
-            &query.planes,
-            query.qplanes,
-            data,
-            bits,
-            codes.words,
-            ip,
-        );
+        let k = crate::kernels::kernels();
+        if self.plane_scales.is_empty() {
+            (k.ip_planes_blocks)(&query.planes, query.qplanes, data, bits, codes.words, ip);
+        } else {
+            let w = self.plane_weights();
+            (k.ip_planes_weighted_blocks)(
+                &query.planes,
+                query.qplanes,
+                data,
+                bits,
+                &w[..bits],
+                codes.words,
+                ip,
+            );
+        }
         let first = blocks.start * crate::BLOCK;
         let valid = codes.len.saturating_sub(first).min(rows);
         let scale = &codes.factors[0][first..first + valid];
@@ -552,13 +671,21 @@ fn sign(v: f32) -> f32 {
 }
 
 /// Writes the bit-planes of lattice values `u` into `code` (plane-major, plane 0 least
-/// significant); returns `ΣU` and `‖U − c‖²`.
-fn pack(u: &[u8], bits: usize, words: usize, c: f32, code: &mut [u64]) -> (f32, f32) {
+/// significant); returns `ΣV` and `‖V − c‖²` for the values `V = levels[u]`.
+fn pack(
+    u: &[u8],
+    bits: usize,
+    words: usize,
+    c: f32,
+    levels: &[f32],
+    code: &mut [u64],
+) -> (f32, f32) {
     code.iter_mut().for_each(|w| *w = 0);
     let (mut sum, mut y2) = (0f32, 0f32);
     for (i, &ui) in u.iter().enumerate() {
-        sum += ui as f32;
-        let y = ui as f32 - c;
+        let v = levels[ui as usize];
+        sum += v;
+        let y = v - c;
         y2 += y * y;
         for p in 0..bits {
             code[p * words + i / 64] |= (((ui >> p) & 1) as u64) << (i % 64);

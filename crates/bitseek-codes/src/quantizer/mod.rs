@@ -301,6 +301,11 @@ pub struct QueryCode {
     pub centred_norm: f32,
     /// `⟨mean, q⟩` (or for `int8` the query's constant term), added to every estimate.
     pub offset: f32,
+    /// The planes are the query's own code, scored by a kernel of its own rather than as
+    /// unsigned query planes: set by ternary's symmetric queries (planes `n′`, `s′`, for
+    /// [`Kernels::ternary_sym_blocks`](crate::kernels::Kernels::ternary_sym_blocks)). Formats whose
+    /// symmetric product the asymmetric kernel computes (the lattice's) leave it false.
+    pub symmetric: bool,
 }
 
 /// How a quantizer's raw kernel output ranks.

@@ -13,9 +13,11 @@
 //! `v ≈ lo + Δ·Q` (4-bit by default, randomized rounding) `⟨t, v⟩ = Δ·⟨t, Q⟩ + lo·Σt`, where
 //! `⟨t, Q⟩ = Σ_j 2^j (2·popcnt(s ∧ Q_j) − popcnt(n ∧ Q_j))` is one call of
 //! [`Kernels::ternary_ip_blocks`](crate::kernels::Kernels::ternary_ip_blocks) and `Σt` is stored as
-//! [`Factor::SumU`]. A symmetric query is ternary too and is handed to the same kernel as the
-//! unsigned planes of `t' + 1 ∈ {0, 1, 2}`: `⟨t, t' + 1⟩ − Σt = ⟨t, t'⟩`, which is
-//! `popcnt(n∧n′∧¬(s⊕s′)) − popcnt(n∧n′∧(s⊕s′))`.
+//! [`Factor::SumU`]. A symmetric query is ternary too, kept as its own two planes (`n′`, `s′`), and
+//! `⟨t, t'⟩ = popcnt(n∧n′∧¬(s⊕s′)) − popcnt(n∧n′∧(s⊕s′))` is one call of
+//! [`Kernels::ternary_sym_blocks`](crate::kernels::Kernels::ternary_sym_blocks): two popcounts per
+//! word, where handing `t' + 1 ∈ {0, 1, 2}` to the asymmetric kernel as two unsigned planes
+//! (`⟨t, t' + 1⟩ − Σt`, the path before it) costs four.
 
 use super::lattice::{centre_pad, quantize_query};
 use super::{dot64, mean, Codes, Factor, QueryCode, QueryMode};
@@ -135,7 +137,8 @@ impl Ternary {
     }
 
     /// Prepares a query: asymmetric (`query_bits` unsigned planes of the rotated, centred query,
-    /// randomized rounding seeded by `seed` and `nonce`) or symmetric (ternary, as `t' + 1`).
+    /// randomized rounding seeded by `seed` and `nonce`) or symmetric (ternary, its planes `n′`
+    /// and `s′`, marked [`QueryCode::symmetric`]).
     pub fn encode_query_bits(
         &self,
         q: &[f32],
@@ -163,14 +166,8 @@ impl Ternary {
             QueryMode::Symmetric => {
                 let mut t = vec![0i8; self.padded];
                 ternarize(&v, &mut t);
-                let mut planes = vec![0u64; 2 * words];
-                let mut t_v = 0f64;
-                for (i, (&ti, &vi)) in t.iter().zip(&v).enumerate() {
-                    let u = (ti + 1) as u64;
-                    planes[i / 64] |= (u & 1) << (i % 64);
-                    planes[words + i / 64] |= (u >> 1) << (i % 64);
-                    t_v += ti as f64 * vi as f64;
-                }
+                let planes = self.planes(&t);
+                let t_v: f64 = t.iter().zip(&v).map(|(&a, &b)| a as f64 * b as f64).sum();
                 // ⟨x − mean, q − mean⟩ ≈ Scale·⟨t, t'⟩·‖v‖²/⟨t', v⟩.
                 let norm = norms[0] as f64;
                 let qs = if t_v > 0.0 {
@@ -182,9 +179,10 @@ impl Ternary {
                     planes,
                     qplanes: 2,
                     a: qs,
-                    b: -qs,
+                    b: 0.0,
                     centred_norm: norms[0],
                     offset,
+                    symmetric: true,
                     ..Default::default()
                 }
             }
@@ -206,13 +204,12 @@ impl Ternary {
         let rows = (blocks.end - blocks.start) * crate::BLOCK;
         let ip: &mut [i32] = bytemuck::cast_slice_mut(&mut ip[..rows]);
         let est = &mut est[..rows];
-        (crate::kernels::kernels().ternary_ip_blocks)(
-            &query.planes,
-            query.qplanes,
-            data,
-            codes.words,
-            ip,
-        );
+        let k = crate::kernels::kernels();
+        if query.symmetric {
+            (k.ternary_sym_blocks)(&query.planes, data, codes.words, ip);
+        } else {
+            (k.ternary_ip_blocks)(&query.planes, query.qplanes, data, codes.words, ip);
+        }
         let first = blocks.start * crate::BLOCK;
         let valid = codes.len.saturating_sub(first).min(rows);
         let f = |k: Factor| &codes.factors[k as usize][first..first + valid];
