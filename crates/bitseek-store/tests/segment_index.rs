@@ -19,7 +19,14 @@ const DIM: usize = 24;
 const FLUSH: usize = 400;
 
 fn db(root: &Path) -> Db {
-    Db::open_with(root, DbOptions { flush_rows: FLUSH }).unwrap()
+    Db::open_with(
+        root,
+        DbOptions {
+            flush_rows: FLUSH,
+            ..DbOptions::default()
+        },
+    )
+    .unwrap()
 }
 
 fn create(db: &Db, metric: Metric) -> Arc<LiveCollection> {
@@ -50,6 +57,8 @@ fn fill(c: &LiveCollection, model: &mut Model, from: u64, to: u64, seed: u64) {
     }
     for chunk in points.chunks(100) {
         c.upsert(chunk.to_vec()).unwrap();
+        // Segments of FLUSH rows each, as the assertions on their kinds expect.
+        assert_eq!(c.wait_for_flushes(), None);
     }
 }
 

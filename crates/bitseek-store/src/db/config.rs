@@ -262,8 +262,13 @@ pub struct CollectionInfo {
     pub points: usize,
     /// Segments on disk.
     pub segments: usize,
-    /// Records in the write-ahead log (writes since the last flush).
+    /// Records in the write-ahead log (writes since the memtable was last frozen or flushed).
     pub wal_records: usize,
+    /// Rows in the memtable (live or replaced since).
+    pub memtable_rows: usize,
+    /// Rows in the frozen memtable whose segment is being written in the background (0 when
+    /// no flush is under way).
+    pub flushing_rows: usize,
     /// The current generation (one more with every flush, compaction or quantizer change).
     pub generation: u64,
     /// Bytes of the collection's files on disk.
@@ -321,13 +326,19 @@ pub struct CompactReport {
 pub struct DbOptions {
     /// Memtable rows that trigger a flush into a new segment.
     pub flush_rows: usize,
+    /// Whether a full memtable is frozen and flushed by a background thread while writes go on
+    /// into a new one (the default), or flushed by the write that finds it full, holding the
+    /// writer meanwhile (`false`: the behaviour before background flushes, kept to measure
+    /// against).
+    pub background_flush: bool,
 }
 
 impl Default for DbOptions {
-    /// [`DEFAULT_FLUSH_ROWS`].
+    /// [`DEFAULT_FLUSH_ROWS`], background flushes.
     fn default() -> Self {
         DbOptions {
             flush_rows: DEFAULT_FLUSH_ROWS,
+            background_flush: true,
         }
     }
 }

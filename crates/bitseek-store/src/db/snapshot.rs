@@ -19,7 +19,11 @@ pub struct Snapshot {
     pub(super) config: CollectionConfig,
     pub(super) generation: u64,
     pub(super) segments: Vec<(Arc<Segment>, Live)>,
+    /// The frozen memtable's batches (while a flush is under way), then the memtable's.
     pub(super) mem: Vec<(Arc<MemChunk>, Live)>,
+    /// Rows in the frozen memtable and in the memtable (live or not).
+    pub(super) frozen_rows: usize,
+    pub(super) mem_rows: usize,
     pub(super) points: usize,
     pub(super) wal_records: usize,
     pub(super) last_lsn: u64,
