@@ -35,6 +35,11 @@ pub enum IndexKind {
     Flat,
     /// An inverted file over RaBitQ codes ([`bitseek_index::ivf`]): `effort` lists probed.
     Ivf,
+    /// A proximity graph over RaBitQ codes ([`bitseek_index::graph`], degree
+    /// [`bitseek_index::graph::DEFAULT_DEGREE`]): a beam `effort` wide walked through it.
+    /// Immutable like every segment; deletes and filters are the allowed-rows mask the walk
+    /// passes through.
+    Graph,
 }
 
 impl IndexKind {
@@ -43,6 +48,7 @@ impl IndexKind {
         match self {
             IndexKind::Flat => "flat",
             IndexKind::Ivf => "ivf",
+            IndexKind::Graph => "graph",
         }
     }
 }
@@ -56,7 +62,7 @@ fn default_min_rows() -> usize {
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct SegmentIndex {
-    /// `"flat"` (default) or `"ivf"`.
+    /// `"flat"` (default), `"ivf"` or `"graph"`.
     #[serde(default)]
     pub kind: IndexKind,
     /// Segments with at least this many rows get the index (default
