@@ -670,6 +670,10 @@ impl Writer {
         job: &FlushJob,
         seg: Option<Segment>,
     ) -> Result<bool, StoreError> {
+        if self.dropped {
+            // The directory is gone, or is already another collection's.
+            return Ok(false);
+        }
         if self.frozen.as_ref().is_none_or(|f| f.id != job.id) {
             remove_flush_files(dir, job.id);
             return Ok(false);
