@@ -56,8 +56,8 @@ impl Db {
     }
 
     /// Creates an empty collection; ValueError if the name is taken or a setting is invalid.
-    /// `index`: "flat" (default) or "ivf", built in the background for segments of at least
-    /// `index_min_rows` rows (searched flat until it is ready).
+    /// `index`: "flat" (default), "ivf" or "graph", built in the background for segments of at
+    /// least `index_min_rows` rows (searched flat until it is ready).
     #[pyo3(signature = (name, dim, metric="cosine", quantizer="rabitq", keep="f32", index="flat", index_min_rows=bitseek_store::db::DEFAULT_INDEX_MIN_ROWS))]
     #[allow(clippy::too_many_arguments)]
     fn create_collection(
@@ -74,7 +74,7 @@ impl Db {
         let kind: bitseek_store::IndexKind = serde_json::from_value(Value::String(index.into()))
             .map_err(|_| {
                 PyValueError::new_err(format!(
-                    "index {index:?} is not an index kind; give \"flat\" or \"ivf\""
+                    "index {index:?} is not an index kind; give \"flat\", \"ivf\" or \"graph\""
                 ))
             })?;
         let config = CollectionConfig {

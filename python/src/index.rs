@@ -62,9 +62,13 @@ impl Index {
     /// "int4" or "none".
     /// ids: one unsigned id per row (default: the row numbers). Refuses NaN, inf, zero rows under
     /// cosine and repeated ids with the CLI's message (ValueError).
+    /// index: "flat" (every code scanned), "ivf" (k-means lists of RaBitQ codes, `lists` of
+    /// them, default about 4·√rows) or "graph" (a proximity graph over RaBitQ codes, `degree`
+    /// neighbours per node, a multiple of 32, default 32; needs a kept copy), as
+    /// `bitseek build --index`; `search(effort=...)` is lists probed or the beam width.
     #[staticmethod]
-    #[pyo3(signature = (vectors, quantizer=QuantizerArg::Name("rabitq".into()), metric="cosine", keep="f32", ids=None, seed=0x5eed, scale_search="optimal", progress=false),
-           text_signature = "(vectors, quantizer='rabitq', metric='cosine', keep='f32', ids=None, seed=24301, scale_search='optimal', progress=False)")]
+    #[pyo3(signature = (vectors, quantizer=QuantizerArg::Name("rabitq".into()), metric="cosine", keep="f32", ids=None, seed=0x5eed, scale_search="optimal", progress=false, index="flat", lists=None, degree=None),
+           text_signature = "(vectors, quantizer='rabitq', metric='cosine', keep='f32', ids=None, seed=24301, scale_search='optimal', progress=False, index='flat', lists=None, degree=None)")]
     #[allow(clippy::too_many_arguments)]
     fn build(
         py: Python<'_>,
@@ -76,7 +80,29 @@ impl Index {
         seed: u64,
         scale_search: &str,
         progress: bool,
+        index: &str,
+        lists: Option<usize>,
+        degree: Option<usize>,
     ) -> PyResult<Index> {
+        // The CLI's refusals, in the binding's words.
+        if !["flat", "ivf", "graph"].contains(&index) {
+            return Err(PyValueError::new_err(format!(
+                "index {index:?} is not an index kind; give \"flat\", \"ivf\" or \"graph\""
+            )));
+        }
+        if lists.is_some() && index != "ivf" {
+            return Err(PyValueError::new_err(
+                "lists is for index=\"ivf\"; drop it or pass index=\"ivf\"",
+            ));
+        }
+        if degree.is_some() && index != "graph" {
+            return Err(PyValueError::new_err(
+                "degree is for index=\"graph\"; drop it or pass index=\"graph\"",
+            ));
+        }
+        if lists == Some(0) || degree == Some(0) {
+            return Err(PyValueError::new_err("lists and degree must be at least 1"));
+        }
         // What to build: a named quantizer (or encoder file), or a trained encoder object.
         enum Codes {
             Named(QuantizerChoice),
@@ -86,6 +112,11 @@ impl Index {
             QuantizerArg::Name(name) => Codes::Named(parse(name)?),
             QuantizerArg::Encoder(e) => Codes::Trained(e.get().learned.clone()),
         };
+        if index != "flat" && matches!(codes, Codes::Trained(_)) {
+            return Err(PyValueError::new_err(format!(
+                "index={index:?} is built over fitted codes; pass quantizer=\"rabitq\" (or another fitted family), not a trained encoder"
+            )));
+        }
         let opts = BuildOptions {
             metric: parse::<Metric>(metric)?,
             keep: parse::<Keep>(keep)?,
@@ -107,9 +138,22 @@ impl Index {
             let progress = |n: usize| bar.set_position(n as u64);
             let source = Path::new("vectors");
             match codes {
-                Codes::Named(choice) => {
-                    bitseek_index::Index::build_choice(vectors, source, &opts, &choice, &progress)
-                }
+                Codes::Named(choice) if index == "graph" => bitseek_index::Index::build_graph(
+                    vectors,
+                    source,
+                    &opts,
+                    &choice,
+                    bitseek_index::graph::GraphOptions { degree },
+                    &progress,
+                ),
+                Codes::Named(choice) => bitseek_index::Index::build_with(
+                    vectors,
+                    source,
+                    &opts,
+                    &choice,
+                    (index == "ivf").then_some(bitseek_index::ivf::IvfOptions { lists }),
+                    &progress,
+                ),
                 Codes::Trained(encoder) => {
                     bitseek_index::Index::build_learned(vectors, source, &opts, encoder, &progress)
                 }
@@ -200,6 +244,18 @@ impl Index {
     #[getter]
     fn dim(&self) -> usize {
         self.inner.meta().dim
+    }
+
+    /// "flat", "ivf" or "graph": what `search(effort=...)` steers.
+    #[getter]
+    fn kind(&self) -> &'static str {
+        if self.inner.ivf_lists().is_some() {
+            "ivf"
+        } else if self.inner.graph_degree().is_some() {
+            "graph"
+        } else {
+            "flat"
+        }
     }
 
     /// "cosine", "dot" or "l2".

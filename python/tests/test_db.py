@@ -179,3 +179,24 @@ def test_ivf_segments_and_effort_give_the_librarys_answer(data, tmp_path):
         col.search(queries, k=10, effort=0)
     with pytest.raises(ValueError, match="effort must be at least 1"):
         index.search(queries, k=10, effort=0)
+
+
+def test_graph_segments_answer_exactly_with_deletes(data, tmp_path):
+    vectors, queries = data
+    db = bitseek.Db(tmp_path / "db")
+    col = db.create_collection("g", dim=48, metric="cosine", index="graph", index_min_rows=500)
+    assert col.info()["config"]["index"]["kind"] == "graph"
+    col.upsert(np.arange(1000, dtype=np.uint64), vectors[:1000])
+    col.checkpoint()
+    assert col.wait_for_builds() is None
+    assert col.info()["segment_indexes"] == ["graph"]
+    # Every row walked and rescored: the exact answer, deleted rows skipped inside the walk.
+    got, _, _ = col.search(queries, k=10, oversample=100, effort=1 << 20)
+    want, _ = exact(vectors[:1000], queries, 10)
+    np.testing.assert_array_equal(got, want)
+    dead = np.arange(0, 1000, 3, dtype=np.uint64)
+    assert col.delete(dead) == len(dead)
+    alive = np.setdiff1d(np.arange(1000), dead)
+    got, _, _ = col.search(queries, k=10, oversample=100, effort=1 << 20)
+    want, _ = exact(vectors[alive], queries, 10)
+    np.testing.assert_array_equal(got, alive[want])

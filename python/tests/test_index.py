@@ -219,3 +219,40 @@ def test_progress_bar_only_when_asked():
     )
     assert "encoding [" in stderr_on_a_terminal(code.format(True))
     assert stderr_on_a_terminal(code.format(False)) == ""
+
+
+@pytest.mark.parametrize("kind, knob", [("graph", {"degree": 32}), ("ivf", {"lists": 16})])
+def test_graph_and_ivf_indexes_are_exact_at_full_effort(data, kind, knob, tmp_path):
+    # As `bitseek build --index graph --degree 32` / `--index ivf --lists 16`: at an effort that
+    # covers every row (or list) and a full rescore, the exact answer; at the default, most of it.
+    vectors, queries = data
+    index = bitseek.Index.build(vectors, index=kind, **knob)
+    assert index.kind == kind
+    want, _ = exact(vectors, queries, 10)
+    ids, _ = index.search(queries, k=10, oversample=len(vectors) // 10, effort=1 << 20)
+    np.testing.assert_array_equal(ids, want)
+    # The default effort is set for real embeddings; 48-d Gaussian noise has no neighbourhoods to
+    # speak of (0.75-0.78 measured), so the floor here is lower.
+    ids, _ = index.search(queries, k=10, oversample=8)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, want)])
+    assert recall >= 0.7, (kind, recall)
+    path = tmp_path / f"{kind}.bitseek"
+    index.save(path)
+    again = bitseek.Index.open(path)
+    assert again.kind == kind
+    np.testing.assert_array_equal(again.search(queries, k=10, oversample=8)[0], ids)
+    assert bitseek.Index.build(vectors).kind == "flat"
+
+
+def test_index_kind_refusals(data):
+    vectors, _ = data
+    with pytest.raises(ValueError, match="not an index kind"):
+        bitseek.Index.build(vectors, index="hnsw")
+    with pytest.raises(ValueError, match="degree is for"):
+        bitseek.Index.build(vectors, degree=32)
+    with pytest.raises(ValueError, match="lists is for"):
+        bitseek.Index.build(vectors, index="graph", lists=8)
+    with pytest.raises(ValueError, match="multiple of 32"):
+        bitseek.Index.build(vectors, index="graph", degree=33)
+    with pytest.raises(ValueError, match="keep none"):
+        bitseek.Index.build(vectors, index="graph", keep="none")

@@ -638,7 +638,7 @@ fn search_request(
     }
     if effort == Some(0) {
         return Err(ApiError::bad_request(
-            "\"effort\" is 0: give at least 1 (IVF lists probed per query), or leave it out for the index's default",
+            "\"effort\" is 0: give at least 1 (IVF lists probed, or the graph's beam width), or leave it out for the index's default",
         ));
     }
     candidates(state, 1, k, oversample)?;

@@ -1174,17 +1174,30 @@ async fn searches_do_not_wait_for_a_long_write() {
 
 #[tokio::test]
 async fn an_ivf_collection_builds_its_index_behind_compaction_and_takes_effort() {
+    index_built_behind_compaction_takes_effort("ivf").await;
+}
+
+#[tokio::test]
+async fn a_graph_collection_builds_its_index_behind_compaction_and_takes_effort() {
+    index_built_behind_compaction_takes_effort("graph").await;
+}
+
+/// A collection with segment index `kind` builds it behind a compaction, answers meanwhile,
+/// and at full effort gives the exact answer.
+async fn index_built_behind_compaction_takes_effort(kind: &str) {
     let (_d, s) = state(Options::default());
     let r = call(
         &s,
         "PUT",
         "/collections/iv",
-        Some(r#"{"dim": 4, "metric": "l2", "index": {"kind": "ivf", "min_rows": 64}}"#),
+        Some(&format!(
+            r#"{{"dim": 4, "metric": "l2", "index": {{"kind": "{kind}", "min_rows": 64}}}}"#
+        )),
         None,
     )
     .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    assert_eq!(r.json["config"]["index"]["kind"], "ivf", "{}", r.text);
+    assert_eq!(r.json["config"]["index"]["kind"], kind, "{}", r.text);
     let vec_of = |i: u64| {
         let x = i as f32;
         [
@@ -1207,13 +1220,13 @@ async fn an_ivf_collection_builds_its_index_behind_compaction_and_takes_effort()
     for _ in 0..500 {
         let r = call(&s, "GET", "/collections/iv", None, None).await;
         kinds = r.json["segment_indexes"].clone();
-        if kinds == serde_json::json!(["ivf"]) {
+        if kinds == serde_json::json!([kind]) {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    assert_eq!(kinds, serde_json::json!(["ivf"]));
-    // Every list probed and every row rescored: the exact answer.
+    assert_eq!(kinds, serde_json::json!([kind]));
+    // Every list probed (every row walked) and every row rescored: the exact answer.
     let q = [0.1f32, 0.5, -0.2, 0.4];
     let mut want: Vec<(f32, u64)> = (0..300u64)
         .map(|i| {

@@ -206,7 +206,14 @@ async fn fault_table() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     // Small flushes: every other write writes a segment, so renames happen.
-    let db = Db::open_with(&data, DbOptions { flush_rows: 8 }).unwrap();
+    let db = Db::open_with(
+        &data,
+        DbOptions {
+            flush_rows: 8,
+            ..DbOptions::default()
+        },
+    )
+    .unwrap();
     let state = AppState::new(Arc::new(db), Options::default());
     with_points(&state, 10).await;
     let mut next = 10u64;

@@ -116,6 +116,7 @@ fn main() {
         dir.path(),
         DbOptions {
             flush_rows: usize::MAX / 2,
+            ..DbOptions::default()
         },
     )
     .expect("db");

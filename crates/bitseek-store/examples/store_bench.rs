@@ -88,7 +88,14 @@ fn main() {
     let rows: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let dim: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(384);
     let tmp = tempfile::tempdir().unwrap();
-    let db = Db::open_with(tmp.path(), DbOptions { flush_rows: 20_000 }).unwrap();
+    let db = Db::open_with(
+        tmp.path(),
+        DbOptions {
+            flush_rows: 20_000,
+            ..DbOptions::default()
+        },
+    )
+    .unwrap();
     println!(
         "store_bench: {rows} rows of dimension {dim}, data in {}",
         tmp.path().display()

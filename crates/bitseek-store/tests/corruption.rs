@@ -62,7 +62,14 @@ impl Fixture {
 }
 
 fn build(dir: &Path) -> Fixture {
-    let db = Db::open_with(dir, DbOptions { flush_rows: 12 }).unwrap();
+    let db = Db::open_with(
+        dir,
+        DbOptions {
+            flush_rows: 12,
+            ..DbOptions::default()
+        },
+    )
+    .unwrap();
     let c = db
         .create("c", config(8, Metric::Cosine, "rabitq", Keep::F32))
         .unwrap();
@@ -92,6 +99,9 @@ fn build(dir: &Path) -> Fixture {
             c.upsert(points.clone()).unwrap();
             Change::Upsert(points)
         };
+        // A full memtable is flushed in the background: wait, so that the segments hold
+        // everything before this write once the generation changed.
+        assert_eq!(c.wait_for_flushes(), None);
         if c.info().generation != before {
             // A flush happened before this write: the log starts again from the state before it.
             fixture.base = model.clone();
@@ -306,7 +316,14 @@ fn damaged_files_give_clear_errors_or_reported_recoveries() {
 /// A collection `root/c` with eight logged writes (no flush) and its log: the path, the bytes and
 /// where each record starts (the last entry is the end of the file).
 fn eight_writes(root: &Path) -> (Fixture, std::path::PathBuf, Vec<u8>, Vec<usize>) {
-    let db = Db::open_with(root, DbOptions { flush_rows: 1000 }).unwrap();
+    let db = Db::open_with(
+        root,
+        DbOptions {
+            flush_rows: 1000,
+            ..DbOptions::default()
+        },
+    )
+    .unwrap();
     let c = db
         .create("c", config(8, Metric::Cosine, "rabitq", Keep::F32))
         .unwrap();

@@ -82,7 +82,10 @@ fn upsert_delete_flush_compact_reopen_match_brute_force() {
         let root = dir.path().join(format!("{metric}"));
         let mut rng = rng(7);
         let mut model = Model::new();
-        let opts = DbOptions { flush_rows: 40 };
+        let opts = DbOptions {
+            flush_rows: 40,
+            ..DbOptions::default()
+        };
         let db = Db::open_with(&root, opts).unwrap();
         let c = db
             .create("c", config(dim, metric, quantizer, Keep::F32))
@@ -264,7 +267,14 @@ fn set_quantizer_is_refused_without_an_f32_copy() {
 #[test]
 fn snapshot_is_a_consistent_openable_copy() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open_with(dir.path(), DbOptions { flush_rows: 10 }).unwrap();
+    let db = Db::open_with(
+        dir.path(),
+        DbOptions {
+            flush_rows: 10,
+            ..DbOptions::default()
+        },
+    )
+    .unwrap();
     let c = db
         .create("s", config(8, Metric::L2, "rabitq", Keep::F32))
         .unwrap();
@@ -339,7 +349,14 @@ fn grouped_commit_acknowledges_concurrent_writers_durably() {
 #[test]
 fn searches_run_while_writes_and_compactions_do() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open_with(dir.path(), DbOptions { flush_rows: 50 }).unwrap();
+    let db = Db::open_with(
+        dir.path(),
+        DbOptions {
+            flush_rows: 50,
+            ..DbOptions::default()
+        },
+    )
+    .unwrap();
     let c: Arc<LiveCollection> = db
         .create("w", config(16, Metric::Cosine, "rabitq", Keep::F32))
         .unwrap();
@@ -450,6 +467,7 @@ fn many_small_writes_merge_memtable_batches_without_losing_any() {
     let dir = tempfile::tempdir().unwrap();
     let opts = DbOptions {
         flush_rows: 100_000,
+        ..DbOptions::default()
     };
     let db = Db::open_with(dir.path(), opts).unwrap();
     let c = db
@@ -486,7 +504,10 @@ fn many_small_writes_merge_memtable_batches_without_losing_any() {
 fn compaction_without_an_f32_copy_drops_dead_rows_and_answers_the_same() {
     for keep in [Keep::None, Keep::Int8] {
         let dir = tempfile::tempdir().unwrap();
-        let opts = DbOptions { flush_rows: 30 };
+        let opts = DbOptions {
+            flush_rows: 30,
+            ..DbOptions::default()
+        };
         let db = Db::open_with(dir.path(), opts).unwrap();
         let c = db
             .create("n", config(16, Metric::Cosine, "rabitq", keep))
@@ -508,6 +529,8 @@ fn compaction_without_an_f32_copy_drops_dead_rows_and_answers_the_same() {
                 model.insert(p.id, (p.vector.clone(), p.payload.clone()));
             }
             c.upsert(points).unwrap();
+            // Every flushed row stays stored (dead or not), as the row counts below expect.
+            assert_eq!(c.wait_for_flushes(), None);
         }
         // Kill every row of the first segment and some of the others.
         let dead: Vec<u64> = (0..40).chain((40..120).filter(|i| i % 3 == 0)).collect();
@@ -515,6 +538,7 @@ fn compaction_without_an_f32_copy_drops_dead_rows_and_answers_the_same() {
             model.remove(id);
         }
         c.delete(&dead).unwrap();
+        assert_eq!(c.wait_for_flushes(), None);
         c.checkpoint().unwrap();
         let queries: Vec<Vec<f32>> = (0..5).map(|_| vector(&mut rng, 16)).collect();
         let before: Vec<_> = queries

@@ -40,7 +40,10 @@ fn vector_of(seed: u64, dim: usize) -> Vec<f32> {
 fn run(steps: Vec<Step>, metric: Metric) -> Result<(), TestCaseError> {
     let dim = 12;
     let tmp = tempfile::tempdir().unwrap();
-    let opts = DbOptions { flush_rows: 9 };
+    let opts = DbOptions {
+        flush_rows: 9,
+        ..DbOptions::default()
+    };
     let mut db = Db::open_with(tmp.path(), opts).unwrap();
     let mut c = db
         .create("p", config(dim, metric, "rabitq", Keep::F32))

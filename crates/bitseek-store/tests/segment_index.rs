@@ -19,13 +19,24 @@ const DIM: usize = 24;
 const FLUSH: usize = 400;
 
 fn db(root: &Path) -> Db {
-    Db::open_with(root, DbOptions { flush_rows: FLUSH }).unwrap()
+    Db::open_with(
+        root,
+        DbOptions {
+            flush_rows: FLUSH,
+            ..DbOptions::default()
+        },
+    )
+    .unwrap()
 }
 
 fn create(db: &Db, metric: Metric) -> Arc<LiveCollection> {
+    create_kind(db, metric, IndexKind::Ivf)
+}
+
+fn create_kind(db: &Db, metric: Metric, kind: IndexKind) -> Arc<LiveCollection> {
     let mut cfg = config(DIM, metric, "rabitq", Keep::F32);
     cfg.index = SegmentIndex {
-        kind: IndexKind::Ivf,
+        kind,
         min_rows: 300,
     };
     db.create("c", cfg).unwrap()
@@ -50,6 +61,8 @@ fn fill(c: &LiveCollection, model: &mut Model, from: u64, to: u64, seed: u64) {
     }
     for chunk in points.chunks(100) {
         c.upsert(chunk.to_vec()).unwrap();
+        // Segments of FLUSH rows each, as the assertions on their kinds expect.
+        assert_eq!(c.wait_for_flushes(), None);
     }
 }
 
@@ -87,15 +100,27 @@ fn kinds(c: &LiveCollection) -> Vec<String> {
 
 #[test]
 fn ivf_segments_answer_as_brute_force_with_deletes_and_filters() {
+    answers_as_brute_force_with_deletes_and_filters(IndexKind::Ivf);
+}
+
+#[test]
+fn graph_segments_answer_as_brute_force_with_deletes_and_filters() {
+    answers_as_brute_force_with_deletes_and_filters(IndexKind::Graph);
+}
+
+/// Segments of `kind` searched at full effort give the brute force's answer, with deletes,
+/// replacements and filters of every selectivity; at the default effort most of it.
+fn answers_as_brute_force_with_deletes_and_filters(kind: IndexKind) {
     for metric in [Metric::Cosine, Metric::L2] {
         let dir = tempfile::tempdir().unwrap();
         let db = db(dir.path());
-        let c = create(&db, metric);
+        let c = create_kind(&db, metric, kind);
         let mut model = Model::new();
         fill(&c, &mut model, 0, 1000, 1);
         c.checkpoint().unwrap();
         assert_eq!(c.wait_for_builds(), None);
-        assert_eq!(kinds(&c), vec!["ivf", "ivf", "flat"], "200 rows stay flat");
+        let k = kind.name();
+        assert_eq!(kinds(&c), vec![k, k, "flat"], "200 rows stay flat");
         // Deletes and replacements: tombstones skipped inside the probe.
         let dead: Vec<u64> = (0..1000).step_by(7).collect();
         c.delete(&dead).unwrap();
@@ -141,7 +166,10 @@ fn ivf_segments_answer_as_brute_force_with_deletes_and_filters() {
             total += want.len();
         }
         let recall = found as f64 / total as f64;
-        assert!(recall >= 0.8, "recall@10 {recall} at the default effort");
+        assert!(
+            recall >= 0.8,
+            "{k}: recall@10 {recall} at the default effort"
+        );
     }
 }
 

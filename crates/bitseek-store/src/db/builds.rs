@@ -18,6 +18,7 @@ pub(super) struct Shared {
     pub(super) writer: Arc<Mutex<Writer>>,
     pub(super) snapshot: Arc<RwLock<Arc<Snapshot>>>,
     pub(super) builds: Arc<Builds>,
+    pub(super) flushes: Arc<super::flush::Flushes>,
 }
 
 /// The builder thread's state.

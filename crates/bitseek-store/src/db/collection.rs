@@ -6,12 +6,13 @@ use super::config::{
     parse_quantizer, CollectionInfo, CompactReport, DbOptions, LostWrites, Point, Record,
     ScoredPoint, SearchRequest, LIVE_VERSION,
 };
+use super::flush::RECHECK;
 use super::group_commit::GroupSync;
 use super::lock;
 use super::manifest::{LiveManifest, LogEntry};
 use super::read_only::ReadOnly;
 use super::snapshot::Snapshot;
-use super::writer::{Recovery, Writer};
+use super::writer::{Recovery, Room, Writer};
 use crate::error::{io_err, StoreError};
 use crate::faults;
 use crate::files::{sync_dir, write_synced};
@@ -40,6 +41,8 @@ pub struct LiveCollection {
     recovery: Recovery,
     /// The writer's read-only state, readable without waiting for the writer.
     read_only: ReadOnly,
+    /// Whether full memtables are flushed in the background ([`DbOptions::background_flush`]).
+    background_flush: bool,
 }
 
 impl std::fmt::Debug for LiveCollection {
@@ -78,18 +81,22 @@ impl LiveCollection {
                 snapshot: Arc::new(RwLock::new(Arc::new(w.snapshot()))),
                 writer: Arc::new(Mutex::new(w)),
                 builds: Arc::default(),
+                flushes: Arc::default(),
             },
             writers_waiting: AtomicUsize::new(0),
             group: GroupSync::default(),
             sync_target: Mutex::new(None),
             recovery,
             read_only,
+            background_flush: options.background_flush,
         };
         {
             let w = c.writer()?;
             lock(&c.group.state)?.synced = w.next_lsn - 1;
         }
-        // Segments due for their index (a build cut short, a configuration that asks for one).
+        // A frozen memtable whose flush a crash cut short; segments due for their index (a
+        // build cut short, a configuration that asks for one).
+        c.shared.schedule_flush();
         c.shared.schedule();
         Ok(c)
     }
@@ -143,6 +150,27 @@ impl LiveCollection {
         })
     }
 
+    /// Holds background flushes back until the returned guard is dropped: a frozen memtable's
+    /// segment is written but not swapped in, so the frozen rows stay in memory (searched) and
+    /// in their log. Writes go on into the new memtable until it fills too; the write that
+    /// then needs room waits for the flush (back-pressure), so a test holding this must not
+    /// fill the memtable twice on the same thread. For tests that need a flush held up.
+    pub fn pause_flushes(&self) -> Result<FlushPause<'_>, StoreError> {
+        Ok(FlushPause {
+            _gate: lock(&self.shared.flushes.gate)?,
+        })
+    }
+
+    /// Waits until no frozen memtable waits for its flush (flushed, or its flush failed);
+    /// returns why the last failed flush failed, if one did. Searches and writes never need
+    /// this.
+    pub fn wait_for_flushes(&self) -> Option<String> {
+        while !self.shared.flush_idle() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        self.shared.last_flush_error()
+    }
+
     /// Waits until no segment is due for its index (every build done or failed); returns why
     /// the last failed build failed, if one did. Searches and writes never need this: a segment
     /// is searched flat until its index is swapped in.
@@ -182,6 +210,8 @@ impl LiveCollection {
             points: s.points,
             segments: s.segments.len(),
             wal_records: s.wal_records,
+            memtable_rows: s.mem_rows,
+            flushing_rows: s.frozen_rows,
             generation: s.generation,
             size_bytes: dir_size(&self.dir),
             last_lsn: s.last_lsn,
@@ -221,7 +251,7 @@ impl LiveCollection {
         if ids.is_empty() {
             return Ok(w.next_lsn - 1);
         }
-        let flushed = w.maybe_flush(&self.dir)?;
+        let (mut w, room) = self.make_room(w)?;
         let lsn = w.next_lsn;
         let op = Op::Upsert {
             ids,
@@ -249,9 +279,7 @@ impl LiveCollection {
         w.apply_upsert(ids, vectors, payloads);
         self.publish(&w);
         drop(w);
-        if flushed {
-            self.shared.schedule();
-        }
+        self.after_room(room);
         self.wait_durable(lsn)?;
         Ok(lsn)
     }
@@ -270,7 +298,7 @@ impl LiveCollection {
         if present.is_empty() {
             return Ok(0);
         }
-        let flushed = w.maybe_flush(&self.dir)?;
+        let (mut w, room) = self.make_room(w)?;
         let lsn = w.next_lsn;
         let dim = w.manifest.dim;
         let bytes = wal::encode(
@@ -286,11 +314,56 @@ impl LiveCollection {
         let n = w.apply_delete(&present);
         self.publish(&w);
         drop(w);
-        if flushed {
-            self.shared.schedule();
-        }
+        self.after_room(room);
         self.wait_durable(lsn)?;
         Ok(n)
+    }
+
+    /// Makes room in the memtable for the write holding `w`: freezes a full one for the
+    /// flusher, or, when the frozen one is still being flushed, waits for that flush with the
+    /// writer released (back-pressure).
+    fn make_room<'a>(
+        &'a self,
+        mut w: MutexGuard<'a, Writer>,
+    ) -> Result<(MutexGuard<'a, Writer>, Room), StoreError> {
+        loop {
+            match w.make_room(&self.dir, self.background_flush)? {
+                Room::Wait => {
+                    // The flusher was scheduled when the memtable froze (never schedule it
+                    // here: it takes its state's lock, then the writer's).
+                    w = self
+                        .shared
+                        .flushes
+                        .done
+                        .wait_timeout(w, RECHECK)
+                        .map_err(|_| {
+                            StoreError::Internal(
+                                "a writer panicked; restart to recover from the log".into(),
+                            )
+                        })?
+                        .0;
+                    self.writable(&mut w)?;
+                }
+                room => {
+                    if room == Room::Froze {
+                        // Everything before the new log is synced with the frozen one.
+                        let mut st = lock(&self.group.state)?;
+                        st.synced = st.synced.max(w.next_lsn - 1);
+                        self.group.cv.notify_all();
+                    }
+                    return Ok((w, room));
+                }
+            }
+        }
+    }
+
+    /// Starts what a write's [`Room`] calls for, once the writer is released.
+    fn after_room(&self, room: Room) {
+        match room {
+            Room::Froze => self.shared.schedule_flush(),
+            Room::Flushed => self.shared.schedule(),
+            Room::Ready | Room::Wait => {}
+        }
     }
 
     /// Makes every acknowledged write durable (for grouped commit: syncs the log now). For a
@@ -507,9 +580,22 @@ impl LiveCollection {
 }
 
 impl Drop for LiveCollection {
-    /// Waits for an index build under way (its file would otherwise race a reopened writer).
+    /// Waits for a flush and an index build under way (their files would otherwise race a
+    /// reopened writer).
     fn drop(&mut self) {
+        self.shared.close_flushes();
         self.shared.close();
+    }
+}
+
+/// Flushes held up: see [`LiveCollection::pause_flushes`].
+pub struct FlushPause<'a> {
+    _gate: MutexGuard<'a, ()>,
+}
+
+impl std::fmt::Debug for FlushPause<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlushPause").finish_non_exhaustive()
     }
 }
 

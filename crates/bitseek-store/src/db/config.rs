@@ -35,6 +35,11 @@ pub enum IndexKind {
     Flat,
     /// An inverted file over RaBitQ codes ([`bitseek_index::ivf`]): `effort` lists probed.
     Ivf,
+    /// A proximity graph over RaBitQ codes ([`bitseek_index::graph`], degree
+    /// [`bitseek_index::graph::DEFAULT_DEGREE`]): a beam `effort` wide walked through it.
+    /// Immutable like every segment; deletes and filters are the allowed-rows mask the walk
+    /// passes through.
+    Graph,
 }
 
 impl IndexKind {
@@ -43,6 +48,7 @@ impl IndexKind {
         match self {
             IndexKind::Flat => "flat",
             IndexKind::Ivf => "ivf",
+            IndexKind::Graph => "graph",
         }
     }
 }
@@ -56,7 +62,7 @@ fn default_min_rows() -> usize {
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct SegmentIndex {
-    /// `"flat"` (default) or `"ivf"`.
+    /// `"flat"` (default), `"ivf"` or `"graph"`.
     #[serde(default)]
     pub kind: IndexKind,
     /// Segments with at least this many rows get the index (default
@@ -262,8 +268,13 @@ pub struct CollectionInfo {
     pub points: usize,
     /// Segments on disk.
     pub segments: usize,
-    /// Records in the write-ahead log (writes since the last flush).
+    /// Records in the write-ahead log (writes since the memtable was last frozen or flushed).
     pub wal_records: usize,
+    /// Rows in the memtable (live or replaced since).
+    pub memtable_rows: usize,
+    /// Rows in the frozen memtable whose segment is being written in the background (0 when
+    /// no flush is under way).
+    pub flushing_rows: usize,
     /// The current generation (one more with every flush, compaction or quantizer change).
     pub generation: u64,
     /// Bytes of the collection's files on disk.
@@ -321,13 +332,19 @@ pub struct CompactReport {
 pub struct DbOptions {
     /// Memtable rows that trigger a flush into a new segment.
     pub flush_rows: usize,
+    /// Whether a full memtable is frozen and flushed by a background thread while writes go on
+    /// into a new one (the default), or flushed by the write that finds it full, holding the
+    /// writer meanwhile (`false`: the behaviour before background flushes, kept to measure
+    /// against).
+    pub background_flush: bool,
 }
 
 impl Default for DbOptions {
-    /// [`DEFAULT_FLUSH_ROWS`].
+    /// [`DEFAULT_FLUSH_ROWS`], background flushes.
     fn default() -> Self {
         DbOptions {
             flush_rows: DEFAULT_FLUSH_ROWS,
+            background_flush: true,
         }
     }
 }

@@ -153,6 +153,7 @@ impl Db {
                 file: log,
                 flushed_lsn: 0,
             }),
+            frozen_log: None,
             extra: Value::Object(Default::default()),
             checksum: String::new(),
         };

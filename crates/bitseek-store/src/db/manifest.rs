@@ -55,6 +55,10 @@ pub struct LiveManifest {
     /// `None` only for a version-1 collection that has not been written to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log: Option<LogEntry>,
+    /// The log of the frozen memtable, while its segment is being written in the background:
+    /// replayed before `log` on open. Absent when no flush is under way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frozen_log: Option<LogEntry>,
     /// The caller's own metadata, stored as given.
     #[serde(default = "empty_object")]
     pub extra: Value,
@@ -92,6 +96,7 @@ impl LiveManifest {
             segments,
             tombstones: None,
             log: None,
+            frozen_log: None,
             extra: m.extra,
             checksum: String::new(),
         }
@@ -153,6 +158,9 @@ impl LiveManifest {
             return Err(bad("a version-2 manifest must name its log".into()));
         };
         let mut names = vec![&log.file];
+        if let Some(f) = &m.frozen_log {
+            names.push(&f.file);
+        }
         for s in &m.segments {
             let Some(p) = &s.payloads else {
                 return Err(bad(format!("segment {} names no payload file", s.file)));
@@ -211,7 +219,7 @@ impl LiveManifest {
     }
 
     /// Every file the manifest names, itself included.
-    pub(super) fn files(&self) -> HashSet<String> {
+    pub fn files(&self) -> HashSet<String> {
         let mut out: HashSet<String> = [MANIFEST.to_string()].into();
         for s in &self.segments {
             out.insert(s.file.clone());
@@ -222,7 +230,7 @@ impl LiveManifest {
         if let Some(t) = &self.tombstones {
             out.insert(t.file.clone());
         }
-        if let Some(l) = &self.log {
+        for l in self.log.iter().chain(&self.frozen_log) {
             out.insert(l.file.clone());
         }
         out

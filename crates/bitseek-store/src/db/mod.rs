@@ -25,6 +25,23 @@
 //! rename, fsync of the directory), and only then are files of older generations deleted. A crash
 //! at any point leaves either the old generation with its full log or the new one.
 //!
+//! **Background flushes** (the default, [`DbOptions::background_flush`]): the write that finds
+//! the memtable full does not write the segment. It *freezes* the memtable instead: the log is
+//! synced, a new empty log is created and the manifest is swapped to name it as `log` and the
+//! old one as `frozen_log` (a few fsyncs, no segment written), and writes go on into a new
+//! memtable. The frozen memtable stays searched and its rows stay in its log; the flusher thread
+//! (`flush.rs`) writes them into `seg-<g>.bitseek` outside the writer lock, then, under the lock
+//! for a tombstone file and a manifest swap, adds the segment and drops the frozen log. Rows of
+//! the frozen memtable replaced or deleted meanwhile are dead in the new segment in memory; on
+//! disk the new generation holds every segment as of the freeze, and the active log, replayed
+//! on top, brings it up to date, so damage to that log loses only its own writes. Opening
+//! replays `frozen_log`, freezes it again and flushes it again; a segment file the crash left
+//! unnamed is deleted. Back-pressure: when the new memtable fills too before the flush lands,
+//! the write that needs room waits for it (the writer released meanwhile); a failed background
+//! flush is redone by that write, under the lock, which then gets its error. Compaction, a
+//! checkpoint or a quantizer change write the frozen rows with the rest; a flush under way then
+//! finds its memtable gone and deletes its file.
+//!
 //! **Reads** take the current [`Snapshot`] (an `Arc` swapped by the writer; the lock guarding it
 //! is held only to clone the `Arc`), so a search never waits for a write, a flush or a
 //! compaction, and always sees one consistent state. Deleted and filtered-out rows are removed
@@ -55,7 +72,7 @@
 //! Where each part lives: `database.rs` the [`Db`] (collections in a directory); `config.rs` the
 //! configuration and the values the API takes and returns; `collection.rs` the public
 //! [`LiveCollection`] API; `writer.rs` the writer's state, log replay and every change of
-//! generation; `group_commit.rs` appending to the log and the shared `fsync`; `snapshot.rs`
+//! generation; `flush.rs` the background flusher; `group_commit.rs` appending to the log and the shared `fsync`; `snapshot.rs`
 //! [`Snapshot`] and search; `segment.rs` segments, their field indexes and filter masks, and
 //! segment writing; `builds.rs` the background index builder; `tombstones.rs` dead rows on disk; `manifest.rs` the [`LiveManifest`] and the
 //! file names each generation writes.
@@ -64,6 +81,7 @@ mod builds;
 mod collection;
 mod config;
 mod database;
+mod flush;
 mod group_commit;
 mod manifest;
 mod read_only;
@@ -72,7 +90,7 @@ mod snapshot;
 mod tombstones;
 mod writer;
 
-pub use collection::{BuildPause, LiveCollection, WritePause};
+pub use collection::{BuildPause, FlushPause, LiveCollection, WritePause};
 pub use config::{
     CollectionConfig, CollectionInfo, CompactReport, DbOptions, Durability, IndexKind, LostWrites,
     Point, Record, ScoredPoint, SearchRequest, SegmentIndex, DEFAULT_FLUSH_ROWS,

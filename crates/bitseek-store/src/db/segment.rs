@@ -10,6 +10,7 @@ use crate::files::{open_segment, read_payloads, sync_dir, write_payloads, Promis
 use crate::filter::{lookup, value_key, Filter};
 use crate::manifest::SegmentEntry;
 use crate::row_mask::RowMask;
+use bitseek_index::graph::GraphOptions;
 use bitseek_index::input::Vectors;
 use bitseek_index::ivf::IvfOptions;
 use bitseek_index::{BuildOptions, Index, QuantizerChoice};
@@ -74,6 +75,8 @@ impl Segment {
     pub(super) fn kind(&self) -> IndexKind {
         if self.index.ivf_lists().is_some() {
             IndexKind::Ivf
+        } else if self.index.graph_degree().is_some() {
+            IndexKind::Graph
         } else {
             IndexKind::Flat
         }
@@ -108,22 +111,26 @@ impl Segment {
             seed: meta.seed,
             scale_search: meta.scale_search,
         };
-        let ivf = match kind {
-            IndexKind::Flat => None,
-            IndexKind::Ivf => Some(IvfOptions::default()),
+        let vectors = Vectors {
+            dim: meta.dim,
+            data,
+            ids: Some(self.index.ids().to_vec()),
         };
-        let index = Index::build_with(
-            Vectors {
-                dim: meta.dim,
-                data,
-                ids: Some(self.index.ids().to_vec()),
-            },
-            &path,
-            &opts,
-            &QuantizerChoice::Kind(meta.quantizer),
-            ivf,
-            &|_| {},
-        )?;
+        let choice = QuantizerChoice::Kind(meta.quantizer);
+        let index = match kind {
+            IndexKind::Graph => Index::build_graph(
+                vectors,
+                &path,
+                &opts,
+                &choice,
+                GraphOptions { degree: None },
+                &|_| {},
+            )?,
+            IndexKind::Flat | IndexKind::Ivf => {
+                let ivf = (kind == IndexKind::Ivf).then(IvfOptions::default);
+                Index::build_with(vectors, &path, &opts, &choice, ivf, &|_| {})?
+            }
+        };
         faults::check(FaultOp::Write, &path).map_err(io_err(&path))?;
         index.save(&path)?;
         sync_dir(dir)?;

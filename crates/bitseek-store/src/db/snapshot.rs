@@ -19,7 +19,11 @@ pub struct Snapshot {
     pub(super) config: CollectionConfig,
     pub(super) generation: u64,
     pub(super) segments: Vec<(Arc<Segment>, Live)>,
+    /// The frozen memtable's batches (while a flush is under way), then the memtable's.
     pub(super) mem: Vec<(Arc<MemChunk>, Live)>,
+    /// Rows in the frozen memtable and in the memtable (live or not).
+    pub(super) frozen_rows: usize,
+    pub(super) mem_rows: usize,
     pub(super) points: usize,
     pub(super) wal_records: usize,
     pub(super) last_lsn: u64,
@@ -231,10 +235,17 @@ const PROBE_COST: f64 = 2.0;
 /// plan's cost is the bytes it reads: the codes of the probed share (times [`PROBE_COST`]), all
 /// codes, or `dim · 4` bytes per allowed row. The cheapest wins. Flat segments keep their scan.
 fn plan(index: &bitseek_index::Index, passing: usize, effort: Option<usize>) -> Plan {
+    let meta = index.meta();
     let Some(lists) = index.ivf_lists() else {
+        // A graph walks through rows the filter rejects (and falls back to the flat scan over
+        // the allowed rows when the walk ends short of k); when scoring the allowed rows
+        // exactly reads no more than a flat scan, that is cheaper than any walk.
+        let few = passing < meta.rows && passing * meta.dim * 4 <= index.scan_bytes();
+        if index.graph_degree().is_some() && few && index.kept_f32().is_some() {
+            return Plan::Exact;
+        }
         return Plan::Probe(effort);
     };
-    let meta = index.meta();
     let rows = meta.rows.max(1);
     if passing >= rows {
         return Plan::Probe(effort);
@@ -273,7 +284,8 @@ fn checked_oversample(req: &SearchRequest) -> Result<f32, StoreError> {
     }
     if req.effort == Some(0) {
         return Err(IndexError::BadParam(
-            "effort 0 is out of range: give at least 1 (IVF lists probed per query)".into(),
+            "effort 0 is out of range: give at least 1 (IVF lists probed, or the graph's beam width)"
+                .into(),
         )
         .into());
     }

@@ -1,8 +1,8 @@
 //! The writer: the state one writer at a time changes behind the collection's mutex (the
-//! memtable, where each id's live copy is, the live masks, the open log), and every change of
-//! generation (flush, compaction, quantizer change).
+//! memtable, the frozen memtable being flushed, where each id's live copy is, the live masks,
+//! the open log), and every change of generation (freeze, flush, compaction, quantizer change).
 
-use super::config::{IndexKind, LostWrites, LIVE_VERSION};
+use super::config::{Durability, IndexKind, LostWrites, LIVE_VERSION};
 use super::manifest::{is_build_file, next_generation, remove_stale, LiveManifest, LogEntry};
 use super::read_only::ReadOnly;
 use super::segment::{save_segment, write_segment, Segment};
@@ -23,9 +23,6 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Memtable batches kept apart before they are merged into one.
-const MAX_MEM_BATCHES: usize = 64;
-
 /// One acknowledged upsert batch in memory.
 pub(super) struct MemChunk {
     pub(super) ids: Vec<u64>,
@@ -35,11 +32,50 @@ pub(super) struct MemChunk {
     pub(super) rows_by_id: HashMap<u64, usize>,
 }
 
-/// Where an id's live copy is.
+/// Where an id's live copy is: segment, memtable batch or frozen memtable batch, and row.
 #[derive(Clone, Copy, Debug)]
 pub(super) enum Loc {
     Seg(usize, usize),
     Mem(usize, usize),
+    Frozen(usize, usize),
+}
+
+/// A full memtable, read-only, still searched and still covered by its own log (the manifest's
+/// `frozen_log`) while the flusher writes it into a segment outside the writer lock.
+pub(super) struct Frozen {
+    /// Names its segment (`seg-<id>.bitseek`): a generation no other file takes.
+    pub(super) id: u64,
+    pub(super) mem: Vec<(Arc<MemChunk>, Live)>,
+    /// The live masks as of the freeze, of the frozen batches and of every segment: what the
+    /// flushed generation holds on disk, the active log (from the freeze on) bringing it up
+    /// to date on replay. A write after the freeze is in the active log only, so damage to
+    /// that log can lose it, never an older copy it replaced or deleted.
+    pub(super) at_freeze: (Vec<Live>, Vec<Live>),
+    pub(super) rows: usize,
+    /// The flusher is writing its segment now.
+    pub(super) flushing: bool,
+    /// Why its last flush failed; the next write that needs room flushes it itself.
+    pub(super) failed: Option<String>,
+}
+
+/// A frozen memtable's rows as the flusher took them, to write outside the writer lock.
+pub(super) struct FlushJob {
+    pub(super) id: u64,
+    pub(super) mem: Vec<(Arc<MemChunk>, Live)>,
+    pub(super) manifest: LiveManifest,
+}
+
+/// What a write found when it made room in the memtable.
+#[derive(Debug, PartialEq)]
+pub(super) enum Room {
+    /// The memtable has room.
+    Ready,
+    /// The memtable was frozen: the flusher is due.
+    Froze,
+    /// Flushed here, under the lock (inline flushes, or a failed background flush redone).
+    Flushed,
+    /// Both memtables are full: wait for the flush under way (back-pressure).
+    Wait,
 }
 
 /// The open log file.
@@ -66,6 +102,10 @@ pub(super) struct Writer {
     pub(super) segments: Vec<(Arc<Segment>, Live)>,
     pub(super) mem: Vec<(Arc<MemChunk>, Live)>,
     pub(super) mem_rows: usize,
+    /// The memtable being flushed in the background, if any.
+    pub(super) frozen: Option<Frozen>,
+    /// The highest generation handed out but maybe not yet on disk (the frozen memtable's).
+    pub(super) reserved: u64,
     pub(super) points: usize,
     pub(super) flush_rows: usize,
     pub(super) dropped: bool,
@@ -102,6 +142,8 @@ impl Writer {
             segments: Vec::new(),
             mem: Vec::new(),
             mem_rows: 0,
+            frozen: None,
+            reserved: 0,
             points: 0,
             flush_rows,
             dropped: false,
@@ -170,6 +212,42 @@ impl Writer {
         let Some(log) = self.manifest.log.clone() else {
             return Ok(recovery);
         };
+        if let Some(frozen) = self.manifest.frozen_log.clone() {
+            // A flush was under way: its memtable is frozen again and flushed again.
+            self.next_lsn = frozen.flushed_lsn + 1;
+            self.replay_one(dir, &frozen, &mut recovery)?;
+            if self.next_lsn <= log.flushed_lsn {
+                let lost = LostWrites {
+                    first_lsn: self.next_lsn,
+                    last_lsn: log.flushed_lsn,
+                };
+                recovery.lines.push(format!(
+                    "{}: ends before sequence number {}; acknowledged writes with sequence \
+                     numbers {}..={} are lost",
+                    dir.join(&frozen.file).display(),
+                    log.flushed_lsn,
+                    lost.first_lsn,
+                    lost.last_lsn
+                ));
+                recovery.lost.push(lost);
+            }
+            let id = self.next_gen(dir);
+            self.freeze_in_memory(id);
+        }
+        self.next_lsn = log.flushed_lsn + 1;
+        let file = self.replay_one(dir, &log, &mut recovery)?;
+        self.log = Some(file);
+        Ok(recovery)
+    }
+
+    /// Applies one log's records past its flushed sequence number (from `self.next_lsn`),
+    /// repairs it, adds what it repaired and lost to `recovery`, and opens it for appending.
+    fn replay_one(
+        &mut self,
+        dir: &Path,
+        log: &LogEntry,
+        recovery: &mut Recovery,
+    ) -> Result<LogFile, StoreError> {
         let path = dir.join(&log.file);
         let bytes = match fs::read(&path) {
             Ok(b) => b,
@@ -189,7 +267,6 @@ impl Writer {
             path: path.clone(),
             reason: format!("{reason}; restore the collection from a snapshot"),
         })?;
-        self.next_lsn = log.flushed_lsn + 1;
         let mut records = 0;
         for rec in scan.records {
             // Sequence numbers go up by one per write, so a jump is lost writes: in a region
@@ -282,13 +359,12 @@ impl Writer {
             faults::sync(&file, &path, false).map_err(io_err(&path))?;
         }
         let len = file.metadata().map_err(io_err(&path))?.len();
-        self.log = Some(LogFile {
+        Ok(LogFile {
             file,
             path,
             len,
             records,
-        });
-        Ok(recovery)
+        })
     }
 
     pub(super) fn snapshot(&self) -> Snapshot {
@@ -296,7 +372,9 @@ impl Writer {
             config: self.manifest.config(),
             generation: self.manifest.generation,
             segments: self.segments.clone(),
-            mem: self.mem.clone(),
+            mem: self.frozen_chunks().chain(&self.mem).cloned().collect(),
+            frozen_rows: self.frozen.as_ref().map_or(0, |f| f.rows),
+            mem_rows: self.mem_rows,
             points: self.points,
             wal_records: self.log.as_ref().map_or(0, |l| l.records),
             last_lsn: self.next_lsn - 1,
@@ -304,7 +382,20 @@ impl Writer {
     }
 
     pub(super) fn stored_rows(&self) -> usize {
-        self.segments.iter().map(|(s, _)| s.rows()).sum::<usize>() + self.mem_rows
+        self.segments.iter().map(|(s, _)| s.rows()).sum::<usize>()
+            + self.mem_rows
+            + self.frozen.as_ref().map_or(0, |f| f.rows)
+    }
+
+    /// The frozen memtable's batches (none when no flush is under way).
+    fn frozen_chunks(&self) -> std::slice::Iter<'_, (Arc<MemChunk>, Live)> {
+        self.frozen.as_ref().map_or([].iter(), |f| f.mem.iter())
+    }
+
+    /// One past the newest generation named by the manifest, by a file in `dir`, or reserved
+    /// for the frozen memtable's segment.
+    pub(super) fn next_gen(&self, dir: &Path) -> u64 {
+        next_generation(dir, &self.manifest).max(self.reserved + 1)
     }
 
     /// Marks the copy at `loc` dead. `current` is a live mask being built for segment index
@@ -316,6 +407,11 @@ impl Writer {
                 _ => Arc::make_mut(&mut self.segments[i].1).remove(r),
             },
             Loc::Mem(i, r) => Arc::make_mut(&mut self.mem[i].1).remove(r),
+            Loc::Frozen(i, r) => {
+                if let Some(f) = self.frozen.as_mut() {
+                    Arc::make_mut(&mut f.mem[i].1).remove(r);
+                }
+            }
         }
     }
 
@@ -337,17 +433,28 @@ impl Writer {
                 None => self.points += 1,
             }
         }
-        if self.mem.len() > MAX_MEM_BATCHES {
-            self.consolidate();
+        // Size tiers, as LSM stores merge runs: the newest batches are merged while the one
+        // before is no bigger, so about log2(rows) batches remain (publishing a snapshot, which
+        // copies the list, stays cheap under many small writes) and each row is copied about
+        // log2(rows) times. Merging every batch once 64 had piled up copied the whole memtable
+        // every 64 single-point writes: tens of milliseconds at 20,000 rows of 384 floats.
+        let n = self.mem.len();
+        let mut from = n - 1;
+        let mut tail = self.mem[from].0.ids.len();
+        while from > 0 && self.mem[from - 1].0.ids.len() <= tail {
+            from -= 1;
+            tail += self.mem[from].0.ids.len();
+        }
+        if from < n - 1 {
+            self.merge_mem(from);
         }
     }
 
-    /// Merges the memtable's batches into one (live rows only), so that publishing a snapshot,
-    /// which copies the list of batches, stays cheap under many small writes.
-    pub(super) fn consolidate(&mut self) {
+    /// Merges the memtable's batches from `from` on into one (live rows only).
+    fn merge_mem(&mut self, from: usize) {
         let dim = self.manifest.dim;
         let (mut ids, mut vectors, mut payloads) = (Vec::new(), Vec::new(), Vec::new());
-        for (chunk, live) in &self.mem {
+        for (chunk, live) in &self.mem[from..] {
             for (r, &id) in chunk.ids.iter().enumerate() {
                 if live.contains(r) {
                     ids.push(id);
@@ -358,7 +465,7 @@ impl Writer {
         }
         let rows = ids.len();
         for (r, &id) in ids.iter().enumerate() {
-            self.where_is.insert(id, Loc::Mem(0, r));
+            self.where_is.insert(id, Loc::Mem(from, r));
         }
         let rows_by_id = ids.iter().enumerate().map(|(r, &id)| (id, r)).collect();
         let chunk = MemChunk {
@@ -367,8 +474,11 @@ impl Writer {
             payloads,
             rows_by_id,
         };
-        self.mem = vec![(Arc::new(chunk), Arc::new(RowMask::all(rows)))];
-        self.mem_rows = rows;
+        self.mem.truncate(from);
+        // `mem_rows` stays the rows written since the memtable started: what triggers a flush
+        // does not depend on when merges dropped replaced rows.
+        self.mem
+            .push((Arc::new(chunk), Arc::new(RowMask::all(rows))));
     }
 
     pub(super) fn apply_delete(&mut self, ids: &[u64]) -> usize {
@@ -389,7 +499,7 @@ impl Writer {
             return Ok(());
         }
         let mut m = self.manifest.clone();
-        m.generation = next_generation(dir, &m);
+        m.generation = self.next_gen(dir);
         let file = format!("wal-{}.log", m.generation);
         write_synced(&dir.join(&file), wal::MAGIC)?;
         m.log = Some(LogEntry {
@@ -431,20 +541,205 @@ impl Writer {
         Ok(())
     }
 
-    /// Flushes the memtable once it holds `flush_rows` rows; returns whether it did.
-    pub(super) fn maybe_flush(&mut self, dir: &Path) -> Result<bool, StoreError> {
-        if self.mem_rows >= self.flush_rows {
-            self.flush_memtable(dir)?;
-            return Ok(true);
+    /// Makes room for a write once the memtable holds `flush_rows` rows: with `background`,
+    /// freezes it for the flusher (or says to wait when the frozen one is still being flushed;
+    /// or, when its flush failed, flushes both here, so the write gets the error); without,
+    /// flushes it here.
+    pub(super) fn make_room(&mut self, dir: &Path, background: bool) -> Result<Room, StoreError> {
+        if self.mem_rows < self.flush_rows {
+            return Ok(Room::Ready);
         }
-        Ok(false)
+        if !background {
+            self.flush_memtable(dir)?;
+            return Ok(Room::Flushed);
+        }
+        match &self.frozen {
+            None => {
+                self.freeze(dir)?;
+                Ok(Room::Froze)
+            }
+            Some(f) if f.failed.is_none() => Ok(Room::Wait),
+            Some(_) => {
+                self.new_generation(dir)?;
+                Ok(Room::Flushed)
+            }
+        }
+    }
+
+    /// Freezes the memtable: its log is synced and becomes the manifest's `frozen_log`, a new
+    /// empty log takes the writes from now on (manifest swapped: a few fsyncs, no segment
+    /// written), and the flusher writes the frozen rows into a segment outside the lock.
+    fn freeze(&mut self, dir: &Path) -> Result<(), StoreError> {
+        if let Some(log) = self.log.as_ref() {
+            // Under grouped commit the old log's last writes may wait for a shared fsync that
+            // will sync the new log instead: sync the old one now.
+            if self.manifest.durability != Durability::Fsync {
+                if let Err(e) = faults::sync(&log.file, &log.path, true) {
+                    let err = io_err(&log.path)(e);
+                    let reason = format!("fsync of {} failed ({err})", log.path.display());
+                    self.read_only.set(reason, &err);
+                    return Err(err);
+                }
+            }
+        }
+        let id = self.next_gen(dir);
+        let mut m = self.manifest.clone();
+        m.generation = id;
+        let file = format!("wal-{id}.log");
+        write_synced(&dir.join(&file), wal::MAGIC)?;
+        m.frozen_log = m.log.take();
+        m.log = Some(LogEntry {
+            file,
+            flushed_lsn: self.next_lsn - 1,
+        });
+        self.swap_manifest(dir, &m)?;
+        self.manifest = m;
+        if let Err(e) = self.open_log(dir) {
+            self.read_only
+                .set(format!("the new log cannot be opened ({e})"), &e);
+            return Err(e);
+        }
+        self.freeze_in_memory(id);
+        Ok(())
+    }
+
+    /// Moves the memtable into `frozen` (the ids it holds now live there).
+    fn freeze_in_memory(&mut self, id: u64) {
+        let mem = std::mem::take(&mut self.mem);
+        for (ci, (chunk, live)) in mem.iter().enumerate() {
+            for (r, &id) in chunk.ids.iter().enumerate() {
+                if live.contains(r) {
+                    self.where_is.insert(id, Loc::Frozen(ci, r));
+                }
+            }
+        }
+        let at_freeze = (
+            mem.iter().map(|(_, l)| l.clone()).collect(),
+            self.segments.iter().map(|(_, l)| l.clone()).collect(),
+        );
+        self.frozen = Some(Frozen {
+            id,
+            at_freeze,
+            mem,
+            rows: std::mem::take(&mut self.mem_rows),
+            flushing: false,
+            failed: None,
+        });
+        self.reserved = self.reserved.max(id);
+    }
+
+    /// The frozen memtable, if one waits for the flusher, marked as being flushed.
+    pub(super) fn next_flush(&mut self) -> Option<FlushJob> {
+        if self.dropped {
+            return None;
+        }
+        let f = self.frozen.as_mut()?;
+        if f.flushing || f.failed.is_some() {
+            return None;
+        }
+        f.flushing = true;
+        Some(FlushJob {
+            id: f.id,
+            mem: f
+                .mem
+                .iter()
+                .zip(&f.at_freeze.0)
+                .map(|((c, _), l)| (c.clone(), l.clone()))
+                .collect(),
+            manifest: self.manifest.clone(),
+        })
+    }
+
+    /// Marks the flush of `job` failed (the next write that needs room redoes it).
+    pub(super) fn flush_failed(&mut self, dir: &Path, job: &FlushJob, why: String) {
+        if let Some(f) = self.frozen.as_mut().filter(|f| f.id == job.id) {
+            f.flushing = false;
+            f.failed = Some(why);
+        }
+        remove_flush_files(dir, job.id);
+    }
+
+    /// Swaps in the segment the flusher wrote for `job` (`None`: every frozen row was dead),
+    /// if that frozen memtable is still current: in memory, rows replaced or deleted since the
+    /// freeze are dead in it; on disk, new tombstones as of the freeze, the manifest swapped
+    /// with the active log kept (replayed on top) and the frozen log dropped. Returns whether it was swapped in (`false`: a compaction,
+    /// checkpoint or quantizer change flushed the frozen rows meanwhile).
+    pub(super) fn commit_flush(
+        &mut self,
+        dir: &Path,
+        job: &FlushJob,
+        seg: Option<Segment>,
+    ) -> Result<bool, StoreError> {
+        if self.dropped {
+            // The directory is gone, or is already another collection's.
+            return Ok(false);
+        }
+        if self.frozen.as_ref().is_none_or(|f| f.id != job.id) {
+            remove_flush_files(dir, job.id);
+            return Ok(false);
+        }
+        if let Some((reason, _)) = self.read_only.get() {
+            return Err(StoreError::Internal(format!(
+                "the collection is read-only ({reason}); the next write flushes"
+            )));
+        }
+        let at_freeze = &self.frozen.as_ref().expect("checked above").at_freeze.1;
+        if at_freeze.len() != self.segments.len() {
+            return Err(StoreError::Internal(
+                "the segments changed while a flush was under way".into(),
+            ));
+        }
+        // On disk: every segment as of the freeze, the new one whole; the active log's
+        // records (after the freeze) are replayed on top.
+        let mut on_disk: Vec<(Arc<Segment>, Live)> = self
+            .segments
+            .iter()
+            .zip(at_freeze)
+            .map(|((s, _), l)| (s.clone(), l.clone()))
+            .collect();
+        let mut segments = self.segments.clone();
+        if let Some(seg) = seg {
+            let rows = seg.rows();
+            let mut live = RowMask::all(rows);
+            for (r, id) in seg.index.ids().iter().enumerate() {
+                if !matches!(self.where_is.get(id), Some(Loc::Frozen(..))) {
+                    live.remove(r);
+                }
+            }
+            let seg = Arc::new(seg);
+            on_disk.push((seg.clone(), Arc::new(RowMask::all(rows))));
+            segments.push((seg, Arc::new(live)));
+        }
+        let generation = self.next_gen(dir);
+        let mut m = self.manifest.clone();
+        m.generation = generation;
+        m.segments = on_disk.iter().map(|(s, _)| s.entry.clone()).collect();
+        m.rows = on_disk.iter().map(|(_, l)| l.count()).sum();
+        m.tombstones = write_tombstones(dir, generation, &on_disk)?;
+        m.frozen_log = None;
+        sync_dir(dir)?;
+        self.swap_manifest(dir, &m)?;
+        self.manifest = m;
+        if segments.len() > self.segments.len() {
+            let i = segments.len() - 1;
+            let (seg, live) = &segments[i];
+            for (r, &id) in seg.index.ids().iter().enumerate() {
+                if live.contains(r) {
+                    self.where_is.insert(id, Loc::Seg(i, r));
+                }
+            }
+        }
+        self.segments = segments;
+        self.frozen = None;
+        remove_stale(dir, &self.keep_files());
+        Ok(true)
     }
 
     /// The live memtable rows, in id order: ids, vectors, payloads.
     pub(super) fn live_mem(&self) -> (Vec<u64>, Vec<f32>, Vec<Value>) {
         let dim = self.manifest.dim;
         let mut rows: Vec<(u64, &MemChunk, usize)> = Vec::new();
-        for (chunk, live) in &self.mem {
+        for (chunk, live) in self.frozen_chunks().chain(&self.mem) {
             for (r, &id) in chunk.ids.iter().enumerate() {
                 if live.contains(r) {
                     rows.push((id, chunk, r));
@@ -465,7 +760,10 @@ impl Writer {
 
     /// Moves the live memtable rows into a new segment and starts a new log.
     pub(super) fn flush_memtable(&mut self, dir: &Path) -> Result<(), StoreError> {
-        if self.mem.is_empty() && self.log.as_ref().is_none_or(|l| l.records == 0) {
+        if self.mem.is_empty()
+            && self.frozen.is_none()
+            && self.log.as_ref().is_none_or(|l| l.records == 0)
+        {
             return Ok(());
         }
         self.new_generation(dir)
@@ -475,7 +773,7 @@ impl Writer {
     /// new empty log, the manifest swapped. Depends on no file written since the last
     /// generation, so it also clears a read-only state (see `read_only.rs`).
     pub(super) fn new_generation(&mut self, dir: &Path) -> Result<(), StoreError> {
-        let generation = next_generation(dir, &self.manifest);
+        let generation = self.next_gen(dir);
         let (ids, vectors, payloads) = self.live_mem();
         let mut segments: Vec<(Arc<Segment>, Live)> = self.segments.clone();
         let quantizer = self.manifest.quantizer.clone();
@@ -504,7 +802,7 @@ impl Writer {
             // No vectors to re-encode: each segment keeps its fitted quantizer and loses its
             // dead rows (codes copied as they are); segments are not merged.
             self.flush_memtable(dir)?;
-            let generation = next_generation(dir, &self.manifest);
+            let generation = self.next_gen(dir);
             let mut kept: Vec<(Arc<Segment>, Live)> = Vec::new();
             let mut changed = false;
             for (i, (seg, live)) in self.segments.iter().enumerate() {
@@ -548,7 +846,7 @@ impl Writer {
                 }
             }
         }
-        for (chunk, live) in &self.mem {
+        for (chunk, live) in self.frozen_chunks().chain(&self.mem) {
             for (r, &id) in chunk.ids.iter().enumerate() {
                 if live.contains(r) {
                     rows.push((
@@ -560,7 +858,7 @@ impl Writer {
             }
         }
         rows.sort_unstable_by_key(|x| x.0);
-        let generation = next_generation(dir, &self.manifest);
+        let generation = self.next_gen(dir);
         let mut segments = Vec::new();
         if !rows.is_empty() {
             let ids = rows.iter().map(|r| r.0).collect();
@@ -598,6 +896,7 @@ impl Writer {
         m.segments = segments.iter().map(|(s, _)| s.entry.clone()).collect();
         m.rows = segments.iter().map(|(_, l)| l.count()).sum();
         m.tombstones = write_tombstones(dir, generation, &segments)?;
+        m.frozen_log = None;
         let log = format!("wal-{generation}.log");
         write_synced(&dir.join(&log), wal::MAGIC)?;
         m.log = Some(LogEntry {
@@ -627,16 +926,25 @@ impl Writer {
         self.segments = segments;
         self.mem.clear();
         self.mem_rows = 0;
+        // A flush under way finds its frozen memtable gone and deletes its files.
+        self.frozen = None;
         remove_stale(dir, &self.keep_files());
         Ok(())
     }
 
-    /// The files the manifest names, and the index file being built with its temporary twin.
+    /// The files the manifest names, the index file being built, and the segment being
+    /// flushed, with their temporary twins.
     fn keep_files(&self) -> HashSet<String> {
         let mut keep = self.manifest.files();
-        if let Some(b) = &self.building {
-            keep.insert(b.clone());
+        let flushing = self.frozen.as_ref().filter(|f| f.flushing);
+        let names = self
+            .building
+            .iter()
+            .cloned()
+            .chain(flushing.into_iter().flat_map(|f| flush_files(f.id)));
+        for b in names {
             keep.insert(format!("{b}.tmp"));
+            keep.insert(b);
         }
         keep
     }
@@ -658,7 +966,7 @@ impl Writer {
         let stem = stem.strip_prefix("seg-").unwrap_or(stem);
         // seg-<g>-<kind>-<old stem>.bitseek: a generation no other file has, so no later flush
         // takes its name.
-        let g = next_generation(dir, &self.manifest);
+        let g = self.next_gen(dir);
         let file = format!("seg-{g}-{}-{stem}.bitseek", want.kind.name());
         self.building = Some(file.clone());
         Some(BuildJob {
@@ -690,12 +998,25 @@ impl Writer {
             return Ok(false);
         };
         let mut m = self.manifest.clone();
-        m.generation = next_generation(dir, &m);
+        m.generation = self.next_gen(dir);
         m.segments[i] = built.entry.clone();
         self.swap_manifest(dir, &m)?;
         self.manifest = m;
         self.segments[i].0 = Arc::new(built);
         remove_stale(dir, &self.keep_files());
         Ok(true)
+    }
+}
+
+/// The files the flush of frozen memtable `id` writes.
+fn flush_files(id: u64) -> [String; 2] {
+    [format!("seg-{id}.bitseek"), format!("payloads-{id}.jsonl")]
+}
+
+/// Deletes what the flush of frozen memtable `id` wrote. Best effort.
+fn remove_flush_files(dir: &Path, id: u64) {
+    for f in flush_files(id) {
+        let _ = fs::remove_file(dir.join(format!("{f}.tmp")));
+        let _ = fs::remove_file(dir.join(f));
     }
 }
