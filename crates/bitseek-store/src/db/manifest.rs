@@ -1,5 +1,7 @@
 //! The live manifest: `manifest.json` at version 2 (checksummed), and the names of the files
-//! each generation writes, so that stale ones can be found and deleted.
+//! each generation writes, so that stale ones can be found and deleted. A manifest naming a frozen
+//! log (a flush under way) is written as version 3, so that a bitseek from before background
+//! flushes refuses it ("newer than this bitseek reads") instead of ignoring the frozen writes.
 
 use super::config::{CollectionConfig, Durability, SegmentIndex, LIVE_VERSION, MAX_DIM};
 use crate::error::{Fix, StoreError};
@@ -12,6 +14,10 @@ use std::collections::HashSet;
 use std::fs;
 use std::path::Path;
 use xxhash_rust::xxh3::xxh3_64;
+
+/// The version written while a frozen log is named: readers that do not know `frozen_log` must
+/// refuse the manifest rather than skip the writes in it.
+pub const FLUSHING_VERSION: u32 = 3;
 
 /// The log named by a version-2 manifest.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -122,11 +128,11 @@ impl LiveManifest {
             Some(v) if v < LIVE_VERSION as u64 => {
                 return Ok(Self::from_v1(parse_manifest(path, bytes)?))
             }
-            Some(v) if v == LIVE_VERSION as u64 => {}
+            Some(v) if v == LIVE_VERSION as u64 || v == FLUSHING_VERSION as u64 => {}
             Some(v) => {
                 return Err(err(
                     format!(
-                        "collection format version {v} is newer than this bitseek reads ({LIVE_VERSION})"
+                        "collection format version {v} is newer than this bitseek reads ({FLUSHING_VERSION})"
                     ),
                     Fix::Upgrade,
                 ))
@@ -149,8 +155,10 @@ impl LiveManifest {
                 "checksum mismatch (stored {stored:?}, computed {computed:?})"
             )));
         }
-        let m: LiveManifest = serde_json::from_value(value)
+        let mut m: LiveManifest = serde_json::from_value(value)
             .map_err(|e| bad(format!("does not describe a collection ({e})")))?;
+        // Version 3 differs from 2 only by naming a frozen log; in memory both are the live format.
+        m.version = LIVE_VERSION;
         if m.dim == 0 || m.dim > MAX_DIM {
             return Err(bad(format!("dimension {} is out of range", m.dim)));
         }
@@ -200,6 +208,9 @@ impl LiveManifest {
             ))
         };
         let mut value = serde_json::to_value(self).map_err(cannot)?;
+        if self.frozen_log.is_some() {
+            value["version"] = Value::from(FLUSHING_VERSION);
+        }
         let sum = manifest_checksum(&value);
         value["checksum"] = Value::String(sum);
         let bytes = serde_json::to_vec_pretty(&value).map_err(cannot)?;
