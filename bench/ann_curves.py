@@ -9,9 +9,13 @@ the same vectors in the same run.
 Every system gets the same float32 base and queries (normalised here, so inner product = cosine),
 searches with ONE thread, k = 10, and is scored by recall@10 against exact float search (FAISS
 IndexFlatIP) over the same normalised base. Query speed is the median over --repeat passes of
-the whole query set (after a warm-up pass): bitseek times one query per call inside its own
-process (`bitseek bench --effort ...`), the peers one batch call on one thread (their per-query
-C++ loop, no Python overhead per query). Builds use --build-threads threads.
+the whole query set (after a warm-up pass), every system called the same way: one batch call
+with all the queries on one thread (the peers' per-query C++ loop, no Python overhead per query;
+bitseek's `search_batch_effort` through `bitseek bench --effort ...`, whose `qps_batch` this
+reads; its one-query-per-call figure is kept as `qps_single`). Each point has two speeds: `qps`
+from wall time and `qps_cpu` from the process's CPU time over the same passes; on a machine
+other processes share, the CPU figure leaves out the time they held the core, so ratios between
+systems are steadier (the table's `cpu` columns). Builds use --build-threads threads.
 
 Systems (choose with --systems):
   bitseek-ivf       `bitseek build --index ivf` (1-bit RaBitQ codes centred per list, FastScan),
@@ -27,8 +31,10 @@ Systems (choose with --systems):
   hnswlib           hnswlib M=16, ef_construction 200; knob: ef
   usearch           usearch HNSW, f32, connectivity 16, expansion_add 128; knob: expansion_search
 
-For each system the table gives the build time, every curve point, and the best QPS among the
-points at recall >= 0.95 and >= 0.99 (none if no point reached it). On a busy machine the
+For each system the table gives the build time, the bytes per vector of its saved index (what
+it holds in memory: codes, graph or lists, factors and any kept vectors; bitseek's file is mapped
+as it is), every curve point, and the best QPS among the points at recall >= 0.95 and >= 0.99
+(none if no point reached it). On a busy machine the
 absolute figures drift; compare systems within one run.
 """
 from __future__ import annotations
@@ -56,14 +62,16 @@ def recall(found: np.ndarray, truth: np.ndarray, k: int) -> float:
     return hits / (len(truth) * k)
 
 
-def median_seconds(fn, repeat: int) -> float:
+def median_seconds(fn, repeat: int) -> tuple[float, float]:
+    """Median wall seconds and median process CPU seconds of `repeat` calls (after a warm-up)."""
     fn()
-    times = []
+    wall, cpu = [], []
     for _ in range(repeat):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
+        cpu.append(time.process_time() - c)
+        wall.append(time.perf_counter() - t)
+    return float(np.median(wall)), float(np.median(cpu))
 
 
 def curve(search, knobs, queries, truth, k, repeat):
@@ -72,15 +80,23 @@ def curve(search, knobs, queries, truth, k, repeat):
     for v in knobs:
         ids = search(v)
         r = recall(np.asarray(ids), truth, k)
-        sec = median_seconds(lambda: search(v), repeat)
-        out.append({"knob": v, "recall": r, "qps": len(queries) / sec})
-        print(f"    knob {v:>5}: recall {r:.4f}  {len(queries) / sec:10.0f} q/s", flush=True)
+        sec, cpu = median_seconds(lambda: search(v), repeat)
+        out.append({"knob": v, "recall": r, "qps": len(queries) / sec, "qps_cpu": len(queries) / cpu})
+        print(f"    knob {v:>5}: recall {r:.4f}  {len(queries) / sec:10.0f} q/s  {len(queries) / cpu:10.0f} q/cpu-s", flush=True)
     return out
 
 
-def best_at(points, target):
-    ok = [p["qps"] for p in points if p["recall"] >= target]
+def best_at(points, target, field="qps"):
+    ok = [p[field] for p in points if p["recall"] >= target]
     return max(ok) if ok else None
+
+
+def saved_bytes(save, n: int) -> float:
+    """Bytes per vector of the index `save(path)` writes."""
+    with tempfile.TemporaryDirectory() as tmp:
+        p = os.path.join(tmp, "index")
+        save(p)
+        return os.path.getsize(p) / n
 
 
 def run_bitseek(args, base_path, queries_path, lists, kind="ivf"):
@@ -88,12 +104,19 @@ def run_bitseek(args, base_path, queries_path, lists, kind="ivf"):
     with tempfile.TemporaryDirectory() as tmp:
         idx = os.path.join(tmp, f"{kind}.bitseek")
         shape = ["--lists", str(lists)] if kind == "ivf" else ["--degree", str(args.degree)]
-        t = time.perf_counter()
-        b = subprocess.run([exe, "build", "--input", base_path, "--index", kind, *shape,
-                            "--out", idx, "--json"], check=True, capture_output=True, text=True,
-                           env={**os.environ, "RAYON_NUM_THREADS": str(args.build_threads)})
-        build = time.perf_counter() - t
-        info = json.loads(b.stdout)
+        if kind == "graph" and args.graph_index:
+            # A graph built before from the same base (its build time is not measured here).
+            idx, build = args.graph_index, float("nan")
+            size = os.path.getsize(idx)
+            rows = np.load(base_path, mmap_mode="r").shape[0]
+            info = {"file_bytes": size, "rows": rows, "graph_degree": args.degree}
+        else:
+            t = time.perf_counter()
+            b = subprocess.run([exe, "build", "--input", base_path, "--index", kind, *shape,
+                                "--out", idx, "--json"], check=True, capture_output=True, text=True,
+                               env={**os.environ, "RAYON_NUM_THREADS": str(args.build_threads)})
+            build = time.perf_counter() - t
+            info = json.loads(b.stdout)
         efforts = args.efforts if kind == "ivf" else args.graph_efforts
         r = subprocess.run([exe, "bench", idx, "--queries", queries_path, "-k", str(args.k),
                             "--effort", ",".join(map(str, efforts)), "--threads", "1",
@@ -101,12 +124,15 @@ def run_bitseek(args, base_path, queries_path, lists, kind="ivf"):
                             "--single-queries", "1", "--no-float", "--json"],
                            check=True, capture_output=True, text=True)
         rep = json.loads(r.stdout)
-    pts = [{"knob": c["effort"], "recall": c["recall"], "qps": c["qps"]} for c in rep["curve"]]
+    pts = [{"knob": c["effort"], "recall": c["recall"], "qps": c["qps_batch"],
+            "qps_cpu": c["qps_batch_cpu"], "qps_single": c["qps"]} for c in rep["curve"]]
     for p in pts:
-        print(f"    effort {p['knob']:>5}: recall {p['recall']:.4f}  {p['qps']:10.0f} q/s", flush=True)
+        print(f"    effort {p['knob']:>5}: recall {p['recall']:.4f}  {p['qps']:10.0f} q/s  "
+              f"{p['qps_cpu']:10.0f} q/cpu-s  ({p['qps_single']:.0f} q/s one per call)", flush=True)
     print(f"    build {build:.1f} s", flush=True)
     return {"build_seconds": build, "points": pts, "lists": info.get("ivf_lists"),
-            "imbalance": info.get("ivf_imbalance"), "degree": info.get("graph_degree")}
+            "imbalance": info.get("ivf_imbalance"), "degree": info.get("graph_degree"),
+            "bytes_per_vector": info["file_bytes"] / info["rows"]}
 
 
 def main() -> int:
@@ -120,6 +146,8 @@ def main() -> int:
     ap.add_argument("--graph-efforts", type=ints, default=ints("16,24,32,48,64,96,128,256"),
                     help="beam widths of bitseek-graph")
     ap.add_argument("--degree", type=int, default=32, help="neighbours per node of bitseek-graph")
+    ap.add_argument("--graph-index", help="reuse this bitseek graph index (built from the same "
+                    "base with `bitseek build --index graph`) instead of building one")
     ap.add_argument("--nprobes", type=ints, default=ints("8,16,32,64,128,256"))
     ap.add_argument("--efs", type=ints, default=ints("16,32,64,128,256"))
     ap.add_argument("--repeat", type=int, default=3)
@@ -228,16 +256,25 @@ def main() -> int:
             else:
                 print(f"unknown system {s}", file=sys.stderr)
                 return 2
-            print(f"    build {build:.1f} s", flush=True)
-            results[key] = {"build_seconds": build, "points": curve(search, knobs, queries, truth, k, args.repeat)}
+            if s.startswith("faiss"):
+                bpv = saved_bytes(lambda p: faiss.write_index(index, p), n)
+            elif s == "hnswlib":
+                bpv = saved_bytes(index.save_index, n)
+            else:
+                bpv = saved_bytes(index.save, n)
+            print(f"    build {build:.1f} s, {bpv:.0f} bytes/vector", flush=True)
+            results[key] = {"build_seconds": build, "bytes_per_vector": bpv,
+                            "points": curve(search, knobs, queries, truth, k, args.repeat)}
             del index
 
     print(f"\nload after: {os.getloadavg()}")
-    print(f"{'system':<18} {'build s':>8} {'QPS@0.95':>10} {'QPS@0.99':>10}   curve (knob: recall / q/s)")
+    print(f"{'system':<18} {'build s':>8} {'B/vec':>6} {'QPS@0.95':>10} {'QPS@0.99':>10} {'cpu@0.95':>10} {'cpu@0.99':>10}   curve (knob: recall / q/s)")
+    nan = float("nan")
     for s, r in results.items():
         b95, b99 = best_at(r["points"], 0.95), best_at(r["points"], 0.99)
+        c95, c99 = best_at(r["points"], 0.95, "qps_cpu"), best_at(r["points"], 0.99, "qps_cpu")
         pts = "  ".join(f"{p['knob']}: {p['recall']:.3f}/{p['qps']:.0f}" for p in r["points"])
-        print(f"{s:<18} {r['build_seconds']:>8.1f} {b95 or float('nan'):>10.0f} {b99 or float('nan'):>10.0f}   {pts}")
+        print(f"{s:<18} {r['build_seconds']:>8.1f} {r['bytes_per_vector']:>6.0f} {b95 or nan:>10.0f} {b99 or nan:>10.0f} {c95 or nan:>10.0f} {c99 or nan:>10.0f}   {pts}")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps({"rows": n, "dim": d, "k": k, "lists": lists,
                                                    "queries": len(queries), "results": results}, indent=1))

@@ -190,7 +190,7 @@ fn saved_and_mapped_searches_match_and_damage_is_refused() {
     index.save(&path).unwrap();
     let mapped = Index::open(&path).unwrap();
     assert_eq!(mapped.meta().kind, "bitseek-graph");
-    assert_eq!(mapped.meta().graph.as_ref().unwrap().version, 1);
+    assert_eq!(mapped.meta().graph.as_ref().unwrap().version, 2);
     let q = around(10, dim, 11, 12).data;
     for effort in [None, Some(8), Some(1000)] {
         let a = index
@@ -246,27 +246,31 @@ fn saved_and_mapped_searches_match_and_damage_is_refused() {
             .expect("an inconsistent graph must be refused")
             .to_string()
     };
+    // The first node's first neighbour id: after its code blocks, scales and adds.
+    let degree = meta["graph"]["degree"].as_u64().unwrap() as usize;
+    let padded = meta["graph"]["padded"].as_u64().unwrap() as usize;
+    let first_id = degree / 32 * (padded / 4) * 16 + 2 * degree * 4;
     let e = rewrite("row.bitseek", &meta, &|n, b| {
-        if n == "graph.neighbors" {
-            b[..4].copy_from_slice(&5000u32.to_le_bytes());
+        if n == "graph.nodes" {
+            b[first_id..first_id + 4].copy_from_slice(&5000u32.to_le_bytes());
         }
     });
-    assert!(e.contains("graph.neighbors") && e.contains("5000"), "{e}");
+    assert!(e.contains("graph.nodes") && e.contains("5000"), "{e}");
     let e = rewrite("short.bitseek", &meta, &|n, b| {
-        if n == "graph.codes" {
+        if n == "graph.nodes" {
             b.truncate(b.len() - 64);
         }
     });
-    assert!(e.contains("graph.codes"), "{e}");
+    assert!(e.contains("graph.nodes"), "{e}");
     let mut m = meta.clone();
     m["graph"]["entry"] = serde_json::json!(1000);
     let e = rewrite("entry.bitseek", &m, &|_, _| {});
     assert!(e.contains("entry point"), "{e}");
     // Another layout version is refused with what to do.
     let mut m = meta.clone();
-    m["graph"]["version"] = serde_json::json!(2);
+    m["graph"]["version"] = serde_json::json!(1);
     let e = rewrite("version.bitseek", &m, &|_, _| {});
-    assert!(e.contains("version 2") && e.contains("rebuild"), "{e}");
+    assert!(e.contains("version 1") && e.contains("rebuild"), "{e}");
     // A graph kind without its graph metadata.
     let mut m = meta.clone();
     m.as_object_mut().unwrap().remove("graph");

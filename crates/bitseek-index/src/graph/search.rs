@@ -92,7 +92,7 @@ fn one<'a>(
     row_bytes: impl Fn(u32) -> &'a [u8],
 ) -> Vec<(f32, u32)> {
     let g = s.graph;
-    let (deg, groups, nb) = (g.degree, g.groups(), g.node_bytes());
+    let (deg, groups) = (g.degree, g.groups());
     let table = Table::new(w);
     let base = table.sum_lo - 0.5 * table.sum_w;
     let key = |ip: f32, r: u32| match s.norm2 {
@@ -109,12 +109,11 @@ fn one<'a>(
     let mut cur = 0;
     while cur < beam.len() {
         let u = beam[cur].1;
-        // The next candidate is likely the next node expanded: fetch its vector and codes while
-        // this one is scored.
+        // The next candidate is likely the next node expanded: fetch its vector and its block
+        // while this one is scored.
         if let Some(&(_, next, _)) = beam[cur + 1..].iter().find(|e| !e.2) {
-            let n = next as usize;
             prefetch(row_bytes(next));
-            prefetch(&g.codes[n * nb..(n + 1) * nb]);
+            prefetch(g.node_bytes_of(next));
         }
         beam.remove(cur);
         let ip_u = ip(u);
@@ -127,13 +126,9 @@ fn one<'a>(
         if s.allowed.is_none_or(|a| row_allowed(a, u as usize)) {
             results.push(u, key_u);
         }
-        let ui = u as usize;
-        (s.kernels.fastscan_blocks)(&table.lut, &g.codes[ui * nb..(ui + 1) * nb], groups, sums);
-        let (nbrs, scale, add) = (
-            &g.neighbors[ui * deg..(ui + 1) * deg],
-            &g.scale[ui * deg..(ui + 1) * deg],
-            &g.add[ui * deg..(ui + 1) * deg],
-        );
+        let node = g.node(u);
+        (s.kernels.fastscan_blocks)(&table.lut, node.codes, groups, sums);
+        let (nbrs, scale, add) = (node.neighbors, node.scale, node.add);
         let mut lowest = usize::MAX;
         for j in 0..deg {
             let v = nbrs[j];

@@ -566,14 +566,8 @@ impl Index {
                     "graph.rotation".to_string(),
                     bytemuck::cast_slice(g.rotation),
                 ),
-                (
-                    "graph.neighbors".to_string(),
-                    bytemuck::cast_slice(g.neighbors),
-                ),
-                ("graph.scale".to_string(), bytemuck::cast_slice(g.scale)),
-                ("graph.add".to_string(), bytemuck::cast_slice(g.add)),
+                ("graph.nodes".to_string(), bytemuck::cast_slice(g.nodes)),
                 ("graph.bound".to_string(), bytemuck::cast_slice(g.bound)),
-                ("graph.codes".to_string(), g.codes),
             ]);
         }
         let refs: Vec<(&str, &[u8])> = sections.iter().map(|(n, b)| (n.as_str(), *b)).collect();
@@ -758,14 +752,7 @@ impl Index {
             None => None,
         };
         if let Some(g) = &meta.graph {
-            for name in [
-                "graph.rotation",
-                "graph.neighbors",
-                "graph.scale",
-                "graph.add",
-                "graph.bound",
-                "graph.codes",
-            ] {
+            for name in ["graph.rotation", "graph.nodes", "graph.bound"] {
                 file.section(name)?;
             }
             if g.padded != padded(dim) {
@@ -1005,11 +992,8 @@ impl Index {
                     degree: m.degree,
                     entry: m.entry,
                     rotation: f32s("graph.rotation"),
-                    neighbors: file.section_as::<u32>("graph.neighbors").unwrap_or(&[]),
-                    scale: f32s("graph.scale"),
-                    add: f32s("graph.add"),
+                    nodes: file.section_as::<u32>("graph.nodes").unwrap_or(&[]),
                     bound: f32s("graph.bound"),
-                    codes: file.section("graph.codes").unwrap_or(&[]),
                 }
             }
             (None, Backing::Owned(_)) => return None,
