@@ -47,7 +47,8 @@ pub struct CodeIndex {
     /// The f32 model (questions, f32 indexes) and its 8-bit twin (updating an int8 index).
     model: Mutex<Option<Model>>,
     model_int8: Mutex<Option<Model>>,
-    live: Mutex<LiveIndex>,
+    /// Shared by searches without a lock: they run side by side.
+    live: LiveIndex,
 }
 
 impl CodeIndex {
@@ -64,11 +65,6 @@ impl CodeIndex {
         *slot = Some(m.clone());
         Ok(m)
     }
-
-    fn live(&self) -> std::sync::MutexGuard<'_, LiveIndex> {
-        // A panic mid-search leaves nothing half-written: the index is only read here.
-        self.live.lock().unwrap_or_else(|p| p.into_inner())
-    }
 }
 
 #[pymethods]
@@ -77,7 +73,7 @@ impl CodeIndex {
     #[pyo3(signature = (path, model_dir=None))]
     fn new(path: PathBuf, model_dir: Option<PathBuf>) -> CodeIndex {
         CodeIndex {
-            live: Mutex::new(LiveIndex::new(&path)),
+            live: LiveIndex::new(&path),
             root: path,
             model_dir,
             model: Mutex::new(None),
@@ -106,7 +102,7 @@ impl CodeIndex {
         let int8 = match int8 {
             Some(b) => b,
             None => py.detach(|| {
-                self.live()
+                self.live
                     .index()
                     .map(|i| i.model().precision == "int8")
                     .unwrap_or(false)
@@ -169,7 +165,7 @@ impl CodeIndex {
             .with_tests(tests);
         // The index first, then the model, as `bitseek search` does: a missing index is reported
         // even where no model is installed.
-        py.detach(|| self.live().index().map(|_| ()))
+        py.detach(|| self.live.index().map(|_| ()))
             .map_err(code_error)?;
         let model = self.model(py, false)?;
         let mode = if semantic_only {
@@ -180,7 +176,7 @@ impl CodeIndex {
         let mut results = py
             .detach(|| {
                 let vectors = model.0.embed(&[question])?;
-                let mut live = self.live();
+                let live = &self.live;
                 live.index()?.check_model(&model.1)?;
                 live.search_with(&[question], &vectors, k, &filter, mode)
             })

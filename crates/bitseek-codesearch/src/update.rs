@@ -151,8 +151,10 @@ pub fn index_repo(
 
     // Nothing new, changed or deleted: the committed generation already is this index, so
     // rewriting it would only cost time (and wake `bitseek index --watch` and readers).
+    // An index in an older format (lexical file, payload row offsets) is rewritten regardless.
     let unchanged = files_embedded == 0 && files_deleted == 0;
-    if let Some(prev) = previous.as_ref().filter(|p| unchanged && p.lexical_current) {
+    let current = |p: &&Previous| p.lexical_current && p.collection.has_row_offsets();
+    if let Some(prev) = previous.as_ref().filter(|p| unchanged && current(p)) {
         return Ok(IndexReport {
             root: root.to_owned(),
             dir,

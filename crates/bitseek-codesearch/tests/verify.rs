@@ -140,3 +140,69 @@ fn a_quietly_damaged_lexical_file_is_caught_by_verify() {
     let err = search().unwrap_err().to_string();
     assert!(err.contains("checksum mismatch"), "{err}");
 }
+
+#[test]
+fn an_index_without_payload_row_offsets_is_searched_and_rewritten_by_the_next_index() {
+    use bitseek_codesearch::{Filter, SearchMode};
+    let repo = indexed();
+    let root = repo.path();
+    let dir = index_dir(root);
+    // What an older bitseek wrote: no row-offset table, no manifest entry for it.
+    let manifest = dir.join("manifest.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&fs::read(&manifest).unwrap()).unwrap();
+    let table = m["payload_offsets"]["file"].as_str().unwrap().to_owned();
+    fs::remove_file(dir.join(&table)).unwrap();
+    m.as_object_mut().unwrap().remove("payload_offsets");
+    fs::write(&manifest, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+
+    let question = "render_address";
+    let v = Words.embed(&[question]).unwrap();
+    let idx = CodeIndex::open(root).unwrap();
+    assert!(!idx.collection().has_row_offsets());
+    let hits = idx
+        .search_with(&[question], &v, 2, &Filter::default(), SearchMode::Hybrid)
+        .unwrap();
+    assert_eq!(hits[0][0].name, "render_address");
+    let generation = idx.collection().generation();
+    drop(idx);
+
+    // Nothing changed in the repository, but the format did: the next index writes the table.
+    let model = ModelInfo {
+        name: "words".into(),
+        dim: DIM,
+        fingerprint: "0".repeat(32),
+        precision: "f32".into(),
+    };
+    let report = index_repo(root, &Words, &model, &IndexOptions::default(), &|_, _| {}).unwrap();
+    assert_eq!(report.units_embedded, 0, "the vectors are reused");
+    assert_eq!(report.generation, generation + 1);
+    let idx = CodeIndex::open(root).unwrap();
+    assert!(idx.collection().has_row_offsets());
+    let again = idx
+        .search_with(&[question], &v, 2, &Filter::default(), SearchMode::Hybrid)
+        .unwrap();
+    assert_eq!(again, hits);
+    // And an index that is current is left alone.
+    drop(idx);
+    let report = index_repo(root, &Words, &model, &IndexOptions::default(), &|_, _| {}).unwrap();
+    assert_eq!(report.generation, generation + 1);
+}
+
+#[test]
+fn a_quietly_damaged_payload_row_offset_table_is_caught_by_verify() {
+    let repo = indexed();
+    let root = repo.path();
+    let dir = index_dir(root);
+    let table = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "offsets"))
+        .expect("a payload row-offset table");
+    // The last byte of the file's length: the table's structure stays valid.
+    damage_quietly(&table, |b| b.len() - 8);
+    assert!(CodeIndex::open(root).is_ok(), "later opens trust the stamp");
+    let err = verify_index(root).unwrap_err().to_string();
+    assert!(err.contains("checksum mismatch"), "{err}");
+    assert!(err.contains(&table.display().to_string()), "{err}");
+    assert!(err.contains("bitseek index"), "{err}");
+}

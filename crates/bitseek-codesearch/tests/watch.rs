@@ -129,7 +129,7 @@ fn watch_picks_up_an_edit_a_new_file_and_a_deletion() {
         let (root, q, searching, searches) =
             (root.clone(), q.clone(), searching.clone(), searches.clone());
         std::thread::spawn(move || {
-            let mut live = LiveIndex::new(&root);
+            let live = LiveIndex::new(&root);
             while searching.load(Ordering::Relaxed) {
                 let hits = live
                     .search_with(&["alpha"], &q, 5, &Filter::default(), SearchMode::Hybrid)

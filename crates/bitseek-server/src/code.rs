@@ -9,7 +9,10 @@
 //! hybrid unless `semantic_only`); each hit's code and context lines are read back from the
 //! repository as `bitseek search --context N --with-text` does, and a file changed since indexing
 //! is reported rather than misquoted. An index rebuilt while the server runs (`bitseek index`,
-//! watch mode) is reopened on the next search: each search stats the manifest.
+//! watch mode) is followed as `bitseek search`, `bitseek mcp` and Python follow it, through one
+//! [`LiveIndex`] per repository: each search stats the manifest, reopens on a new commit, and is
+//! retried on the newer generation when the one it started on lost its files under it. Searches
+//! share the repositories and the model by reference and run side by side.
 
 use crate::{ApiError, AppState};
 use axum::extract::State;
@@ -19,15 +22,14 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bitseek_codesearch::hybrid::identifier_tokens;
 use bitseek_codesearch::{
-    CodeError, CodeHit, CodeIndex, Filter, ModelInfo, SearchMode, SourceFile, Stale, LANGS,
+    CodeError, CodeHit, Filter, LiveIndex, ModelInfo, SearchMode, SourceFile, Stale, LANGS,
     MAX_CONTEXT,
 };
 use bitseek_embed::{BertEmbedder, Embedder};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
-use std::sync::{Arc, RwLock};
-use std::time::SystemTime;
+use std::sync::Arc;
 
 /// The code search page served at `GET /code`.
 pub const CODE_PAGE: &str = include_str!("code.html");
@@ -65,26 +67,7 @@ struct Repo {
     /// How the API and the page name it: the directory's name, made unique.
     name: String,
     root: PathBuf,
-    open: RwLock<Opened>,
-}
-
-struct Opened {
-    stamp: Option<Stamp>,
-    index: Arc<CodeIndex>,
-}
-
-/// What identifies one write of the manifest: it is replaced by rename on every generation, so
-/// its inode changes (where there are inodes), and its time and length as a rule.
-type Stamp = (SystemTime, u64, u64);
-
-fn stamp(root: &Path) -> Option<Stamp> {
-    let m = std::fs::metadata(bitseek_codesearch::index_dir(root).join(bitseek_store::MANIFEST))
-        .ok()?;
-    #[cfg(unix)]
-    let inode = std::os::unix::fs::MetadataExt::ino(&m);
-    #[cfg(not(unix))]
-    let inode = 0;
-    Some((m.modified().ok()?, m.len(), inode))
+    live: LiveIndex,
 }
 
 impl CodeRepos {
@@ -104,8 +87,10 @@ impl CodeRepos {
                 continue;
             }
             seen.push(canonical.clone());
-            let stamp = stamp(dir);
-            let index = CodeIndex::open(dir)?;
+            // Opened now, so a directory without an index stops the server before the model
+            // is loaded.
+            let live = LiveIndex::new(&canonical);
+            live.index()?;
             let base = canonical
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -119,17 +104,19 @@ impl CodeRepos {
             repos.push(Repo {
                 name,
                 root: canonical,
-                open: RwLock::new(Opened {
-                    stamp,
-                    index: Arc::new(index),
-                }),
+                live,
             });
         }
         let (embedder, model) = bitseek_codesearch::load_model(model_dir, false)?;
-        for r in &repos {
-            let open = r.open.read().unwrap_or_else(|p| p.into_inner());
-            open.index.check_model(&model)?;
-        }
+        let repos = repos
+            .into_iter()
+            .map(|r| {
+                Ok(Repo {
+                    live: r.live.with_model(model.clone())?,
+                    ..r
+                })
+            })
+            .collect::<Result<Vec<Repo>, CodeError>>()?;
         Ok(CodeRepos {
             repos,
             embedder: Arc::new(embedder),
@@ -145,70 +132,6 @@ impl CodeRepos {
     /// The loaded embedding model (shared with the collections' text searches).
     pub(crate) fn embedder(&self) -> Arc<BertEmbedder> {
         self.embedder.clone()
-    }
-}
-
-impl Repo {
-    /// The index as it is on disk now: reopened (and checked against `model`) when the manifest
-    /// was replaced since the last search. Blocking.
-    fn current(&self, model: &ModelInfo) -> Result<Arc<CodeIndex>, CodeError> {
-        let now = stamp(&self.root);
-        {
-            let open = self.open.read().unwrap_or_else(|p| p.into_inner());
-            if open.stamp.is_some() && open.stamp == now {
-                return Ok(open.index.clone());
-            }
-        }
-        self.reopen(model, None)
-    }
-
-    /// Opens the index again, unless another search already did: with `failed`, unless the open
-    /// index is no longer that one; without, unless the manifest is the one last opened.
-    fn reopen(
-        &self,
-        model: &ModelInfo,
-        failed: Option<&Arc<CodeIndex>>,
-    ) -> Result<Arc<CodeIndex>, CodeError> {
-        let mut open = self.open.write().unwrap_or_else(|p| p.into_inner());
-        let now = stamp(&self.root);
-        let fresh = match failed {
-            Some(f) => !Arc::ptr_eq(&open.index, f),
-            None => open.stamp.is_some() && open.stamp == now,
-        };
-        if fresh {
-            return Ok(open.index.clone());
-        }
-        // A writer may replace the generation between reading the manifest and its files: the
-        // old files are deleted after the rename, so a second open sees the new ones.
-        let index = CodeIndex::open(&self.root).or_else(|_| CodeIndex::open(&self.root))?;
-        index.check_model(model)?;
-        let index = Arc::new(index);
-        *open = Opened {
-            stamp: now,
-            index: index.clone(),
-        };
-        Ok(index)
-    }
-
-    /// `f` over the current index; when it fails and a newer generation has replaced the open
-    /// one (a writer deletes the old generation's files after its rename, and parts of an index
-    /// are read on first use), once more over the new one.
-    fn with_index<T>(
-        &self,
-        model: &ModelInfo,
-        f: impl Fn(&CodeIndex) -> Result<T, CodeError>,
-    ) -> Result<T, CodeError> {
-        let index = self.current(model)?;
-        match f(&index) {
-            Ok(v) => Ok(v),
-            Err(e) => {
-                let again = self.reopen(model, Some(&index))?;
-                if again.collection().generation() == index.collection().generation() {
-                    return Err(e);
-                }
-                f(&again)
-            }
-        }
     }
 }
 
@@ -268,7 +191,7 @@ async fn list_repos(State(state): State<Arc<AppState>>) -> Result<Json<ReposRepl
     blocking(move || {
         let mut repos = Vec::with_capacity(code.repos.len());
         for r in &code.repos {
-            let index = r.current(&code.model).map_err(api_error)?;
+            let index = r.live.index().map_err(api_error)?;
             repos.push(RepoInfo {
                 name: r.name.clone(),
                 root: r.root.display().to_string(),
@@ -435,9 +358,8 @@ fn run_search(code: &CodeRepos, body: SearchBody, max_k: usize) -> Result<Search
     let mut ranked: Vec<(usize, usize, CodeHit)> = Vec::new();
     for &(i, repo) in &selected {
         let hits = repo
-            .with_index(&code.model, |index| {
-                index.search_with(&[question], &vectors, body.k, &filter, mode)
-            })
+            .live
+            .search_with(&[question], &vectors, body.k, &filter, mode)
             .map_err(api_error)?;
         let hits = hits.into_iter().next().unwrap_or_default();
         ranked.extend(hits.into_iter().enumerate().map(|(rank, h)| (rank, i, h)));
@@ -571,52 +493,6 @@ fn api_error(e: CodeError) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A search that took the open index just before a writer replaced it, and then found that
-    /// generation's files gone, is answered from the new generation.
-    #[test]
-    fn a_generation_replaced_mid_search_is_searched_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let (root, model_dir) = (dir.path().join("r"), dir.path().join("m"));
-        bitseek_codesearch::testing::write_tiny_model(&model_dir, 1).unwrap();
-        std::fs::create_dir_all(&root).unwrap();
-        let index = |text: &str| {
-            std::fs::write(root.join("a.py"), text).unwrap();
-            let (e, info) = bitseek_codesearch::load_model(Some(&model_dir), false).unwrap();
-            let opts = bitseek_codesearch::IndexOptions::default();
-            bitseek_codesearch::index_repo(&root, &e, &info, &opts, &|_, _| {}).unwrap();
-        };
-        index("def alpha_one():\n    return 1\n");
-        let code = CodeRepos::open(std::slice::from_ref(&root), Some(&model_dir)).unwrap();
-        index("def beta_two():\n    return 2\n");
-        // The race: the manifest was stamped after the rename, the index opened before it.
-        code.repos[0].open.write().unwrap().stamp = stamp(&root);
-        let old = code.repos[0].current(&code.model).unwrap();
-        assert_eq!(old.collection().generation(), 1);
-        let ask = || {
-            let body: SearchBody =
-                serde_json::from_value(serde_json::json!({"question": "beta_two"})).unwrap();
-            run_search(&code, body, 100)
-        };
-        let reply = ask().unwrap_or_else(|e| panic!("{}", e.message));
-        let hits = reply.hits.unwrap();
-        assert_eq!(hits[0].name, "beta_two");
-        let now = code.repos[0].current(&code.model).unwrap();
-        assert_eq!(now.collection().generation(), 2);
-        // Without the second try the old generation's lexical file is gone: the first search
-        // over `old` fails, which is what the retry covers.
-        let direct = old.search_with(
-            &["beta_two"],
-            &[vec![0.5; 8]],
-            1,
-            &Filter::default(),
-            SearchMode::Hybrid,
-        );
-        assert!(
-            direct.is_err(),
-            "the old generation still searchable: {direct:?}"
-        );
-    }
 
     #[test]
     fn paths_that_leave_the_repository_are_not_read() {

@@ -4,6 +4,7 @@
 use crate::error::{io_err, Fix, StoreError};
 use crate::faults;
 use crate::manifest::{PayloadsEntry, MANIFEST};
+use crate::row_offsets;
 use bitseek_index::{Index, Keep, Metric};
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -156,18 +157,49 @@ pub(crate) fn write_payloads(
     file: String,
     payloads: &[serde_json::Value],
 ) -> Result<PayloadsEntry, StoreError> {
+    let (bytes, _) = payload_lines(payloads)?;
+    write_entry(dir, file, payloads.len(), &bytes)
+}
+
+/// [`write_payloads`], and beside it the file's row-offset table (`row_offsets.rs`) named after
+/// it; returns the manifest's entries for both.
+pub(crate) fn write_payloads_with_offsets(
+    dir: &Path,
+    file: String,
+    payloads: &[serde_json::Value],
+) -> Result<(PayloadsEntry, PayloadsEntry), StoreError> {
+    let (bytes, starts) = payload_lines(payloads)?;
+    let table = row_offsets::encode(&starts, bytes.len() as u64);
+    let offsets = write_entry(dir, row_offsets::table_name(&file), payloads.len(), &table)?;
+    Ok((write_entry(dir, file, payloads.len(), &bytes)?, offsets))
+}
+
+/// One compact JSON value a line, and where each line starts.
+fn payload_lines(payloads: &[serde_json::Value]) -> Result<(Vec<u8>, Vec<u64>), StoreError> {
     let mut bytes = Vec::with_capacity(payloads.len() * 64);
+    let mut starts = Vec::with_capacity(payloads.len());
     for p in payloads {
+        starts.push(bytes.len() as u64);
         serde_json::to_writer(&mut bytes, p)
             .map_err(|e| StoreError::Input(format!("payload cannot be written: {e}")))?;
         bytes.push(b'\n');
     }
+    Ok((bytes, starts))
+}
+
+/// Writes `bytes` to `dir/file`, synced, and returns its manifest entry.
+fn write_entry(
+    dir: &Path,
+    file: String,
+    rows: usize,
+    bytes: &[u8],
+) -> Result<PayloadsEntry, StoreError> {
     let entry = PayloadsEntry {
         file,
-        rows: payloads.len(),
-        xxh3: format!("{:016x}", xxh3_64(&bytes)),
+        rows,
+        xxh3: format!("{:016x}", xxh3_64(bytes)),
     };
-    write_synced(&dir.join(&entry.file), &bytes)?;
+    write_synced(&dir.join(&entry.file), bytes)?;
     Ok(entry)
 }
 

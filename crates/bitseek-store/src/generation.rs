@@ -3,7 +3,8 @@
 
 use crate::error::{io_err, Fix, StoreError};
 use crate::files::{
-    open_segment_with, read_manifest_bytes, sync_dir, write_payloads, write_synced, Promise,
+    open_segment_with, read_manifest_bytes, sync_dir, write_payloads_with_offsets, write_synced,
+    Promise,
 };
 use crate::lazy_payloads::LazyPayloads;
 use crate::manifest::{
@@ -115,6 +116,7 @@ impl GenerationCollection {
                     rows,
                     xxh3: String::new(),
                 },
+                payload_offsets: None,
                 extra,
             },
             files: Vec::new(),
@@ -136,7 +138,12 @@ impl GenerationCollection {
 
         let file = pending.manifest.payloads.file.clone();
         pending.files.push(dir.join(&file));
-        pending.manifest.payloads = write_payloads(dir, file, payloads)?;
+        pending
+            .files
+            .push(dir.join(crate::row_offsets::table_name(&file)));
+        let (entry, offsets) = write_payloads_with_offsets(dir, file, payloads)?;
+        pending.manifest.payloads = entry;
+        pending.manifest.payload_offsets = Some(offsets);
         sync_dir(dir)?;
         Ok(pending)
     }
@@ -165,6 +172,7 @@ impl GenerationCollection {
 
         let mut files = vec![MANIFEST, manifest.payloads.file.as_str()];
         files.extend(manifest.segments.iter().map(|s| s.file.as_str()));
+        files.extend(manifest.payload_offsets.as_ref().map(|o| o.file.as_str()));
         let verify = force || !Stamp::matches(dir, manifest.generation, &files);
         // Taken before verifying: a file changed during verification no longer matches it.
         let stamp = verify
@@ -193,7 +201,13 @@ impl GenerationCollection {
             )?),
         };
 
-        let payloads = LazyPayloads::open(dir, &manifest.payloads, Fix::Rebuild, verify)?;
+        let payloads = LazyPayloads::open(
+            dir,
+            &manifest.payloads,
+            manifest.payload_offsets.as_ref(),
+            Fix::Rebuild,
+            verify,
+        )?;
         if let Some(stamp) = stamp {
             stamp.write(dir);
         }
@@ -242,8 +256,15 @@ impl GenerationCollection {
         self.manifest.generation
     }
 
+    /// Whether the generation has the payload file's row-offset table (written since it exists):
+    /// older generations find a row's line by scanning the payload file once per open, and the
+    /// next write adds the table.
+    pub fn has_row_offsets(&self) -> bool {
+        self.manifest.payload_offsets.is_some()
+    }
+
     /// The payload of `row` (`None` past the last row), parsed from its line of the payload
-    /// file; an error when that line is damaged.
+    /// file (found through the row-offset table); an error when that line is damaged.
     pub fn payload(&self, row: usize) -> Result<Option<serde_json::Value>, StoreError> {
         self.payloads.get(row)
     }
@@ -263,6 +284,7 @@ impl GenerationCollection {
     pub fn size_bytes(&self) -> u64 {
         let mut files = vec![MANIFEST.to_string(), self.manifest.payloads.file.clone()];
         files.extend(self.manifest.segments.iter().map(|s| s.file.clone()));
+        files.extend(self.manifest.payload_offsets.iter().map(|o| o.file.clone()));
         files
             .iter()
             .filter_map(|f| fs::metadata(self.dir.join(f)).ok())
@@ -370,16 +392,18 @@ impl Drop for PendingGeneration {
     }
 }
 
-/// The generation number in a file name this crate writes: `seg-<g>.bitseek`, `payloads-<g>.jsonl`
-/// (and their `.tmp` twins).
+/// The generation number in a file name this crate writes: `seg-<g>.bitseek`, `payloads-<g>.jsonl`,
+/// `payloads-<g>.offsets` (and their `.tmp` twins).
 fn generation_of(name: &str) -> Option<u64> {
     let name = name.strip_suffix(".tmp").unwrap_or(name);
     let g = name
         .strip_prefix("seg-")
         .and_then(|s| s.strip_suffix(".bitseek"))
         .or_else(|| {
-            name.strip_prefix("payloads-")
-                .and_then(|s| s.strip_suffix(".jsonl"))
+            name.strip_prefix("payloads-").and_then(|s| {
+                s.strip_suffix(".jsonl")
+                    .or_else(|| s.strip_suffix(".offsets"))
+            })
         })?;
     g.parse().ok()
 }

@@ -1,13 +1,16 @@
 //! A generation's payload file, mapped and parsed only as far as it is used.
 //!
 //! A search needs the payloads of its `k` hits, not all of them: parsing every line of the file on
-//! each open cost more than the search itself at 100k rows. The file is mapped; the first lookup
-//! of a row finds where each line starts (one `memchr` pass) and parses that row's line alone; the
-//! first call for all payloads (a filter, a re-index) checks the file's checksum and parses every
-//! line once. A generation being verified ([`crate::verified`]) is read whole at open.
+//! each open cost more than the search itself at 100k rows. The file is mapped, and so is its
+//! row-offset table ([`crate::row_offsets`]): a row's payload is its line, found in the table and
+//! parsed alone. A generation written before the table finds its lines with one `memchr` pass on
+//! first lookup instead. The first call for all payloads (a filter, a re-index) checks the file's
+//! checksum and parses every line once. A generation being verified ([`crate::verified`]) is read
+//! whole at open, and its table is checked against the lines it read.
 
 use crate::error::{io_err, Fix, StoreError};
 use crate::manifest::PayloadsEntry;
+use crate::row_offsets::{line_starts, RowOffsets};
 use memmap2::Mmap;
 use std::fs::File;
 use std::io;
@@ -23,6 +26,8 @@ pub(crate) struct LazyPayloads {
     fix: Fix,
     /// The file's bytes (`None` for an empty file, which cannot be mapped everywhere).
     map: Option<Mmap>,
+    /// The row-offset table, header and length checked (`None` in older generations).
+    offsets: Option<(PathBuf, PayloadsEntry, RowOffsets)>,
     /// Where each row's line starts and ends, found on first use.
     lines: OnceLock<Result<Vec<(usize, usize)>, String>>,
     /// Every payload, checksum checked, parsed on first use.
@@ -30,11 +35,14 @@ pub(crate) struct LazyPayloads {
 }
 
 impl LazyPayloads {
-    /// Maps the payload file `entry` names in `dir`. With `verify`, checks its checksum and parses
-    /// every line now (failing as [`read_payloads`](crate::files::read_payloads) does).
+    /// Maps the payload file `entry` names in `dir`, and its row-offset table when `offsets`
+    /// names one (checking the table's header and length). With `verify`, checks both checksums,
+    /// parses every line now (failing as [`read_payloads`](crate::files::read_payloads) does) and
+    /// checks that the table holds exactly the lines' starts.
     pub(crate) fn open(
         dir: &Path,
         entry: &PayloadsEntry,
+        offsets: Option<&PayloadsEntry>,
         fix: Fix,
         verify: bool,
     ) -> Result<LazyPayloads, StoreError> {
@@ -59,18 +67,64 @@ impl LazyPayloads {
             // against its length.
             Some(unsafe { Mmap::map(&file) }.map_err(io_err(&path))?)
         };
+        let offsets = match offsets {
+            None => None,
+            Some(o) => {
+                let path = dir.join(&o.file);
+                let bad = |reason: String| StoreError::Payloads {
+                    path: path.clone(),
+                    reason,
+                    fix,
+                };
+                let file = match File::open(&path) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        return Err(bad("the payload file's row-offset table is missing".into()))
+                    }
+                    Err(e) => return Err(io_err(&path)(e)),
+                };
+                let table = RowOffsets::open(&file, entry.rows).map_err(bad)?;
+                Some((path, o.clone(), table))
+            }
+        };
         let payloads = LazyPayloads {
             path,
             entry: entry.clone(),
             fix,
             map,
+            offsets,
             lines: OnceLock::new(),
             all: OnceLock::new(),
         };
         if verify {
             payloads.all()?;
+            payloads.check_offsets()?;
         }
         Ok(payloads)
+    }
+
+    /// Checks the row-offset table's checksum and that it holds exactly the payload file's line
+    /// starts (nothing to check without a table).
+    fn check_offsets(&self) -> Result<(), StoreError> {
+        let Some((path, entry, table)) = &self.offsets else {
+            return Ok(());
+        };
+        let bad = |reason: String| StoreError::Payloads {
+            path: path.clone(),
+            reason,
+            fix: self.fix,
+        };
+        let hash = format!("{:016x}", xxh3_64(table.bytes()));
+        if hash != entry.xxh3 {
+            return Err(bad(format!(
+                "checksum mismatch (xxh3 {hash}, the manifest records {})",
+                entry.xxh3
+            )));
+        }
+        let bytes = self.bytes();
+        table
+            .check_against(&line_starts(bytes), bytes.len())
+            .map_err(bad)
     }
 
     fn bytes(&self) -> &[u8] {
@@ -147,8 +201,19 @@ impl LazyPayloads {
         if let Some(Ok(all)) = self.all.get() {
             return Ok(all.get(row).cloned());
         }
-        let lines = self.lines()?;
-        let Some(&(start, end)) = lines.get(row) else {
+        let line = match &self.offsets {
+            Some((path, _, table)) => {
+                table
+                    .line(self.bytes(), row)
+                    .map_err(|reason| StoreError::Payloads {
+                        path: path.clone(),
+                        reason,
+                        fix: self.fix,
+                    })?
+            }
+            None => self.lines()?.get(row).copied(),
+        };
+        let Some((start, end)) = line else {
             return Ok(None);
         };
         serde_json::from_slice(&self.bytes()[start..end])

@@ -10,6 +10,8 @@
 //! seg-7.bitseek          one immutable segment: a bitseek-index file (codes, kept f32 copy);
 //!                        ids are row numbers
 //! payloads-7.jsonl       one JSON value per row, in row order
+//! payloads-7.offsets     where each row's line starts (`row_offsets.rs`; the manifest's
+//!                        "payload_offsets": {"file", "rows", "xxh3"}; absent in older generations)
 //! verified.json          which files of which generation were last verified (a cache; `verified.rs`)
 //! ```
 //!
@@ -50,6 +52,7 @@ mod generation;
 mod lazy_payloads;
 mod manifest;
 mod row_mask;
+mod row_offsets;
 mod verified;
 pub mod wal;
 

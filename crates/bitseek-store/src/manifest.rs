@@ -61,6 +61,10 @@ pub struct Manifest {
     pub segments: Vec<SegmentEntry>,
     /// The payload file, one JSON value per row.
     pub payloads: PayloadsEntry,
+    /// The payload file's row-offset table (`row_offsets.rs`): where each row's line starts.
+    /// Absent in generations written before it (their lines are found by scanning the file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_offsets: Option<PayloadsEntry>,
     /// The caller's own metadata, stored as given.
     pub extra: serde_json::Value,
 }
@@ -124,7 +128,21 @@ pub(crate) fn parse_manifest(path: &Path, bytes: &[u8]) -> Result<Manifest, Stor
             m.rows, m.payloads.rows
         )));
     }
-    for f in m.segments.iter().map(|s| &s.file).chain([&m.payloads.file]) {
+    if let Some(o) = &m.payload_offsets {
+        if o.rows != m.rows {
+            return Err(bad(format!(
+                "{} rows, but the row-offset table holds {}",
+                m.rows, o.rows
+            )));
+        }
+    }
+    for f in m
+        .segments
+        .iter()
+        .map(|s| &s.file)
+        .chain([&m.payloads.file])
+        .chain(m.payload_offsets.as_ref().map(|o| &o.file))
+    {
         if !plain_name(f) {
             return Err(bad(format!(
                 "file name {f:?} is not a plain file name in the collection directory"

@@ -107,6 +107,7 @@ fn replacing_bumps_the_generation_and_deletes_old_files() {
         [
             "manifest.json",
             "payloads-2.jsonl",
+            "payloads-2.offsets",
             "seg-2.bitseek",
             "verified.json"
         ]

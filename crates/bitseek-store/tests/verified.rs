@@ -216,3 +216,133 @@ fn a_damaged_payload_line_is_an_error_not_a_wrong_payload() {
         Some(json!({"row": 16, "name": "x"}))
     );
 }
+
+/// The current generation's row-offset table.
+fn offsets_file(dir: &Path) -> PathBuf {
+    let c = GenerationCollection::open(dir).unwrap();
+    let o = c
+        .manifest()
+        .payload_offsets
+        .clone()
+        .expect("a row-offset table");
+    assert!(c.has_row_offsets());
+    dir.join(o.file)
+}
+
+/// Adds `by` to the little-endian u64 at `at`.
+fn bump_u64(bytes: &mut [u8], at: usize, by: u64) {
+    let v = u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
+    bytes[at..at + 8].copy_from_slice(&(v + by).to_le_bytes());
+}
+
+#[test]
+fn rows_are_read_through_the_offset_table_written_with_each_generation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("c");
+    create(&dir, 40);
+    let table = offsets_file(&dir);
+    assert_eq!(fs::metadata(&table).unwrap().len(), 24 + 8 * 41);
+    let c = GenerationCollection::open(&dir).unwrap();
+    assert!(!c.verified_now());
+    for row in [0, 1, 17, 39] {
+        assert_eq!(
+            c.payload(row).unwrap(),
+            Some(json!({"row": row, "name": "x"}))
+        );
+    }
+    assert_eq!(c.payload(40).unwrap(), None);
+    assert!(c.size_bytes() > fs::metadata(&table).unwrap().len());
+    drop(c);
+    // The next generation has its own table; the old one is deleted with its generation.
+    create(&dir, 41);
+    assert!(!table.exists());
+    assert_ne!(offsets_file(&dir), table);
+}
+
+#[test]
+fn a_damaged_truncated_or_missing_offset_table_is_caught() {
+    let tmp = tempfile::tempdir().unwrap();
+
+    // Damage that keeps length and time: the open trusts its verification, the lookup of the
+    // damaged row finds its offset off a line boundary, and verify finds the checksum.
+    let dir = tmp.path().join("quiet");
+    create(&dir, 40);
+    let table = offsets_file(&dir);
+    damage_quietly(&table, |b| bump_u64(b, 24 + 8 * 17, 1));
+    let c = GenerationCollection::open(&dir).unwrap();
+    assert!(!c.verified_now());
+    let err = c.payload(17).unwrap_err().to_string();
+    assert!(
+        err.contains("row 17") && err.contains("row-offset"),
+        "{err}"
+    );
+    assert!(err.contains(&table.display().to_string()), "{err}");
+    assert_eq!(
+        c.payload(20).unwrap(),
+        Some(json!({"row": 20, "name": "x"}))
+    );
+    drop(c);
+    let err = GenerationCollection::verify(&dir).unwrap_err().to_string();
+    assert!(err.contains("checksum mismatch"), "{err}");
+    assert!(err.contains(&table.display().to_string()), "{err}");
+
+    // A table rewritten (a new modification time): the open verifies it again and fails.
+    let dir = tmp.path().join("shifted");
+    create(&dir, 40);
+    let table = offsets_file(&dir);
+    let line = fs::read(dir.join("payloads-1.jsonl")).unwrap();
+    let first = line.iter().position(|&b| b == b'\n').unwrap() as u64 + 1;
+    let mut bytes = fs::read(&table).unwrap();
+    bump_u64(&mut bytes, 24, first);
+    fs::write(&table, &bytes).unwrap();
+    let err = GenerationCollection::open(&dir).unwrap_err().to_string();
+    assert!(err.contains(&table.display().to_string()), "{err}");
+
+    // Truncated: caught by every open, verified or not.
+    let dir = tmp.path().join("short");
+    create(&dir, 40);
+    let table = offsets_file(&dir);
+    let bytes = fs::read(&table).unwrap();
+    let modified = fs::metadata(&table).unwrap().modified().unwrap();
+    let f = fs::OpenOptions::new().write(true).open(&table).unwrap();
+    f.set_len(bytes.len() as u64 - 8).unwrap();
+    f.set_modified(modified).unwrap();
+    let err = GenerationCollection::open(&dir).unwrap_err().to_string();
+    assert!(err.contains("truncated"), "{err}");
+    assert!(err.contains(&table.display().to_string()), "{err}");
+
+    // Missing.
+    let dir = tmp.path().join("gone");
+    create(&dir, 40);
+    let table = offsets_file(&dir);
+    fs::remove_file(&table).unwrap();
+    let err = GenerationCollection::open(&dir).unwrap_err().to_string();
+    assert!(err.contains("row-offset table is missing"), "{err}");
+    assert!(err.contains(&table.display().to_string()), "{err}");
+}
+
+#[test]
+fn a_generation_written_before_offset_tables_is_still_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("c");
+    create(&dir, 40);
+    // What an older bitseek wrote: the same files without the table or its manifest entry.
+    fs::remove_file(offsets_file(&dir)).unwrap();
+    let path = dir.join("manifest.json");
+    let mut m: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    m.as_object_mut().unwrap().remove("payload_offsets");
+    fs::write(&path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+
+    let c = GenerationCollection::open(&dir).unwrap();
+    assert!(c.verified_now());
+    assert!(!c.has_row_offsets());
+    drop(c);
+    let c = GenerationCollection::open(&dir).unwrap();
+    assert!(!c.verified_now());
+    assert_eq!(
+        c.payload(39).unwrap(),
+        Some(json!({"row": 39, "name": "x"}))
+    );
+    assert_eq!(c.payload(40).unwrap(), None);
+    assert!(GenerationCollection::verify(&dir).is_ok());
+}

@@ -20,7 +20,7 @@ use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
 use rmcp::{schemars, tool, tool_handler, tool_router, Json, ServerHandler, ServiceExt};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 #[derive(clap::Args)]
@@ -120,7 +120,8 @@ struct State {
     model: OnceLock<Result<Arc<Model>, String>>,
     /// Its 8-bit twin, for updating an index built with `bitseek index --int8`.
     model_int8: OnceLock<Result<Arc<Model>, String>>,
-    live: Mutex<LiveIndex>,
+    /// Shared by the tools' calls without a lock: searches run side by side.
+    live: LiveIndex,
 }
 
 impl State {
@@ -150,7 +151,7 @@ impl State {
         }
         let filter =
             Filter::new(a.lang.as_deref(), a.path.as_deref()).map_err(|e| e.to_string())?;
-        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        let live = &self.live;
         // Open first: a missing index is reported before the model is waited for.
         let index = live.index().map_err(|e| self.explain(e))?;
         let model = self.model(false)?;
@@ -159,8 +160,8 @@ impl State {
             .0
             .embed(&[a.question.as_str()])
             .map_err(|e| e.to_string())?;
-        let mut results = live
-            .search_with(
+        let (mut results, searched) = live
+            .search_in(
                 &[a.question.as_str()],
                 &vectors,
                 k,
@@ -169,7 +170,6 @@ impl State {
             )
             .map_err(|e| self.explain(e))?;
         let hits = results.pop().unwrap_or_default();
-        let searched = live.opened().expect("searched an open index");
         let (units, generation) = (searched.units(), searched.collection().generation());
         let mut files: HashMap<String, Option<SourceFile>> = HashMap::new();
         let hits = hits
@@ -233,12 +233,11 @@ impl State {
         let start = Instant::now();
         // Keep the index's precision: an index built with --int8 is updated with the 8-bit model
         // (anything else would re-embed every unit).
-        let int8 = {
-            let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
-            live.index()
-                .map(|i| i.model().precision == "int8")
-                .unwrap_or(false)
-        };
+        let int8 = self
+            .live
+            .index()
+            .map(|i| i.model().precision == "int8")
+            .unwrap_or(false);
         let model = self.model(int8)?;
         let r = index_repo(
             &self.root,
@@ -347,7 +346,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         model_dir: a.model_dir,
         model: OnceLock::new(),
         model_int8: OnceLock::new(),
-        live: Mutex::new(LiveIndex::new(&a.dir)),
+        live: LiveIndex::new(&a.dir),
     });
     // Load the model while the client connects: the first search then waits less (or not at all).
     let preload = state.clone();

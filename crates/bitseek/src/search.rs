@@ -178,7 +178,7 @@ pub(crate) fn run_to(a: Args, out: &mut dyn Write, color: bool) -> anyhow::Resul
     let t = Instant::now();
     // Live: a search while `bitseek index` (or --watch) commits answers from one committed
     // generation, retrying on the new one if the old one's files went during the search.
-    let mut index = LiveIndex::new(&a.dir);
+    let index = LiveIndex::new(&a.dir);
     let units = index.index()?.units();
     let t_open = t.elapsed();
     let t = Instant::now();
