@@ -44,6 +44,7 @@ fn indexed() -> tempfile::TempDir {
         dim: DIM,
         fingerprint: "0".repeat(32),
         precision: "f32".into(),
+        encoder: None,
     };
     index_repo(
         repo.path(),

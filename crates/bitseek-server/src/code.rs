@@ -19,8 +19,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bitseek_codesearch::hybrid::identifier_tokens;
 use bitseek_codesearch::{
-    CodeError, CodeHit, CodeIndex, Filter, ModelInfo, SearchMode, SourceFile, Stale, LANGS,
-    MAX_CONTEXT,
+    CodeEmbedder, CodeError, CodeHit, CodeIndex, Encoder, Filter, ModelInfo, SearchMode,
+    SourceFile, Stale, LANGS, MAX_CONTEXT,
 };
 use bitseek_embed::{BertEmbedder, Embedder};
 use serde::{Deserialize, Serialize};
@@ -47,7 +47,7 @@ const STOP_WORDS: [&str; 40] = [
 /// The repositories a server searches and the model their questions are embedded with.
 pub struct CodeRepos {
     repos: Vec<Repo>,
-    embedder: Arc<BertEmbedder>,
+    embedder: CodeEmbedder,
     model: ModelInfo,
 }
 
@@ -125,14 +125,23 @@ impl CodeRepos {
                 }),
             });
         }
-        let (embedder, model) = bitseek_codesearch::load_model(model_dir, false)?;
+        // Questions go through the code head the (first) index was built with; an index built
+        // with another is refused by the check below, naming both.
+        let encoder = match repos.first() {
+            Some(r) => {
+                let open = r.open.read().unwrap_or_else(|p| p.into_inner());
+                Encoder::of_index(open.index.model())?
+            }
+            None => Encoder::Default,
+        };
+        let (embedder, model) = bitseek_codesearch::load_model(model_dir, false, &encoder)?;
         for r in &repos {
             let open = r.open.read().unwrap_or_else(|p| p.into_inner());
             open.index.check_model(&model)?;
         }
         Ok(CodeRepos {
             repos,
-            embedder: Arc::new(embedder),
+            embedder,
             model,
         })
     }
@@ -144,7 +153,7 @@ impl CodeRepos {
 
     /// The loaded embedding model (shared with the collections' text searches).
     pub(crate) fn embedder(&self) -> Arc<BertEmbedder> {
-        self.embedder.clone()
+        self.embedder.model.clone()
     }
 }
 
@@ -427,6 +436,7 @@ fn run_search(code: &CodeRepos, body: SearchBody, max_k: usize) -> Result<Search
 
     let vectors = code
         .embedder
+        .questions()
         .embed(&[question])
         .map_err(|e| ApiError::internal(format!("embedding the question failed: {e}")))?;
     // Each repository ranks its own units; their lists are interleaved by rank (ties by score),
@@ -582,9 +592,10 @@ mod tests {
         std::fs::create_dir_all(&root).unwrap();
         let index = |text: &str| {
             std::fs::write(root.join("a.py"), text).unwrap();
-            let (e, info) = bitseek_codesearch::load_model(Some(&model_dir), false).unwrap();
+            let (e, info) =
+                bitseek_codesearch::load_model(Some(&model_dir), false, &Encoder::Default).unwrap();
             let opts = bitseek_codesearch::IndexOptions::default();
-            bitseek_codesearch::index_repo(&root, &e, &info, &opts, &|_, _| {}).unwrap();
+            bitseek_codesearch::index_repo(&root, &e.units(), &info, &opts, &|_, _| {}).unwrap();
         };
         index("def alpha_one():\n    return 1\n");
         let code = CodeRepos::open(std::slice::from_ref(&root), Some(&model_dir)).unwrap();
