@@ -134,12 +134,14 @@ pub enum CodeError {
     #[error(
         "the index in {} was built {}, but the questions are embedded {}; \
          pass the same --encoder as `bitseek index` had, or re-run `bitseek index {}` with this one",
-        index_dir(root).display(), encoder_words(built), encoder_words(using), root.display()
+        index_dir(root).display(), built, using, root.display()
     )]
     EncoderMismatch {
         root: PathBuf,
-        built: Option<HeadId>,
-        using: Option<HeadId>,
+        /// The index's head, in words ([`encoder_words`]).
+        built: String,
+        /// The questions' head, in words.
+        using: String,
     },
     /// A code head file that cannot be used.
     #[error("{}: {reason}; pass a head file written by the train_head example, or --encoder none", path.display())]

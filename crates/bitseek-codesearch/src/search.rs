@@ -231,8 +231,8 @@ impl CodeIndex {
             if built.encoder != model.encoder {
                 return Err(CodeError::EncoderMismatch {
                     root: self.root.clone(),
-                    built: built.encoder.clone(),
-                    using: model.encoder.clone(),
+                    built: crate::encoder_words(&built.encoder),
+                    using: crate::encoder_words(&model.encoder),
                 });
             }
             return Ok(());
