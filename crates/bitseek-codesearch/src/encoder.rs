@@ -427,7 +427,8 @@ mod tests {
     fn mlp(dim: usize, hidden: usize, seed: u32) -> Mlp {
         let v = |n: usize, k: u32| -> Vec<f32> {
             (0..n)
-                .map(|i| (((i as u32 * 2654435761 ^ k) % 1000) as f32 / 1000.0 - 0.5) * 0.2)
+                .map(|i| (((i as u32).wrapping_mul(2654435761) ^ k) % 1000) as f32 / 1000.0 - 0.5)
+                .map(|v| v * 0.2)
                 .collect()
         };
         Mlp {

@@ -180,7 +180,7 @@ fn the_head_makes_the_vectors_and_none_is_the_model_alone() {
         .unwrap_err();
     assert!(err.to_string().contains("without a code head"), "{err}");
     // The index follows its record; re-indexing with another head re-embeds everything.
-    assert_eq!(Encoder::of_index(idx.model()).is_err(), true);
+    assert!(Encoder::of_index(idx.model()).is_err());
     assert_eq!(
         Encoder::of_index(CodeIndex::open(none.path()).unwrap().model()).unwrap(),
         Encoder::None
