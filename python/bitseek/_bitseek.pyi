@@ -114,7 +114,9 @@ class Collection:
 class CodeIndex:
     """Semantic code search over one repository; its index is `path/.bitseek`."""
 
-    def __init__(self, path: _Path, model_dir: Optional[_Path] = None) -> None: ...
+    def __init__(
+        self, path: _Path, model_dir: Optional[_Path] = None, encoder: str = "default"
+    ) -> None: ...
     def update(
         self, batch: int = 256, progress: bool = False, int8: Optional[bool] = None
     ) -> Dict[str, Any]: ...

@@ -9,9 +9,10 @@
 use crate::errors::message;
 use crate::index::progress_bar;
 use bitseek_codesearch::{
-    index_repo, load_model, CodeError, Filter, IndexOptions, LiveIndex, ModelInfo, SearchMode,
+    index_repo, load_model, CodeEmbedder, CodeError, Encoder, Filter, IndexOptions, LiveIndex,
+    ModelInfo, SearchMode,
 };
-use bitseek_embed::{BertEmbedder, Embedder};
+use bitseek_embed::Embedder;
 use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -25,7 +26,11 @@ fn code_error(e: CodeError) -> PyErr {
             PyFileNotFoundError::new_err(msg)
         }
         CodeError::NotACodeIndex { .. } => crate::errors::CorruptIndex::new_err(msg),
-        CodeError::ModelMismatch { .. } | CodeError::BadFilter(_) => PyValueError::new_err(msg),
+        CodeError::ModelMismatch { .. }
+        | CodeError::EncoderMismatch { .. }
+        | CodeError::BadHead { .. }
+        | CodeError::HeadModelMismatch { .. }
+        | CodeError::BadFilter(_) => PyValueError::new_err(msg),
         CodeError::Io { .. } | CodeError::Locked { .. } => PyOSError::new_err(msg),
         CodeError::Store(s) => crate::errors::store_error(s),
         CodeError::Embed(_) => PyOSError::new_err(msg),
@@ -33,17 +38,21 @@ fn code_error(e: CodeError) -> PyErr {
     }
 }
 
-type Model = Arc<(BertEmbedder, ModelInfo)>;
+type Model = Arc<(CodeEmbedder, ModelInfo)>;
 
 /// Semantic code search over one repository; its index is `path/.bitseek`, the one
 /// `bitseek index` writes.
 ///
 /// model_dir: a BERT-family model directory instead of $BITSEEK_MODEL_DIR or the one
 /// `bitseek model fetch` installs.
+/// encoder: the code head, as `bitseek index --encoder`: "default" (the head shipped with
+/// bitseek, when the model is the one it was trained on), "none" (the model alone), or a head
+/// file. Searching an index built with another head is refused, naming both.
 #[pyclass(frozen, module = "bitseek")]
 pub struct CodeIndex {
     root: PathBuf,
     model_dir: Option<PathBuf>,
+    encoder: Encoder,
     /// The f32 model (questions, f32 indexes) and its 8-bit twin (updating an int8 index).
     model: Mutex<Option<Model>>,
     model_int8: Mutex<Option<Model>>,
@@ -61,7 +70,10 @@ impl CodeIndex {
             return Ok(m.clone());
         }
         let dir = self.model_dir.as_deref();
-        let m = Arc::new(py.detach(|| load_model(dir, int8)).map_err(code_error)?);
+        let m = Arc::new(
+            py.detach(|| load_model(dir, int8, &self.encoder))
+                .map_err(code_error)?,
+        );
         *slot = Some(m.clone());
         Ok(m)
     }
@@ -70,15 +82,19 @@ impl CodeIndex {
 #[pymethods]
 impl CodeIndex {
     #[new]
-    #[pyo3(signature = (path, model_dir=None))]
-    fn new(path: PathBuf, model_dir: Option<PathBuf>) -> CodeIndex {
-        CodeIndex {
+    #[pyo3(signature = (path, model_dir=None, encoder="default"))]
+    fn new(path: PathBuf, model_dir: Option<PathBuf>, encoder: &str) -> PyResult<CodeIndex> {
+        let encoder: Encoder = encoder
+            .parse()
+            .map_err(|e: String| PyValueError::new_err(format!("encoder: {e}")))?;
+        Ok(CodeIndex {
             live: LiveIndex::new(&path),
             root: path,
             model_dir,
+            encoder,
             model: Mutex::new(None),
             model_int8: Mutex::new(None),
-        }
+        })
     }
 
     /// Builds or updates the index like `bitseek index`: re-embeds only files whose content
@@ -117,7 +133,7 @@ impl CodeIndex {
         let root = &self.root;
         let report = py
             .detach(|| {
-                index_repo(root, &model.0, &model.1, &opts, &|done, total| {
+                index_repo(root, &model.0.units(), &model.1, &opts, &|done, total| {
                     bar.set_length(total as u64);
                     bar.set_position(done as u64);
                 })
@@ -175,7 +191,7 @@ impl CodeIndex {
         };
         let mut results = py
             .detach(|| {
-                let vectors = model.0.embed(&[question])?;
+                let vectors = model.0.questions().embed(&[question])?;
                 let live = &self.live;
                 live.index()?.check_model(&model.1)?;
                 live.search_with(&[question], &vectors, k, &filter, mode)

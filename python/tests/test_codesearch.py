@@ -53,6 +53,21 @@ def test_cli_index_searched_from_python(repo, cli):
     assert [(h["path"], h["line"]) for h in hits] == [(h["path"], h["line"]) for h in want]
 
 
+def test_encoder_none_is_followed_by_cli_and_mixing_is_refused(repo, cli):
+    code = bitseek.CodeIndex(repo, encoder="none")
+    update_or_skip(code)
+    hits = code.search("where is the checksum verified", k=5)
+    assert hits[0]["path"] == "store/checksum.py"
+    # `bitseek search` follows the index's record (no head) and answers the same.
+    want = cli_search(cli, repo, "where is the checksum verified")
+    assert [(h["path"], h["line"]) for h in hits] == [(h["path"], h["line"]) for h in want]
+    # Questions through the default head against an index built without one: refused, naming both.
+    with pytest.raises(ValueError, match="without a code head"):
+        bitseek.CodeIndex(repo).search("where is the checksum verified")
+    with pytest.raises(ValueError, match="encoder"):
+        bitseek.CodeIndex(repo, encoder="")
+
+
 def test_code_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="no index in"):
         bitseek.CodeIndex(tmp_path).search("anything")

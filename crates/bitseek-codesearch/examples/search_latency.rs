@@ -73,6 +73,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         dim: DIM,
         fingerprint: "0".repeat(32),
         precision: "f32".into(),
+        encoder: None,
     };
     let t = Instant::now();
     let report = index_repo(

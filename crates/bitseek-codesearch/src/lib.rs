@@ -31,6 +31,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 mod context;
+pub mod encoder;
 pub mod eval;
 mod fingerprint;
 pub mod hybrid;
@@ -43,6 +44,7 @@ mod verify;
 mod watch;
 
 pub use context::{hit_text, hit_text_in, HitText, SourceFile, Stale, MAX_CONTEXT};
+pub use encoder::{CodeEmbedder, Encoder, EncoderHead, HeadId};
 pub use hybrid::LexicalFile;
 pub use live::LiveIndex;
 pub use search::{group_by_file, CodeHit, CodeIndex, Filter, SearchMode, LANGS};
@@ -128,6 +130,33 @@ pub enum CodeError {
         built: Box<ModelInfo>,
         using: Box<ModelInfo>,
     },
+    /// The index was built with another code head (or none) than the questions are embedded with.
+    #[error(
+        "the index in {} was built {}, but the questions are embedded {}; \
+         pass the same --encoder as `bitseek index` had, or re-run `bitseek index {}` with this one",
+        index_dir(root).display(), built, using, root.display()
+    )]
+    EncoderMismatch {
+        root: PathBuf,
+        /// The index's head, in words ([`encoder_words`]).
+        built: String,
+        /// The questions' head, in words.
+        using: String,
+    },
+    /// A code head file that cannot be used.
+    #[error("{}: {reason}; pass a head file written by the train_head example, or --encoder none", path.display())]
+    BadHead { path: PathBuf, reason: String },
+    /// A code head file trained on another model.
+    #[error(
+        "the code head {} was trained on {head_base}, but the model is {model}; \
+         pass a head trained on this model, or --encoder none",
+        path.display()
+    )]
+    HeadModelMismatch {
+        path: PathBuf,
+        head_base: String,
+        model: String,
+    },
     /// Another `bitseek index` holds the index's lock.
     #[error(
         "another `bitseek index` is updating {} (it holds {}); wait for it to finish and run again",
@@ -153,10 +182,34 @@ pub enum CodeError {
     Embed(#[from] bitseek_embed::Error),
 }
 
+pub(crate) fn encoder_words(head: &Option<HeadId>) -> String {
+    match head {
+        Some(h) => format!(
+            "with the code head {} (fingerprint {})",
+            h.name, h.fingerprint
+        ),
+        None => "without a code head (--encoder none)".into(),
+    }
+}
+
 /// Loads the embedding model for indexing and searching: `model_dir`, else `$BITSEEK_MODEL_DIR`,
 /// else the one `bitseek model fetch` installs (the embed crate's errors say how to install a
-/// missing one), with its fingerprint. `int8` embeds with the model's 8-bit dense layers.
+/// missing one), with its fingerprint, and the code head `encoder` names on top
+/// ([`encoder::resolve_head`]; recorded in [`ModelInfo::encoder`]). `int8` embeds with the
+/// model's 8-bit dense layers.
 pub fn load_model(
+    model_dir: Option<&Path>,
+    int8: bool,
+    encoder: &Encoder,
+) -> Result<(CodeEmbedder, ModelInfo), CodeError> {
+    let (bert, mut info) = load_base_model(model_dir, int8)?;
+    let head = encoder::resolve_head(encoder, &info)?;
+    info.encoder = head.as_ref().map(|h| h.id.clone());
+    Ok((CodeEmbedder::new(bert, head), info))
+}
+
+/// [`load_model`] without a head: the sentence model alone and its identity.
+pub fn load_base_model(
     model_dir: Option<&Path>,
     int8: bool,
 ) -> Result<(bitseek_embed::BertEmbedder, ModelInfo), CodeError> {
@@ -190,6 +243,11 @@ pub struct ModelInfo {
     /// re-embeds everything on the next `bitseek index`.
     #[serde(default = "f32_precision")]
     pub precision: String,
+    /// The code head applied on top of the model ([`encoder`]); absent: none (the model's
+    /// vectors alone, as every index built before the head existed). Changing it re-embeds
+    /// everything on the next `bitseek index`; questions must use the same one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder: Option<HeadId>,
 }
 
 fn f32_precision() -> String {
@@ -222,6 +280,7 @@ impl ModelInfo {
             dim,
             fingerprint,
             precision: f32_precision(),
+            encoder: None,
         })
     }
 }

@@ -249,6 +249,7 @@ mod tests {
             dim: DIM,
             fingerprint: "0".repeat(32),
             precision: "f32".into(),
+            encoder: None,
         }
     }
 

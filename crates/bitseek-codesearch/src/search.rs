@@ -228,6 +228,13 @@ impl CodeIndex {
     pub fn check_model(&self, model: &ModelInfo) -> Result<(), CodeError> {
         let built = &self.extra.model;
         if built.dim == model.dim && built.fingerprint == model.fingerprint {
+            if built.encoder != model.encoder {
+                return Err(CodeError::EncoderMismatch {
+                    root: self.root.clone(),
+                    built: crate::encoder_words(&built.encoder),
+                    using: crate::encoder_words(&model.encoder),
+                });
+            }
             return Ok(());
         }
         Err(CodeError::ModelMismatch {
@@ -488,6 +495,7 @@ mod tests {
             dim: DIM,
             fingerprint: "0".repeat(32),
             precision: "f32".into(),
+            encoder: None,
         };
         index_repo(
             repo.path(),

@@ -304,6 +304,15 @@ fn previous(
             Some(format!("the previous index is a {:?}", extra.kind)),
         );
     }
+    if extra.model.encoder != model.encoder {
+        return (
+            None,
+            Some(format!(
+                "the previous index was built {}",
+                crate::encoder_words(&extra.model.encoder)
+            )),
+        );
+    }
     if extra.model != *model {
         return (
             None,

@@ -96,6 +96,7 @@ fn words_model() -> ModelInfo {
         dim: DIM,
         fingerprint: "0".repeat(32),
         precision: "f32".into(),
+        encoder: None,
     }
 }
 

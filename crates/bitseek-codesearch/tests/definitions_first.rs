@@ -142,6 +142,7 @@ fn fixture() -> (tempfile::TempDir, CodeIndex) {
         dim: DIM,
         fingerprint: "0".repeat(32),
         precision: "f32".into(),
+        encoder: None,
     };
     index_repo(root, &Words, &model, &IndexOptions::default(), &|_, _| {}).unwrap();
     let idx = CodeIndex::open(root).unwrap();

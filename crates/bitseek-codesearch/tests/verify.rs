@@ -44,6 +44,7 @@ fn indexed() -> tempfile::TempDir {
         dim: DIM,
         fingerprint: "0".repeat(32),
         precision: "f32".into(),
+        encoder: None,
     };
     index_repo(
         repo.path(),
@@ -172,6 +173,7 @@ fn an_index_without_payload_row_offsets_is_searched_and_rewritten_by_the_next_in
         dim: DIM,
         fingerprint: "0".repeat(32),
         precision: "f32".into(),
+        encoder: None,
     };
     let report = index_repo(root, &Words, &model, &IndexOptions::default(), &|_, _| {}).unwrap();
     assert_eq!(report.units_embedded, 0, "the vectors are reused");

@@ -5,7 +5,7 @@
 
 use bitseek_codesearch::testing::write_tiny_model;
 use bitseek_codesearch::{
-    load_model, watch, Filter, LiveIndex, SearchMode, WatchEvent, WatchOptions,
+    load_base_model, watch, Filter, LiveIndex, SearchMode, WatchEvent, WatchOptions,
 };
 use bitseek_embed::Embedder;
 use std::path::{Path, PathBuf};
@@ -85,7 +85,7 @@ fn watch_picks_up_an_edit_a_new_file_and_a_deletion() {
     let watcher = {
         let (root, model_dir, stop) = (root.clone(), model_dir.path().to_owned(), stop.clone());
         std::thread::spawn(move || {
-            let (embedder, model) = load_model(Some(&model_dir), false).unwrap();
+            let (embedder, model) = load_base_model(Some(&model_dir), false).unwrap();
             let opts = WatchOptions {
                 debounce: Duration::from_millis(50),
                 ..WatchOptions::default()
@@ -113,7 +113,7 @@ fn watch_picks_up_an_edit_a_new_file_and_a_deletion() {
         other => panic!("expected the first update, got {other:?}"),
     }
 
-    let (embedder, _) = load_model(Some(model_dir.path()), false).unwrap();
+    let (embedder, _) = load_base_model(Some(model_dir.path()), false).unwrap();
     let q = embedder.embed(&["anything"]).unwrap();
     let mut live = LiveIndex::new(&root);
     let u = units(&mut live, &q);
@@ -234,7 +234,7 @@ fn watch_picks_up_an_edit_a_new_file_and_a_deletion() {
 fn a_missing_root_is_an_error_not_a_hang() {
     let model_dir = tempfile::tempdir().unwrap();
     write_tiny_model(model_dir.path(), 3).unwrap();
-    let (embedder, model) = load_model(Some(model_dir.path()), false).unwrap();
+    let (embedder, model) = load_base_model(Some(model_dir.path()), false).unwrap();
     let stop = AtomicBool::new(false);
     let err = watch(
         Path::new("/no/such/repository"),

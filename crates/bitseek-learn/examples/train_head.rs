@@ -3,8 +3,12 @@
 //!
 //!     cargo run --release -p bitseek-learn --example train_head -- \
 //!         --train train.npz --val val.npz [--augment racs] \
-//!         --apply query:test.query.f32.npy:out/test.query.npy --apply doc:...
+//!         --apply query:test.query.f32.npy:out/test.query.npy --apply doc:... \
+//!         [--save code-head.safetensors]
 //!
+//! `--save` writes the head file code search loads (`bitseek_codesearch::encoder`): f16 weights,
+//! the base model's name and fingerprint (`--model-dir`, default: the installed model), and how it
+//! was trained.
 //! `scripts/head_experiment.sh` runs the whole comparison.
 
 use bitseek_index::input::{read_vectors, write_npy_f32};
@@ -44,6 +48,13 @@ struct Args {
     /// SIDE:IN.npy:OUT.npy — apply the trained query or doc tower to IN, write OUT (float32).
     #[arg(long)]
     apply: Vec<String>,
+    /// Write the trained head here (safetensors, f16) for `bitseek index --encoder FILE`, or as
+    /// the built-in head (crates/bitseek-codesearch/assets/code-head.safetensors).
+    #[arg(long)]
+    save: Option<PathBuf>,
+    /// The model the training vectors were embedded with (recorded in the head file).
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -93,6 +104,35 @@ fn main() -> anyhow::Result<()> {
         }
         let y = out.head.apply(side, &rows);
         write_npy_f32(std::path::Path::new(output), v.rows(), v.dim, &y)?;
+    }
+    if let Some(path) = &a.save {
+        let (_, info) = bitseek_codesearch::load_base_model(a.model_dir.as_deref(), false)?;
+        anyhow::ensure!(
+            info.dim == train.dim,
+            "the model in --model-dir makes {}-dimensional vectors, the training pairs have {}",
+            info.dim,
+            train.dim
+        );
+        let name = |p: &PathBuf| p.file_name().map(|n| n.to_string_lossy().into_owned());
+        let training = serde_json::json!({
+            "method": "InfoNCE on frozen-model embeddings of (docstring, function) pairs",
+            "train": name(&a.train), "train_pairs": train.len(),
+            "val": name(&a.val), "val_pairs": val.len(),
+            "augment": format!("{:?}", a.augment), "hidden": a.hidden, "epochs": a.epochs,
+            "batch": a.batch, "lr": a.lr, "temperature": a.temperature,
+            "hard_negatives": a.hard_negatives, "seed": a.seed,
+            "best_epoch": out.best_epoch, "start_val_mrr": out.start_val_mrr,
+            "best_val_mrr": out.best_val_mrr,
+        });
+        let meta = bitseek_codesearch::encoder::HeadMeta {
+            base_name: info.name.clone(),
+            base_fingerprint: info.fingerprint.clone(),
+            training: training.to_string(),
+        };
+        let bytes = bitseek_codesearch::encoder::head_bytes(&out.head.query, &out.head.doc, &meta)
+            .map_err(anyhow::Error::msg)?;
+        std::fs::write(path, &bytes)?;
+        eprintln!("wrote {} ({} bytes)", path.display(), bytes.len());
     }
     println!(
         "{{\"start_val_mrr\": {:.5}, \"best_val_mrr\": {:.5}, \"best_epoch\": {}, \"seconds\": {:.1}}}",

@@ -22,8 +22,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bitseek_codesearch::hybrid::identifier_tokens;
 use bitseek_codesearch::{
-    CodeError, CodeHit, Filter, LiveIndex, ModelInfo, SearchMode, SourceFile, Stale, LANGS,
-    MAX_CONTEXT,
+    CodeEmbedder, CodeError, CodeHit, Encoder, Filter, LiveIndex, ModelInfo, SearchMode,
+    SourceFile, Stale, LANGS, MAX_CONTEXT,
 };
 use bitseek_embed::{BertEmbedder, Embedder};
 use serde::{Deserialize, Serialize};
@@ -49,7 +49,7 @@ const STOP_WORDS: [&str; 40] = [
 /// The repositories a server searches and the model their questions are embedded with.
 pub struct CodeRepos {
     repos: Vec<Repo>,
-    embedder: Arc<BertEmbedder>,
+    embedder: CodeEmbedder,
     model: ModelInfo,
 }
 
@@ -107,7 +107,13 @@ impl CodeRepos {
                 live,
             });
         }
-        let (embedder, model) = bitseek_codesearch::load_model(model_dir, false)?;
+        // Questions go through the code head the (first) index was built with; an index built
+        // with another is refused by `with_model`, naming both.
+        let encoder = match repos.first() {
+            Some(r) => Encoder::of_index(r.live.index()?.model())?,
+            None => Encoder::Default,
+        };
+        let (embedder, model) = bitseek_codesearch::load_model(model_dir, false, &encoder)?;
         let repos = repos
             .into_iter()
             .map(|r| {
@@ -119,7 +125,7 @@ impl CodeRepos {
             .collect::<Result<Vec<Repo>, CodeError>>()?;
         Ok(CodeRepos {
             repos,
-            embedder: Arc::new(embedder),
+            embedder,
             model,
         })
     }
@@ -131,7 +137,7 @@ impl CodeRepos {
 
     /// The loaded embedding model (shared with the collections' text searches).
     pub(crate) fn embedder(&self) -> Arc<BertEmbedder> {
-        self.embedder.clone()
+        self.embedder.model.clone()
     }
 }
 
@@ -350,6 +356,7 @@ fn run_search(code: &CodeRepos, body: SearchBody, max_k: usize) -> Result<Search
 
     let vectors = code
         .embedder
+        .questions()
         .embed(&[question])
         .map_err(|e| ApiError::internal(format!("embedding the question failed: {e}")))?;
     // Each repository ranks its own units; their lists are interleaved by rank (ties by score),

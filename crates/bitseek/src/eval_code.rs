@@ -2,10 +2,13 @@
 //! query → function pairs (`../shared/data/codesearch`), printed as a table or one JSON object.
 
 use bitseek_codes::quantizer::QuantizerKind;
+use bitseek_codesearch::encoder::resolve_head;
 use bitseek_codesearch::eval::{
     evaluate, evaluate_ranking, EvalOptions, Evaluation, PairSet, PairVectors, Progress,
     RankingEvaluation, RankingOptions, VectorSource,
 };
+use bitseek_codesearch::{Encoder, EncoderHead, ModelInfo};
+use bitseek_embed::ModelDir;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -35,6 +38,12 @@ pub struct Args {
     /// (questions stay in f32, as `bitseek search` embeds them: shipped, or embedded with --embed).
     #[arg(long)]
     int8: bool,
+    /// The code head both sides go through, as `bitseek index --encoder`: `default` (the head
+    /// shipped with bitseek; the shipped vectors are all-MiniLM-L6-v2's, with --embed the model
+    /// must be the one it was trained on, else no head), `none`, or a head file. --ranking
+    /// evaluates without a head (its symbol questions are embedded inside).
+    #[arg(long, default_value = "default", value_name = "default|none|FILE")]
+    encoder: Encoder,
     /// Also evaluate BM25 over identifiers and its reciprocal-rank fusion (k = 60) with float32.
     #[arg(long)]
     hybrid: bool,
@@ -65,6 +74,19 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     let mut bar = Bar::new(a.json);
     let vectors = PairVectors::load(&set, &source, &mut bar)?;
+    let head = if a.ranking {
+        anyhow::ensure!(
+            !matches!(a.encoder, Encoder::File(_)),
+            "--ranking evaluates without a code head; drop --encoder"
+        );
+        None
+    } else {
+        eval_head(&a, vectors.queries.dim)?
+    };
+    let vectors = match &head {
+        Some(h) => vectors.with_head(h).expect("the head's width was checked"),
+        None => vectors,
+    };
     if a.ranking {
         let options = RankingOptions {
             queries: a.queries,
@@ -81,6 +103,30 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     let evaluation = evaluate(&set, &vectors, &options, &mut bar);
     report(&a, &set, &vectors.source, &evaluation)
+}
+
+/// The head `--encoder` names for vectors of width `dim`: with --embed, checked against the
+/// model like `bitseek index`; on shipped vectors (all-MiniLM-L6-v2's), by width.
+fn eval_head(a: &Args, dim: usize) -> anyhow::Result<Option<EncoderHead>> {
+    if a.embed {
+        let dir = ModelDir::open(bitseek_embed::resolve_model_dir(a.model_dir.as_deref())?)?;
+        let info = ModelInfo::of(&dir, dim)?;
+        return Ok(resolve_head(&a.encoder, &info)?);
+    }
+    let head = match &a.encoder {
+        Encoder::None => return Ok(None),
+        Encoder::Default => EncoderHead::builtin().map_err(anyhow::Error::msg)?,
+        Encoder::File(p) => EncoderHead::load(p)?,
+    };
+    if head.dim() != dim {
+        anyhow::ensure!(
+            a.encoder == Encoder::Default,
+            "the code head was trained on {}-dimensional vectors, the pairs' vectors have {dim}",
+            head.dim()
+        );
+        return Ok(None);
+    }
+    Ok(Some(head))
 }
 
 /// A progress bar per stage on a terminal (none under `--json`).

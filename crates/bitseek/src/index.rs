@@ -1,6 +1,6 @@
 //! `bitseek index [DIR]`: index a repository for `bitseek search` (crate `bitseek-codesearch`).
 
-use bitseek_codesearch::{index_repo, IndexOptions, IndexReport};
+use bitseek_codesearch::{index_repo, Encoder, IndexOptions, IndexReport};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -22,6 +22,12 @@ pub struct Args {
     /// AVX-512 VNNI, about 0.5% lower MRR on the dev sets. Questions are still embedded in f32.
     #[arg(long)]
     int8: bool,
+    /// The code head on top of the model: `default` (the head shipped with bitseek, trained for
+    /// code search on all-MiniLM-L6-v2; used when the model is that one), `none` (the model's
+    /// vectors alone), or a head file. Changing it re-embeds every unit; `bitseek search` uses
+    /// the index's.
+    #[arg(long, default_value = "default", value_name = "default|none|FILE")]
+    encoder: Encoder,
     /// Texts per embedding call (progress is shown after each).
     #[arg(long, default_value_t = 256, value_parser = crate::positive)]
     batch: usize,
@@ -40,7 +46,7 @@ pub struct Args {
     /// Check every checksum of DIR's index (segment, payloads, lexical file) instead of indexing,
     /// and fail naming any damaged file. Searches check them on the first open after each
     /// write only; this trusts nothing.
-    #[arg(long, conflicts_with_all = ["int8", "model_dir", "watch"])]
+    #[arg(long, conflicts_with_all = ["int8", "model_dir", "watch", "encoder"])]
     verify: bool,
 }
 
@@ -110,13 +116,22 @@ pub(crate) fn run_to(a: Args, out: &mut dyn Write) -> anyhow::Result<()> {
         out.flush()?;
         return Ok(());
     }
-    let (embedder, model) = bitseek_codesearch::load_model(a.model_dir.as_deref(), a.int8)?;
+    let (embedder, model) =
+        bitseek_codesearch::load_model(a.model_dir.as_deref(), a.int8, &a.encoder)?;
     let opts = IndexOptions {
         batch: a.batch,
         ..IndexOptions::default()
     };
     if a.watch {
-        return crate::watch::run(&a.dir, &embedder, &model, opts, a.debounce_ms, a.json, out);
+        return crate::watch::run(
+            &a.dir,
+            &embedder.units(),
+            &model,
+            opts,
+            a.debounce_ms,
+            a.json,
+            out,
+        );
     }
     let bar = crate::progress(0, "embedding", a.json);
     // Units per second and the time left, the two numbers a long first index is watched for.
@@ -125,7 +140,7 @@ pub(crate) fn run_to(a: Args, out: &mut dyn Write) -> anyhow::Result<()> {
     ) {
         bar.set_style(style.progress_chars("=> "));
     }
-    let report = index_repo(&a.dir, &embedder, &model, &opts, &|done, total| {
+    let report = index_repo(&a.dir, &embedder.units(), &model, &opts, &|done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     })?;

@@ -11,10 +11,10 @@
 //! (`isError: true`) whose text says what to do — never a crash of the server.
 
 use bitseek_codesearch::{
-    index_repo, load_model, CodeHit, Filter, IndexOptions, LiveIndex, ModelInfo, SearchMode,
-    SourceFile, MAX_CONTEXT,
+    index_repo, load_model, CodeEmbedder, CodeHit, Encoder, Filter, IndexOptions, LiveIndex,
+    ModelInfo, SearchMode, SourceFile, MAX_CONTEXT,
 };
-use bitseek_embed::{BertEmbedder, Embedder};
+use bitseek_embed::Embedder;
 use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
 use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
 use rmcp::{schemars, tool, tool_handler, tool_router, Json, ServerHandler, ServiceExt};
@@ -110,7 +110,7 @@ pub struct IndexAnswer {
     rebuilt_because: Option<String>,
 }
 
-type Model = (BertEmbedder, ModelInfo);
+type Model = (CodeEmbedder, ModelInfo);
 
 /// What the tools share: the repository, its live index and the models, loaded once.
 struct State {
@@ -128,7 +128,8 @@ impl State {
     fn model(&self, int8: bool) -> Result<Arc<Model>, String> {
         let cell = if int8 { &self.model_int8 } else { &self.model };
         cell.get_or_init(|| {
-            load_model(self.model_dir.as_deref(), int8)
+            // The built-in code head (when the model is its own): what `bitseek index` builds.
+            load_model(self.model_dir.as_deref(), int8, &Encoder::Default)
                 .map(Arc::new)
                 .map_err(|e| format!("cannot load the embedding model: {e}"))
         })
@@ -158,6 +159,7 @@ impl State {
         index.check_model(&model.1).map_err(|e| e.to_string())?;
         let vectors = model
             .0
+            .questions()
             .embed(&[a.question.as_str()])
             .map_err(|e| e.to_string())?;
         let (mut results, searched) = live
@@ -241,7 +243,7 @@ impl State {
         let model = self.model(int8)?;
         let r = index_repo(
             &self.root,
-            &model.0,
+            &model.0.units(),
             &model.1,
             &IndexOptions::default(),
             &|_, _| {},

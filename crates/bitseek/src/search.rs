@@ -2,7 +2,8 @@
 
 use anyhow::Context;
 use bitseek_codesearch::{
-    group_by_file, CodeHit, Filter, HitText, LiveIndex, SearchMode, SourceFile, Stale, MAX_CONTEXT,
+    group_by_file, CodeHit, Encoder, Filter, HitText, LiveIndex, SearchMode, SourceFile, Stale,
+    MAX_CONTEXT,
 };
 use bitseek_embed::Embedder;
 use std::collections::HashMap;
@@ -49,6 +50,10 @@ pub struct Args {
     /// fetch` installs; it must be the model the index was built with.
     #[arg(long)]
     model_dir: Option<PathBuf>,
+    /// The code head questions go through: by default the one the index was built with
+    /// (`bitseek index --encoder`); `none`, `default` or a head file must match it.
+    #[arg(long, value_name = "default|none|FILE")]
+    encoder: Option<Encoder>,
     /// Rank by the embeddings alone, without the lexical leg (BM25 over identifier words fused
     /// by reciprocal rank, on by default because it ranks better on the code-search dev sets).
     #[arg(long)]
@@ -182,12 +187,17 @@ pub(crate) fn run_to(a: Args, out: &mut dyn Write, color: bool) -> anyhow::Resul
     let units = index.index()?.units();
     let t_open = t.elapsed();
     let t = Instant::now();
-    let (embedder, model) = bitseek_codesearch::load_model(a.model_dir.as_deref(), false)?;
+    let encoder = match &a.encoder {
+        Some(e) => e.clone(),
+        None => Encoder::of_index(index.index()?.model())?,
+    };
+    let (embedder, model) =
+        bitseek_codesearch::load_model(a.model_dir.as_deref(), false, &encoder)?;
     index.index()?.check_model(&model)?;
     let t_model = t.elapsed();
     let t = Instant::now();
     let refs: Vec<&str> = questions.iter().map(String::as_str).collect();
-    let vectors = embedder.embed(&refs)?;
+    let vectors = embedder.questions().embed(&refs)?;
     let t_embed = t.elapsed();
     let t = Instant::now();
     let mode = if a.semantic_only {

@@ -1,7 +1,7 @@
 //! `bitseek index --watch`: the terminal side of watch mode (`bitseek_codesearch::watch`).
 
 use bitseek_codesearch::{watch, IndexOptions, ModelInfo, WatchEvent, WatchOptions};
-use bitseek_embed::BertEmbedder;
+use bitseek_embed::Embedder;
 use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 /// one line per update (`--json`: one object with `"event"`: `ready`, `updated` or `failed`).
 pub(crate) fn run(
     dir: &Path,
-    embedder: &BertEmbedder,
+    embedder: &dyn Embedder,
     model: &ModelInfo,
     index: IndexOptions,
     debounce_ms: u64,

@@ -211,6 +211,25 @@ impl PairVectors {
     }
 }
 
+impl PairVectors {
+    /// Both sides through `head` (questions: its question tower; functions: its code tower), as
+    /// `bitseek index` and `bitseek search` embed them with it. `None` when the widths differ.
+    pub fn with_head(self, head: &crate::EncoderHead) -> Option<PairVectors> {
+        use crate::encoder::Side as Tower;
+        if self.queries.dim != head.dim() || self.codes.dim != head.dim() {
+            return None;
+        }
+        let (mut queries, mut codes) = (self.queries, self.codes);
+        queries.data = head.apply(Tower::Query, &queries.data);
+        codes.data = head.apply(Tower::Doc, &codes.data);
+        Some(PairVectors {
+            queries,
+            codes,
+            source: format!("{} + code head {}", self.source, head.id.name),
+        })
+    }
+}
+
 /// Which side of the pairs to embed.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Side {

@@ -70,10 +70,15 @@ impl Repos {
 
     /// Builds (or updates) `root`'s index as `bitseek index` does.
     pub fn index(&self, root: &Path) {
-        let (embedder, info) = bitseek_codesearch::load_model(Some(&self.model()), false).unwrap();
+        let (embedder, info) = bitseek_codesearch::load_model(
+            Some(&self.model()),
+            false,
+            &bitseek_codesearch::Encoder::Default,
+        )
+        .unwrap();
         bitseek_codesearch::index_repo(
             root,
-            &embedder,
+            &embedder.units(),
             &info,
             &bitseek_codesearch::IndexOptions::default(),
             &|_, _| {},

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Trains the code-search head that ships in crates/bitseek-codesearch/assets/code-head.safetensors
+# (issue 16, tier 1) from the mined pairs, as it was trained: the capped training set
+# (`head_vectors.py cap`: at most 120 pairs per Python package, 150 per Rust crate; 8,926 pairs of
+# train-split packages) with the capped validation set (60 per package) choosing the epoch;
+# plain InfoNCE over all in-batch negatives, no RACS, seed 0 (the train_head defaults).
+#
+#   python scripts/mine_pairs.py --packages scripts/mine_pairs.txt --dev ../shared/data/codesearch --out $W/data
+#   W=$W bash scripts/train_code_head.sh [OUT]
+#
+# Embeds the capped sets with bitseek's model (the installed all-MiniLM-L6-v2, whose fingerprint
+# goes into the file) and writes OUT (default: the shipped asset). Minutes on a laptop.
+set -euo pipefail
+: "${W:?set W to the work folder that mine_pairs.py wrote data/ into}"
+PY=${PY:-python3}
+OUT=${1:-crates/bitseek-codesearch/assets/code-head.safetensors}
+cargo build --release -q -p bitseek-learn --example train_head
+cargo build --release -q -p bitseek-codesearch --example embed_pairs
+mkdir -p "$W/npz"
+for l in python rust; do
+  cap=$([ $l = python ] && echo 120 || echo 150)
+  $PY scripts/head_vectors.py cap "$W/data/$l-train.jsonl" $cap "$W/data/$l-train-cap.jsonl"
+  $PY scripts/head_vectors.py cap "$W/data/$l-val.jsonl" 60 "$W/data/$l-val-cap.jsonl"
+  for s in train-cap val-cap; do
+    [ -e "$W/data/$l-$s.code.f32.npy" ] || target/release/examples/embed_pairs "$W/data/$l-$s.jsonl"
+    $PY scripts/head_vectors.py npz "$W/data/$l-$s.jsonl" "$W/npz/$l-$s.npz"
+  done
+done
+for s in train-cap val-cap; do
+  $PY - "$W/npz" "$s" <<'PYEOF'
+import sys, numpy as np
+d, s = sys.argv[1:]
+a, b = np.load(f"{d}/python-{s}.npz"), np.load(f"{d}/rust-{s}.npz")
+np.savez(f"{d}/both-{s}.npz", query=np.concatenate([a["query"], b["query"]]), doc=np.concatenate([a["doc"], b["doc"]]))
+PYEOF
+done
+target/release/examples/train_head --train "$W/npz/both-train-cap.npz" --val "$W/npz/both-val-cap.npz" --save "$OUT"
