@@ -35,6 +35,10 @@ pub struct Args {
     /// (questions stay in f32, as `bitseek search` embeds them: shipped, or embedded with --embed).
     #[arg(long)]
     int8: bool,
+    /// Merge this LoRA adapter (scripts/train_adapter.py) into the model's weights and embed both
+    /// sides with it (implies --embed).
+    #[arg(long, conflicts_with = "ranking")]
+    adapter: Option<PathBuf>,
     /// Also evaluate BM25 over identifiers and its reciprocal-rank fusion (k = 60) with float32.
     #[arg(long)]
     hybrid: bool,
@@ -62,6 +66,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         embed: a.embed,
         model_dir: a.model_dir.clone(),
         int8: a.int8,
+        adapter: a.adapter.clone(),
     };
     let mut bar = Bar::new(a.json);
     let vectors = PairVectors::load(&set, &source, &mut bar)?;
