@@ -42,7 +42,8 @@ impl Progress for Log {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let pairs = PathBuf::from(args.next().ok_or_else(|| {
-        "usage: embed_pairs PAIRS.jsonl [MODEL_DIR [ADAPTER]] (a file of query → code pairs)".to_string()
+        "usage: embed_pairs PAIRS.jsonl [MODEL_DIR [ADAPTER]] (a file of query → code pairs)"
+            .to_string()
     })?);
     let source = VectorSource {
         embed: true,
