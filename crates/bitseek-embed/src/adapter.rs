@@ -124,11 +124,12 @@ impl Adapter {
                 return Err(bad(format!("layer {m} is listed twice in \"modules\"")));
             }
         }
-        if let Some(extra) = tensors.names().find(|n| {
-            !modules
-                .iter()
-                .any(|m| *n == format!("{m}.lora_A") || *n == format!("{m}.lora_B"))
-        }) {
+        let belongs = |n: &str| {
+            n.strip_suffix(".lora_A")
+                .or_else(|| n.strip_suffix(".lora_B"))
+                .is_some_and(|m| factors.contains_key(m))
+        };
+        if let Some(extra) = tensors.names().find(|n| !belongs(n)) {
             return Err(bad(format!(
                 "tensor {extra} belongs to no layer in \"modules\""
             )));

@@ -15,6 +15,10 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::Path;
 
+/// An adapter file's tensors (name, shape, values) and metadata, as written by [`write_adapter`].
+type Tensors = Vec<(String, Vec<usize>, Vec<f32>)>;
+type Meta = Vec<(&'static str, String)>;
+
 const LAYERS: usize = 2;
 const HEADS: usize = 2;
 const RANK: usize = 3;
@@ -304,7 +308,7 @@ fn damaged_or_mismatched_adapters_are_refused() {
                 "{says}: {text}"
             );
         };
-    let with = |key: &str, value: &str| -> Vec<(&'static str, String)> {
+    let with = |key: &str, value: &str| -> Meta {
         meta.iter()
             .map(|(k, v)| {
                 (
