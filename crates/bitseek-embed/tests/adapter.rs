@@ -110,10 +110,7 @@ fn write_adapter(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)], meta: 
 fn adapter_parts(
     model: &HashMap<String, Tensor>,
     factors: &HashMap<String, (Tensor, Tensor)>,
-) -> (
-    Vec<(String, Vec<usize>, Vec<f32>)>,
-    Vec<(&'static str, String)>,
-) {
+) -> (Tensors, Meta) {
     let modules = modules();
     let mut tensors = Vec::new();
     for m in &modules {
