@@ -3,7 +3,9 @@
 //! training and test vectors of the learned code-search head (`scripts/mine_pairs.py` makes the
 //! pairs, `scripts/head_vectors.py` turns these into what `bitseek train` and `eval-code` read).
 //!
-//!     cargo run --release -p bitseek-codesearch --example embed_pairs -- PAIRS.jsonl [MODEL_DIR]
+//!     cargo run --release -p bitseek-codesearch --example embed_pairs -- PAIRS.jsonl [MODEL_DIR [ADAPTER]]
+//!
+//! With ADAPTER, a LoRA adapter (`scripts/train_adapter.py`) is merged into the model first.
 
 use bitseek_codesearch::eval::{PairSet, PairVectors, Progress, VectorSource};
 use bitseek_index::input::write_npy_f32;
@@ -40,12 +42,14 @@ impl Progress for Log {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let pairs = PathBuf::from(args.next().ok_or_else(|| {
-        "usage: embed_pairs PAIRS.jsonl [MODEL_DIR] (a file of query → code pairs)".to_string()
+        "usage: embed_pairs PAIRS.jsonl [MODEL_DIR [ADAPTER]] (a file of query → code pairs)"
+            .to_string()
     })?);
     let source = VectorSource {
         embed: true,
         model_dir: args.next().map(PathBuf::from),
         int8: false,
+        adapter: args.next().map(PathBuf::from),
     };
     let set = PairSet::read(&pairs, None)?;
     let mut log = Log {

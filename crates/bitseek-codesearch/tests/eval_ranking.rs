@@ -65,6 +65,7 @@ fn symbol_lookup_and_package_split() {
         embed: true,
         model_dir: Some(model.clone()),
         int8: false,
+        adapter: None,
     };
     let vectors = PairVectors::load(&set, &source, &mut ()).unwrap();
     let options = RankingOptions {

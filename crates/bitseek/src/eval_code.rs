@@ -44,6 +44,11 @@ pub struct Args {
     /// evaluates without a head (its symbol questions are embedded inside).
     #[arg(long, default_value = "default", value_name = "default|none|FILE")]
     encoder: Encoder,
+    /// Merge this LoRA adapter (scripts/train_adapter.py) into the model's weights and embed both
+    /// sides with it (implies --embed). The default code head is then not applied (it was trained
+    /// on the model's vectors without an adapter); `--encoder FILE` combines the two.
+    #[arg(long, conflicts_with = "ranking")]
+    adapter: Option<PathBuf>,
     /// Also evaluate BM25 over identifiers and its reciprocal-rank fusion (k = 60) with float32.
     #[arg(long)]
     hybrid: bool,
@@ -71,6 +76,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         embed: a.embed,
         model_dir: a.model_dir.clone(),
         int8: a.int8,
+        adapter: a.adapter.clone(),
     };
     let mut bar = Bar::new(a.json);
     let vectors = PairVectors::load(&set, &source, &mut bar)?;
@@ -108,6 +114,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 /// The head `--encoder` names for vectors of width `dim`: with --embed, checked against the
 /// model like `bitseek index`; on shipped vectors (all-MiniLM-L6-v2's), by width.
 fn eval_head(a: &Args, dim: usize) -> anyhow::Result<Option<EncoderHead>> {
+    if a.adapter.is_some() && a.encoder == Encoder::Default {
+        return Ok(None);
+    }
     if a.embed {
         let dir = ModelDir::open(bitseek_embed::resolve_model_dir(a.model_dir.as_deref())?)?;
         let info = ModelInfo::of(&dir, dim)?;

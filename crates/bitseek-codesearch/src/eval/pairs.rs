@@ -2,7 +2,7 @@
 //! shipped beside the file or embedded here.
 
 use super::{EvalError, Progress};
-use bitseek_embed::{BertEmbedder, EmbedOptions, Embedder, ModelDir};
+use bitseek_embed::{Adapter, BertEmbedder, EmbedOptions, Embedder, ModelDir};
 use bitseek_index::input::{read_vectors, Vectors};
 use bitseek_index::{Metric, VectorBatch};
 use serde::Deserialize;
@@ -128,6 +128,9 @@ pub struct VectorSource {
     /// the questions stay in f32 (shipped, or embedded in f32 under `embed`), as `bitseek search`
     /// embeds them.
     pub int8: bool,
+    /// A LoRA adapter merged into the model's weights at load (`bitseek_embed::Adapter`); both
+    /// sides are then embedded (the shipped vectors are the base model's).
+    pub adapter: Option<PathBuf>,
 }
 
 /// The query and code vectors of a [`PairSet`] (row `i` embeds pair `i`), L2-normalised.
@@ -167,7 +170,11 @@ impl PairVectors {
         source: &VectorSource,
         progress: &mut dyn Progress,
     ) -> Result<PairVectors, EvalError> {
-        let shipped = if source.embed { None } else { shipped(set)? };
+        let shipped = if source.embed || source.adapter.is_some() {
+            None
+        } else {
+            shipped(set)?
+        };
         let (mut queries, mut codes, source) = match (shipped, source.int8) {
             (Some(found), false) => found,
             (Some((queries, _, from)), true) => {
@@ -285,22 +292,30 @@ fn embedded(
     let dir = ModelDir::open(bitseek_embed::resolve_model_dir(
         source.model_dir.as_deref(),
     )?)?;
-    let embedder = BertEmbedder::load_with(
+    let adapter = source.adapter.as_deref().map(Adapter::open).transpose()?;
+    let embedder = BertEmbedder::load_adapted(
         &dir,
         EmbedOptions {
             int8,
             ..Default::default()
         },
+        adapter.as_ref(),
     )?;
     let dim = embedder.dim();
-    let why = if int8 {
-        "--int8: dense layers in 8-bit integers"
+    let why = if let Some(a) = &adapter {
+        let how = if int8 { "8-bit dense layers" } else { "f32" };
+        format!(
+            "adapter {} merged into the weights, {how}",
+            a.path().display()
+        )
+    } else if int8 {
+        "--int8: dense layers in 8-bit integers".to_string()
     } else if source.embed {
-        "--embed"
+        "--embed".to_string()
     } else if source.int8 {
-        "f32, as bitseek search embeds questions"
+        "f32, as bitseek search embeds questions".to_string()
     } else {
-        "no shipped .f16.npy embeddings beside the pairs file"
+        "no shipped .f16.npy embeddings beside the pairs file".to_string()
     };
     let (stage, texts): (&str, Vec<&str>) = match side {
         Side::Queries => (
