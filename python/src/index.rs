@@ -106,11 +106,11 @@ impl Index {
         // What to build: a named quantizer (or encoder file), or a trained encoder object.
         enum Codes {
             Named(QuantizerChoice),
-            Trained(Learned),
+            Trained(Box<Learned>),
         }
         let codes = match &quantizer {
             QuantizerArg::Name(name) => Codes::Named(parse(name)?),
-            QuantizerArg::Encoder(e) => Codes::Trained(e.get().learned.clone()),
+            QuantizerArg::Encoder(e) => Codes::Trained(Box::new(e.get().learned.clone())),
         };
         if index != "flat" && matches!(codes, Codes::Trained(_)) {
             return Err(PyValueError::new_err(format!(
@@ -155,7 +155,7 @@ impl Index {
                     &progress,
                 ),
                 Codes::Trained(encoder) => {
-                    bitseek_index::Index::build_learned(vectors, source, &opts, encoder, &progress)
+                    bitseek_index::Index::build_learned(vectors, source, &opts, *encoder, &progress)
                 }
             }
         });
