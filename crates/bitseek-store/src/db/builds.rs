@@ -5,11 +5,11 @@
 
 use super::lock;
 use super::snapshot::Snapshot;
+use super::worker::{Worker, WorkerState};
 use super::writer::Writer;
 use crate::error::StoreError;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 /// What the builder thread shares with its collection.
 #[derive(Clone)]
@@ -24,19 +24,10 @@ pub(super) struct Shared {
 /// The builder thread's state.
 #[derive(Default)]
 pub(super) struct Builds {
-    state: Mutex<State>,
+    pub(super) worker: Worker,
     /// Held by [`LiveCollection::pause_builds`](super::LiveCollection::pause_builds); the builder
     /// takes it before each build.
     pub(super) gate: Mutex<()>,
-}
-
-#[derive(Default)]
-struct State {
-    running: bool,
-    closed: bool,
-    handle: Option<JoinHandle<()>>,
-    /// Why the last failed build failed, for tests and `info`.
-    last_error: Option<String>,
 }
 
 /// Makes `w`'s state the current snapshot.
@@ -52,24 +43,14 @@ impl Shared {
     /// Starts the builder thread unless it runs already (it looks for due segments itself).
     /// Call without holding the writer.
     pub(super) fn schedule(&self) {
-        let Ok(mut st) = self.builds.state.lock() else {
-            return;
-        };
-        if st.running || st.closed {
-            return;
-        }
-        if let Some(h) = st.handle.take() {
-            let _ = h.join();
-        }
-        st.running = true;
         let me = self.clone();
-        st.handle = Some(std::thread::spawn(move || me.run()));
+        self.builds.worker.start(move || me.run());
     }
 
     fn run(&self) {
         loop {
             let job = {
-                let Ok(st) = self.builds.state.lock() else {
+                let Some(st) = self.builds.worker.lock() else {
                     return;
                 };
                 let Ok(mut w) = lock(&self.writer) else {
@@ -120,44 +101,14 @@ impl Shared {
                 Ok(())
             })();
             if let Err(e) = result {
-                if let Ok(mut st) = self.builds.state.lock() {
-                    st.last_error = Some(e.to_string());
-                }
+                self.builds.worker.failed(e.to_string());
             }
-        }
-    }
-
-    /// Whether the builder is idle with nothing due.
-    pub(super) fn idle(&self) -> bool {
-        self.builds.state.lock().map_or(true, |s| !s.running)
-    }
-
-    /// Why the last failed build failed.
-    pub(super) fn last_error(&self) -> Option<String> {
-        self.builds
-            .state
-            .lock()
-            .ok()
-            .and_then(|s| s.last_error.clone())
-    }
-
-    /// Stops scheduling builds and waits for the one under way (a collection closing).
-    pub(super) fn close(&self) {
-        let handle = match self.builds.state.lock() {
-            Ok(mut st) => {
-                st.closed = true;
-                st.handle.take()
-            }
-            Err(_) => None,
-        };
-        if let Some(h) = handle {
-            let _ = h.join();
         }
     }
 }
 
 /// Marks the builder stopped (under its state lock, so a concurrent `schedule` starts a new one).
-fn w_done(mut st: std::sync::MutexGuard<'_, State>) -> std::sync::MutexGuard<'_, State> {
+fn w_done(mut st: MutexGuard<'_, WorkerState>) -> MutexGuard<'_, WorkerState> {
     st.running = false;
     st
 }

@@ -165,20 +165,20 @@ impl LiveCollection {
     /// returns why the last failed flush failed, if one did. Searches and writes never need
     /// this.
     pub fn wait_for_flushes(&self) -> Option<String> {
-        while !self.shared.flush_idle() {
+        while !self.shared.flushes.worker.idle() {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        self.shared.last_flush_error()
+        self.shared.flushes.worker.last_error()
     }
 
     /// Waits until no segment is due for its index (every build done or failed); returns why
     /// the last failed build failed, if one did. Searches and writes never need this: a segment
     /// is searched flat until its index is swapped in.
     pub fn wait_for_builds(&self) -> Option<String> {
-        while !self.shared.idle() {
+        while !self.shared.builds.worker.idle() {
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
-        self.shared.last_error()
+        self.shared.builds.worker.last_error()
     }
 
     /// The collection's name.
@@ -583,8 +583,8 @@ impl Drop for LiveCollection {
     /// Waits for a flush and an index build under way (their files would otherwise race a
     /// reopened writer).
     fn drop(&mut self) {
-        self.shared.close_flushes();
-        self.shared.close();
+        self.shared.flushes.worker.close();
+        self.shared.builds.worker.close();
     }
 }
 

@@ -8,31 +8,22 @@
 use super::builds::{publish, Shared};
 use super::lock;
 use super::segment::{write_segment, Segment};
+use super::worker::Worker;
 use super::writer::FlushJob;
 use crate::error::StoreError;
 use std::sync::{Condvar, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// The flusher thread's state.
 #[derive(Default)]
 pub(super) struct Flushes {
-    state: Mutex<State>,
+    pub(super) worker: Worker,
     /// Held by [`LiveCollection::pause_flushes`](super::LiveCollection::pause_flushes); the
     /// flusher takes it after writing a segment, and holds it while swapping it in.
     pub(super) gate: Mutex<()>,
     /// Notified (with the writer's mutex) when a flush lands or fails: back-pressured writes
     /// wait on it.
     pub(super) done: Condvar,
-}
-
-#[derive(Default)]
-struct State {
-    running: bool,
-    closed: bool,
-    handle: Option<JoinHandle<()>>,
-    /// Why the last failed flush failed.
-    last_error: Option<String>,
 }
 
 /// How long a back-pressured write waits before looking again (a wake-up it missed, a flusher
@@ -43,24 +34,14 @@ impl Shared {
     /// Starts the flusher thread unless it runs already (it looks for a frozen memtable
     /// itself). Call without holding the writer.
     pub(super) fn schedule_flush(&self) {
-        let Ok(mut st) = self.flushes.state.lock() else {
-            return;
-        };
-        if st.running || st.closed {
-            return;
-        }
-        if let Some(h) = st.handle.take() {
-            let _ = h.join();
-        }
-        st.running = true;
         let me = self.clone();
-        st.handle = Some(std::thread::spawn(move || me.run_flushes()));
+        self.flushes.worker.start(move || me.run_flushes());
     }
 
     fn run_flushes(&self) {
         loop {
             let job = {
-                let Ok(mut st) = self.flushes.state.lock() else {
+                let Some(mut st) = self.flushes.worker.lock() else {
                     return;
                 };
                 let job = match lock(&self.writer) {
@@ -80,7 +61,7 @@ impl Shared {
             let _gate = lock(&self.flushes.gate);
             let result = (|| -> Result<(), StoreError> {
                 let mut w = lock(&self.writer)?;
-                let outcome = written.and_then(|seg| w.commit_flush(&self.dir, &job, seg));
+                let outcome = w.commit_flush(&self.dir, &job, written);
                 match outcome {
                     Ok(true) => publish(&self.snapshot, &w),
                     Ok(false) => {}
@@ -96,41 +77,8 @@ impl Shared {
             match result {
                 // The new segment may be due for its index.
                 Ok(()) => self.schedule(),
-                Err(e) => {
-                    if let Ok(mut st) = self.flushes.state.lock() {
-                        st.last_error = Some(e.to_string());
-                    }
-                }
+                Err(e) => self.flushes.worker.failed(e.to_string()),
             }
-        }
-    }
-
-    /// Whether the flusher is idle (no frozen memtable waits, or its flush failed).
-    pub(super) fn flush_idle(&self) -> bool {
-        self.flushes.state.lock().map_or(true, |s| !s.running)
-    }
-
-    /// Why the last failed flush failed.
-    pub(super) fn last_flush_error(&self) -> Option<String> {
-        self.flushes
-            .state
-            .lock()
-            .ok()
-            .and_then(|s| s.last_error.clone())
-    }
-
-    /// Stops scheduling flushes and waits for the one under way (a collection closing; a
-    /// frozen memtable left is in its log, replayed on open).
-    pub(super) fn close_flushes(&self) {
-        let handle = match self.flushes.state.lock() {
-            Ok(mut st) => {
-                st.closed = true;
-                st.handle.take()
-            }
-            Err(_) => None,
-        };
-        if let Some(h) = handle {
-            let _ = h.join();
         }
     }
 }

@@ -88,6 +88,7 @@ mod read_only;
 mod segment;
 mod snapshot;
 mod tombstones;
+mod worker;
 mod writer;
 
 pub use collection::{BuildPause, FlushPause, LiveCollection, WritePause};

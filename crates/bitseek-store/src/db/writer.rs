@@ -662,13 +662,15 @@ impl Writer {
     /// Swaps in the segment the flusher wrote for `job` (`None`: every frozen row was dead),
     /// if that frozen memtable is still current: in memory, rows replaced or deleted since the
     /// freeze are dead in it; on disk, new tombstones as of the freeze, the manifest swapped
-    /// with the active log kept (replayed on top) and the frozen log dropped. Returns whether it was swapped in (`false`: a compaction,
-    /// checkpoint or quantizer change flushed the frozen rows meanwhile).
+    /// with the active log kept (replayed on top) and the frozen log dropped. Returns whether
+    /// it was swapped in (`false`: a compaction, checkpoint or quantizer change flushed the
+    /// frozen rows meanwhile). `written` is the flusher's outcome: a write that failed because
+    /// such an operation removed the flush's files meanwhile is no error, only a late one.
     pub(super) fn commit_flush(
         &mut self,
         dir: &Path,
         job: &FlushJob,
-        seg: Option<Segment>,
+        written: Result<Option<Segment>, StoreError>,
     ) -> Result<bool, StoreError> {
         if self.dropped {
             // The directory is gone, or is already another collection's.
@@ -678,6 +680,7 @@ impl Writer {
             remove_flush_files(dir, job.id);
             return Ok(false);
         }
+        let seg = written?;
         if let Some((reason, _)) = self.read_only.get() {
             return Err(StoreError::Internal(format!(
                 "the collection is read-only ({reason}); the next write flushes"
