@@ -15,36 +15,14 @@ import argparse
 import gzip
 import json
 import os
-import subprocess
 import sys
-import venv
 from pathlib import Path
 
+from torch_env import default_model_dir, ensure_venv
+
 ROOT = Path(__file__).resolve().parent.parent
-VENV = ROOT / "bench" / ".venv-st"
 OUT = ROOT / "crates" / "bitseek-embed" / "tests" / "data" / "reference.json"
 DATA = Path(os.environ.get("BITSEEK_CODESEARCH_DATA", ROOT.parent / "shared" / "data" / "codesearch"))
-PACKAGES = ["sentence-transformers==5.*", "torch"]
-
-
-def default_model_dir() -> Path:
-    if os.environ.get("BITSEEK_MODEL_DIR"):
-        return Path(os.environ["BITSEEK_MODEL_DIR"])
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "bitseek" / "models" / "all-MiniLM-L6-v2"
-
-
-def ensure_venv() -> None:
-    """Re-runs this script inside bench/.venv-st, creating it first when needed."""
-    python = VENV / "bin" / "python"
-    if Path(sys.prefix).resolve() == VENV.resolve():
-        return
-    if not python.exists():
-        print(f"creating {VENV} (sentence-transformers, torch from PyPI)", file=sys.stderr)
-        venv.create(VENV, with_pip=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *PACKAGES], check=True)
-    os.execv(str(python), [str(python), *sys.argv])
-
 
 def functions(path: Path, n: int, min_chars: int, max_chars: int) -> list[str]:
     out = []

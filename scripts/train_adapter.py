@@ -35,8 +35,8 @@ steps, at its best validation MRR so far (the adapter is written at each improve
 
     python3 scripts/train_adapter.py --data DIR [--racs 2] [settings]
 
-It creates bench/.venv-st (git-ignored) with sentence-transformers and CPU torch from PyPI (as
-scripts/make_embedding_reference.py does) and loads the base model only from the local directory
+It creates bench/.venv-st (git-ignored) with sentence-transformers and CPU torch from PyPI (through
+scripts/torch_env.py, as scripts/make_embedding_reference.py) and loads the base model only from the local directory
 `bitseek model fetch` unpacked (or --model-dir, or $BITSEEK_MODEL_DIR); HF_HUB_OFFLINE=1, nothing
 is downloaded from a model hub.
 """
@@ -47,15 +47,13 @@ import json
 import math
 import os
 import random
-import subprocess
 import sys
 import time
-import venv
 from pathlib import Path
 
+from torch_env import default_model_dir, ensure_venv
+
 ROOT = Path(__file__).resolve().parent.parent
-VENV = ROOT / "bench" / ".venv-st"
-PACKAGES = ["sentence-transformers==5.*", "torch"]
 ADAPTER = ROOT / "crates" / "bitseek-embed" / "adapters" / "minilm-code-lora.safetensors"
 REFERENCE_IN = ROOT / "crates" / "bitseek-embed" / "tests" / "data" / "reference.json"
 REFERENCE_OUT = ROOT / "crates" / "bitseek-embed" / "tests" / "data" / "adapter-reference.json"
@@ -69,26 +67,6 @@ TARGETS = [
     "output.dense",
 ]
 FORMAT = "bitseek-lora/1"
-
-
-def default_model_dir() -> Path:
-    if os.environ.get("BITSEEK_MODEL_DIR"):
-        return Path(os.environ["BITSEEK_MODEL_DIR"])
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "bitseek" / "models" / "all-MiniLM-L6-v2"
-
-
-def ensure_venv() -> None:
-    """Re-runs this script inside bench/.venv-st, creating it first when needed."""
-    python = VENV / "bin" / "python"
-    if Path(sys.prefix).resolve() == VENV.resolve():
-        return
-    if not python.exists():
-        print(f"creating {VENV} (sentence-transformers, torch from PyPI)", file=sys.stderr)
-        venv.create(VENV, with_pip=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *PACKAGES], check=True)
-    os.execv(str(python), [str(python), *sys.argv])
-
 
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
