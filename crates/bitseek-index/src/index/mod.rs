@@ -1240,15 +1240,7 @@ impl Index {
                     .map(|(f, q)| {
                         let q2 = dot(q, q);
                         f.into_iter()
-                            .map(|(key, row)| Hit {
-                                id: p.ids[row as usize],
-                                score: if self.meta.metric == Metric::L2 {
-                                    q2 - key
-                                } else {
-                                    key
-                                },
-                                bound: None,
-                            })
+                            .map(|(key, row)| self.exact_hit(p.ids, q2, key, row))
                             .collect()
                     })
                     .collect());
@@ -1411,16 +1403,22 @@ impl Index {
         let q2 = dot(q, q);
         scored
             .into_iter()
-            .map(|(key, row)| Hit {
-                id: p.ids[row as usize],
-                score: if self.meta.metric == Metric::L2 {
-                    q2 - key
-                } else {
-                    key
-                },
-                bound: None,
-            })
+            .map(|(key, row)| self.exact_hit(p.ids, q2, key, row))
             .collect()
+    }
+
+    /// The hit for `row` ranked by an exact key (`2⟨q,x⟩ − ‖x‖²` under L2, else the score
+    /// itself): under L2 the score is the squared distance, `‖q‖² − key`.
+    fn exact_hit(&self, ids: &[u64], q2: f32, key: f32, row: u32) -> Hit {
+        Hit {
+            id: ids[row as usize],
+            score: if self.meta.metric == Metric::L2 {
+                q2 - key
+            } else {
+                key
+            },
+            bound: None,
+        }
     }
 }
 
