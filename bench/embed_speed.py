@@ -20,19 +20,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-VENV = ROOT / "bench" / ".venv-st"
-PACKAGES = ["sentence-transformers==5.*", "torch"]
-
-
-def default_model_dir() -> Path:
-    if os.environ.get("BITSEEK_MODEL_DIR"):
-        return Path(os.environ["BITSEEK_MODEL_DIR"])
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "bitseek" / "models" / "all-MiniLM-L6-v2"
+sys.path.insert(0, str(ROOT / "scripts"))
+from torch_env import default_model_dir, ensure_venv  # noqa: E402  (scripts/ is not a package)
 
 
 def default_data() -> Path:
@@ -40,17 +32,6 @@ def default_data() -> Path:
     if p.exists():
         return p / "dev-python.jsonl.gz"
     return Path("dev-python.jsonl.gz")
-
-
-def ensure_venv() -> None:
-    python = VENV / "bin" / "python"
-    if Path(sys.prefix).resolve() == VENV.resolve():
-        return
-    if not python.exists():
-        print(f"creating {VENV} (sentence-transformers, torch from PyPI)", file=sys.stderr)
-        venv.create(VENV, with_pip=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *PACKAGES], check=True)
-    os.execv(str(python), [str(python), *sys.argv])
 
 
 def sentence_transformers_speed(model_dir: Path, texts: list[str], batch: int, runs: int) -> dict:

@@ -36,7 +36,7 @@ steps, at its best validation MRR so far (the adapter is written at each improve
     python3 scripts/train_adapter.py --data DIR [--racs 2] [settings]
 
 It creates bench/.venv-st (git-ignored) with sentence-transformers and CPU torch from PyPI (through
-scripts/torch_env.py, as scripts/make_embedding_reference.py) and loads the base model only from the local directory
+scripts/torch_env.py, as make_embedding_reference.py and bench/embed_speed.py) and loads the base model only from the local directory
 `bitseek model fetch` unpacked (or --model-dir, or $BITSEEK_MODEL_DIR); HF_HUB_OFFLINE=1, nothing
 is downloaded from a model hub.
 """
