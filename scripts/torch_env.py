@@ -1,4 +1,5 @@
-"""What the scripts that run sentence-transformers (here and bench/embed_speed.py) share: the model directory and their venv.
+"""What the scripts that run sentence-transformers (here and bench/embed_speed.py) share: the
+model directory and their venv.
 
 `bench/.venv-st` (git-ignored) holds sentence-transformers and CPU torch from PyPI; a script calls
 ensure_venv() first and is re-run inside it. The base model is read only from the local directory
