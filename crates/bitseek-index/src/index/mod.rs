@@ -1227,11 +1227,14 @@ impl Index {
             );
             // A filter that leaves the walk short of k allowed rows: the flat scan over the
             // allowed rows answers instead, so k hits come back whenever k rows are allowed.
+            // Rows are counted only when some walk came back with fewer than k hits.
             let short = allowed.is_some_and(|a| {
-                let allowed_rows = (0..self.meta.rows)
-                    .filter(|&r| flat::row_allowed(a, r))
-                    .count();
-                found.iter().any(|f| f.len() < k.min(allowed_rows))
+                found.iter().any(|f| f.len() < k) && {
+                    let allowed_rows = (0..self.meta.rows)
+                        .filter(|&r| flat::row_allowed(a, r))
+                        .count();
+                    found.iter().any(|f| f.len() < k.min(allowed_rows))
+                }
             });
             if !short {
                 return Ok(found
