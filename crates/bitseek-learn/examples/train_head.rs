@@ -2,18 +2,22 @@
 //! and applies it to held-out vectors, for the evaluation with `bitseek eval-code`:
 //!
 //!     cargo run --release -p bitseek-learn --example train_head -- \
-//!         --train train.npz --val val.npz [--augment racs] \
+//!         --train train.npz --val val.npz [--augment racs [--ops binary]] [--mined negs.txt] \
 //!         --apply query:test.query.f32.npy:out/test.query.npy --apply doc:... \
 //!         [--save code-head.safetensors]
 //!
 //! `--save` writes the head file code search loads (`bitseek_codesearch::encoder`): f16 weights,
 //! the base model's name and fingerprint (`--model-dir`, default: the installed model), and how it
 //! was trained.
+//! `--mined` adds BM25-mined hard negatives (the `mine_negatives` example writes the file);
+//! `--eval NAME:pairs.npz` prints the trained head's MRR, R@1 and R@10 on more pairs (whole-set
+//! float ranking), for the ablations of `bench/head_ablation.sh`.
 //! `scripts/head_experiment.sh` runs the whole comparison.
 
 use bitseek_index::input::{read_vectors, write_npy_f32};
+use bitseek_learn::augment::parse_ops;
 use bitseek_learn::data::read_pairs_npz;
-use bitseek_learn::head::{train_head, HeadConfig, Side};
+use bitseek_learn::head::{float_ranks, train_head_mined, HeadConfig, Side};
 use bitseek_learn::loss::LossParams;
 use bitseek_learn::Augment;
 use clap::Parser;
@@ -30,6 +34,20 @@ struct Args {
     val: PathBuf,
     #[arg(long, default_value = "none")]
     augment: Augment,
+    /// RACS operations each augmented copy picks from: all, or a comma-separated list of linear,
+    /// interpolation, extrapolation, binary, gaussian, dropout (with --augment racs[:N]).
+    #[arg(long, default_value = "all")]
+    ops: String,
+    /// Mined hard negatives: one line per training pair, the training rows (0-based, space
+    /// separated) whose documents are negatives for its question (`mine_negatives` example).
+    #[arg(long)]
+    mined: Option<PathBuf>,
+    /// Mined negatives drawn per pair and step.
+    #[arg(long, default_value_t = 1)]
+    mined_per_pair: usize,
+    /// NAME:pairs.npz — report the trained head's MRR, R@1, R@10 on these pairs.
+    #[arg(long)]
+    eval: Vec<String>,
     #[arg(long, default_value_t = 256)]
     hidden: usize,
     #[arg(long, default_value_t = 20)]
@@ -61,12 +79,37 @@ fn main() -> anyhow::Result<()> {
     let a = Args::parse();
     let train = read_pairs_npz(&a.train)?;
     let val = read_pairs_npz(&a.val)?;
+    let ops = parse_ops(&a.ops).map_err(anyhow::Error::msg)?;
+    anyhow::ensure!(
+        a.ops == "all" || matches!(a.augment, Augment::Racs { .. }),
+        "--ops {} selects RACS operations, but --augment is none; add --augment racs",
+        a.ops
+    );
+    let mined = match &a.mined {
+        Some(p) => read_mined(p)?,
+        None => Vec::new(),
+    };
+    let evals = a
+        .eval
+        .iter()
+        .map(|spec| {
+            let (name, path) = spec
+                .split_once(':')
+                .ok_or_else(|| anyhow::anyhow!("--eval {spec:?}: expected NAME:pairs.npz"))?;
+            Ok((
+                name.to_string(),
+                read_pairs_npz(std::path::Path::new(path))?,
+            ))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let cfg = HeadConfig {
         hidden: a.hidden,
         epochs: a.epochs,
         batch: a.batch,
         lr: a.lr,
         augment: a.augment,
+        ops,
+        mined_per_pair: a.mined_per_pair,
         loss: LossParams {
             temperature: a.temperature,
             hard_negatives: a.hard_negatives.unwrap_or(usize::MAX),
@@ -75,7 +118,7 @@ fn main() -> anyhow::Result<()> {
         ..Default::default()
     };
     let t = Instant::now();
-    let out = train_head(&train, &val, &cfg, &mut |e, loss, mrr, s| {
+    let out = train_head_mined(&train, &val, &mined, &cfg, &mut |e, loss, mrr, s| {
         eprintln!("epoch {e}: loss {loss:.4}, val MRR {mrr:.4} ({s:.1} s)")
     })?;
     eprintln!(
@@ -118,7 +161,9 @@ fn main() -> anyhow::Result<()> {
             "method": "InfoNCE on frozen-model embeddings of (docstring, function) pairs",
             "train": name(&a.train), "train_pairs": train.len(),
             "val": name(&a.val), "val_pairs": val.len(),
-            "augment": format!("{:?}", a.augment), "hidden": a.hidden, "epochs": a.epochs,
+            "augment": format!("{:?}", a.augment), "ops": a.ops,
+            "mined": a.mined.as_ref().and_then(name), "mined_per_pair": a.mined_per_pair,
+            "hidden": a.hidden, "epochs": a.epochs,
             "batch": a.batch, "lr": a.lr, "temperature": a.temperature,
             "hard_negatives": a.hard_negatives, "seed": a.seed,
             "best_epoch": out.best_epoch, "start_val_mrr": out.start_val_mrr,
@@ -134,12 +179,46 @@ fn main() -> anyhow::Result<()> {
         std::fs::write(path, &bytes)?;
         eprintln!("wrote {} ({} bytes)", path.display(), bytes.len());
     }
-    println!(
-        "{{\"start_val_mrr\": {:.5}, \"best_val_mrr\": {:.5}, \"best_epoch\": {}, \"seconds\": {:.1}}}",
-        out.start_val_mrr,
-        out.best_val_mrr,
-        out.best_epoch,
-        t.elapsed().as_secs_f64()
-    );
+    let mut report = serde_json::json!({
+        "start_val_mrr": out.start_val_mrr, "best_val_mrr": out.best_val_mrr,
+        "best_epoch": out.best_epoch, "seconds": t.elapsed().as_secs_f64(),
+    });
+    for (name, pairs) in &evals {
+        let ranks = float_ranks(
+            &out.head.apply(Side::Query, &pairs.query),
+            &out.head.apply(Side::Doc, &pairs.doc),
+            pairs.dim,
+        );
+        let n = ranks.len().max(1) as f64;
+        let share = |k: usize| ranks.iter().filter(|&&r| r <= k).count() as f64 / n;
+        report[name] = serde_json::json!({
+            "pairs": ranks.len(),
+            "mrr": ranks.iter().map(|&r| 1.0 / r as f64).sum::<f64>() / n,
+            "r1": share(1), "r10": share(10),
+        });
+    }
+    println!("{report}");
     Ok(())
+}
+
+/// The `--mined` file: line `i` lists the training rows mined as negatives for pair `i`.
+fn read_mined(path: &std::path::Path) -> anyhow::Result<Vec<Vec<u32>>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("--mined {}: {e}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| {
+            line.split_whitespace()
+                .map(|w| {
+                    w.parse::<u32>().map_err(|_| {
+                        anyhow::anyhow!(
+                            "--mined {} line {}: {w:?} is not a row number; the file lists rows of the training pairs",
+                            path.display(),
+                            i + 1
+                        )
+                    })
+                })
+                .collect()
+        })
+        .collect()
 }

@@ -7,6 +7,9 @@
 //! (a per-dimension mask kept with probability 0.75, different partners for query and document),
 //! Gaussian scaling (`g ~ N(1, 0.1²)` per element) and dropout (`p = 0.1`, kept entries scaled by
 //! `1/(1 − p)`). Each copy picks one operation at random.
+//!
+//! For ablations ([`parse_ops`]) each operation can be used alone, linear interpolation
+//! (`λ ~ U(0.9, 1)`) and extrapolation (`λ ~ U(1, 1.1)`) separately as the paper names them.
 
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -83,16 +86,54 @@ impl RacsParams {
     }
 }
 
-/// The four operations.
+/// The operations: the four of the authors' code, and linear inter- and extrapolation apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
+    /// Linear inter- or extrapolation, `λ` over the whole range.
     Linear,
     Binary,
     Gaussian,
     Dropout,
+    /// Linear interpolation only: `λ` between the range's low end and 1.
+    Interpolate,
+    /// Linear extrapolation only: `λ` between 1 and the range's high end.
+    Extrapolate,
 }
 
+/// The operations RACS's code picks from (`racs`, `all`).
 pub const OPS: [Op; 4] = [Op::Linear, Op::Binary, Op::Gaussian, Op::Dropout];
+
+/// The operation names [`parse_ops`] takes, with what each selects.
+pub const OP_NAMES: [(&str, Op); 6] = [
+    ("linear", Op::Linear),
+    ("interpolation", Op::Interpolate),
+    ("extrapolation", Op::Extrapolate),
+    ("binary", Op::Binary),
+    ("gaussian", Op::Gaussian),
+    ("dropout", Op::Dropout),
+];
+
+/// The operations named in `s`: `all` (= [`OPS`]) or a comma-separated list of [`OP_NAMES`].
+pub fn parse_ops(s: &str) -> Result<Vec<Op>, String> {
+    if s == "all" {
+        return Ok(OPS.to_vec());
+    }
+    s.split(',')
+        .map(|name| {
+            OP_NAMES
+                .iter()
+                .find(|(n, _)| *n == name.trim())
+                .map(|&(_, op)| op)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = OP_NAMES.iter().map(|(n, _)| *n).collect();
+                    format!(
+                        "unknown RACS operation {name:?}: expected all or a comma-separated list of {}",
+                        names.join(", ")
+                    )
+                })
+        })
+        .collect()
+}
 
 /// A random permutation of `0..n` with no fixed point (for `n ≥ 2`): a partner for every row.
 pub fn partners<R: Rng>(n: usize, rng: &mut R) -> Vec<usize> {
@@ -120,14 +161,15 @@ pub fn apply<R: Rng>(
     let mut q = query.to_vec();
     let mut d = doc.to_vec();
     match op {
-        Op::Linear => {
+        Op::Linear | Op::Interpolate | Op::Extrapolate => {
+            let (lo, hi) = match op {
+                Op::Interpolate => (p.lambda.0.min(1.0), 1.0),
+                Op::Extrapolate => (1.0, p.lambda.1.max(1.0)),
+                _ => p.lambda,
+            };
             let partner = partners(n, rng);
             for (i, &j) in partner.iter().enumerate() {
-                let lam = if p.lambda.0 < p.lambda.1 {
-                    rng.gen_range(p.lambda.0..p.lambda.1)
-                } else {
-                    p.lambda.0
-                };
+                let lam = if lo < hi { rng.gen_range(lo..hi) } else { lo };
                 for (out, src) in [(&mut q, query), (&mut d, doc)] {
                     for k in 0..dim {
                         out[i * dim + k] = lam * src[i * dim + k] + (1.0 - lam) * src[j * dim + k];
@@ -184,11 +226,27 @@ pub fn expand<R: Rng>(
     dim: usize,
     rng: &mut R,
 ) -> (Vec<f32>, Vec<f32>, Vec<u64>) {
+    expand_with(&OPS, copies, p, query, doc, ids, dim, rng)
+}
+
+/// [`expand`] picking each copy's operation from `ops` (one operation alone for ablations).
+#[allow(clippy::too_many_arguments)]
+pub fn expand_with<R: Rng>(
+    ops: &[Op],
+    copies: usize,
+    p: &RacsParams,
+    query: &[f32],
+    doc: &[f32],
+    ids: &[u64],
+    dim: usize,
+    rng: &mut R,
+) -> (Vec<f32>, Vec<f32>, Vec<u64>) {
+    assert!(!ops.is_empty(), "expand_with needs at least one operation");
     let mut q = query.to_vec();
     let mut d = doc.to_vec();
     let mut g = ids.to_vec();
     for _ in 0..copies {
-        let op = OPS[rng.gen_range(0..OPS.len())];
+        let op = ops[rng.gen_range(0..ops.len())];
         let (aq, ad) = apply(op, p, query, doc, dim, rng);
         q.extend(aq);
         d.extend(ad);

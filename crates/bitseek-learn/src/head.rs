@@ -4,12 +4,16 @@
 //! at zero, so an untrained head is the model as shipped and training can only move away from it
 //! where validation says it helps (the best validated head is kept, the start included).
 //!
+//! Hard negatives (issue 16): besides every in-batch negative, each pair can bring documents
+//! mined for its question from the other training pairs (BM25, the `mine_negatives` example),
+//! negatives of the questions only ([`crate::loss::info_nce_mined`]); [`train_head_mined`].
+//!
 //! The head's output is a float vector like the model's: learned codes are trained on it
 //! afterwards (`bitseek train --mode pairs` on head outputs) and rescoring uses it directly.
 
-use crate::augment::{expand, RacsParams};
+use crate::augment::{expand_with, Op, RacsParams, OPS};
 use crate::data::Pairs;
-use crate::loss::{info_nce, LossParams, NearDuplicates};
+use crate::loss::{info_nce, info_nce_mined, LossParams, NearDuplicates};
 use crate::model::{l2_normalize, rows_tensor};
 use crate::Augment;
 use bitseek_codes::quantizer::learned::Mlp;
@@ -32,6 +36,10 @@ pub struct HeadConfig {
     pub weight_decay: f64,
     pub augment: Augment,
     pub racs: RacsParams,
+    /// The RACS operations each augmented copy picks from (default: RACS's four, [`OPS`]).
+    pub ops: Vec<Op>,
+    /// Mined negatives drawn per pair and step in [`train_head_mined`] (from its list).
+    pub mined_per_pair: usize,
     /// InfoNCE temperature and negatives per row (`usize::MAX`: every in-batch negative).
     pub loss: LossParams,
     /// Cosine above which two pairs are near-duplicates and never each other's negatives.
@@ -51,6 +59,8 @@ impl Default for HeadConfig {
             weight_decay: 0.01,
             augment: Augment::None,
             racs: RacsParams::default(),
+            ops: OPS.to_vec(),
+            mined_per_pair: 1,
             loss: LossParams {
                 temperature: 0.05,
                 hard_negatives: usize::MAX,
@@ -195,8 +205,15 @@ pub fn head_mrr(head: &Head, val: &Pairs) -> f64 {
 
 /// MRR of row `i` of `q` finding row `i` of `d` by dot product among all rows of `d`.
 pub fn float_mrr(q: &[f32], d: &[f32], dim: usize) -> f64 {
+    let ranks = float_ranks(q, d, dim);
+    ranks.iter().map(|&r| 1.0 / r as f64).sum::<f64>() / ranks.len().max(1) as f64
+}
+
+/// The rank (1 = first) of row `i` of `d` for row `i` of `q` by dot product among all rows of
+/// `d`; ties count against it.
+pub fn float_ranks(q: &[f32], d: &[f32], dim: usize) -> Vec<usize> {
     let n = q.len() / dim;
-    let mut sum = 0.0;
+    let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let qi = &q[i * dim..(i + 1) * dim];
         let dot = |j: usize| -> f32 {
@@ -207,10 +224,9 @@ pub fn float_mrr(q: &[f32], d: &[f32], dim: usize) -> f64 {
                 .sum()
         };
         let own = dot(i);
-        let rank = 1 + (0..n).filter(|&j| j != i && dot(j) >= own).count();
-        sum += 1.0 / rank as f64;
+        out.push(1 + (0..n).filter(|&j| j != i && dot(j) >= own).count());
     }
-    sum / n.max(1) as f64
+    out
 }
 
 /// Trains the head on `train`, keeping the head with the best validation MRR on `val` (the
@@ -221,7 +237,35 @@ pub fn train_head(
     cfg: &HeadConfig,
     on: &mut dyn FnMut(usize, f64, f64, f64),
 ) -> candle_core::Result<HeadTrained> {
+    train_head_mined(train, val, &[], cfg, on)
+}
+
+/// [`train_head`] with mined hard negatives: `mined[i]` lists training rows whose documents are
+/// negatives for row `i`'s question (BM25 hits of other pairs, near-duplicates left out). Each
+/// step draws `cfg.mined_per_pair` of them per pair; a drawn document that is another batch
+/// row's own document, or a near-duplicate of that row, is not that row's negative. `mined`
+/// empty: plain in-batch training, exactly [`train_head`].
+pub fn train_head_mined(
+    train: &Pairs,
+    val: &Pairs,
+    mined: &[Vec<u32>],
+    cfg: &HeadConfig,
+    on: &mut dyn FnMut(usize, f64, f64, f64),
+) -> candle_core::Result<HeadTrained> {
     let dim = train.dim;
+    if !mined.is_empty() && mined.len() != train.len() {
+        return Err(candle_core::Error::Msg(format!(
+            "mined negatives for {} pairs, but the training set has {}; mine them from the same pairs",
+            mined.len(),
+            train.len()
+        )));
+    }
+    if let Some(&bad) = mined.iter().flatten().find(|&&r| r as usize >= train.len()) {
+        return Err(candle_core::Error::Msg(format!(
+            "a mined negative names row {bad} of a training set of {} pairs; mine them from the same pairs",
+            train.len()
+        )));
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let tq = Tower::new(dim, cfg.hidden, &mut rng)?;
     let td = Tower::new(dim, cfg.hidden, &mut rng)?;
@@ -254,15 +298,27 @@ pub fn train_head(
         for rows in order.chunks_exact(batch) {
             let b = train.select(rows);
             let near = NearDuplicates::find(&b.query, &b.doc, &b.ids, dim, cfg.near_duplicate);
+            let drawn = if mined.is_empty() {
+                Vec::new()
+            } else {
+                draw_mined(rows, mined, cfg.mined_per_pair, &mut rng)
+            };
             let (q, d, groups) = match cfg.augment {
-                Augment::None => (b.query, b.doc, b.ids),
-                Augment::Racs { copies } => {
-                    expand(copies, &cfg.racs, &b.query, &b.doc, &b.ids, dim, &mut rng)
-                }
+                Augment::None => (b.query.clone(), b.doc.clone(), b.ids.clone()),
+                Augment::Racs { copies } => expand_with(
+                    &cfg.ops, copies, &cfg.racs, &b.query, &b.doc, &b.ids, dim, &mut rng,
+                ),
             };
             let hq = l2_normalize(&tq.forward(&rows_tensor(&q, dim)?)?)?;
             let hd = l2_normalize(&td.forward(&rows_tensor(&d, dim)?)?)?;
-            let loss = info_nce(&hq, &hd, &groups, &near, &cfg.loss)?;
+            let loss = if drawn.is_empty() {
+                info_nce(&hq, &hd, &groups, &near, &cfg.loss)?
+            } else {
+                let m = train.select(&drawn);
+                let allowed = mined_allowed(&b, rows, &m, &drawn, &groups, cfg.near_duplicate);
+                let hm = l2_normalize(&td.forward(&rows_tensor(&m.doc, dim)?)?)?;
+                info_nce_mined(&hq, &hd, &groups, &near, &hm, &allowed, &cfg.loss)?
+            };
             opt.backward_step(&loss)?;
             loss_sum += loss.to_scalar::<f32>()? as f64;
             steps += 1;
@@ -289,6 +345,64 @@ pub fn train_head(
         best_epoch,
         best_val_mrr: best_mrr,
     })
+}
+
+/// `per_pair` mined rows for each of `rows` (all of a shorter list), drawn at random.
+fn draw_mined(
+    rows: &[usize],
+    mined: &[Vec<u32>],
+    per_pair: usize,
+    rng: &mut ChaCha8Rng,
+) -> Vec<usize> {
+    let mut out = Vec::new();
+    for &r in rows {
+        out.extend(mined[r].choose_multiple(rng, per_pair).map(|&x| x as usize));
+    }
+    out
+}
+
+/// Whether batch row `i` (of the possibly augmented rows, in group `groups[i]`) may use mined
+/// document `r`: not when it is the document of the pair the row comes from or another of
+/// that pair's near-duplicates (query or document cosine above `threshold`), a case mining
+/// against one pair cannot rule out for the others of the batch. Row-major, `groups.len() ×
+/// drawn.len()`.
+fn mined_allowed(
+    batch: &Pairs,
+    rows: &[usize],
+    mined: &Pairs,
+    drawn: &[usize],
+    groups: &[u64],
+    threshold: f32,
+) -> Vec<bool> {
+    let dim = batch.dim;
+    let dot = |a: &[f32], i: usize, b: &[f32], j: usize| -> f32 {
+        a[i * dim..(i + 1) * dim]
+            .iter()
+            .zip(&b[j * dim..(j + 1) * dim])
+            .map(|(x, y)| x * y)
+            .sum()
+    };
+    let e = drawn.len();
+    // Per pair of the batch first, then spread over its copies.
+    let per_pair: Vec<bool> = (0..rows.len())
+        .flat_map(|p| {
+            (0..e).map(move |r| {
+                drawn[r] != rows[p]
+                    && dot(&batch.doc, p, &mined.doc, r) <= threshold
+                    && dot(&batch.query, p, &mined.query, r) <= threshold
+                    && dot(&batch.query, p, &mined.doc, r) <= threshold
+            })
+        })
+        .collect();
+    let at: std::collections::HashMap<u64, usize> =
+        batch.ids.iter().enumerate().map(|(p, &g)| (g, p)).collect();
+    groups
+        .iter()
+        .flat_map(|g| {
+            let p = at[g];
+            per_pair[p * e..(p + 1) * e].iter().copied()
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -371,5 +485,71 @@ mod tests {
         for (a, b) in got.iter().zip(&want) {
             assert!((a - b).abs() < 1e-4, "{a} vs {b}");
         }
+    }
+
+    #[test]
+    fn a_mined_document_is_no_negative_of_its_own_pair_or_its_near_duplicates() {
+        let mut p = distorted(4, 16, 5);
+        // Pair 3 is pair 1 again (the same docstring and code copied elsewhere).
+        let dim = p.dim;
+        let (q1, d1) = (p.query[dim..2 * dim].to_vec(), p.doc[dim..2 * dim].to_vec());
+        p.query[3 * dim..].copy_from_slice(&q1);
+        p.doc[3 * dim..].copy_from_slice(&d1);
+        let norm = |v: &mut Vec<f32>| {
+            for r in v.chunks_mut(dim) {
+                let n = r.iter().map(|x| x * x).sum::<f32>().sqrt();
+                r.iter_mut().for_each(|x| *x /= n);
+            }
+        };
+        norm(&mut p.query);
+        norm(&mut p.doc);
+        let rows = [0, 1];
+        let batch = p.select(&rows);
+        let drawn = [1, 2, 3];
+        let mined = p.select(&drawn);
+        // Batch rows with one augmented copy each: groups 0, 1, 0, 1.
+        let groups = [0, 1, 0, 1];
+        let ok = mined_allowed(&batch, &rows, &mined, &drawn, &groups, 0.95);
+        assert_eq!(
+            ok,
+            [
+                [true, true, true],   // pair 0: every mined document is another's
+                [false, true, false], // pair 1: its own document, and pair 3 = its copy
+                [true, true, true],
+                [false, true, false],
+            ]
+            .concat()
+        );
+    }
+
+    #[test]
+    fn training_with_mined_negatives_learns_and_refuses_foreign_lists() {
+        let (train, val) = (distorted(512, 16, 6), distorted(200, 16, 7));
+        let cfg = HeadConfig {
+            hidden: 32,
+            epochs: 30,
+            batch: 128,
+            lr: 3e-3,
+            patience: 30,
+            mined_per_pair: 2,
+            ..Default::default()
+        };
+        // Any other rows stand in for mined ones here; the loss only sees them as negatives.
+        let mined: Vec<Vec<u32>> = (0..512u32)
+            .map(|i| vec![(i + 1) % 512, (i + 7) % 512, (i + 100) % 512])
+            .collect();
+        let out = train_head_mined(&train, &val, &mined, &cfg, &mut |_, _, _, _| {}).unwrap();
+        assert!(
+            out.best_val_mrr > out.start_val_mrr + 0.3,
+            "{} -> {}",
+            out.start_val_mrr,
+            out.best_val_mrr
+        );
+        let short = train_head_mined(&train, &val, &mined[1..], &cfg, &mut |_, _, _, _| {});
+        assert!(short.unwrap_err().to_string().contains("511 pairs"));
+        let mut far = mined.clone();
+        far[0] = vec![9999];
+        let bad = train_head_mined(&train, &val, &far, &cfg, &mut |_, _, _, _| {});
+        assert!(bad.unwrap_err().to_string().contains("row 9999"));
     }
 }

@@ -124,6 +124,108 @@ pub fn info_nce(
     (forward + backward)? * 0.5
 }
 
+/// [`info_nce`] with mined negatives (issue 16: BM25-mined hard negatives): `mined` holds `e`
+/// extra documents that are negatives of the queries only, as DPR adds BM25 negatives (the
+/// query → document direction; document → query is [`info_nce`]'s). Row `i` of `a` may use mined
+/// row `r` only where `allowed[i * e + r]`: the caller masks mined copies of a batch row's own
+/// document and of its near-duplicates, which the loss cannot tell from the vectors alone.
+/// Mined and in-batch negatives compete for the same `p.hard_negatives` places.
+pub fn info_nce_mined(
+    a: &Tensor,
+    b: &Tensor,
+    groups: &[u64],
+    near: &NearDuplicates,
+    mined: &Tensor,
+    allowed: &[bool],
+    p: &LossParams,
+) -> Result<Tensor> {
+    let (a, b, m) = (l2_normalize(a)?, l2_normalize(b)?, l2_normalize(mined)?);
+    let inv = 1.0 / p.temperature as f64;
+    let s = a.matmul(&b.t()?)?.affine(inv, 0.0)?;
+    let sm = a.matmul(&m.t()?)?.affine(inv, 0.0)?;
+    let forward = one_way_mined(&s, &sm, groups, near, allowed, p)?;
+    let backward = one_way(&s.t()?.contiguous()?, groups, near, p)?;
+    (forward + backward)? * 0.5
+}
+
+/// [`one_way`] over the in-batch columns of `s` (`n × n`) and the mined columns `sm` (`n × e`),
+/// rows with fewer negatives than others padded with masked entries.
+fn one_way_mined(
+    s: &Tensor,
+    sm: &Tensor,
+    groups: &[u64],
+    near: &NearDuplicates,
+    allowed: &[bool],
+    p: &LossParams,
+) -> Result<Tensor> {
+    let n = groups.len();
+    let e = sm.dim(1)?;
+    if allowed.len() != n * e {
+        return Err(candle_core::Error::Msg(format!(
+            "{} mined-negative flags for {n} rows and {e} mined documents; expected {}",
+            allowed.len(),
+            n * e
+        )));
+    }
+    let full = Tensor::cat(&[s, sm], 1)?;
+    let values = full.to_vec2::<f32>()?;
+    let at = near.positions(groups);
+    let mut by_group: HashMap<u64, Vec<u32>> = HashMap::new();
+    for (j, &g) in groups.iter().enumerate() {
+        by_group.entry(g).or_default().push(j as u32);
+    }
+    let per = by_group[&groups[0]].len();
+    let k = p.hard_negatives.min(n.saturating_sub(per) + e).max(1);
+    let mut pos = Vec::with_capacity(n * per);
+    let mut chosen: Vec<Vec<u32>> = Vec::with_capacity(n);
+    for (i, row) in values.iter().enumerate() {
+        let mine = &by_group[&groups[i]];
+        if mine.len() != per {
+            return Err(candle_core::Error::Msg(format!(
+                "group {} has {} rows but group {} has {per}; every pair needs the same number of copies",
+                groups[i],
+                mine.len(),
+                groups[0]
+            )));
+        }
+        pos.extend_from_slice(mine);
+        let mut order: Vec<u32> = (0..n as u32)
+            .filter(|&j| groups[j as usize] != groups[i] && !near.is_near(at[i], at[j as usize]))
+            .chain(
+                (0..e)
+                    .filter(|&r| allowed[i * e + r])
+                    .map(|r| (n + r) as u32),
+            )
+            .collect();
+        let take = k.min(order.len());
+        if take > 0 && take < order.len() {
+            order.select_nth_unstable_by(take - 1, |&x, &y| {
+                row[y as usize].total_cmp(&row[x as usize])
+            });
+        }
+        order.truncate(take);
+        chosen.push(order);
+    }
+    let width = chosen.iter().map(Vec::len).max().unwrap_or(0).max(1);
+    let (mut neg, mut mask) = (Vec::with_capacity(n * width), Vec::with_capacity(n * width));
+    for row in &chosen {
+        for c in 0..width {
+            // Padding points at column 0 and is masked out of the sum.
+            neg.push(row.get(c).copied().unwrap_or(0));
+            mask.push(if c < row.len() { 0f32 } else { -1e4 });
+        }
+    }
+    let dev = Device::Cpu;
+    let pos = full.gather(&Tensor::from_vec(pos, (n, per), &dev)?, 1)?;
+    let neg = full
+        .gather(&Tensor::from_vec(neg, (n, width), &dev)?, 1)?
+        .add(&Tensor::from_vec(mask, (n, width), &dev)?)?;
+    let neg_lse = neg.log_sum_exp(1)?.unsqueeze(1)?;
+    let x = neg_lse.broadcast_sub(&pos)?;
+    let softplus = (x.relu()? + ((x.abs()?.neg()?.exp()? + 1.0)?.log()?))?;
+    softplus.mean_all()
+}
+
 /// Mean over positives `(i, j)` of `−s_ij + log(e^s_ij + Σ_hard e^s_in)` for one direction.
 fn one_way(s: &Tensor, groups: &[u64], near: &NearDuplicates, p: &LossParams) -> Result<Tensor> {
     let n = groups.len();
