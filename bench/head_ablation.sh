@@ -13,8 +13,10 @@
 #   W=$W bash bench/head_ablation.sh
 #
 # Environment: SEEDS ("0 1 2"), COPIES (RACS copies per pair, 2 as `--augment racs`), ROWS (the
-# row names below, default all; minilm is the untrained head, i.e. MiniLM alone), MINED_K (BM25 negatives mined per pair, 4), MINED_PER_PAIR (drawn
-# per pair and step, 1), THREADS (1). Results: $W/ablation/runs.jsonl (one JSON line per run)
+# row names below, default all; minilm is the untrained head, i.e. MiniLM alone; best+bm25 is the
+# augmentation with the best mean validation MRR, with mined negatives), MINED_K (BM25 negatives
+# mined per pair, 4), MINED_PER_PAIR (drawn per pair and step, 1), THREADS (1).
+# Results: $W/ablation/runs.jsonl (one JSON line per run; rows already there are not run again)
 # and the markdown table on stdout (`bench/head_ablation_table.py`).
 set -euo pipefail
 cd "$(dirname "$0")/.."

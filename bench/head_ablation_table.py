@@ -4,6 +4,8 @@
   head_ablation_table.py RUNS.jsonl                  markdown table on stdout
   head_ablation_table.py RUNS.jsonl --best-of A B..  the row among A B.. with the highest mean
                                                      validation MRR (both languages averaged)
+  head_ablation_table.py RUNS.jsonl --fused F.jsonl  the test MRR through `bitseek eval-code`,
+                                                     semantic and fused (head_ablation_fused.sh)
 """
 import json
 import statistics
@@ -11,9 +13,12 @@ import sys
 
 
 def load(path):
-    rows = {}
+    rows, seen = {}, set()
     for line in open(path, encoding="utf-8"):
         r = json.loads(line)
+        if (r["row"], r["seed"]) in seen:
+            continue  # a run repeated by two concurrent invocations: the first counts
+        seen.add((r["row"], r["seed"]))
         rows.setdefault(r["row"], []).append(r["result"])
     return rows
 
@@ -39,6 +44,17 @@ def main():
             sys.exit("no runs of " + " ".join(sys.argv[3:]) + " yet; run those rows first")
         print(max(have, key=lambda r: statistics.mean(val(x) for x in rows[r])))
         return
+    if len(sys.argv) == 4 and sys.argv[2] == "--fused":
+        fused = {}
+        for line in open(sys.argv[3], encoding="utf-8"):
+            r = json.loads(line)
+            fused.setdefault(r["row"], []).append(r)
+        print("| row | seeds | test Py semantic | test Py fused | test Rust semantic | test Rust fused |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for name, runs in fused.items():
+            cells = [fmt([r[l][k] for r in runs]) for l in ("python", "rust") for k in ("semantic", "fused")]
+            print(f"| {name} | {len(runs)} | " + " | ".join(cells) + " |")
+        return
     cols = [
         ("val Py MRR", lambda r: r["val_python"]["mrr"]),
         ("val Rust MRR", lambda r: r["val_rust"]["mrr"]),
@@ -56,6 +72,24 @@ def main():
         epochs = "/".join(str(r["best_epoch"]) for r in runs)
         secs = statistics.median(r["seconds"] for r in runs)
         print(f"| {name} | {len(runs)} | " + " | ".join(cells) + f" | {epochs} | {secs:.0f} |")
+    if "plain" not in rows:
+        return
+    # Against plain training on validation: the difference of the means and Welch's t (the
+    # difference over its standard error from the seeds); |t| < 2 is within seed noise.
+    print()
+    print("| row | Δ val Py MRR vs plain (t) | Δ val Rust MRR vs plain (t) |")
+    print("|---|---:|---:|")
+    base = rows["plain"]
+    for name, runs in rows.items():
+        if name in ("plain", "minilm") or len(runs) < 2:
+            continue
+        cells = []
+        for lang in ("val_python", "val_rust"):
+            a, b = [r[lang]["mrr"] for r in runs], [r[lang]["mrr"] for r in base]
+            diff = statistics.mean(a) - statistics.mean(b)
+            se = (statistics.variance(a) / len(a) + statistics.variance(b) / len(b)) ** 0.5
+            cells.append(f"{diff:+.4f} ({diff / se:+.1f})" if se > 0 else f"{diff:+.4f}")
+        print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
