@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The top rows of bench/head_ablation.sh through the shipped path: each run of ROWS is trained
 # again with its recorded arguments and seed, saved as a head file (f16, as shipped) and measured
-# by `bitseek eval-code --encoder FILE --hybrid` on the held-out test packages, semantic only
-# (float32) and fused with BM25 as `bitseek search` ranks ("hybrid, top 100/leg (as search)").
+# by `bitseek eval-code --encoder FILE --hybrid` on the capped validation packages and the held-out
+# test packages, semantic only (float32) and fused with BM25 as `bitseek search` ranks ("hybrid,
+# top 100/leg (as search)"). A head file already in $W/ablation/heads is measured, not retrained.
 #
 #   W=$W ROWS="plain binary plain+bm25" bash bench/head_ablation_fused.sh
 #
@@ -18,11 +19,13 @@ mkdir -p "$OUT/heads" "$W/eval"
 cargo build --release -q -p bitseek-learn --example train_head
 cargo build --release -q -p bitseek
 for l in python rust; do
-  [ -e "$W/eval/$l-test.query.f16.npy" ] || $PY scripts/head_vectors.py eval "$W/data/$l-test.jsonl" \
-    "$W/data/$l-test.query.f32.npy" "$W/data/$l-test.code.f32.npy" "$W/eval"
+  for s in test val-cap; do
+    [ -e "$W/eval/$l-$s.query.f16.npy" ] || $PY scripts/head_vectors.py eval "$W/data/$l-$s.jsonl" \
+      "$W/data/$l-$s.query.f32.npy" "$W/data/$l-$s.code.f32.npy" "$W/eval"
+  done
 done
 for row in $ROWS; do
-  $PY - "$OUT/runs.jsonl" "$row" <<'PYEOF' > "$OUT/fused-todo.txt"
+  $PY - "$OUT/runs.jsonl" "$row" <<'PYEOF' > "$OUT/fused-todo-$row.txt"
 import json, sys
 for line in open(sys.argv[1]):
     r = json.loads(line)
@@ -33,23 +36,26 @@ PYEOF
     if grep -q "\"row\": \"$row\", \"seed\": $seed," "$OUT/fused.jsonl" 2>/dev/null; then continue; fi
     head="$OUT/heads/$row-$seed.safetensors"
     # shellcheck disable=SC2086
-    RAYON_NUM_THREADS=${THREADS:-1} nice "$TARGET/release/examples/train_head" \
+    [ -e "$head" ] || RAYON_NUM_THREADS=${THREADS:-1} nice "$TARGET/release/examples/train_head" \
       --train "$W/npz/both-train-cap.npz" --val "$W/npz/both-val-cap.npz" --seed "$seed" $args \
       --save "$head" > "$OUT/heads/$row-$seed.json" 2> "$OUT/heads/$row-$seed.log"
     for l in python rust; do
-      nice "$TARGET/release/bitseek" eval-code "$W/eval/$l-test.jsonl" --encoder "$head" \
-        --quantizer int8 --hybrid --json > "$OUT/heads/$row-$seed-$l.json"
+      for s in test val-cap; do
+        nice "$TARGET/release/bitseek" eval-code "$W/eval/$l-$s.jsonl" --encoder "$head" \
+          --quantizer int8 --hybrid --json > "$OUT/heads/$row-$seed-$l-$s.json"
+      done
     done
     $PY - "$OUT/heads/$row-$seed" "$row" "$seed" <<'PYEOF' >> "$OUT/fused.jsonl"
 import json, sys
 stem, row, seed = sys.argv[1:]
 out = {"row": row, "seed": int(seed)}
-for l in ("python", "rust"):
-    d = {m["method"]: m["all"]["mrr"] for m in json.load(open(f"{stem}-{l}.json"))["methods"]}
-    out[l] = {"semantic": d["float32"], "fused": d["hybrid, top 100/leg (as search)"]}
+for s, key in (("test", ""), ("val-cap", "val_")):
+    for l in ("python", "rust"):
+        d = {m["method"]: m["all"]["mrr"] for m in json.load(open(f"{stem}-{l}-{s}.json"))["methods"]}
+        out[key + l] = {"semantic": d["float32"], "fused": d["hybrid, top 100/leg (as search)"]}
 print(json.dumps(out))
 PYEOF
     echo "$row seed $seed: $(tail -1 "$OUT/fused.jsonl")" >&2
-  done < "$OUT/fused-todo.txt"
+  done < "$OUT/fused-todo-$row.txt"
 done
 $PY bench/head_ablation_table.py "$OUT/runs.jsonl" --fused "$OUT/fused.jsonl"

@@ -49,10 +49,11 @@ def main():
         for line in open(sys.argv[3], encoding="utf-8"):
             r = json.loads(line)
             fused.setdefault(r["row"], []).append(r)
-        print("| row | seeds | test Py semantic | test Py fused | test Rust semantic | test Rust fused |")
-        print("|---|---:|---:|---:|---:|---:|")
+        sets = [(f"{s} {n}", f"{k}{l}") for s, k in (("val", "val_"), ("test", "")) for n, l in (("Py", "python"), ("Rust", "rust"))]
+        print("| row | seeds | " + " | ".join(f"{n} semantic | {n} fused" for n, _ in sets) + " |")
+        print("|---|---:|" + "---:|" * (2 * len(sets)))
         for name, runs in fused.items():
-            cells = [fmt([r[l][k] for r in runs]) for l in ("python", "rust") for k in ("semantic", "fused")]
+            cells = [fmt([r[l][k] for r in runs]) for _, l in sets for k in ("semantic", "fused")]
             print(f"| {name} | {len(runs)} | " + " | ".join(cells) + " |")
         return
     cols = [
