@@ -85,6 +85,7 @@ fn collection(db: &Db, name: &str, dim: usize, kind: IndexKind) -> std::sync::Ar
             index: SegmentIndex {
                 kind,
                 min_rows: 1000,
+                degree: None,
             },
         },
     )
