@@ -11,10 +11,13 @@ doc comments; licence headers are not documentation. Code is the definition with
 comment and decorators, dedented; fewer than 3 non-blank lines is skipped, as are names containing
 `test`, constructors, and type-only declarations (overloads, `.d.ts` files, abstract methods).
 
-Files: TypeScript sources (not `.d.ts`), and JavaScript files that have no TypeScript source of
-the same name in the package (those are its compiled output): `.js`/`.mjs`/`.cjs`/`.jsx`, skipping minified files (`.min.js`,
-lines over 1,000 characters or a mean line over 150) and webpack bundles. Tests, specs, mocks,
-fixtures, examples, benchmarks, docs and nested `node_modules` are skipped.
+Files: TypeScript sources (not `.d.ts`), and `.js`/`.mjs`/`.cjs`/`.jsx` files that have no
+TypeScript source of the same name in the package (those are its compiled output), skipping
+minified files (`.min.js`, lines over 1,000 characters or a mean line over 150), bundles (webpack,
+browserify, or `// node_modules/…` markers of inlined dependencies: other packages' code under
+their own licences) and a build of the whole package named after it beside its lib/ or src/
+sources (`mocha.js`, `dist/axios.js`). Tests, specs, mocks, fixtures, examples, benchmarks, docs
+and nested `node_modules` are skipped.
 """
 import hashlib
 import base64
@@ -77,13 +80,27 @@ def skipped_file(path):
 
 
 def minified(source):
-    """A minified or bundled file: its functions are not the package's written source."""
+    """A minified or bundled file: its functions are not the package's written source, and a
+    bundle may inline other packages' code under their own licences."""
     lines = [l for l in source.splitlines() if l.strip()]
     if not lines:
         return False
     if max(len(l) for l in lines) > 1000 or sum(len(l) for l in lines) / len(lines) > 150:
         return True
-    return "__webpack_require__" in source
+    return (
+        "__webpack_require__" in source
+        or "function(require,module,exports)" in source.replace(" ", "")
+        or re.search(r"^\s*//.*\bnode_modules/", source, re.M) is not None
+    )
+
+
+def package_bundle(rel, package, has_sources):
+    """`mocha.js`, `dist/axios.js`, `build/es6/luxon.mjs`: a build of the whole package named after
+    it, skipped when the package also ships the sources it was built from (lib/ or src/)."""
+    parts = Path(rel).parts
+    named = parts[-1].split(".")[0].lower() == package.split("/")[-1].lower()
+    built = len(parts) == 1 or parts[0] in ("dist", "build", "umd", "bundle", "bundles", "browser")
+    return has_sources and named and built
 
 
 def jsdoc_query(comment):
@@ -234,7 +251,7 @@ def fetch_npm(name, version, cache):
 
 def npm_files(archive):
     """(path, text, kind) of the package's source files worth reading, and its licence."""
-    files, licence = [], ""
+    files, licence, package = [], "", ""
     t = tarfile.open(archive)
     members = [m for m in t.getmembers() if m.isfile()]
     for m in members:
@@ -242,12 +259,16 @@ def npm_files(archive):
         if rel == "package.json":
             meta = json.loads(t.extractfile(m).read().decode("utf-8", "replace"))
             licence = npm_licence(meta)
+            package = str(meta.get("name", ""))
     sources = [(m, m.name.split("/", 1)[-1]) for m in members]
     sources = [(m, rel, lang_of(rel)) for m, rel in sources if lang_of(rel) and not skipped_file(rel)]
     ts_stems = {stem(rel) for _, rel, lang in sources if lang == "typescript"}
+    has_sources = any(Path(rel).parts[0] in ("lib", "src") for _, rel, _ in sources)
     for m, rel, lang in sources:
         if lang == "javascript" and stem(rel) in ts_stems:
             continue  # compiled from a TypeScript source the package ships
+        if package and package_bundle(rel, package, has_sources):
+            continue
         text = t.extractfile(m).read().decode("utf-8", "replace")
         if lang == "javascript" and minified(text):
             continue

@@ -132,7 +132,11 @@ function pad(s, n) {
 def test_minified_and_bundled_javascript_and_d_ts_are_skipped():
     assert mine_js.minified("var a=1;" * 200)
     assert mine_js.minified("function f(){}\nvar __webpack_require__ = 1;\n")
+    assert mine_js.minified("// node_modules/ms/index.js\nfunction ms(a) {\n  return a;\n}\n")
     assert not mine_js.minified("function f(a) {\n  return a;\n}\n")
+    assert mine_js.package_bundle("mocha.js", "mocha", True) and mine_js.package_bundle("dist/axios.js", "axios", True)
+    assert not mine_js.package_bundle("dist/axios.js", "axios", False), "a package shipped only as its build is read"
+    assert not mine_js.package_bundle("lib/axios.js", "axios", True)
     assert mine_js.lang_of("types/index.d.ts") is None
     assert mine_js.lang_of("src/a.tsx") == "typescript" and mine_js.lang_of("lib/a.mjs") == "javascript"
     assert mine_js.skipped_file("dist/lib.min.js") and mine_js.skipped_file("src/__tests__/a.ts")
