@@ -5,6 +5,8 @@ import sys
 import tarfile
 from pathlib import Path
 
+import pytest
+
 # Needs tree-sitter and its JavaScript, TypeScript, Go and Rust grammars (scripts/test-python.sh
 # installs them).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -236,3 +238,29 @@ License: LGPL-3
     assert lic.startswith("Expat") and not licence_ok(lic), "a copyleft file outside debian/ rejects the package"
     plain = dep5.split("Files: contrib")[0]
     assert mine_go.debian_licence(plain) == "Expat" and licence_ok("Expat")
+
+
+def test_npm_tarball_that_does_not_match_the_registry_integrity_is_refused(tmp_path, monkeypatch):
+    import base64
+    import hashlib
+    import json as json_
+
+    tarball = b"not the tarball the registry vouched for"
+    good = base64.b64encode(hashlib.sha512(b"the real tarball").digest()).decode()
+    meta = {"dist": {"tarball": "https://registry.npmjs.org/p/-/p-1.0.0.tgz", "integrity": f"sha512-{good}"}}
+
+    class Response(io.BytesIO):
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    def urlopen(req):
+        url = req.full_url
+        return Response(json_.dumps(meta).encode() if url.endswith("/1.0.0") else tarball)
+
+    monkeypatch.setattr(mine_js.urllib.request, "urlopen", urlopen)
+    with pytest.raises(ValueError, match="does not match the registry"):
+        mine_js.fetch_npm("p", "1.0.0", tmp_path)
+    assert not list(tmp_path.rglob("*.tgz")), "a refused tarball is not cached"
