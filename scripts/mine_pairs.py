@@ -22,9 +22,7 @@ import argparse
 import ast
 import gzip
 import hashlib
-import io
 import json
-import os
 import re
 import subprocess
 import sys
