@@ -37,7 +37,7 @@ mod fingerprint;
 pub mod hybrid;
 mod live;
 mod search;
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod update;
 mod verify;
