@@ -3,7 +3,8 @@
 # encoder never saw (crates/bitseek-learn/README.md, "Without labels").
 # Usage: bash bench/labelfree.sh [DATA_DIR] (default ../shared/data/codesearch)
 # Environment: SEEDS ("0 1 2"), LANGS ("rust python"),
-# ROWS (rabitq,start,distill,distill-scales,distill-mimic,infonce), EPOCHS (8).
+# ROWS (rabitq,start,distill,distill-scales,distill-mimic,infonce; also rabitq-distill and
+# rabitq-itq: RaBitQ with a rotation learned without labels), EPOCHS (8).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-../shared/data/codesearch}
