@@ -86,6 +86,10 @@ struct Args {
     /// AdamW learning rate of the rabitq-distill rows (entries of P are about 1/√D).
     #[arg(long, default_value_t = 1e-4)]
     rot_lr: f64,
+    /// More unlabelled vectors (.npy) for the rabitq-itq row's training, e.g. another dev set's
+    /// code embeddings (never the test packages').
+    #[arg(long)]
+    itq_extra: Option<PathBuf>,
     /// ITQ iterations of the rabitq-itq row (validated every 5).
     #[arg(long, default_value_t = 50)]
     itq_iters: usize,
@@ -192,7 +196,14 @@ fn main() -> anyhow::Result<()> {
     let cut = test_rows.len() / 5;
     let codeq = pick(&cv, dim, &test_rows[..cut.min(a.max_queries)]);
     let codedb = pick(&cv, dim, &test_rows[cut..]);
-    let itq_rows = train_data.clone();
+    let mut itq_rows = train_data.clone();
+    if let Some(p) = &a.itq_extra {
+        let extra = bitseek_index::input::read_vectors(p)?;
+        if extra.dim != dim {
+            bail!("--itq-extra has dimension {}, not {dim}", extra.dim);
+        }
+        itq_rows.extend(normalise(extra.data, dim));
+    }
     let nbrs = neighbours(&train_data, dim, 10);
     let data = TrainData::Neighbors {
         dim,
@@ -303,19 +314,18 @@ fn main() -> anyhow::Result<()> {
                     patience: a.patience * 2,
                     seed: a.seed,
                 };
-                let TrainData::Neighbors { neighbours: nb, .. } = &data else {
+                let TrainData::Neighbors {
+                    neighbours: nb,
+                    data: rows,
+                    ..
+                } = &data
+                else {
                     bail!("neighbors data");
                 };
-                let r = distill_rotation(
-                    dim,
-                    &itq_rows,
-                    nb,
-                    &start,
-                    &val_q,
-                    &val_d,
-                    &cfg,
-                    &mut |s, v| eprintln!("  {row} step {s}: validation recall {v:.4}"),
-                )?;
+                let r =
+                    distill_rotation(dim, rows, nb, &start, &val_q, &val_d, &cfg, &mut |s, v| {
+                        eprintln!("  {row} step {s}: validation recall {v:.4}")
+                    })?;
                 eprintln!(
                     "{row}: validation recall@10 {:.4} → {:.4} (step {}), {:.0} s",
                     r.start_val,
