@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Filtered search: a collection whose segment carries an IVF against a flat collection of the same
-# rows (a flat scan over the allowed rows), filters passing 1%, 10% and 50% of the rows; recall@10
+# Filtered search: a collection whose segment carries an IVF (`--index graph`: a graph) against a
+# flat collection of the same rows (a flat scan over the allowed rows), filters passing 1%, 10% and 50% of the rows; recall@10
 # against the exact answer over the allowed rows and queries per second, one thread, medians of
 # alternating rounds. The machine's load is printed first: ratios hold on a busy machine, absolute
 # numbers do not.

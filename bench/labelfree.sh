@@ -3,7 +3,9 @@
 # encoder never saw (crates/bitseek-learn/README.md, "Without labels").
 # Usage: bash bench/labelfree.sh [DATA_DIR] (default ../shared/data/codesearch)
 # Environment: SEEDS ("0 1 2"), LANGS ("rust python"),
-# ROWS (rabitq,start,distill,distill-scales,distill-mimic,infonce), EPOCHS (8).
+# ROWS (rabitq,start,distill,distill-scales,distill-mimic,infonce; also rabitq-distill and
+# rabitq-itq: RaBitQ with a rotation learned without labels), EPOCHS (8), ARGS (more arguments
+# to the example, e.g. "--itq-iters 20").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-../shared/data/codesearch}
@@ -13,6 +15,6 @@ for lang in ${LANGS:-rust python}; do
   for seed in ${SEEDS:-0 1 2}; do
     echo "## $lang, split seed $seed"
     "$TARGET/release/examples/labelfree" "$DATA/dev-$lang.jsonl.gz" --seed "$seed" --epochs "${EPOCHS:-8}" \
-      --rows "${ROWS:-rabitq,start,distill,distill-scales,distill-mimic,infonce}"
+      --rows "${ROWS:-rabitq,start,distill,distill-scales,distill-mimic,infonce}" ${ARGS:-}
   done
 done

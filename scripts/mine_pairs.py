@@ -2,25 +2,27 @@
 """Mine (docstring, function) training pairs from registry packages, package-disjoint from the
 dev evaluation set, with the dev set's extraction rules (see ../shared/data/codesearch/README.md).
 
-    python scripts/mine_pairs.py --packages scripts/mine_pairs.txt --dev DIR --out OUT
+    python scripts/mine_pairs.py --packages scripts/mine_pairs.txt --dev DIR --out OUT [--only npm,go]
 
 Downloads each listed package (PyPI wheels with `pip download --no-deps`; crates from crates.io's
-download endpoint, or the local cargo cache when it already holds the exact .crate), keeps only
-permissively licensed ones (licence read from the package's own metadata), extracts pairs
-(Python with `ast`, Rust with tree-sitter-rust), de-duplicates them, drops any pair whose code or
-query also occurs in the dev set, and splits packages into train / validation / test by a seeded
-hash of the package name (every row of a package lands in one split).
+download endpoint, or the local cargo cache when it already holds the exact .crate; npm tarballs
+from the npm registry, checked against its integrity hash; Go sources as Debian's golang-*-dev
+packages with `apt-get download`), keeps only permissively licensed ones (licence read from the
+package's own metadata, or Debian's copyright file), extracts pairs (Python with `ast`, Rust with
+tree-sitter-rust, JavaScript/TypeScript in `mine_js.py`, Go in `mine_go.py`), de-duplicates them,
+drops any pair whose code or query also occurs in the dev set, and splits packages into train /
+validation / test by a seeded hash of the package name (every row of a package lands in one split).
 
-Writes OUT/{python,rust}-{train,val,test}.jsonl and OUT/packages.tsv (package, version, licence,
-pairs, split, or why it was skipped). Needs: pip, tree-sitter, tree-sitter-rust.
+Writes OUT/{python,rust,javascript,typescript,go}-{train,val,test}.jsonl and OUT/packages.tsv
+(package, version, licence, pairs, split, or why it was skipped). Needs: pip, tree-sitter,
+tree-sitter-rust, tree-sitter-javascript, tree-sitter-typescript, tree-sitter-go; apt-get and
+dpkg-deb for Go.
 """
 import argparse
 import ast
 import gzip
 import hashlib
-import io
 import json
-import os
 import re
 import subprocess
 import sys
@@ -30,8 +32,12 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+import mine_go
+import mine_js
+from mine_text import plain_query
+
 PERMISSIVE = re.compile(
-    r"\b(MIT|BSD|Apache|ISC|Unlicense|0BSD|Zlib|PSF|Python Software Foundation|HPND|MIT-CMU|CC0|"
+    r"\b(MIT|Expat|BSD|Apache|ISC|Unlicense|0BSD|Zlib|PSF|Python Software Foundation|HPND|MIT-CMU|CC0|"
     r"BSL-1\.0|Public Domain|Historical Permission)",
     re.I,
 )
@@ -157,29 +163,7 @@ def rust_doc_text(comments):
 
 
 def rust_query(doc):
-    # drop fenced code blocks and link definitions
-    doc = re.sub(r"```.*?(```|$)", "", doc, flags=re.S)
-    doc = "\n".join(l for l in doc.splitlines() if not re.match(r"\s*\[[^\]]+\]:\s*\S", l))
-    doc = doc.strip()
-    if doc.startswith("#"):
-        return None
-    para = re.split(r"\n\s*\n", doc, maxsplit=1)[0]
-    if re.search(r"https?://|www\.", para) or re.search(r"</?[A-Za-z][^>]*>", para):
-        return None
-    para = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", para)
-    para = re.sub(r"\[([^\]]*)\]\[[^\]]*\]", r"\1", para)
-    para = re.sub(r"\[(`[^`]*`)\]", r"\1", para)
-    para = re.sub(r"\[([^\]]+)\]", r"\1", para)
-    para = para.replace("`", "")
-    para = re.sub(r"(\*\*|__|\*|(?<!\w)_(?=\w)|(?<=\w)_(?!\w))", lambda m: "" if m.group(0) in ("**", "*", "__") else m.group(0), para)
-    q = " ".join(para.split())
-    words = q.split()
-    if len(words) < 3 or len(words) > 256:
-        return None
-    letters = sum(c.isascii() and c.isalpha() for c in q)
-    if letters < 0.5 * len(q.replace(" ", "")):
-        return None
-    return q
+    return plain_query(doc)
 
 
 def rust_pairs(source, path):
@@ -339,6 +323,38 @@ def crate_files(archive):
     return files, licence
 
 
+# ---------------------------------------------------------------- sources
+
+def python_source(name, version, cache):
+    files, licence = python_files(fetch_python(name, version, cache))
+    return [(p, s, py_pairs) for p, s in files if not skipped_path(p)], licence
+
+
+def rust_source(name, version, cache):
+    files, licence = crate_files(fetch_crate(name, version, cache))
+    return [(p, s, rust_pairs) for p, s in files if not skipped_path(p)], licence
+
+
+def npm_source(name, version, cache):
+    """Rows get `lang` javascript or typescript by file (their pools are evaluated apart)."""
+    files, licence = mine_js.npm_files(mine_js.fetch_npm(name, version, cache))
+
+    def extractor(kind):
+        lang = "javascript" if kind == "javascript" else "typescript"
+        return lambda source, path: ({**p, "lang": lang} for p in mine_js.js_pairs(source, path, kind))
+
+    return [(p, s, extractor(k)) for p, s, k in files], licence
+
+
+def go_source(name, version, cache):
+    files, licence = mine_go.deb_files(mine_go.fetch_deb(name, version, cache))
+    return [(p, s, mine_go.go_pairs) for p, s in files if not mine_go.skipped_file(p, s)], licence
+
+
+# Source kind in the package list → (name, version, cache) → ([(path, text, extract)], licence).
+SOURCES = {"python": python_source, "rust": rust_source, "npm": npm_source, "go": go_source}
+
+
 # ---------------------------------------------------------------- main
 
 def norm_query(q):
@@ -366,13 +382,17 @@ def read_dev(dev):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--packages", required=True, help="list file: 'lang name version' a line")
+    ap.add_argument("--packages", required=True, help="list file: 'source name version' a line")
     ap.add_argument("--dev", required=True, help="folder of the dev set (kept out of training)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--cache", help="download folder (default OUT/downloads)")
     ap.add_argument("--seed", default="bitseek-head-1", help="seed of the package split")
     ap.add_argument("--min-pairs", type=int, default=30, help="packages giving fewer are not used")
+    ap.add_argument("--only", type=lambda s: s.split(","), help=f"mine only these sources ({','.join(SOURCES)})")
     a = ap.parse_args()
+    for kind in a.only or []:
+        if kind not in SOURCES:
+            sys.exit(f"--only {kind!r}: unknown source; the sources are {', '.join(SOURCES)}")
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     cache = Path(a.cache) if a.cache else out / "downloads"
@@ -385,9 +405,11 @@ def main():
         try:
             lang, name, version = line.split()
         except ValueError:
-            sys.exit(f"{a.packages}:{i}: expected 'lang name version', found {line!r}")
-        if lang not in ("python", "rust"):
-            sys.exit(f"{a.packages}:{i}: unknown language {lang!r} (python or rust)")
+            sys.exit(f"{a.packages}:{i}: expected 'source name version', found {line!r}")
+        if lang not in SOURCES:
+            sys.exit(f"{a.packages}:{i}: unknown source {lang!r} ({', '.join(SOURCES)})")
+        if a.only and lang not in a.only:
+            continue
         if (lang, name.lower().replace("_", "-")) in dev_names:
             sys.exit(f"{a.packages}:{i}: {name} is a dev-set package; it must stay out of training")
         wanted.append((lang, name, version))
@@ -397,12 +419,7 @@ def main():
     report = []
     for lang, name, version in wanted:
         try:
-            if lang == "python":
-                files, licence = python_files(fetch_python(name, version, cache))
-                extract = py_pairs
-            else:
-                files, licence = crate_files(fetch_crate(name, version, cache))
-                extract = rust_pairs
+            files, licence = SOURCES[lang](name, version, cache)
         except Exception as e:  # a package that cannot be fetched is reported, not fatal
             report.append((lang, name, version, "", 0, "", f"skipped: download failed ({e})"))
             print(f"{lang} {name} {version}: download failed: {e}", file=sys.stderr)
@@ -412,14 +429,12 @@ def main():
             print(f"{lang} {name} {version}: skipped, licence {licence!r}", file=sys.stderr)
             continue
         pairs, queries = [], set()
-        for path, source in sorted(files):
-            if skipped_path(path):
-                continue
+        for path, source, extract in sorted(files, key=lambda f: f[0]):
             for p in extract(source, path):
                 nq = norm_query(p["query"])
                 if p["code"] in seen_code or nq in dev_queries:
                     continue
-                if lang == "rust" and nq in queries:
+                if lang != "python" and nq in queries:
                     continue
                 seen_code.add(p["code"])
                 queries.add(nq)
@@ -429,10 +444,11 @@ def main():
             report.append((lang, name, version, licence, len(pairs), "", f"skipped: fewer than {a.min_pairs} pairs"))
             continue
         for p in pairs:
-            row = {"lang": lang, "package": name, "version": version, "license": licence, **p}
+            row_lang = p.pop("lang", lang)
+            row = {"lang": row_lang, "source": lang, "package": name, "version": version, "license": licence, **p}
             row["name_in_query"] = name_in_query(p["name"], p["query"])
             row["split"] = split
-            rows.setdefault((lang, split), []).append(row)
+            rows.setdefault((row_lang, split), []).append(row)
         report.append((lang, name, version, licence, len(pairs), split, "used"))
         print(f"{lang} {name} {version}: {len(pairs)} pairs -> {split} ({licence})", file=sys.stderr)
 

@@ -12,7 +12,9 @@ venv=$(mktemp -d)
 trap 'rm -rf "$venv"' EXIT
 "$PYTHON" -m venv "$venv"
 # mcp: the official MCP Python SDK, the real client python/tests/test_mcp.py drives `bitseek mcp` with.
-"$venv/bin/pip" install -q --disable-pip-version-check ./python numpy pytest mypy mcp
+# tree-sitter and its grammars: scripts/mine_pairs.py's extraction rules (scripts/tests).
+"$venv/bin/pip" install -q --disable-pip-version-check ./python numpy pytest mypy mcp \
+  tree-sitter tree-sitter-rust tree-sitter-javascript tree-sitter-typescript tree-sitter-go
 export BITSEEK_REQUIRE_MYPY=1  # the README example must type-check against the stubs
 export BITSEEK_REQUIRE_MCP=1   # installed above: the MCP client test must not skip
 # The CLI the interoperability tests compare against, from this checkout.
@@ -20,7 +22,7 @@ cargo build --release -q -p bitseek
 export BITSEEK_BIN="$PWD/target/release/bitseek"
 rc=0
 # bitseek.ray's tests need Ray: scripts/test-ray.sh runs them in their own environment.
-"$venv/bin/pytest" -q -p no:cacheprovider --ignore=python/tests/test_ray.py python/tests || rc=$?
+"$venv/bin/pytest" -q -p no:cacheprovider --ignore=python/tests/test_ray.py python/tests scripts/tests || rc=$?
 if [ "$rc" -eq 5 ]; then
   echo "pytest collected no tests from python/tests: refusing to pass" >&2
 fi

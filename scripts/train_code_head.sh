@@ -10,6 +10,8 @@
 #
 # Embeds the capped sets with bitseek's model (the installed all-MiniLM-L6-v2, whose fingerprint
 # goes into the file) and writes OUT (default: the shipped asset). Minutes on a laptop.
+# LANGS (default "python rust") adds languages mine_pairs.py wrote, e.g.
+# LANGS="python rust javascript typescript go" (120 training pairs per package but Rust's 150).
 set -euo pipefail
 : "${W:?set W to the work folder that mine_pairs.py wrote data/ into}"
 PY=${PY:-python3}
@@ -17,8 +19,9 @@ OUT=${1:-crates/bitseek-codesearch/assets/code-head.safetensors}
 cargo build --release -q -p bitseek-learn --example train_head
 cargo build --release -q -p bitseek-codesearch --example embed_pairs
 mkdir -p "$W/npz"
-for l in python rust; do
-  cap=$([ $l = python ] && echo 120 || echo 150)
+LANGS=${LANGS:-python rust}
+for l in $LANGS; do
+  cap=$([ $l = rust ] && echo 150 || echo 120)
   $PY scripts/head_vectors.py cap "$W/data/$l-train.jsonl" $cap "$W/data/$l-train-cap.jsonl"
   $PY scripts/head_vectors.py cap "$W/data/$l-val.jsonl" 60 "$W/data/$l-val-cap.jsonl"
   for s in train-cap val-cap; do
@@ -27,11 +30,11 @@ for l in python rust; do
   done
 done
 for s in train-cap val-cap; do
-  $PY - "$W/npz" "$s" <<'PYEOF'
+  $PY - "$W/npz" "$s" $LANGS <<'PYEOF'
 import sys, numpy as np
-d, s = sys.argv[1:]
-a, b = np.load(f"{d}/python-{s}.npz"), np.load(f"{d}/rust-{s}.npz")
-np.savez(f"{d}/both-{s}.npz", query=np.concatenate([a["query"], b["query"]]), doc=np.concatenate([a["doc"], b["doc"]]))
+d, s, langs = sys.argv[1], sys.argv[2], sys.argv[3:]
+parts = [np.load(f"{d}/{l}-{s}.npz") for l in langs]
+np.savez(f"{d}/both-{s}.npz", query=np.concatenate([p["query"] for p in parts]), doc=np.concatenate([p["doc"] for p in parts]))
 PYEOF
 done
 target/release/examples/train_head --train "$W/npz/both-train-cap.npz" --val "$W/npz/both-val-cap.npz" --save "$OUT"

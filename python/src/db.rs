@@ -57,8 +57,9 @@ impl Db {
 
     /// Creates an empty collection; ValueError if the name is taken or a setting is invalid.
     /// `index`: "flat" (default), "ivf" or "graph", built in the background for segments of at
-    /// least `index_min_rows` rows (searched flat until it is ready).
-    #[pyo3(signature = (name, dim, metric="cosine", quantizer="rabitq", keep="f32", index="flat", index_min_rows=bitseek_store::db::DEFAULT_INDEX_MIN_ROWS))]
+    /// least `index_min_rows` rows (searched flat until it is ready); `index_degree`: a graph's
+    /// neighbours per node (a multiple of 32 up to 128; default 32).
+    #[pyo3(signature = (name, dim, metric="cosine", quantizer="rabitq", keep="f32", index="flat", index_min_rows=bitseek_store::db::DEFAULT_INDEX_MIN_ROWS, index_degree=None))]
     #[allow(clippy::too_many_arguments)]
     fn create_collection(
         &self,
@@ -70,6 +71,7 @@ impl Db {
         keep: &str,
         index: &str,
         index_min_rows: usize,
+        index_degree: Option<usize>,
     ) -> PyResult<Collection> {
         let kind: bitseek_store::IndexKind = serde_json::from_value(Value::String(index.into()))
             .map_err(|_| {
@@ -86,6 +88,7 @@ impl Db {
             index: bitseek_store::SegmentIndex {
                 kind,
                 min_rows: index_min_rows,
+                degree: index_degree,
             },
         };
         let db = &self.inner;

@@ -184,8 +184,13 @@ def test_ivf_segments_and_effort_give_the_librarys_answer(data, tmp_path):
 def test_graph_segments_answer_exactly_with_deletes(data, tmp_path):
     vectors, queries = data
     db = bitseek.Db(tmp_path / "db")
-    col = db.create_collection("g", dim=48, metric="cosine", index="graph", index_min_rows=500)
+    with pytest.raises(ValueError, match="multiple of 32"):
+        db.create_collection("x", dim=48, index="graph", index_degree=40)
+    col = db.create_collection(
+        "g", dim=48, metric="cosine", index="graph", index_min_rows=500, index_degree=64
+    )
     assert col.info()["config"]["index"]["kind"] == "graph"
+    assert col.info()["config"]["index"]["degree"] == 64
     col.upsert(np.arange(1000, dtype=np.uint64), vectors[:1000])
     col.checkpoint()
     assert col.wait_for_builds() is None

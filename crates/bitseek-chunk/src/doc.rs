@@ -25,7 +25,9 @@ fn is_attribute(lang: Lang, kind: &str) -> bool {
 ///
 /// - Rust: `///` and `/** */` outer doc comments and `#[doc = "…"]`, through attributes and blank
 ///   lines (the language attaches them regardless); `//!` and plain comments stop the search.
-/// - JS/TS and Java: the nearest `/** … */` block, directly above (no blank line).
+/// - JS/TS: the nearest `/** … */` block above, through blank lines (JSDoc and TypeScript attach
+///   it so), except a licence notice and, across a blank line, the file's own header comment.
+/// - Java: the nearest `/** … */` block, directly above (no blank line).
 /// - Go, C, C++: the comments directly above, up to the first blank line; a comment that trails
 ///   code on its line is not a doc comment.
 /// - Python: none here (see [`python_docstring`]).
@@ -73,8 +75,16 @@ pub(crate) fn leading(lang: Lang, outer: Node<'_>, src: &str) -> (String, usize)
                 }
                 pieces.push(clean_comment(text));
             }
-            Lang::JavaScript | Lang::TypeScript | Lang::Tsx | Lang::Java => {
-                if adjacent && text.starts_with("/**") && !text.starts_with("/**/") {
+            Lang::JavaScript | Lang::TypeScript | Lang::Tsx => {
+                let attached = adjacent || !is_file_header(s);
+                if attached && is_jsdoc(text) && !is_licence(text) {
+                    pieces.push(clean_comment(text));
+                    top_row = s.start_position().row;
+                }
+                break;
+            }
+            Lang::Java => {
+                if adjacent && is_jsdoc(text) {
                     pieces.push(clean_comment(text));
                     top_row = s.start_position().row;
                 }
@@ -92,6 +102,38 @@ pub(crate) fn leading(lang: Lang, outer: Node<'_>, src: &str) -> (String, usize)
     }
     pieces.reverse();
     (trim_blank_lines(&pieces.join("\n")), top_row)
+}
+
+/// A `/** … */` block (not the empty `/**/`).
+fn is_jsdoc(text: &str) -> bool {
+    text.starts_with("/**") && !text.starts_with("/**/")
+}
+
+/// A licence notice rather than documentation (the markers `scripts/mine_js.py` skips too).
+fn is_licence(text: &str) -> bool {
+    let t = text.to_lowercase();
+    [
+        "copyright",
+        "@license",
+        "spdx-license-identifier",
+        "all rights reserved",
+        "licensed under",
+        "permission is hereby granted",
+    ]
+    .iter()
+    .any(|m| t.contains(m))
+}
+
+/// Whether `comment` opens its file: only comments (or a `#!` line) come before it.
+fn is_file_header(comment: Node<'_>) -> bool {
+    let mut cur = comment.prev_sibling();
+    while let Some(s) = cur {
+        if !is_comment(s.kind()) && s.kind() != "hash_bang_line" {
+            return false;
+        }
+        cur = s.prev_sibling();
+    }
+    comment.parent().is_none_or(|p| p.kind() == "program")
 }
 
 /// `doc = "text"` inside `#[…]` → `text`.

@@ -164,3 +164,27 @@ fn units_serialize_to_json() {
         serde_json::json!(Lang::JavaScript.name())
     );
 }
+
+#[test]
+fn jsdoc_attaches_through_blank_lines_but_not_headers_or_licences() {
+    let src = "/** Module header: helpers for parsing. */\n\nfunction first() {}\n\n/**\n * Parses a port.\n */\n\nexport function port(s) { return +s; }\n\n/** @license MIT */\nfunction licensed() {}\n\nclass C {\n  /** Opens it. */\n\n  open() {}\n}\n";
+    for path in ["a.js", "a.ts"] {
+        let units = chunk_file(Path::new(path), src).unwrap();
+        let by = |n: &str| units.iter().find(|u| u.name == n).unwrap();
+        assert_eq!(
+            by("first").doc,
+            "",
+            "{path}: the file's header is not first's doc"
+        );
+        assert_eq!(
+            (by("port").doc.as_str(), by("port").doc_start_line),
+            ("Parses a port.", 5),
+            "{path}"
+        );
+        assert_eq!(by("licensed").doc, "", "{path}: a licence is not a doc");
+        assert_eq!(by("open").doc, "Opens it.", "{path}");
+    }
+    // Adjacent, the file's first comment is the first function's doc.
+    let units = chunk_file(Path::new("b.js"), "/** Adds. */\nfunction add() {}\n").unwrap();
+    assert_eq!(units[0].doc, "Adds.");
+}

@@ -17,6 +17,7 @@
 //! incrementally otherwise), so that two builds of this example can be timed in turns on the same
 //! tree without indexing it again each time.
 
+use bitseek_codesearch::testing::HashedWords;
 use bitseek_codesearch::{index_repo, CodeIndex, Filter, IndexOptions, ModelInfo, SearchMode};
 use bitseek_embed::Embedder;
 use std::path::{Path, PathBuf};
@@ -24,37 +25,8 @@ use std::time::Instant;
 
 const DIM: usize = 384;
 
-/// Each lower-cased word adds to one hashed dimension (FNV-1a), then L2 normalisation.
-struct HashedWords;
-
-impl Embedder for HashedWords {
-    fn dim(&self) -> usize {
-        DIM
-    }
-    fn embed(&self, texts: &[&str]) -> bitseek_embed::Result<Vec<Vec<f32>>> {
-        Ok(texts
-            .iter()
-            .map(|t| {
-                let mut v = vec![0f32; DIM];
-                v[0] = 0.1;
-                for w in t
-                    .split(|c: char| !c.is_alphanumeric())
-                    .filter(|w| !w.is_empty())
-                {
-                    let h = w
-                        .to_lowercase()
-                        .bytes()
-                        .fold(0xcbf29ce484222325u64, |h, b| {
-                            (h ^ b as u64).wrapping_mul(0x100000001b3)
-                        });
-                    v[(h % DIM as u64) as usize] += 1.0;
-                }
-                let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-                v.iter().map(|x| x / n).collect()
-            })
-            .collect())
-    }
-}
+/// The crate's test embedder (bag of hashed words).
+const WORDS: HashedWords = HashedWords::new(DIM);
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -76,13 +48,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         encoder: None,
     };
     let t = Instant::now();
-    let report = index_repo(
-        &work,
-        &HashedWords,
-        &model,
-        &IndexOptions::default(),
-        &|_, _| {},
-    )?;
+    let report = index_repo(&work, &WORDS, &model, &IndexOptions::default(), &|_, _| {})?;
     println!(
         "{}: {} units in {} files, indexed in {:.1} s (hashed embedder), index {:.1} MiB",
         dir.display(),
@@ -107,7 +73,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut total_ms = Vec::new();
     let mut again_ms = Vec::new();
     for q in &names {
-        let v = HashedWords.embed(&[q.as_str()])?;
+        let v = WORDS.embed(&[q.as_str()])?;
         let t = Instant::now();
         let idx = CodeIndex::open(&work)?;
         let opened = t.elapsed();

@@ -37,7 +37,7 @@ mod fingerprint;
 pub mod hybrid;
 mod live;
 mod search;
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod update;
 mod verify;
@@ -56,8 +56,8 @@ pub use watch::{watch, WatchEvent, WatchOptions};
 pub const INDEX_DIR: &str = ".bitseek";
 
 /// Identifies the unit texts: bump when the chunker's rules or what gets embedded change, so that
-/// the next `bitseek index` re-embeds everything.
-pub const CHUNKER_VERSION: &str = "bitseek-chunk/2+path-text/1";
+/// the next `bitseek index` re-embeds everything (3: JSDoc comments attach through blank lines).
+pub const CHUNKER_VERSION: &str = "bitseek-chunk/3+path-text/1";
 
 /// The lock file `bitseek index` holds while it updates an index, so two runs never interleave.
 pub const LOCK_FILE: &str = "index.lock";

@@ -216,32 +216,14 @@ impl LiveIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::HashedWords;
     use crate::{index_repo, IndexOptions};
     use bitseek_embed::Embedder;
 
     const DIM: usize = 8;
 
-    /// Each word adds to one hashed dimension.
-    struct Words;
-
-    impl Embedder for Words {
-        fn dim(&self) -> usize {
-            DIM
-        }
-        fn embed(&self, texts: &[&str]) -> bitseek_embed::Result<Vec<Vec<f32>>> {
-            Ok(texts
-                .iter()
-                .map(|t| {
-                    let mut v = [0.1f32; DIM];
-                    for w in t.split(|c: char| !c.is_alphanumeric()) {
-                        v[w.len() % DIM] += 1.0;
-                    }
-                    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-                    v.iter().map(|x| x / n).collect()
-                })
-                .collect())
-        }
-    }
+    /// The crate's test embedder (bag of hashed words).
+    const WORDS: HashedWords = HashedWords::new(DIM);
 
     fn model() -> ModelInfo {
         ModelInfo {
@@ -255,7 +237,7 @@ mod tests {
 
     fn index(root: &Path, text: &str) {
         std::fs::write(root.join("a.py"), text).unwrap();
-        index_repo(root, &Words, &model(), &IndexOptions::default(), &|_, _| {}).unwrap();
+        index_repo(root, &WORDS, &model(), &IndexOptions::default(), &|_, _| {}).unwrap();
     }
 
     /// A search that took the open index just before a writer replaced it, and then found that
@@ -272,7 +254,7 @@ mod tests {
         // The race: the manifest was stamped after the rename, the index opened before it.
         live.write().as_mut().unwrap().stamp = live.stamp();
         assert!(Arc::ptr_eq(&live.index().unwrap(), &old));
-        let q = Words.embed(&["beta_two"]).unwrap();
+        let q = WORDS.embed(&["beta_two"]).unwrap();
         // Without a second try the old generation's lexical file is gone.
         let direct = old.search_with(&["beta_two"], &q, 1, &Filter::default(), SearchMode::Hybrid);
         assert!(direct.is_err(), "the old generation still searchable");
@@ -291,7 +273,7 @@ mod tests {
         let root = dir.path();
         index(root, "def alpha_one():\n    return 1\n");
         let live = LiveIndex::new(root);
-        let q = Words.embed(&["beta_two"]).unwrap();
+        let q = WORDS.embed(&["beta_two"]).unwrap();
         let search = || {
             live.search_with(&["beta_two"], &q, 1, &Filter::default(), SearchMode::Hybrid)
                 .unwrap()[0][0]

@@ -448,33 +448,14 @@ impl CodeIndex {
 mod tests {
     use super::*;
     use crate::hybrid::{file::encode_v1, LexicalFile};
+    use crate::testing::HashedWords;
     use crate::{index_repo, IndexOptions};
     use bitseek_embed::Embedder;
 
     const DIM: usize = 32;
 
-    /// Each word adds to one hashed dimension.
-    struct Words;
-
-    impl Embedder for Words {
-        fn dim(&self) -> usize {
-            DIM
-        }
-        fn embed(&self, texts: &[&str]) -> bitseek_embed::Result<Vec<Vec<f32>>> {
-            Ok(texts
-                .iter()
-                .map(|t| {
-                    let mut v = [0.1f32; DIM];
-                    for w in t.split(|c: char| !c.is_alphanumeric()) {
-                        let h = w.bytes().fold(7u64, |h, b| h.wrapping_mul(31) + b as u64);
-                        v[(h % DIM as u64) as usize] += 1.0;
-                    }
-                    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-                    v.iter().map(|x| x / n).collect()
-                })
-                .collect())
-        }
-    }
+    /// The crate's test embedder (bag of hashed words).
+    const WORDS: HashedWords = HashedWords::new(DIM);
 
     /// The tables read in place from the version 2 file rank exactly as before them: the
     /// version 1 file (decoded whole) with the name table built from every payload, on this
@@ -499,7 +480,7 @@ mod tests {
         };
         index_repo(
             repo.path(),
-            &Words,
+            &WORDS,
             &model,
             &IndexOptions::default(),
             &|_, _| {},
@@ -541,7 +522,7 @@ mod tests {
             Filter::new(None, Some("s*.rs")).unwrap(),
         ];
         for q in &questions {
-            let v = Words.embed(&[q.as_str()]).unwrap();
+            let v = WORDS.embed(&[q.as_str()]).unwrap();
             for f in &filters {
                 let a = mapped.search_with(&[q.as_str()], &v, 10, f, SearchMode::Hybrid);
                 let b = decoded.search_with(&[q.as_str()], &v, 10, f, SearchMode::Hybrid);

@@ -132,3 +132,65 @@ fn safetensors(tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
     out.extend_from_slice(&data);
     out
 }
+
+/// A deterministic bag-of-words embedder, for tests and benchmarks that need vectors whose
+/// ranking means something but not the model: each lower-cased word adds one to a hashed
+/// dimension (FNV-1a; dimension 0 holds a constant, so no vector is zero), then L2
+/// normalisation. Texts that share words are close; embedding costs microseconds.
+#[derive(Clone, Copy, Debug)]
+pub struct HashedWords {
+    dim: usize,
+    letters_only: bool,
+}
+
+impl HashedWords {
+    /// `dim`-dimensional vectors (at least 2); words are runs of letters and digits.
+    pub const fn new(dim: usize) -> Self {
+        assert!(dim >= 2, "HashedWords needs at least 2 dimensions");
+        HashedWords {
+            dim,
+            letters_only: false,
+        }
+    }
+
+    /// As [`HashedWords::new`], but words are runs of letters only (`notify_one2` is `notify`,
+    /// `one`).
+    pub const fn letters(dim: usize) -> Self {
+        HashedWords {
+            letters_only: true,
+            ..HashedWords::new(dim)
+        }
+    }
+
+    fn vector(&self, text: &str) -> Vec<f32> {
+        let mut v = vec![0f32; self.dim];
+        v[0] = 0.1;
+        let split = |c: char| {
+            if self.letters_only {
+                !c.is_alphabetic()
+            } else {
+                !c.is_alphanumeric()
+            }
+        };
+        for w in text.split(split).filter(|w| !w.is_empty()) {
+            let h = w
+                .to_lowercase()
+                .bytes()
+                .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                    (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+                });
+            v[1 + (h % (self.dim as u64 - 1)) as usize] += 1.0;
+        }
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter().map(|x| x / n).collect()
+    }
+}
+
+impl bitseek_embed::Embedder for HashedWords {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn embed(&self, texts: &[&str]) -> bitseek_embed::Result<Vec<Vec<f32>>> {
+        Ok(texts.iter().map(|t| self.vector(t)).collect())
+    }
+}

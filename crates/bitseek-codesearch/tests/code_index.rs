@@ -2,6 +2,7 @@
 //! changed files are embedded, deleted ones drop out), failures that leave the old index usable,
 //! filters, and the model check.
 
+use bitseek_codesearch::testing::HashedWords;
 use bitseek_codesearch::{
     group_by_file, hit_text, index_repo, CodeError, CodeHit, CodeIndex, Filter, IndexOptions,
     ModelInfo, SearchMode, Stale,
@@ -13,40 +14,8 @@ use std::sync::Mutex;
 
 const DIM: usize = 32;
 
-/// A deterministic bag-of-words embedder: each lower-cased word adds to one hashed dimension.
-/// Texts that share words are close, so ranking is meaningful enough for filter tests.
-struct Words;
-
-impl Embedder for Words {
-    fn dim(&self) -> usize {
-        DIM
-    }
-    fn embed(&self, texts: &[&str]) -> bitseek_embed::Result<Vec<Vec<f32>>> {
-        Ok(texts
-            .iter()
-            .map(|t| {
-                let mut v = [0f32; DIM];
-                v[0] = 0.1;
-                for w in t
-                    .split(|c: char| !c.is_alphanumeric())
-                    .filter(|w| !w.is_empty())
-                {
-                    let h = xxhash_rust_free_hash(&w.to_lowercase());
-                    v[1 + (h % (DIM as u64 - 1)) as usize] += 1.0;
-                }
-                let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-                v.iter().map(|x| x / n).collect()
-            })
-            .collect())
-    }
-}
-
-/// FNV-1a, so the test needs no hashing crate.
-fn xxhash_rust_free_hash(s: &str) -> u64 {
-    s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100000001b3)
-    })
-}
+/// The crate's test embedder (bag of hashed words).
+const WORDS: HashedWords = HashedWords::new(DIM);
 
 /// Counts the texts it embeds and remembers them; can be told to fail.
 struct Counting<E> {
@@ -188,7 +157,7 @@ fn paths_of(texts: &[String]) -> Vec<String> {
 #[test]
 fn indexes_units_with_their_places() {
     let repo = fixture();
-    let e = Counting::new(Words);
+    let e = Counting::new(WORDS);
     let r = index(repo.path(), &e);
     assert_eq!(r.files, 4, "{r:?}");
     assert_eq!(
@@ -231,7 +200,7 @@ fn indexes_units_with_their_places() {
 fn reindexing_embeds_only_changed_files_and_drops_deleted_ones() {
     let repo = fixture();
     let root = repo.path();
-    let e = Counting::new(Words);
+    let e = Counting::new(WORDS);
     let first = index(root, &e);
     e.take();
 
@@ -262,7 +231,7 @@ fn reindexing_embeds_only_changed_files_and_drops_deleted_ones() {
 
     // The reused vectors are the ones computed before: search answers as from scratch.
     let idx = CodeIndex::open(root).unwrap();
-    let q = Words.embed(&["parse a port number"]).unwrap();
+    let q = WORDS.embed(&["parse a port number"]).unwrap();
     let hit = &idx.search(&q, 1, &Filter::default()).unwrap()[0][0];
     assert_eq!((hit.path.as_str(), hit.line), ("src/net.rs", 2));
     drop(idx);
@@ -292,7 +261,7 @@ fn reindexing_embeds_only_changed_files_and_drops_deleted_ones() {
 fn a_failed_run_leaves_the_previous_index_usable() {
     let repo = fixture();
     let root = repo.path();
-    let e = Counting::new(Words);
+    let e = Counting::new(WORDS);
     let first = index(root, &e);
     write(root, "src/util.rs", "pub fn changed() {}\n");
     e.fail.store(true, Ordering::Relaxed);
@@ -322,7 +291,7 @@ fn a_failed_run_leaves_the_previous_index_usable() {
 fn another_model_re_embeds_everything() {
     let repo = fixture();
     let root = repo.path();
-    let e = Counting::new(Words);
+    let e = Counting::new(WORDS);
     let first = index(root, &e);
     e.take();
     let other = ModelInfo {
@@ -342,9 +311,9 @@ fn another_model_re_embeds_everything() {
 fn filters_by_language_and_path() {
     let repo = fixture();
     let root = repo.path();
-    index(root, &Words);
+    index(root, &WORDS);
     let idx = CodeIndex::open(root).unwrap();
-    let q = Words
+    let q = WORDS
         .embed(&["read the configuration file", "address port"])
         .unwrap();
 
@@ -610,12 +579,12 @@ fn a_second_index_run_is_refused_while_one_holds_the_lock() {
 fn changing_the_embedding_precision_re_embeds_and_queries_stay_compatible() {
     let repo = fixture();
     let root = repo.path();
-    index(root, &Words);
+    index(root, &WORDS);
     let int8 = ModelInfo {
         precision: "int8".into(),
         ..words_model()
     };
-    let report = index_repo(root, &Words, &int8, &IndexOptions::default(), &|_, _| {}).unwrap();
+    let report = index_repo(root, &WORDS, &int8, &IndexOptions::default(), &|_, _| {}).unwrap();
     let why = report.rebuilt_because.unwrap();
     assert!(why.contains("f32 embeddings"), "{why}");
     assert_eq!(report.units_reused, 0);
@@ -629,9 +598,9 @@ fn changing_the_embedding_precision_re_embeds_and_queries_stay_compatible() {
 fn hit_text_reads_each_units_lines_back_and_catches_edits_since_indexing() {
     let repo = fixture();
     let root = repo.path();
-    index(root, &Words);
+    index(root, &WORDS);
     let idx = CodeIndex::open(root).unwrap();
-    let q = Words.embed(&["double"]).unwrap();
+    let q = WORDS.embed(&["double"]).unwrap();
     let hits = idx.search(&q, 100, &Filter::default()).unwrap().remove(0);
     for h in &hits {
         let file = std::fs::read_to_string(root.join(&h.path)).unwrap();
@@ -663,9 +632,9 @@ fn hit_text_reads_each_units_lines_back_and_catches_edits_since_indexing() {
 #[test]
 fn group_by_file_keeps_rank_order_within_and_across_files() {
     let repo = fixture();
-    index(repo.path(), &Words);
+    index(repo.path(), &WORDS);
     let idx = CodeIndex::open(repo.path()).unwrap();
-    let q = Words.embed(&["read the configuration file"]).unwrap();
+    let q = WORDS.embed(&["read the configuration file"]).unwrap();
     let hits = idx.search(&q, 100, &Filter::default()).unwrap().remove(0);
     let groups = group_by_file(&hits);
     assert!(groups.len() >= 3, "{groups:?}");
@@ -743,8 +712,8 @@ fn the_overlapped_pipeline_builds_the_same_index_as_one_batch() {
         );
         write(root, &format!("src/m{}/f{i}.rs", i % 7), &text);
     }
-    let (one_payloads, one_vectors) = rows_of(root, &Words, &words_model(), 1 << 20);
-    let (payloads, vectors) = rows_of(root, &Words, &words_model(), 5);
+    let (one_payloads, one_vectors) = rows_of(root, &WORDS, &words_model(), 1 << 20);
+    let (payloads, vectors) = rows_of(root, &WORDS, &words_model(), 5);
     assert_eq!(payloads.len(), 300);
     assert_eq!(payloads, one_payloads);
     assert_eq!(vectors, one_vectors);

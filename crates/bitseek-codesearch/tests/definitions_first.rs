@@ -3,6 +3,7 @@
 //! written, as split words, qualified), the definition comes first; test code comes after
 //! library code unless the question asks for tests or `--tests` ranks it plainly.
 
+use bitseek_codesearch::testing::HashedWords;
 use bitseek_codesearch::{
     index_repo, CodeHit, CodeIndex, Filter, IndexOptions, ModelInfo, SearchMode,
 };
@@ -11,38 +12,9 @@ use std::path::Path;
 
 const DIM: usize = 64;
 
-/// A bag-of-words embedder (each lower-cased word of letters adds to one hashed dimension): the
-/// callers, which repeat the name's words, are closer to the question than the definition.
-struct Words;
-
-impl Embedder for Words {
-    fn dim(&self) -> usize {
-        DIM
-    }
-    fn embed(&self, texts: &[&str]) -> bitseek_embed::Result<Vec<Vec<f32>>> {
-        Ok(texts
-            .iter()
-            .map(|t| {
-                let mut v = vec![0f32; DIM];
-                v[0] = 0.1;
-                for w in t
-                    .split(|c: char| !c.is_alphabetic())
-                    .filter(|w| !w.is_empty())
-                {
-                    let h = w
-                        .to_lowercase()
-                        .bytes()
-                        .fold(0xcbf29ce484222325u64, |h, b| {
-                            (h ^ b as u64).wrapping_mul(0x100000001b3)
-                        });
-                    v[1 + (h % (DIM as u64 - 1)) as usize] += 1.0;
-                }
-                let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-                v.iter().map(|x| x / n).collect()
-            })
-            .collect())
-    }
-}
+/// The crate's test embedder over words of letters only: the callers, which repeat the name's
+/// words, are closer to the question than the definition.
+const WORDS: HashedWords = HashedWords::letters(DIM);
 
 const NOTIFY: &str = r#"use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -144,13 +116,13 @@ fn fixture() -> (tempfile::TempDir, CodeIndex) {
         precision: "f32".into(),
         encoder: None,
     };
-    index_repo(root, &Words, &model, &IndexOptions::default(), &|_, _| {}).unwrap();
+    index_repo(root, &WORDS, &model, &IndexOptions::default(), &|_, _| {}).unwrap();
     let idx = CodeIndex::open(root).unwrap();
     (tmp, idx)
 }
 
 fn search(idx: &CodeIndex, question: &str, filter: &Filter, mode: SearchMode) -> Vec<CodeHit> {
-    let v = Words.embed(&[question]).unwrap();
+    let v = WORDS.embed(&[question]).unwrap();
     idx.search_with(&[question], &v, 10, filter, mode)
         .unwrap()
         .remove(0)

@@ -2,6 +2,7 @@
 //! that a file's metadata does not show is still caught by `verify_index` (`bitseek index
 //! --verify`), and the lexical file is checked fully on its first open and by `verify_index`.
 
+use bitseek_codesearch::testing::HashedWords;
 use bitseek_codesearch::{index_dir, index_repo, verify_index, CodeIndex, IndexOptions, ModelInfo};
 use bitseek_embed::Embedder;
 use std::fs;
@@ -9,27 +10,8 @@ use std::path::Path;
 
 const DIM: usize = 8;
 
-/// Each word adds to one hashed dimension: deterministic and cheap.
-struct Words;
-
-impl Embedder for Words {
-    fn dim(&self) -> usize {
-        DIM
-    }
-    fn embed(&self, texts: &[&str]) -> bitseek_embed::Result<Vec<Vec<f32>>> {
-        Ok(texts
-            .iter()
-            .map(|t| {
-                let mut v = [0.1f32; DIM];
-                for w in t.split(|c: char| !c.is_alphanumeric()) {
-                    v[w.len() % DIM] += 1.0;
-                }
-                let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-                v.iter().map(|x| x / n).collect()
-            })
-            .collect())
-    }
-}
+/// The crate's test embedder (bag of hashed words).
+const WORDS: HashedWords = HashedWords::new(DIM);
 
 fn indexed() -> tempfile::TempDir {
     let repo = tempfile::tempdir().unwrap();
@@ -48,7 +30,7 @@ fn indexed() -> tempfile::TempDir {
     };
     index_repo(
         repo.path(),
-        &Words,
+        &WORDS,
         &model,
         &IndexOptions::default(),
         &|_, _| {},
@@ -112,7 +94,7 @@ fn a_quietly_damaged_lexical_file_is_caught_by_verify() {
     let repo = indexed();
     let root = repo.path();
     let question = "parse_port";
-    let v = Words.embed(&[question]).unwrap();
+    let v = WORDS.embed(&[question]).unwrap();
     let search = || {
         let idx = CodeIndex::open(root).unwrap();
         idx.search_with(&[question], &v, 2, &Filter::default(), SearchMode::Hybrid)
@@ -157,7 +139,7 @@ fn an_index_without_payload_row_offsets_is_searched_and_rewritten_by_the_next_in
     fs::write(&manifest, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
 
     let question = "render_address";
-    let v = Words.embed(&[question]).unwrap();
+    let v = WORDS.embed(&[question]).unwrap();
     let idx = CodeIndex::open(root).unwrap();
     assert!(!idx.collection().has_row_offsets());
     let hits = idx
@@ -175,7 +157,7 @@ fn an_index_without_payload_row_offsets_is_searched_and_rewritten_by_the_next_in
         precision: "f32".into(),
         encoder: None,
     };
-    let report = index_repo(root, &Words, &model, &IndexOptions::default(), &|_, _| {}).unwrap();
+    let report = index_repo(root, &WORDS, &model, &IndexOptions::default(), &|_, _| {}).unwrap();
     assert_eq!(report.units_embedded, 0, "the vectors are reused");
     assert_eq!(report.generation, generation + 1);
     let idx = CodeIndex::open(root).unwrap();
@@ -186,7 +168,7 @@ fn an_index_without_payload_row_offsets_is_searched_and_rewritten_by_the_next_in
     assert_eq!(again, hits);
     // And an index that is current is left alone.
     drop(idx);
-    let report = index_repo(root, &Words, &model, &IndexOptions::default(), &|_, _| {}).unwrap();
+    let report = index_repo(root, &WORDS, &model, &IndexOptions::default(), &|_, _| {}).unwrap();
     assert_eq!(report.generation, generation + 1);
 }
 

@@ -8,15 +8,18 @@
 //! as queries over their code embeddings, and again with a held-out fifth of the test code
 //! embeddings as queries over the rest; RaBitQ is fitted on the test database itself (as an
 //! index build would) with its default 4-bit query, learned codes use their default 8-bit
-//! asymmetric query.
+//! asymmetric query. The `rabitq-distill` and `rabitq-itq` rows keep RaBitQ (its estimator, its
+//! factors, fitted on the test database) and replace only its rotation by one learned on the
+//! training packages ([`bitseek_learn::rotation`]).
 //!
 //! `cargo run --release -p bitseek-learn --example labelfree -- DATA/dev-rust.jsonl.gz`
 //! (bench/labelfree.sh runs both languages and several seeds).
 
 use anyhow::{bail, Context};
-use bitseek_codes::quantizer::{FitOptions, Quantizer, QuantizerKind, QueryMode};
+use bitseek_codes::quantizer::{FitOptions, Lattice, Quantizer, QuantizerKind, QueryMode};
 use bitseek_learn::data::{neighbours, Pairs};
 use bitseek_learn::eval::{encode_all, recall_at, Recall};
+use bitseek_learn::rotation::{distill_rotation, learn_rotation, DistillConfig, RotationConfig};
 use bitseek_learn::train::{train, Event, TrainConfig, TrainData};
 use bitseek_learn::{Init, Objective, ValMetric};
 use clap::Parser;
@@ -58,7 +61,8 @@ struct Args {
     val_every: usize,
     #[arg(long, default_value_t = 4)]
     patience: usize,
-    /// Rows: rabitq, start (untrained rotation start), distill, infonce (the previous neighbors
+    /// Rows: rabitq, rabitq-itq (RaBitQ with a rotation learned by ITQ on the training
+    /// packages, validated on the validation packages), start (untrained rotation start), distill, infonce (the previous neighbors
     /// mode: Xavier start, InfoNCE), distill-xavier, distill-scales (learned per-dimension
     /// scales), distill-mimic (low-rank mimicking, rank --mimic), distill-scales-mimic.
     #[arg(
@@ -79,6 +83,16 @@ struct Args {
     /// Weight of the mimicking term.
     #[arg(long, default_value_t = 1.0)]
     mimic_weight: f64,
+    /// AdamW learning rate of the rabitq-distill rows (entries of P are about 1/√D).
+    #[arg(long, default_value_t = 1e-4)]
+    rot_lr: f64,
+    /// More unlabelled vectors (.npy) for the rabitq-itq row's training, e.g. another dev set's
+    /// code embeddings (never the test packages').
+    #[arg(long)]
+    itq_extra: Option<PathBuf>,
+    /// ITQ iterations of the rabitq-itq row (validated every 5).
+    #[arg(long, default_value_t = 50)]
+    itq_iters: usize,
     /// Also print one JSON line per row.
     #[arg(long)]
     json: bool,
@@ -174,14 +188,22 @@ fn main() -> anyhow::Result<()> {
         .copied()
         .take(half)
         .collect();
-    let val_pairs =
-        Pairs::new(dim, pick(&cv, dim, &vq), pick(&cv, dim, &vd)).map_err(anyhow::Error::msg)?;
+    let (val_q, val_d) = (pick(&cv, dim, &vq), pick(&cv, dim, &vd));
+    let val_pairs = Pairs::new(dim, val_q.clone(), val_d.clone()).map_err(anyhow::Error::msg)?;
     // Test: docstrings over code; and a fifth of the code vectors over the rest.
     let db = pick(&cv, dim, &test_rows);
     let docq = pick(&qv, dim, &test_rows[..test_rows.len().min(a.max_queries)]);
     let cut = test_rows.len() / 5;
     let codeq = pick(&cv, dim, &test_rows[..cut.min(a.max_queries)]);
     let codedb = pick(&cv, dim, &test_rows[cut..]);
+    let mut itq_rows = train_data.clone();
+    if let Some(p) = &a.itq_extra {
+        let extra = bitseek_index::input::read_vectors(p)?;
+        if extra.dim != dim {
+            bail!("--itq-extra has dimension {}, not {dim}", extra.dim);
+        }
+        itq_rows.extend(normalise(extra.data, dim));
+    }
     let nbrs = neighbours(&train_data, dim, 10);
     let data = TrainData::Neighbors {
         dim,
@@ -235,6 +257,95 @@ fn main() -> anyhow::Result<()> {
             "rabitq" => {
                 let qz = Quantizer::fit(QuantizerKind::Rabitq, dim, &db, FitOptions::default());
                 report("rabitq", &qz, serde_json::Value::Null);
+                continue;
+            }
+            "rabitq-itq" => {
+                let cfg = RotationConfig {
+                    iters: a.itq_iters,
+                    ..Default::default()
+                };
+                let r = learn_rotation(dim, &itq_rows, &val_q, &val_d, &cfg, &mut |i, q, v| {
+                    eprintln!(
+                        "  rabitq-itq iteration {i}: mean ⟨x̄,o⟩ {q:.4}, validation recall {v:.4}"
+                    )
+                });
+                eprintln!(
+                    "rabitq-itq: validation recall@10 {:.4} → {:.4} (iteration {}), ⟨x̄,o⟩ {:.4} → {:.4}, {:.0} s",
+                    r.start_val,
+                    r.best_val,
+                    r.best_iter,
+                    r.start_quality,
+                    r.best_quality,
+                    t.elapsed().as_secs_f64()
+                );
+                let Quantizer::Lattice(fitted) =
+                    Quantizer::fit(QuantizerKind::Rabitq, dim, &db, FitOptions::default())
+                else {
+                    bail!("rabitq is a lattice quantizer");
+                };
+                let qz = Quantizer::Lattice(Lattice {
+                    rotation: r.rotation,
+                    ..fitted
+                });
+                let extra = serde_json::json!({"start_val_recall": r.start_val,
+                    "best_val_recall": r.best_val, "best_iter": r.best_iter,
+                    "start_quality": r.start_quality, "best_quality": r.best_quality,
+                    "seconds": t.elapsed().as_secs_f64()});
+                report("rabitq, ITQ-learned rotation", &qz, extra);
+                continue;
+            }
+            "rabitq-distill" | "rabitq-itq-distill" => {
+                let fitted_start = Lattice::fit(dim, 1, &itq_rows, FitOptions::default());
+                let start = if row == "rabitq-itq-distill" {
+                    let cfg = RotationConfig {
+                        iters: a.itq_iters,
+                        ..Default::default()
+                    };
+                    learn_rotation(dim, &itq_rows, &val_q, &val_d, &cfg, &mut |_, _, _| {}).rotation
+                } else {
+                    fitted_start.rotation
+                };
+                let cfg = DistillConfig {
+                    epochs: a.epochs,
+                    batch: a.batch,
+                    lr: a.rot_lr,
+                    tau: a.tau,
+                    val_every: a.val_every,
+                    patience: a.patience * 2,
+                    seed: a.seed,
+                };
+                let TrainData::Neighbors {
+                    neighbours: nb,
+                    data: rows,
+                    ..
+                } = &data
+                else {
+                    bail!("neighbors data");
+                };
+                let r =
+                    distill_rotation(dim, rows, nb, &start, &val_q, &val_d, &cfg, &mut |s, v| {
+                        eprintln!("  {row} step {s}: validation recall {v:.4}")
+                    })?;
+                eprintln!(
+                    "{row}: validation recall@10 {:.4} → {:.4} (step {}), {:.0} s",
+                    r.start_val,
+                    r.best_val,
+                    r.best_iter,
+                    t.elapsed().as_secs_f64()
+                );
+                let Quantizer::Lattice(fitted) =
+                    Quantizer::fit(QuantizerKind::Rabitq, dim, &db, FitOptions::default())
+                else {
+                    bail!("rabitq is a lattice quantizer");
+                };
+                let qz = Quantizer::Lattice(Lattice {
+                    rotation: r.rotation,
+                    ..fitted
+                });
+                let extra = serde_json::json!({"start_val_recall": r.start_val,
+                    "best_val_recall": r.best_val, "best_step": r.best_iter,
+                    "seconds": t.elapsed().as_secs_f64()});
+                report(&format!("rabitq, rotation by {row}"), &qz, extra);
                 continue;
             }
             "start" => TrainConfig {

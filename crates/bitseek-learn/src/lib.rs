@@ -12,6 +12,8 @@
 //! * [`data`]: `pairs.npz` and `neighbors` training data.
 //! * [`train`]: the loop, early stopping, compatible (cross-version) training.
 //! * [`head`]: a float head (two residual MLPs) on a frozen model, trained with InfoNCE/RACS.
+//! * [`rotation`]: RaBitQ's own rotation learned without labels (ITQ, or distillation through
+//!   RaBitQ's estimator), so the codes keep RaBitQ's per-vector factors.
 //! * [`ksh`]: kernelized supervised hashing, a learned baseline without backpropagation.
 //! * [`eval`]: ranks and MRR through the quantizers' own scoring; recall@k against exact float.
 
@@ -23,6 +25,7 @@ pub mod head;
 pub mod ksh;
 pub mod loss;
 pub mod model;
+pub mod rotation;
 pub mod train;
 
 pub use augment::Augment;

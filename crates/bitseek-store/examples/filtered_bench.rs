@@ -1,5 +1,5 @@
-//! Filtered search through a collection whose segment carries an IVF, against the same rows in a
-//! flat collection (a flat scan over the allowed rows), at 1%, 10% and 50% selectivity: recall@k
+//! Filtered search through a collection whose segment carries an IVF or a graph (`--index`),
+//! against the same rows in a flat collection (a flat scan over the allowed rows), at 1%, 10% and 50% selectivity: recall@k
 //! against the exact float answer over the allowed rows, and queries per second (one query per
 //! call; run with `RAYON_NUM_THREADS=1` for one thread). The two collections are timed in
 //! alternating rounds; medians are printed, with every round in `--json`.
@@ -7,7 +7,7 @@
 //! ```text
 //! cargo run --release -p bitseek-store --example filtered_bench -- \
 //!     --base CODE.npy [--base MORE.npy] --queries QUERIES.npy [--max-queries 300] [--rounds 5] \
-//!     [--effort E] [--oversample X] [-k 10] [--json OUT.json]
+//!     [--index ivf|graph] [--degree D] [--effort E] [--oversample X] [-k 10] [--json OUT.json]
 //! ```
 
 use bitseek_index::input::read_vectors;
@@ -28,6 +28,8 @@ struct Args {
     json: Option<PathBuf>,
     k: usize,
     oversample: Option<f32>,
+    index: IndexKind,
+    degree: Option<usize>,
 }
 
 fn args() -> Args {
@@ -40,6 +42,8 @@ fn args() -> Args {
         json: None,
         k: 10,
         oversample: None,
+        index: IndexKind::Ivf,
+        degree: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -53,6 +57,8 @@ fn args() -> Args {
             "--json" => a.json = Some(val().into()),
             "-k" => a.k = val().parse().expect("-k N"),
             "--oversample" => a.oversample = Some(val().parse().expect("--oversample X")),
+            "--index" => a.index = serde_json::from_value(json!(val())).expect("--index ivf|graph"),
+            "--degree" => a.degree = Some(val().parse().expect("--degree D")),
             other => panic!("unknown argument {other}; see the example's docs"),
         }
     }
@@ -73,7 +79,13 @@ fn normalized(x: &[f32]) -> Vec<f32> {
     x.iter().map(|v| v / n).collect()
 }
 
-fn collection(db: &Db, name: &str, dim: usize, kind: IndexKind) -> std::sync::Arc<LiveCollection> {
+fn collection(
+    db: &Db,
+    name: &str,
+    dim: usize,
+    kind: IndexKind,
+    degree: Option<usize>,
+) -> std::sync::Arc<LiveCollection> {
     db.create(
         name,
         CollectionConfig {
@@ -85,6 +97,7 @@ fn collection(db: &Db, name: &str, dim: usize, kind: IndexKind) -> std::sync::Ar
             index: SegmentIndex {
                 kind,
                 min_rows: 1000,
+                degree,
             },
         },
     )
@@ -120,8 +133,9 @@ fn main() {
         },
     )
     .expect("db");
-    let flat = collection(&db, "flat", dim, IndexKind::Flat);
-    let ivf = collection(&db, "ivf", dim, IndexKind::Ivf);
+    let flat = collection(&db, "flat", dim, IndexKind::Flat, None);
+    let name = a.index.name();
+    let ivf = collection(&db, name, dim, a.index, a.degree);
     for c in [&flat, &ivf] {
         for (start, chunk) in base.chunks(5000 * dim).enumerate() {
             let points = chunk
@@ -148,10 +162,10 @@ fn main() {
     }
     let t = Instant::now();
     if let Some(e) = ivf.wait_for_builds() {
-        panic!("the IVF build failed: {e}");
+        panic!("the {name} build failed: {e}");
     }
     eprintln!(
-        "ivf: index built in the background in {:.1} s ({:?})",
+        "{name}: index built in the background in {:.1} s ({:?})",
         t.elapsed().as_secs_f64(),
         ivf.info().segment_indexes
     );
@@ -207,19 +221,20 @@ fn main() {
         }
         let (mf, mi) = (median(qf.clone()), median(qi.clone()));
         println!(
-            "selectivity {label:>3}: flat scan of allowed rows recall@{k} {rf:.4} {mf:.0} q/s | ivf segment recall@{k} {ri:.4} {mi:.0} q/s | ivf/flat QPS ×{:.2}",
+            "selectivity {label:>3}: flat scan of allowed rows recall@{k} {rf:.4} {mf:.0} q/s | {name} segment recall@{k} {ri:.4} {mi:.0} q/s | {name}/flat QPS ×{:.2}",
             mi / mf,
             k = a.k
         );
         out.push(json!({
             "selectivity": label, "allowed_rows": allowed.len(),
             "flat": {"recall": rf, "qps_median": mf, "qps_rounds": qf},
-            "ivf": {"recall": ri, "qps_median": mi, "qps_rounds": qi},
+            name: {"recall": ri, "qps_median": mi, "qps_rounds": qi},
             "qps_ratio": mi / mf,
         }));
     }
     if let Some(p) = a.json {
-        let doc = json!({"rows": rows, "dim": dim, "queries": nq, "k": a.k, "effort": a.effort,
+        let doc = json!({"rows": rows, "dim": dim, "queries": nq, "k": a.k, "index": name,
+            "degree": a.degree, "effort": a.effort,
             "oversample": a.oversample, "results": out});
         std::fs::write(&p, serde_json::to_vec_pretty(&doc).expect("json")).expect("write json");
     }

@@ -38,6 +38,7 @@ fn create_kind(db: &Db, metric: Metric, kind: IndexKind) -> Arc<LiveCollection> 
     cfg.index = SegmentIndex {
         kind,
         min_rows: 300,
+        degree: None,
     };
     db.create("c", cfg).unwrap()
 }
@@ -353,11 +354,63 @@ fn a_collection_refuses_an_index_it_cannot_build() {
     cfg.index = SegmentIndex {
         kind: IndexKind::Ivf,
         min_rows: 1000,
+        degree: None,
     };
     let e = db.create("a", cfg.clone()).unwrap_err().to_string();
     assert!(e.contains("keep \"f32\""), "{e}");
     cfg.keep = Keep::F32;
     cfg.index.min_rows = 10;
-    let e = db.create("b", cfg).unwrap_err().to_string();
+    let e = db.create("b", cfg.clone()).unwrap_err().to_string();
     assert!(e.contains("at least 64"), "{e}");
+    cfg.index.min_rows = 1000;
+    cfg.index.degree = Some(64);
+    let e = db.create("c", cfg.clone()).unwrap_err().to_string();
+    assert!(e.contains("graph segments only"), "{e}");
+    cfg.index.kind = IndexKind::Graph;
+    for bad in [0, 40, 256] {
+        cfg.index.degree = Some(bad);
+        let e = db.create("d", cfg.clone()).unwrap_err().to_string();
+        assert!(e.contains("multiple of 32 up to 128"), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn a_graph_segment_is_built_with_the_configured_degree() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db(dir.path());
+    let mut cfg = config(DIM, Metric::Cosine, "rabitq", Keep::F32);
+    cfg.index = SegmentIndex {
+        kind: IndexKind::Graph,
+        min_rows: 300,
+        degree: Some(64),
+    };
+    let c = db.create("c", cfg).unwrap();
+    let mut model = Model::new();
+    fill(&c, &mut model, 0, 399, 3);
+    c.checkpoint().unwrap();
+    assert_eq!(c.wait_for_builds(), None);
+    assert_eq!(kinds(&c), vec!["graph"]);
+    let m = bitseek_store::db::LiveManifest::read(c.dir()).unwrap();
+    assert_eq!(
+        m.index.degree,
+        Some(64),
+        "the degree is kept in the manifest"
+    );
+    let index = Index::open(&c.dir().join(&m.segments[0].file)).unwrap();
+    assert_eq!(index.graph_degree(), Some(64));
+    assert_exact(&c, &model, Metric::Cosine, None);
+    // Reopened, the collection keeps building graphs that wide.
+    drop(c);
+    drop(db);
+    let db = self::db(dir.path());
+    let c = db.get("c").unwrap();
+    fill(&c, &mut model, 399, 699, 4);
+    c.checkpoint().unwrap();
+    assert_eq!(c.wait_for_builds(), None);
+    let m = bitseek_store::db::LiveManifest::read(c.dir()).unwrap();
+    for s in &m.segments {
+        let index = Index::open(&c.dir().join(&s.file)).unwrap();
+        assert_eq!(index.graph_degree(), Some(64), "{}", s.file);
+    }
+    assert_exact(&c, &model, Metric::Cosine, None);
 }

@@ -4,6 +4,7 @@
 //! be put against its floor: the bytes a scan must read divided by what one core can read per
 //! second. All figures are medians over `--repeat` runs.
 
+use bitseek_codes::quantizer::{QuantizerKind, QueryMode};
 use bitseek_index::{exact, Metric, SearchParams};
 use serde_json::json;
 use std::hint::black_box;
@@ -38,9 +39,30 @@ pub struct Args {
     /// Candidates per hit rescored from the kept copy in the `--effort` curve.
     #[arg(long, default_value_t = 4, value_parser = crate::positive)]
     oversample: usize,
+    /// Symmetric (code vs code, SDC) queries instead of asymmetric, as `query --symmetric`:
+    /// rabitq, residualB, ternary and learned codes have both modes.
+    #[arg(long)]
+    symmetric: bool,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+}
+
+/// The query mode `--symmetric` asks for; refused for formats with a single query mode, where
+/// the flag would time the asymmetric scan under a symmetric label.
+fn mode(a: &Args, kind: &QuantizerKind) -> anyhow::Result<QueryMode> {
+    if !a.symmetric {
+        return Ok(QueryMode::Asymmetric);
+    }
+    match kind {
+        QuantizerKind::Rabitq
+        | QuantizerKind::Residual { .. }
+        | QuantizerKind::Ternary
+        | QuantizerKind::Learned { .. } => Ok(QueryMode::Symmetric),
+        other => anyhow::bail!(
+            "{other} codes have one query mode, so --symmetric would time the same scan; use it with rabitq, residualB, ternary or learned indexes, or drop it"
+        ),
+    }
 }
 
 /// The speed/recall curve of `--effort`: for each effort, rescored recall@k against exact float
@@ -62,8 +84,8 @@ fn curve(
         k: a.s.k,
         oversample: a.oversample,
         rescore: true,
+        mode: mode(a, &index.meta().quantizer)?,
         query_bits: a.s.query_bits,
-        ..Default::default()
     };
     let mut out = Vec::new();
     for &e in &efforts.0 {
@@ -166,6 +188,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let index = crate::open_index(&a.s.index)?;
     let m = index.meta().clone();
     let dim = m.dim;
+    let query_mode = mode(&a, &m.quantizer)?;
     let queries = crate::read_queries(&a.s.queries, &index)?;
     let all = index.prepare_queries(&queries.data, dim)?;
     let nq = (all.len() / dim).min(a.max_queries);
@@ -212,8 +235,17 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         k: a.s.k,
         oversample: 1,
         rescore: false,
+        mode: query_mode,
         query_bits: a.s.query_bits,
-        ..Default::default()
+    };
+    // Raw recall@k of the timed search (codes alone, the batch-mode queries) against exact float
+    // search, when the float vectors are at hand.
+    let recall_raw = if index.kept_f32().is_some() || curve_base.is_some() {
+        let truth = bitseek_index::eval::exact_ids(&index, curve_base.as_ref(), batch_q, a.s.k)?;
+        let hits = index.search_batch(batch_q, dim, &params)?;
+        Some(bitseek_index::eval::recall(&hits, &truth))
+    } else {
+        None
     };
     let bar = crate::progress((threads.len() * 2) as u64, "benchmark", a.json);
     let mut runs = Vec::new();
@@ -284,6 +316,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         "rows": m.rows,
         "dim": dim,
         "k": a.s.k,
+        "query_mode": if query_mode == QueryMode::Symmetric { "symmetric" } else { "asymmetric" },
+        "recall_raw": recall_raw,
         "kernels": bitseek_codes::kernels::kernels().name,
         "code_bytes": scan_bytes,
         "bytes_per_vector": index.code_bytes_per_vector(),
@@ -310,6 +344,17 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         scan_bytes / 1e6,
         bitseek_codes::kernels::kernels().name
     );
+    if let Some(r) = recall_raw {
+        println!(
+            "{} queries: raw recall@{} {r:.4} over the {nq} batch-mode queries",
+            if query_mode == QueryMode::Symmetric {
+                "symmetric"
+            } else {
+                "asymmetric"
+            },
+            a.s.k
+        );
+    }
     println!(
         "single-core read bandwidth {:.1} GB/s → floor {:.3} ms per single-query scan (medians of {} runs)",
         bandwidth / 1e9,

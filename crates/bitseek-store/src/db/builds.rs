@@ -79,7 +79,9 @@ impl Shared {
                 Err(_) => return,
             };
             let _gate = lock(&self.builds.gate);
-            let built = job.segment.build_index(&self.dir, job.kind, &job.file, &m);
+            let built = job
+                .segment
+                .build_index(&self.dir, job.kind, job.degree, &job.file, &m);
             let result = (|| -> Result<(), StoreError> {
                 let mut w = lock(&self.writer)?;
                 let built = match built {

@@ -3,6 +3,7 @@
 use crate::error::StoreError;
 use crate::filter::Filter;
 use bitseek_codes::quantizer::QuantizerKind;
+use bitseek_index::graph::{DEFAULT_DEGREE, MAX_DEGREE};
 use bitseek_index::{BuildOptions, Keep, Metric};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -69,6 +70,11 @@ pub struct SegmentIndex {
     /// [`DEFAULT_INDEX_MIN_ROWS`], at least [`MIN_INDEX_ROWS`]).
     #[serde(default = "default_min_rows")]
     pub min_rows: usize,
+    /// Neighbours per node of a `"graph"` segment: a multiple of 32 up to
+    /// [`bitseek_index::graph::MAX_DEGREE`] (default [`bitseek_index::graph::DEFAULT_DEGREE`]).
+    /// A wider graph reaches higher recall at the same effort and costs more bytes and build time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degree: Option<usize>,
 }
 
 impl Default for SegmentIndex {
@@ -76,6 +82,7 @@ impl Default for SegmentIndex {
         SegmentIndex {
             kind: IndexKind::Flat,
             min_rows: DEFAULT_INDEX_MIN_ROWS,
+            degree: None,
         }
     }
 }
@@ -164,6 +171,19 @@ impl CollectionConfig {
                 return Err(StoreError::Input(format!(
                     "index min_rows {} is too small; give at least {MIN_INDEX_ROWS} (smaller segments are scanned as fast as they are probed)",
                     self.index.min_rows
+                )));
+            }
+        }
+        if let Some(degree) = self.index.degree {
+            if self.index.kind != IndexKind::Graph {
+                return Err(StoreError::Input(format!(
+                    "index degree {degree} applies to graph segments only, but index kind is {:?}; drop degree, or use kind \"graph\"",
+                    self.index.kind.name()
+                )));
+            }
+            if degree == 0 || !degree.is_multiple_of(32) || degree > MAX_DEGREE {
+                return Err(StoreError::Input(format!(
+                    "index degree {degree} is out of range; give a multiple of 32 up to {MAX_DEGREE} (default {DEFAULT_DEGREE})"
                 )));
             }
         }

@@ -82,7 +82,7 @@ impl Segment {
         }
     }
 
-    /// Builds this segment's `kind` index from its kept `f32` copy (same rows, ids, codes and
+    /// Builds this segment's `kind` index (a graph `degree` wide) from its kept `f32` copy (same rows, ids, codes and
     /// quantizer family) and saves it as `file` (temporary file, fsync, rename, directory
     /// fsync), reopened mapped and checksummed. Runs outside the writer lock; the caller swaps
     /// it in with [`Segment::reopened`] and a new manifest.
@@ -90,6 +90,7 @@ impl Segment {
         &self,
         dir: &Path,
         kind: IndexKind,
+        degree: Option<usize>,
         file: &str,
         m: &LiveManifest,
     ) -> Result<Segment, StoreError> {
@@ -123,7 +124,7 @@ impl Segment {
                 &path,
                 &opts,
                 &choice,
-                GraphOptions { degree: None },
+                GraphOptions { degree },
                 &|_| {},
             )?,
             IndexKind::Flat | IndexKind::Ivf => {

@@ -227,46 +227,55 @@ enum Plan {
 /// ran at 0.56× the flat scan's queries per second (`bench/filtered.sh`).
 const PROBE_COST: f64 = 2.0;
 
-/// Chooses, for a segment with an IVF, between probing it inside the allowed-rows mask, scanning
-/// its flat codes with the mask, and scoring only the allowed rows exactly, from the filter's
-/// cardinality (`passing` live rows pass; counted from the payload field indexes), as Qdrant
-/// does. Probing `e` of `L` lists with a fraction `s` of the rows allowed finds about `s` as many
-/// allowed candidates per list, so it probes `e / s` lists (at most all) to keep its recall. Each
-/// plan's cost is the bytes it reads: the codes of the probed share (times [`PROBE_COST`]), all
-/// codes, or `dim · 4` bytes per allowed row. The cheapest wins. Flat segments keep their scan.
+/// A graph walk costs about this many node blocks (neighbours' codes, factors and ids, plus the
+/// node's kept vector) read per slot of its beam: hops land on random pages, and a beam slot is
+/// expanded, re-ranked and revisited more than once. Measured on the dev embeddings (67k rows,
+/// degree 32, `bench/filtered.sh --index graph`): a beam of 48 inside a 50% filter ran at 2.3× the
+/// flat scan's queries per second, which this constant reproduces (about 10 × 48 × 3.7 KB against
+/// 4.3 MB of flat codes).
+const WALK_COST: f64 = 10.0;
+
+/// Chooses, for a segment with an IVF or a graph, between searching it through its index inside
+/// the allowed-rows mask, scanning its flat codes with the mask, and scoring only the allowed rows
+/// exactly, from the filter's cardinality (`passing` live rows pass; counted from the payload
+/// field indexes), as Qdrant does. With a fraction `s` of the rows allowed, an index finds about
+/// `s` as many allowed candidates per list probed or per node walked, so it searches `e / s`
+/// lists or beam slots (at most every one) to keep its recall. Each plan's cost is the bytes it
+/// reads: the probed share of the codes (times [`PROBE_COST`]) or the walked node blocks (times
+/// [`WALK_COST`]), all codes, or `dim · 4` bytes per allowed row. The cheapest wins. Flat
+/// segments keep their scan.
 fn plan(index: &bitseek_index::Index, passing: usize, effort: Option<usize>) -> Plan {
     let meta = index.meta();
-    let Some(lists) = index.ivf_lists() else {
-        // A graph walks through rows the filter rejects (and falls back to the flat scan over
-        // the allowed rows when the walk ends short of k); when scoring the allowed rows
-        // exactly reads no more than a flat scan, that is cheaper than any walk.
-        let few = passing < meta.rows && passing * meta.dim * 4 <= index.scan_bytes();
-        if index.graph_degree().is_some() && few && index.kept_f32().is_some() {
-            return Plan::Exact;
-        }
-        return Plan::Probe(effort);
-    };
     let rows = meta.rows.max(1);
     if passing >= rows {
         return Plan::Probe(effort);
     }
     let s = passing as f64 / rows as f64;
-    let e = effort.unwrap_or_else(|| bitseek_index::ivf::default_effort(lists)) as f64;
-    let probed = (e / s).min(lists as f64);
     let flat = index.scan_bytes() as f64;
-    let probe = PROBE_COST * flat * probed / lists as f64;
+    let (through_index, widened) = if let Some(lists) = index.ivf_lists() {
+        let e = effort.unwrap_or_else(|| bitseek_index::ivf::default_effort(lists)) as f64;
+        let probed = (e / s).min(lists as f64);
+        (PROBE_COST * flat * probed / lists as f64, probed)
+    } else if let Some(degree) = index.graph_degree() {
+        let e = effort.unwrap_or(bitseek_index::graph::DEFAULT_EFFORT) as f64;
+        let beam = (e / s).min(rows as f64);
+        let block = degree * (index.code_bytes_per_vector() + 4) + meta.dim * 4;
+        (WALK_COST * beam * block as f64, beam)
+    } else {
+        return Plan::Probe(effort);
+    };
     let exact = if index.kept_f32().is_some() {
         (passing * meta.dim * 4) as f64
     } else {
         f64::INFINITY
     };
-    if exact <= probe.min(flat) {
+    if exact <= through_index.min(flat) {
         Plan::Exact
-    } else if flat < probe {
+    } else if flat < through_index {
         Plan::Flat
     } else {
         // Rounded, so a few deleted rows do not add a list to a small effort.
-        Plan::Probe(Some((probed.round() as usize).max(1)))
+        Plan::Probe(Some((widened.round() as usize).max(1)))
     }
 }
 

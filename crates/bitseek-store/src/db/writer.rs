@@ -122,6 +122,8 @@ pub(super) struct Writer {
 pub(super) struct BuildJob {
     pub(super) segment: Arc<Segment>,
     pub(super) kind: IndexKind,
+    /// A graph's neighbours per node (`None`: the default).
+    pub(super) degree: Option<usize>,
     pub(super) file: String,
 }
 
@@ -975,6 +977,7 @@ impl Writer {
         Some(BuildJob {
             segment: seg.clone(),
             kind: want.kind,
+            degree: want.degree,
             file,
         })
     }
