@@ -37,6 +37,7 @@ mod error;
 pub mod fetch;
 mod int8;
 mod model_dir;
+pub mod timings;
 mod weights;
 
 pub use adapter::{Adapter, FORMAT as ADAPTER_FORMAT};
