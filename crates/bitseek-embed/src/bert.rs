@@ -184,7 +184,7 @@ impl WindowedTokenizer {
             path: path.to_path_buf(),
             message,
         };
-        let mut inner = Tokenizer::from_file(path).map_err(|e| err(e.to_string()))?;
+        let mut inner = crate::tokenizer_file::load(path).map_err(err)?;
         inner.with_padding(None);
         inner
             .with_truncation(Some(TruncationParams {

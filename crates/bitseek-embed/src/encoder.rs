@@ -813,6 +813,73 @@ pub(crate) fn erf(x: f32) -> f32 {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// The few-rows path against gemm, for row counts on both sides of [`FEW_ROWS`] and widths
+    /// that are and are not multiples of the 16 lanes and the four-row blocks, writing into a
+    /// strided output (the qkv thirds) with and without a residual.
+    #[test]
+    fn few_rows_match_gemm() {
+        let val =
+            |i: usize, k: usize| ((i.wrapping_mul(2654435761) ^ k) % 997) as f32 / 997.0 - 0.5;
+        for (n_in, n_out) in [(384, 384), (37, 22), (16, 5)] {
+            let d = Dense {
+                weight: (0..n_in * n_out)
+                    .map(|i| val(i, 1))
+                    .collect::<Vec<_>>()
+                    .into(),
+                bias: (0..n_out).map(|i| val(i, 2)).collect::<Vec<_>>().into(),
+                n_in,
+                n_out,
+            };
+            for rows in [1, 3, FEW_ROWS] {
+                let x: Vec<f32> = (0..rows * n_in).map(|i| val(i, 3)).collect();
+                let res: Vec<f32> = (0..rows * n_out).map(|i| val(i, 4)).collect();
+                for residual in [None, Some(res.as_slice())] {
+                    let stride = 2 * n_out + 3;
+                    let mut few = vec![7f32; rows * stride];
+                    dense(&d, &x, rows, &mut few[n_out..], stride, residual);
+                    let mut reference = vec![0f32; rows * n_out];
+                    for (r, row) in reference.chunks_exact_mut(n_out).enumerate() {
+                        for (o, v) in row.iter_mut().enumerate() {
+                            *v = d.bias[o] + residual.map_or(0.0, |res| res[r * n_out + o]);
+                        }
+                    }
+                    gemm_checked(
+                        &mut reference,
+                        n_out,
+                        (rows, n_out, n_in),
+                        Mat {
+                            data: &x,
+                            rs: n_in,
+                            cs: 1,
+                        },
+                        Mat {
+                            data: &d.weight,
+                            rs: 1,
+                            cs: n_in,
+                        },
+                        1.0,
+                        true,
+                    );
+                    for r in 0..rows {
+                        let row = &few[r * stride..(r + 1) * stride];
+                        assert!(row[..n_out]
+                            .iter()
+                            .chain(&row[2 * n_out..])
+                            .all(|&v| v == 7.0));
+                        for (a, b) in row[n_out..2 * n_out].iter().zip(&reference[r * n_out..]) {
+                            assert!(
+                                (a - b).abs() < 1e-4,
+                                "{n_in}x{n_out}, {rows} rows: {a} vs {b}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn exp_is_within_2e7_relative_of_std() {
         let mut worst = 0f32;
