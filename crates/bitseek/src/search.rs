@@ -158,10 +158,26 @@ impl<'a> JsonHit<'a> {
 pub fn run(a: Args) -> anyhow::Result<()> {
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    run_to(a, &mut out, color)
+    // The process ends with this search: the model (the tokenizer's vocabulary, a hundred
+    // thousand small allocations) and the index are left for the exit to reclaim instead of being
+    // freed one by one.
+    std::mem::forget(answer(a, &mut out, color)?);
+    Ok(())
 }
 
+/// [`run`] into `out`, freeing what it loaded (the tests run many searches in one process).
+#[cfg(test)]
 pub(crate) fn run_to(a: Args, out: &mut dyn Write, color: bool) -> anyhow::Result<()> {
+    answer(a, out, color).map(drop)
+}
+
+/// What a search loaded, returned so that [`run`] can skip freeing it.
+struct Loaded {
+    _embedder: bitseek_codesearch::CodeEmbedder,
+    _index: LiveIndex,
+}
+
+fn answer(a: Args, out: &mut dyn Write, color: bool) -> anyhow::Result<Loaded> {
     let mut questions: Vec<String> = a.question.iter().cloned().collect();
     if let Some(f) = &a.queries_file {
         let text = std::fs::read_to_string(f)
@@ -282,7 +298,10 @@ pub(crate) fn run_to(a: Args, out: &mut dyn Write, color: bool) -> anyhow::Resul
             ("search", t_search),
         ]);
     }
-    Ok(())
+    Ok(Loaded {
+        _embedder: embedder,
+        _index: index,
+    })
 }
 
 /// `BITSEEK_TIMINGS=1`: the wall time of each stage on stderr (the model load's parts, recorded
