@@ -412,11 +412,14 @@ impl<E: Embedder> Embedder for Tower<'_, E> {
             return Ok(vectors);
         }
         let flat: Vec<f32> = vectors.concat();
-        Ok(head
+        let start = std::time::Instant::now();
+        let out = head
             .apply(self.side, &flat)
             .chunks_exact(d)
             .map(<[f32]>::to_vec)
-            .collect())
+            .collect();
+        bitseek_embed::timings::record("head apply", start);
+        Ok(out)
     }
 }
 

@@ -203,7 +203,8 @@ pub fn load_model(
     encoder: &Encoder,
 ) -> Result<(CodeEmbedder, ModelInfo), CodeError> {
     let (bert, mut info) = load_base_model(model_dir, int8)?;
-    let head = encoder::resolve_head(encoder, &info)?;
+    let head =
+        bitseek_embed::timings::time("head decode", || encoder::resolve_head(encoder, &info))?;
     info.encoder = head.as_ref().map(|h| h.id.clone());
     Ok((CodeEmbedder::new(bert, head), info))
 }
@@ -221,7 +222,8 @@ pub fn load_base_model(
         ..Default::default()
     };
     let embedder = bitseek_embed::BertEmbedder::load_with(&dir, options)?;
-    let mut info = ModelInfo::of(&dir, embedder.dim())?;
+    let mut info =
+        bitseek_embed::timings::time("model fingerprint", || ModelInfo::of(&dir, embedder.dim()))?;
     if int8 {
         info.precision = "int8".into();
     }

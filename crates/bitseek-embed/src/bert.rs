@@ -1,7 +1,7 @@
 use crate::adapter::Adapter;
 use crate::encoder::{BertConfig, Encoder};
 use crate::model_dir::read_json;
-use crate::{Embedder, Error, ModelDir, Result};
+use crate::{timings, Embedder, Error, ModelDir, Result};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use tokenizers::{Tokenizer, TruncationParams};
@@ -71,8 +71,10 @@ impl BertEmbedder {
         options: EmbedOptions,
         adapter: Option<&Adapter>,
     ) -> Result<Self> {
+        let start = std::time::Instant::now();
         let config_path = dir.config_path();
         let config: BertConfig = read_json(&config_path)?;
+        timings::record("config.json", start);
         config.check().map_err(|message| Error::Unsupported {
             path: config_path.clone(),
             message: format!("{message}; bitseek-embed runs BERT-family encoders only"),
@@ -82,7 +84,10 @@ impl BertEmbedder {
             .or(dir.max_seq_length())
             .unwrap_or(config.max_position_embeddings)
             .clamp(2, config.max_position_embeddings);
-        let tokenizer = WindowedTokenizer::open(&dir.tokenizer_path(), max_tokens)?;
+        let tokenizer = timings::time("tokenizer load", || {
+            WindowedTokenizer::open(&dir.tokenizer_path(), max_tokens)
+        })?;
+        let start = std::time::Instant::now();
         let weights_path = dir.weights_path();
         // A missing or unreadable file is an I/O error naming it, not a parse error.
         std::fs::File::open(&weights_path).map_err(Error::io(&weights_path))?;
@@ -90,6 +95,7 @@ impl BertEmbedder {
         if options.int8 {
             encoder.quantize();
         }
+        timings::record("weights map + encoder set-up", start);
         Ok(Self {
             encoder,
             tokenizer,
@@ -119,7 +125,7 @@ impl Embedder for BertEmbedder {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let ids = self.tokenizer.encode(texts)?;
+        let ids = timings::time("tokenize", || self.tokenizer.encode(texts))?;
         if let Some(&bad) = ids.iter().flatten().find(|&&id| id as usize >= self.vocab) {
             return Err(Error::Tokenizer {
                 path: self.tokenizer.path.clone(),
@@ -134,6 +140,7 @@ impl Embedder for BertEmbedder {
         order.sort_by_key(|&i| (ids[i].len(), i));
         let batches: Vec<&[usize]> = order.chunks(self.batch_size).collect();
         // Batches run in parallel on rayon's pool, one core each.
+        let start = std::time::Instant::now();
         let embedded: Vec<Vec<Vec<f32>>> = batches
             .par_iter()
             .map(|batch| {
@@ -141,6 +148,7 @@ impl Embedder for BertEmbedder {
                 self.encoder.embed(&rows)
             })
             .collect();
+        timings::record("encoder forward", start);
         let mut out = vec![Vec::new(); texts.len()];
         for (batch, vectors) in batches.iter().zip(embedded) {
             for (&i, v) in batch.iter().zip(vectors) {
@@ -176,7 +184,7 @@ impl WindowedTokenizer {
             path: path.to_path_buf(),
             message,
         };
-        let mut inner = Tokenizer::from_file(path).map_err(|e| err(e.to_string()))?;
+        let mut inner = crate::tokenizer_file::load(path).map_err(err)?;
         inner.with_padding(None);
         inner
             .with_truncation(Some(TruncationParams {

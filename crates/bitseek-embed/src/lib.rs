@@ -37,6 +37,8 @@ mod error;
 pub mod fetch;
 mod int8;
 mod model_dir;
+pub mod timings;
+mod tokenizer_file;
 mod weights;
 
 pub use adapter::{Adapter, FORMAT as ADAPTER_FORMAT};

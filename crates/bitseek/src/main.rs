@@ -63,8 +63,13 @@ enum Command {
     Serve(serve::Args),
 }
 
+/// When `main` began, for `BITSEEK_TIMINGS`' total.
+pub(crate) static MAIN_START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
 fn main() -> ExitCode {
+    let start = *MAIN_START.get_or_init(std::time::Instant::now);
     let cli = Cli::parse();
+    bitseek_embed::timings::record("arg parsing", start);
     let result = match cli.command {
         Command::Build(a) => build::run(a),
         Command::Query(a) => query::run(a),

@@ -5,7 +5,7 @@ use bitseek_codesearch::{
     group_by_file, CodeHit, Encoder, Filter, HitText, LiveIndex, SearchMode, SourceFile, Stale,
     MAX_CONTEXT,
 };
-use bitseek_embed::Embedder;
+use bitseek_embed::{timings, Embedder};
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -158,10 +158,26 @@ impl<'a> JsonHit<'a> {
 pub fn run(a: Args) -> anyhow::Result<()> {
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    run_to(a, &mut out, color)
+    // The process ends with this search: the model (the tokenizer's vocabulary, a hundred
+    // thousand small allocations) and the index are left for the exit to reclaim instead of being
+    // freed one by one.
+    std::mem::forget(answer(a, &mut out, color)?);
+    Ok(())
 }
 
+/// [`run`] into `out`, freeing what it loaded (the tests run many searches in one process).
+#[cfg(test)]
 pub(crate) fn run_to(a: Args, out: &mut dyn Write, color: bool) -> anyhow::Result<()> {
+    answer(a, out, color).map(drop)
+}
+
+/// What a search loaded, returned so that [`run`] can skip freeing it.
+struct Loaded {
+    _embedder: bitseek_codesearch::CodeEmbedder,
+    _index: LiveIndex,
+}
+
+fn answer(a: Args, out: &mut dyn Write, color: bool) -> anyhow::Result<Loaded> {
     let mut questions: Vec<String> = a.question.iter().cloned().collect();
     if let Some(f) = &a.queries_file {
         let text = std::fs::read_to_string(f)
@@ -220,6 +236,7 @@ pub(crate) fn run_to(a: Args, out: &mut dyn Write, color: bool) -> anyhow::Resul
         );
     }
 
+    let t_print = Instant::now();
     let mut files = Snippets::new(&a.dir);
     for (i, (question, hits)) in questions.iter().zip(&results).enumerate() {
         if a.json {
@@ -272,7 +289,39 @@ pub(crate) fn run_to(a: Args, out: &mut dyn Write, color: bool) -> anyhow::Resul
         }
     }
     out.flush()?;
-    Ok(())
+    timings::record("printing", t_print);
+    if timings::enabled() {
+        print_timings(&[
+            ("index open", t_open),
+            ("model load", t_model),
+            ("question embedding", t_embed),
+            ("search", t_search),
+        ]);
+    }
+    Ok(Loaded {
+        _embedder: embedder,
+        _index: index,
+    })
+}
+
+/// `BITSEEK_TIMINGS=1`: the wall time of each stage on stderr (the model load's parts, recorded
+/// by the libraries, indented), and the time since `main` began.
+fn print_timings(top: &[(&str, std::time::Duration)]) {
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    let mut e = std::io::stderr().lock();
+    let (parts, late): (Vec<_>, Vec<_>) = timings::take()
+        .into_iter()
+        .partition(|(stage, _)| *stage != "printing");
+    for (stage, took) in parts {
+        let indent = if stage == "arg parsing" { "" } else { "  " };
+        let _ = writeln!(e, "{indent}{stage:<30} {:>8.2} ms", ms(took));
+    }
+    for (stage, took) in top.iter().copied().chain(late) {
+        let _ = writeln!(e, "{stage:<32} {:>8.2} ms", ms(took));
+    }
+    if let Some(start) = crate::MAIN_START.get() {
+        let _ = writeln!(e, "{:<32} {:>8.2} ms", "main, all", ms(start.elapsed()));
+    }
 }
 
 /// Wraps `text` in an ANSI style when colouring.
