@@ -61,8 +61,8 @@ pub(crate) fn search<E: Exact>(
         .par_chunks(g.dim)
         .zip(rotated.par_chunks(g.padded))
         .map_init(
-            || (Visited::new(rows), Vec::new()),
-            |(vis, sums), (q, w)| {
+            || (Visited::new(rows), Vec::new(), Vec::new()),
+            |(vis, sums, ests), (q, w)| {
                 let prep = exact.prepare(q);
                 one(
                     s,
@@ -71,6 +71,7 @@ pub(crate) fn search<E: Exact>(
                     effort.max(wanted),
                     vis,
                     sums,
+                    ests,
                     |r| exact.ip(&prep, q, r),
                     |r| exact.row_bytes(r),
                 )
@@ -88,6 +89,7 @@ fn one<'a>(
     ef: usize,
     vis: &mut Visited,
     sums: &mut Vec<u32>,
+    ests: &mut Vec<f32>,
     ip: impl Fn(u32) -> f32,
     row_bytes: impl Fn(u32) -> &'a [u8],
 ) -> Vec<(f32, u32)> {
@@ -106,6 +108,7 @@ fn one<'a>(
     let mut beam: Vec<(f32, u32, bool)> = Vec::with_capacity(ef + 1);
     beam.push((f32::INFINITY, g.entry, false));
     sums.resize(deg, 0);
+    ests.resize(deg, 0.0);
     let mut cur = 0;
     while cur < beam.len() {
         let u = beam[cur].1;
@@ -129,13 +132,15 @@ fn one<'a>(
         let node = g.node(u);
         (s.kernels.fastscan_blocks)(&table.lut, node.codes, groups, sums);
         let (nbrs, scale, add) = (node.neighbors, node.scale, node.add);
+        // Every estimate first, in a loop the compiler vectorises.
+        for (e, ((&c, &sc), &ad)) in ests.iter_mut().zip(sums.iter().zip(scale).zip(add)) {
+            *e = ip_u + sc * (table.delta * c as f32 + base) + ad;
+        }
         let mut lowest = usize::MAX;
-        for j in 0..deg {
-            let v = nbrs[j];
+        for (&v, &est) in nbrs.iter().zip(ests.iter()) {
             if v == NONE || !vis.insert(v) {
                 continue;
             }
-            let est = ip_u + scale[j] * (table.delta * sums[j] as f32 + base) + add[j];
             let kv = key(est, v);
             if beam.len() >= ef && kv <= beam[beam.len() - 1].0 {
                 continue;

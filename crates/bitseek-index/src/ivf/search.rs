@@ -63,7 +63,9 @@ impl Table {
         let lut = sums
             .iter()
             .enumerate()
-            .map(|(i, &e)| ((e - lo[i / 16]) / delta).round().clamp(0.0, 255.0) as u8)
+            // e ≥ lo, so adding ½ and truncating rounds as `round` does (half away from zero),
+            // and `as u8` saturates at 255; this form vectorises where `round` is a libm call.
+            .map(|(i, &e)| ((e - lo[i / 16]) / delta + 0.5) as u8)
             .collect();
         Table {
             lut,
