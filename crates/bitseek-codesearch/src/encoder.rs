@@ -109,7 +109,8 @@ pub struct EncoderHead {
     pub doc: Mlp,
     /// Its identity.
     pub id: HeadId,
-    /// The model it was trained on: name, fingerprint ([`ModelInfo::fingerprint`]).
+    /// The model it was trained on: name, fingerprint ([`ModelInfo::vectors_fingerprint`]: the
+    /// model's, or with an adapter, the pair's).
     pub base_name: String,
     pub base_fingerprint: String,
     /// How it was trained (free-form JSON text from the trainer).
@@ -329,13 +330,13 @@ pub fn resolve_head(choice: &Encoder, model: &ModelInfo) -> Result<Option<Encode
                 reason,
             })?;
             Ok(
-                (head.base_fingerprint == model.fingerprint && head.dim() == model.dim)
+                (head.base_fingerprint == model.vectors_fingerprint() && head.dim() == model.dim)
                     .then_some(head),
             )
         }
         Encoder::File(path) => {
             let head = EncoderHead::load(path)?;
-            if head.base_fingerprint != model.fingerprint || head.dim() != model.dim {
+            if head.base_fingerprint != model.vectors_fingerprint() || head.dim() != model.dim {
                 return Err(CodeError::HeadModelMismatch {
                     path: path.clone(),
                     head_base: format!(
@@ -346,7 +347,12 @@ pub fn resolve_head(choice: &Encoder, model: &ModelInfo) -> Result<Option<Encode
                     ),
                     model: format!(
                         "{} ({} dimensions, fingerprint {})",
-                        model.name, model.dim, model.fingerprint
+                        match &model.adapter {
+                            Some(a) => format!("{} with the adapter {}", model.name, a.name),
+                            None => model.name.clone(),
+                        },
+                        model.dim,
+                        model.vectors_fingerprint()
                     ),
                 });
             }

