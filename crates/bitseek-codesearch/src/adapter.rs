@@ -32,7 +32,7 @@ pub const BUILTIN_BASE_FINGERPRINT: &str = "7249773d455313f391bd74e2adab8e85";
 
 /// Whether `--adapter default` merges the built-in adapter: only if it wins on held-out test
 /// packages of both languages, semantic and fused (README, "Code search's model").
-pub const DEFAULT_ON: bool = false;
+pub const DEFAULT_ON: bool = true;
 
 /// Which adapter is merged into the model (`--adapter`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -103,7 +103,7 @@ pub fn resolve_adapter(
     let builtin = || -> Result<(Adapter, AdapterId), CodeError> {
         let adapter = Adapter::from_bytes(BUILTIN, "<built-in adapter>")
             .map_err(|e| bad_adapter(PathBuf::from("<built-in adapter>"), e))?;
-        Ok((adapter, id(BUILTIN_NAME, BUILTIN)))
+        Ok((adapter, builtin_id().clone()))
     };
     let trained_for = model.fingerprint == BUILTIN_BASE_FINGERPRINT;
     match choice {
@@ -133,6 +133,12 @@ pub fn resolve_adapter(
             Ok(Some((adapter, id(&name, &bytes))))
         }
     }
+}
+
+/// The built-in adapter's identity as an index records it.
+pub fn builtin_id() -> &'static AdapterId {
+    static ID: std::sync::OnceLock<AdapterId> = std::sync::OnceLock::new();
+    ID.get_or_init(|| id(BUILTIN_NAME, BUILTIN))
 }
 
 fn id(name: &str, bytes: &[u8]) -> AdapterId {

@@ -301,3 +301,59 @@ fn damaged_and_foreign_adapters_are_refused_with_the_fix() {
         .unwrap();
     assert!(matches!(err, CodeError::Io { .. }), "{err}");
 }
+
+/// On all-MiniLM-L6-v2 the default is the built-in adapter merged into the weights with the head
+/// trained on its vectors, fused with a light lexical leg; `--adapter none` is the model with its
+/// own head, fused as before. Both find the described function first.
+#[test]
+#[ignore = "needs the model: bitseek model fetch"]
+fn the_default_is_the_builtin_adapter_with_its_head() {
+    use bitseek_codesearch::adapter::builtin_id;
+    use bitseek_codesearch::encoder::{BUILTIN_ADAPTED_NAME, BUILTIN_NAME};
+    use bitseek_codesearch::hybrid::{Ranking, ADAPTED_LEXICAL_WEIGHT};
+    let (e, info) = bitseek_codesearch::load_model(None, false, &Encoder::Default).unwrap();
+    assert_eq!(info.adapter.as_ref(), Some(builtin_id()));
+    assert_eq!(
+        info.encoder.as_ref().map(|h| h.name.as_str()),
+        Some(BUILTIN_ADAPTED_NAME)
+    );
+    assert_eq!(
+        Ranking::for_model(&info).lexical_weight,
+        ADAPTED_LEXICAL_WEIGHT
+    );
+    let (e_none, none) = load_tuned(None, false, &AdapterChoice::None, &Encoder::Default).unwrap();
+    assert_eq!(none.adapter, None);
+    assert_eq!(
+        none.encoder.as_ref().map(|h| h.name.as_str()),
+        Some(BUILTIN_NAME)
+    );
+    assert_eq!(Ranking::for_model(&none).lexical_weight, 1.0);
+
+    let repo = repo();
+    write(repo.path(), "src/files.rs", "/// Computes the SHA-256 checksum of a file on disk.\npub fn checksum_file(path: &Path) -> io::Result<String> {\n    let bytes = std::fs::read(path)?;\n    Ok(hex(sha256(&bytes)))\n}\n\n/// Sends an HTTP GET request and returns the response body.\npub fn http_get(url: &str) -> Result<String, Error> {\n    client().get(url).send()?.text()\n}\n");
+    let all = Filter::new(None, None).unwrap();
+    let cases = [
+        ("download a web page over http", "http_get"),
+        ("parse a port number from a string", "parse_port"),
+        ("call a function again until it works", "retry"),
+    ];
+    for (e, info) in [(&e, &info), (&e_none, &none)] {
+        index_repo(
+            repo.path(),
+            &e.units(),
+            info,
+            &IndexOptions::default(),
+            &|_, _| {},
+        )
+        .unwrap();
+        let idx = CodeIndex::open(repo.path()).unwrap();
+        idx.check_model(info).unwrap();
+        for (question, want) in cases {
+            let q = e.questions().embed(&[question]).unwrap();
+            let hits = idx
+                .search_with(&[question], &q, 3, &all, SearchMode::Hybrid)
+                .unwrap();
+            assert_eq!(hits[0][0].name, want, "{question:?}: {:?}", hits[0]);
+        }
+    }
+}

@@ -154,15 +154,20 @@ mod tests {
         // Rows 0 and 3 tie at 1/61 (the lower row first); wordless rows 1 and 2 stay out of the
         // lexical leg, so row 2 only comes in through the semantic list.
         assert_eq!(
-            rows(fuse_legs(&[0, 2], &lex, 2, &mut Vec::new())),
+            rows(fuse_legs(&[0, 2], &lex, 2, 1.0, &mut Vec::new())),
             [0, 3, 2]
         );
         let mut scratch = Vec::new();
-        assert_eq!(searched_rank(&sem, &lex, 3, &mut scratch), 1);
-        assert_eq!(searched_rank(&sem, &lex, 0, &mut scratch), 2);
+        assert_eq!(searched_rank(&sem, &lex, 3, 1.0, &mut scratch), 1);
+        assert_eq!(searched_rank(&sem, &lex, 0, 1.0, &mut scratch), 2);
+        // A light lexical leg moves row 3 up only as far as its weight reaches: 0.01/61 does
+        // not make up 1/63 - 1/64 (row 2), 0.05/61 passes row 0's 1/61 - 1/64.
+        assert_eq!(searched_rank(&sem, &lex, 3, 0.01, &mut scratch), 4);
+        assert_eq!(searched_rank(&sem, &lex, 3, 0.0, &mut scratch), 4);
+        assert_eq!(searched_rank(&sem, &lex, 3, 0.05, &mut scratch), 1);
         // Past both lists, rows keep their semantic rank.
         let sem: Vec<f32> = (0..150).map(|i| -(i as f32)).collect();
         let lex = vec![0f32; 150];
-        assert_eq!(searched_rank(&sem, &lex, 120, &mut scratch), 121);
+        assert_eq!(searched_rank(&sem, &lex, 120, 1.0, &mut scratch), 121);
     }
 }

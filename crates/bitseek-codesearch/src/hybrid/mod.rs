@@ -21,4 +21,4 @@ pub use fusion::{
 pub use lexical::{identifier_tokens, term_counts, Bm25};
 pub use names::{Match, Names, Role, UnitInfo};
 pub use query::{name_words, Question, STOP_WORDS};
-pub use rank::{lexical_weight, lexical_words, rank, Ranking};
+pub use rank::{lexical_weight, lexical_words, rank, Ranking, ADAPTED_LEXICAL_WEIGHT};
