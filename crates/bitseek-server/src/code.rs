@@ -139,9 +139,14 @@ impl CodeRepos {
         self.repos.iter().map(|r| r.name.as_str()).collect()
     }
 
-    /// The loaded embedding model (shared with the collections' text searches).
-    pub(crate) fn embedder(&self) -> Arc<BertEmbedder> {
-        self.embedder.model.clone()
+    /// The loaded embedding model, shared with the collections' text searches when it is the
+    /// model as fetched: with a LoRA adapter merged (tuned for code) it is not, and text search
+    /// loads its own.
+    pub(crate) fn embedder(&self) -> Option<Arc<BertEmbedder>> {
+        self.model
+            .adapter
+            .is_none()
+            .then(|| self.embedder.model.clone())
     }
 }
 
