@@ -136,4 +136,7 @@ def test_search_tests_like_cli(repo, cli):
     # The test says the question word for word: ranked plainly it comes first; by default it is
     # still returned, below the library function it tests.
     assert [h["path"] for h in plainly[:2]] == ["tests/test_http.py", "net/http.py"]
-    assert [h["path"] for h in by_default[:2]] == ["net/http.py", "tests/test_http.py"]
+    # (How far below depends on the fusion: with the default adapter's light lexical leg, the
+    # library units the semantic leg found come first.)
+    paths = [h["path"] for h in by_default]
+    assert paths[0] == "net/http.py" and "tests/test_http.py" in paths[1:]
