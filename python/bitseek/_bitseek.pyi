@@ -116,7 +116,11 @@ class CodeIndex:
     """Semantic code search over one repository; its index is `path/.bitseek`."""
 
     def __init__(
-        self, path: _Path, model_dir: Optional[_Path] = None, encoder: str = "default"
+        self,
+        path: _Path,
+        model_dir: Optional[_Path] = None,
+        encoder: str = "default",
+        adapter: str = "default",
     ) -> None: ...
     def update(
         self, batch: int = 256, progress: bool = False, int8: Optional[bool] = None

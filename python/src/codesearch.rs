@@ -9,8 +9,8 @@
 use crate::errors::message;
 use crate::index::progress_bar;
 use bitseek_codesearch::{
-    index_repo, load_model, CodeEmbedder, CodeError, Encoder, Filter, IndexOptions, LiveIndex,
-    ModelInfo, SearchMode,
+    index_repo, load_tuned, AdapterChoice, CodeEmbedder, CodeError, Encoder, Filter, IndexOptions,
+    LiveIndex, ModelInfo, SearchMode,
 };
 use bitseek_embed::Embedder;
 use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyRuntimeError, PyValueError};
@@ -28,6 +28,8 @@ fn code_error(e: CodeError) -> PyErr {
         CodeError::NotACodeIndex { .. } => crate::errors::CorruptIndex::new_err(msg),
         CodeError::ModelMismatch { .. }
         | CodeError::EncoderMismatch { .. }
+        | CodeError::AdapterMismatch { .. }
+        | CodeError::BadAdapter { .. }
         | CodeError::BadHead { .. }
         | CodeError::HeadModelMismatch { .. }
         | CodeError::BadFilter(_) => PyValueError::new_err(msg),
@@ -48,11 +50,15 @@ type Model = Arc<(CodeEmbedder, ModelInfo)>;
 /// encoder: the code head, as `bitseek index --encoder`: "default" (the head shipped with
 /// bitseek, when the model is the one it was trained on), "none" (the model alone), or a head
 /// file. Searching an index built with another head is refused, naming both.
+/// adapter: the LoRA adapter merged into the model, as `bitseek index --adapter`: "default",
+/// "builtin" (the one shipped with bitseek), "none", or an adapter file; likewise part of the
+/// index's model identity.
 #[pyclass(frozen, module = "bitseek")]
 pub struct CodeIndex {
     root: PathBuf,
     model_dir: Option<PathBuf>,
     encoder: Encoder,
+    adapter: AdapterChoice,
     /// The f32 model (questions, f32 indexes) and its 8-bit twin (updating an int8 index).
     model: Mutex<Option<Model>>,
     model_int8: Mutex<Option<Model>>,
@@ -71,7 +77,7 @@ impl CodeIndex {
         }
         let dir = self.model_dir.as_deref();
         let m = Arc::new(
-            py.detach(|| load_model(dir, int8, &self.encoder))
+            py.detach(|| load_tuned(dir, int8, &self.adapter, &self.encoder))
                 .map_err(code_error)?,
         );
         *slot = Some(m.clone());
@@ -82,16 +88,25 @@ impl CodeIndex {
 #[pymethods]
 impl CodeIndex {
     #[new]
-    #[pyo3(signature = (path, model_dir=None, encoder="default"))]
-    fn new(path: PathBuf, model_dir: Option<PathBuf>, encoder: &str) -> PyResult<CodeIndex> {
+    #[pyo3(signature = (path, model_dir=None, encoder="default", adapter="default"))]
+    fn new(
+        path: PathBuf,
+        model_dir: Option<PathBuf>,
+        encoder: &str,
+        adapter: &str,
+    ) -> PyResult<CodeIndex> {
         let encoder: Encoder = encoder
             .parse()
             .map_err(|e: String| PyValueError::new_err(format!("encoder: {e}")))?;
+        let adapter: AdapterChoice = adapter
+            .parse()
+            .map_err(|e: String| PyValueError::new_err(format!("adapter: {e}")))?;
         Ok(CodeIndex {
             live: LiveIndex::new(&path),
             root: path,
             model_dir,
             encoder,
+            adapter,
             model: Mutex::new(None),
             model_int8: Mutex::new(None),
         })

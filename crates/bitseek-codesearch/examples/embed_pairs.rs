@@ -49,7 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         embed: true,
         model_dir: args.next().map(PathBuf::from),
         int8: false,
-        adapter: args.next().map(PathBuf::from),
+        adapter: args.next().map(bitseek_embed::Adapter::open).transpose()?,
     };
     let set = PairSet::read(&pairs, None)?;
     let mut log = Log {

@@ -46,6 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         fingerprint: "0".repeat(32),
         precision: "f32".into(),
         encoder: None,
+        adapter: None,
     };
     let t = Instant::now();
     let report = index_repo(&work, &WORDS, &model, &IndexOptions::default(), &|_, _| {})?;

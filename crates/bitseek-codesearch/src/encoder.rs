@@ -37,6 +37,23 @@ pub static BUILTIN: &[u8] = include_bytes!("../assets/code-head.safetensors");
 /// The name the built-in head is recorded under in an index's manifest.
 pub const BUILTIN_NAME: &str = "code-head";
 
+/// The head shipped for all-MiniLM-L6-v2 with the built-in LoRA adapter merged
+/// ([`crate::adapter::BUILTIN`]): trained on the adapted model's vectors (tier 1 + 2), so it goes
+/// only with that adapter ([`crate::ModelInfo::vectors_fingerprint`]).
+pub static BUILTIN_ADAPTED: &[u8] = include_bytes!("../assets/code-head-lora.safetensors");
+
+/// The name [`BUILTIN_ADAPTED`] is recorded under in an index's manifest.
+pub const BUILTIN_ADAPTED_NAME: &str = "code-head-lora";
+
+/// [`BUILTIN_ADAPTED`]'s identity as an index records it.
+pub fn builtin_adapted_id() -> &'static HeadId {
+    static ID: std::sync::OnceLock<HeadId> = std::sync::OnceLock::new();
+    ID.get_or_init(|| HeadId {
+        name: BUILTIN_ADAPTED_NAME.into(),
+        fingerprint: format!("{:032x}", xxhash_rust::xxh3::xxh3_128(BUILTIN_ADAPTED)),
+    })
+}
+
 /// Which head makes the vectors (`--encoder`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Encoder {
@@ -69,7 +86,9 @@ impl Encoder {
     pub fn of_index(built: &ModelInfo) -> Result<Encoder, CodeError> {
         match &built.encoder {
             None => Ok(Encoder::None),
-            Some(h) if h.name == BUILTIN_NAME => Ok(Encoder::Default),
+            Some(h) if h.name == BUILTIN_NAME || h.name == BUILTIN_ADAPTED_NAME => {
+                Ok(Encoder::Default)
+            }
             Some(h) => Err(CodeError::BadHead {
                 path: PathBuf::from(&h.name),
                 reason: format!(
@@ -109,7 +128,8 @@ pub struct EncoderHead {
     pub doc: Mlp,
     /// Its identity.
     pub id: HeadId,
-    /// The model it was trained on: name, fingerprint ([`ModelInfo::fingerprint`]).
+    /// The model it was trained on: name, fingerprint ([`ModelInfo::vectors_fingerprint`]: the
+    /// model's, or with an adapter, the pair's).
     pub base_name: String,
     pub base_fingerprint: String,
     /// How it was trained (free-form JSON text from the trainer).
@@ -318,24 +338,31 @@ pub fn head_bytes(query: &Mlp, doc: &Mlp, meta: &HeadMeta) -> Result<Vec<u8>, St
 }
 
 /// The head `choice` names for `model`: `None` for [`Encoder::None`], and for
-/// [`Encoder::Default`] when the model is not the one the built-in head was trained on. A head
-/// file trained on another model is refused.
+/// [`Encoder::Default`] when the model (and adapter) is not one a built-in head was trained on
+/// ([`BUILTIN`] for all-MiniLM-L6-v2 alone, [`BUILTIN_ADAPTED`] with the built-in adapter). A
+/// head file trained on other vectors is refused.
 pub fn resolve_head(choice: &Encoder, model: &ModelInfo) -> Result<Option<EncoderHead>, CodeError> {
     match choice {
         Encoder::None => Ok(None),
         Encoder::Default => {
-            let head = EncoderHead::builtin().map_err(|reason| CodeError::BadHead {
-                path: PathBuf::from("<built-in code head>"),
-                reason,
-            })?;
-            Ok(
-                (head.base_fingerprint == model.fingerprint && head.dim() == model.dim)
-                    .then_some(head),
-            )
+            for (bytes, name) in [
+                (BUILTIN, BUILTIN_NAME),
+                (BUILTIN_ADAPTED, BUILTIN_ADAPTED_NAME),
+            ] {
+                let head =
+                    EncoderHead::from_bytes(bytes, name).map_err(|reason| CodeError::BadHead {
+                        path: PathBuf::from(format!("<built-in {name}>")),
+                        reason,
+                    })?;
+                if head.base_fingerprint == model.vectors_fingerprint() && head.dim() == model.dim {
+                    return Ok(Some(head));
+                }
+            }
+            Ok(None)
         }
         Encoder::File(path) => {
             let head = EncoderHead::load(path)?;
-            if head.base_fingerprint != model.fingerprint || head.dim() != model.dim {
+            if head.base_fingerprint != model.vectors_fingerprint() || head.dim() != model.dim {
                 return Err(CodeError::HeadModelMismatch {
                     path: path.clone(),
                     head_base: format!(
@@ -346,7 +373,12 @@ pub fn resolve_head(choice: &Encoder, model: &ModelInfo) -> Result<Option<Encode
                     ),
                     model: format!(
                         "{} ({} dimensions, fingerprint {})",
-                        model.name, model.dim, model.fingerprint
+                        match &model.adapter {
+                            Some(a) => format!("{} with the adapter {}", model.name, a.name),
+                            None => model.name.clone(),
+                        },
+                        model.dim,
+                        model.vectors_fingerprint()
                     ),
                 });
             }

@@ -30,6 +30,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub mod adapter;
 mod context;
 pub mod encoder;
 pub mod eval;
@@ -43,6 +44,7 @@ mod update;
 mod verify;
 mod watch;
 
+pub use adapter::{AdapterChoice, AdapterId};
 pub use context::{hit_text, hit_text_in, HitText, SourceFile, Stale, MAX_CONTEXT};
 pub use encoder::{CodeEmbedder, Encoder, EncoderHead, HeadId};
 pub use hybrid::LexicalFile;
@@ -143,6 +145,22 @@ pub enum CodeError {
         /// The questions' head, in words.
         using: String,
     },
+    /// The index was built with another adapter (or none) than the questions are embedded with.
+    #[error(
+        "the index in {} was built {}, but the questions are embedded {}; \
+         pass the same --adapter as `bitseek index` had, or re-run `bitseek index {}` with this one",
+        index_dir(root).display(), built, using, root.display()
+    )]
+    AdapterMismatch {
+        root: PathBuf,
+        /// The index's adapter, in words ([`adapter_words`]).
+        built: String,
+        /// The questions' adapter, in words.
+        using: String,
+    },
+    /// An adapter file that cannot be used (damaged, not an adapter, made for another model).
+    #[error("adapter {}: {reason}; pass an adapter written by scripts/train_adapter.py for this model, or --adapter none", path.display())]
+    BadAdapter { path: PathBuf, reason: String },
     /// A code head file that cannot be used.
     #[error("{}: {reason}; pass a head file written by the train_head example, or --encoder none", path.display())]
     BadHead { path: PathBuf, reason: String },
@@ -192,6 +210,16 @@ pub(crate) fn encoder_words(head: &Option<HeadId>) -> String {
     }
 }
 
+pub(crate) fn adapter_words(adapter: &Option<AdapterId>) -> String {
+    match adapter {
+        Some(a) => format!(
+            "with the adapter {} (fingerprint {})",
+            a.name, a.fingerprint
+        ),
+        None => "without an adapter (--adapter none)".into(),
+    }
+}
+
 /// Loads the embedding model for indexing and searching: `model_dir`, else `$BITSEEK_MODEL_DIR`,
 /// else the one `bitseek model fetch` installs (the embed crate's errors say how to install a
 /// missing one), with its fingerprint, and the code head `encoder` names on top
@@ -202,7 +230,18 @@ pub fn load_model(
     int8: bool,
     encoder: &Encoder,
 ) -> Result<(CodeEmbedder, ModelInfo), CodeError> {
-    let (bert, mut info) = load_base_model(model_dir, int8)?;
+    load_tuned(model_dir, int8, &AdapterChoice::Default, encoder)
+}
+
+/// [`load_model`] with the LoRA adapter `adapter` names merged into the model's weights
+/// ([`adapter::resolve_adapter`]; recorded in [`ModelInfo::adapter`]) under the head.
+pub fn load_tuned(
+    model_dir: Option<&Path>,
+    int8: bool,
+    adapter: &AdapterChoice,
+    encoder: &Encoder,
+) -> Result<(CodeEmbedder, ModelInfo), CodeError> {
+    let (bert, mut info) = load_adapted_model(model_dir, int8, adapter)?;
     let head =
         bitseek_embed::timings::time("head decode", || encoder::resolve_head(encoder, &info))?;
     info.encoder = head.as_ref().map(|h| h.id.clone());
@@ -214,6 +253,16 @@ pub fn load_base_model(
     model_dir: Option<&Path>,
     int8: bool,
 ) -> Result<(bitseek_embed::BertEmbedder, ModelInfo), CodeError> {
+    load_adapted_model(model_dir, int8, &AdapterChoice::None)
+}
+
+/// [`load_model`] without a head: the sentence model with the adapter `adapter` names merged into
+/// its weights, and their identity.
+pub fn load_adapted_model(
+    model_dir: Option<&Path>,
+    int8: bool,
+    adapter: &AdapterChoice,
+) -> Result<(bitseek_embed::BertEmbedder, ModelInfo), CodeError> {
     use bitseek_embed::Embedder;
     let path = bitseek_embed::resolve_model_dir(model_dir)?;
     let dir = ModelDir::open(&path)?;
@@ -221,9 +270,20 @@ pub fn load_base_model(
         int8,
         ..Default::default()
     };
-    let embedder = bitseek_embed::BertEmbedder::load_with(&dir, options)?;
-    let mut info =
-        bitseek_embed::timings::time("model fingerprint", || ModelInfo::of(&dir, embedder.dim()))?;
+    // The fingerprint names the base weights, which decide the default adapter; the width is
+    // the loaded model's.
+    let mut info = bitseek_embed::timings::time("model fingerprint", || ModelInfo::of(&dir, 0))?;
+    let adapter = adapter::resolve_adapter(adapter, &info)?;
+    let embedder =
+        bitseek_embed::BertEmbedder::load_adapted(&dir, options, adapter.as_ref().map(|a| &a.0))
+            .map_err(|e| match (&adapter, e) {
+                (Some((a, _)), e @ bitseek_embed::Error::Adapter { .. }) => {
+                    adapter::bad_adapter(a.path().to_owned(), e)
+                }
+                (_, e) => CodeError::Embed(e),
+            })?;
+    info.dim = embedder.dim();
+    info.adapter = adapter.map(|a| a.1);
     if int8 {
         info.precision = "int8".into();
     }
@@ -250,6 +310,11 @@ pub struct ModelInfo {
     /// everything on the next `bitseek index`; questions must use the same one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encoder: Option<HeadId>,
+    /// The LoRA adapter merged into the model's weights ([`adapter`]); absent: none (the
+    /// weights as fetched, as every index built before adapters existed). Changing it re-embeds
+    /// everything on the next `bitseek index`; questions must use the same one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<AdapterId>,
 }
 
 fn f32_precision() -> String {
@@ -283,7 +348,23 @@ impl ModelInfo {
             fingerprint,
             precision: f32_precision(),
             encoder: None,
+            adapter: None,
         })
+    }
+
+    /// The identity of the vectors a code head takes as input: the model's fingerprint, or with
+    /// an adapter, xxh3-128 of the model's and the adapter's fingerprints (a head trained on
+    /// adapted vectors records this as its `base_fingerprint`).
+    pub fn vectors_fingerprint(&self) -> String {
+        match &self.adapter {
+            None => self.fingerprint.clone(),
+            Some(a) => format!(
+                "{:032x}",
+                xxhash_rust::xxh3::xxh3_128(
+                    format!("{}+lora:{}", self.fingerprint, a.fingerprint).as_bytes()
+                )
+            ),
+        }
     }
 }
 

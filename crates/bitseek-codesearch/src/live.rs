@@ -232,6 +232,7 @@ mod tests {
             fingerprint: "0".repeat(32),
             precision: "f32".into(),
             encoder: None,
+            adapter: None,
         }
     }
 

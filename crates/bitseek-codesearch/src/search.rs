@@ -228,6 +228,13 @@ impl CodeIndex {
     pub fn check_model(&self, model: &ModelInfo) -> Result<(), CodeError> {
         let built = &self.extra.model;
         if built.dim == model.dim && built.fingerprint == model.fingerprint {
+            if built.adapter != model.adapter {
+                return Err(CodeError::AdapterMismatch {
+                    root: self.root.clone(),
+                    built: crate::adapter_words(&built.adapter),
+                    using: crate::adapter_words(&model.adapter),
+                });
+            }
             if built.encoder != model.encoder {
                 return Err(CodeError::EncoderMismatch {
                     root: self.root.clone(),
@@ -318,7 +325,7 @@ impl CodeIndex {
         let names = self.names()?;
         let ranking = Ranking {
             tests_plainly: filter.tests_plainly,
-            ..Ranking::default()
+            ..Ranking::for_model(self.model())
         };
         let depth = k.max(FUSION_DEPTH);
         let semantic = self.semantic(questions, depth, filter)?;
@@ -477,6 +484,7 @@ mod tests {
             fingerprint: "0".repeat(32),
             precision: "f32".into(),
             encoder: None,
+            adapter: None,
         };
         index_repo(
             repo.path(),

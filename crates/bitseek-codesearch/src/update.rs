@@ -304,6 +304,15 @@ fn previous(
             Some(format!("the previous index is a {:?}", extra.kind)),
         );
     }
+    if extra.model.adapter != model.adapter {
+        return (
+            None,
+            Some(format!(
+                "the previous index was built {}",
+                crate::adapter_words(&extra.model.adapter)
+            )),
+        );
+    }
     if extra.model.encoder != model.encoder {
         return (
             None,

@@ -66,6 +66,7 @@ fn words_model() -> ModelInfo {
         fingerprint: "0".repeat(32),
         precision: "f32".into(),
         encoder: None,
+        adapter: None,
     }
 }
 

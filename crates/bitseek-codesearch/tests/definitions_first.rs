@@ -115,6 +115,7 @@ fn fixture() -> (tempfile::TempDir, CodeIndex) {
         fingerprint: "0".repeat(32),
         precision: "f32".into(),
         encoder: None,
+        adapter: None,
     };
     index_repo(root, &WORDS, &model, &IndexOptions::default(), &|_, _| {}).unwrap();
     let idx = CodeIndex::open(root).unwrap();

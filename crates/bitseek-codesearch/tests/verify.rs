@@ -27,6 +27,7 @@ fn indexed() -> tempfile::TempDir {
         fingerprint: "0".repeat(32),
         precision: "f32".into(),
         encoder: None,
+        adapter: None,
     };
     index_repo(
         repo.path(),
@@ -156,6 +157,7 @@ fn an_index_without_payload_row_offsets_is_searched_and_rewritten_by_the_next_in
         fingerprint: "0".repeat(32),
         precision: "f32".into(),
         encoder: None,
+        adapter: None,
     };
     let report = index_repo(root, &WORDS, &model, &IndexOptions::default(), &|_, _| {}).unwrap();
     assert_eq!(report.units_embedded, 0, "the vectors are reused");

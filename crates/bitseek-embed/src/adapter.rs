@@ -11,8 +11,9 @@
 //! other base weights (the hash is over bytes the merge reads anyway, so the check costs one pass
 //! over them, not a read of the whole weights file).
 
-use crate::weights::MappedTensors;
 use crate::{Error, Result};
+use safetensors::tensor::TensorView;
+use safetensors::{Dtype, SafeTensors};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -47,14 +48,21 @@ impl Adapter {
     /// it is merged.
     pub fn open(path: impl AsRef<Path>) -> Result<Adapter> {
         let path = path.as_ref().to_path_buf();
-        std::fs::File::open(&path).map_err(Error::io(&path))?;
+        let bytes = std::fs::read(&path).map_err(Error::io(&path))?;
+        Adapter::from_bytes(&bytes, path)
+    }
+
+    /// Reads an adapter from the bytes of its file (one built into a program); `path` is what
+    /// errors and [`Adapter::path`] call it. The checks are [`Adapter::open`]'s.
+    pub fn from_bytes(bytes: &[u8], path: impl Into<PathBuf>) -> Result<Adapter> {
+        let path = path.into();
         let bad = |message: String| Error::Adapter {
             path: path.clone(),
             message,
         };
         let tensors =
-            MappedTensors::open(&path).map_err(|e| bad(format!("not an adapter file ({e})")))?;
-        let meta = tensors.metadata();
+            Tensors::parse(bytes).map_err(|e| bad(format!("not an adapter file ({e})")))?;
+        let meta = &tensors.metadata;
         let field = |key: &str| {
             meta.get(key)
                 .map(String::as_str)
@@ -94,17 +102,17 @@ impl Adapter {
         for m in &modules {
             let read = |suffix: &str| -> Result<(Vec<f32>, Vec<usize>)> {
                 let name = format!("{m}.{suffix}");
-                let shape = tensors
-                    .shape(&name)
-                    .ok_or_else(|| bad(format!("it has no tensor {name}")))?
-                    .to_vec();
-                let values = tensors
-                    .floats(&name)
-                    .map_err(|e| bad(format!("tensor {name}: {e}")))?;
+                let view = tensors
+                    .views
+                    .get(&name)
+                    .ok_or_else(|| bad(format!("it has no tensor {name}")))?;
+                let shape = view.shape().to_vec();
+                let values = floats(view)
+                    .ok_or_else(|| bad(format!("tensor {name} is not a float tensor")))?;
                 if let Some(i) = values.iter().position(|v| !v.is_finite()) {
                     return Err(bad(format!("tensor {name} has a non-finite value at {i}")));
                 }
-                Ok((values.to_vec(), shape))
+                Ok((values, shape))
             };
             let (a, a_shape) = read("lora_A")?;
             let (b, b_shape) = read("lora_B")?;
@@ -129,7 +137,7 @@ impl Adapter {
                 .or_else(|| n.strip_suffix(".lora_B"))
                 .is_some_and(|m| factors.contains_key(m))
         };
-        if let Some(extra) = tensors.names().find(|n| !belongs(n)) {
+        if let Some(extra) = tensors.views.keys().find(|n| !belongs(n)) {
             return Err(bad(format!(
                 "tensor {extra} belongs to no layer in \"modules\""
             )));
@@ -187,6 +195,47 @@ impl Adapter {
                 weights.display()
             ),
         }
+    }
+}
+
+/// A safetensors file's tensors and metadata, borrowed from its bytes.
+struct Tensors<'a> {
+    views: HashMap<String, TensorView<'a>>,
+    metadata: HashMap<String, String>,
+}
+
+impl<'a> Tensors<'a> {
+    fn parse(bytes: &'a [u8]) -> std::result::Result<Tensors<'a>, safetensors::SafeTensorError> {
+        let metadata = SafeTensors::read_metadata(bytes)?
+            .1
+            .metadata()
+            .clone()
+            .unwrap_or_default();
+        let views = SafeTensors::deserialize(bytes)?
+            .tensors()
+            .into_iter()
+            .collect();
+        Ok(Tensors { views, metadata })
+    }
+}
+
+/// A tensor's values as `f32` (stored as `f32`, `f16` or `bf16`), or `None` for other dtypes.
+fn floats(view: &TensorView<'_>) -> Option<Vec<f32>> {
+    let d = view.data();
+    let halves = |f: fn(u16) -> f32| {
+        d.chunks_exact(2)
+            .map(|b| f(u16::from_le_bytes([b[0], b[1]])))
+            .collect()
+    };
+    match view.dtype() {
+        Dtype::F32 => Some(
+            d.chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+        ),
+        Dtype::F16 => Some(halves(|b| half::f16::from_bits(b).to_f32())),
+        Dtype::BF16 => Some(halves(|b| half::bf16::from_bits(b).to_f32())),
+        _ => None,
     }
 }
 

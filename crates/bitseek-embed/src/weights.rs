@@ -71,8 +71,6 @@ struct Entry {
 pub(crate) struct MappedTensors {
     map: Arc<Mmap>,
     tensors: HashMap<String, Entry>,
-    /// The header's `__metadata__` (string to string; empty when absent).
-    metadata: HashMap<String, String>,
 }
 
 impl MappedTensors {
@@ -82,17 +80,9 @@ impl MappedTensors {
         // SAFETY: read-only mapping; model files are replaced by rename, never rewritten in place
         // (the module docs), and every range read from it was checked against its length below.
         let map = unsafe { Mmap::map(&file)? };
-        let not_safetensors = |e: safetensors::SafeTensorError| {
-            candle_core::Error::Msg(format!("not a safetensors file: {e}"))
-        };
-        let metadata = SafeTensors::read_metadata(&map)
-            .map_err(not_safetensors)?
-            .1
-            .metadata()
-            .clone()
-            .unwrap_or_default();
         let tensors = {
-            let parsed = SafeTensors::deserialize(&map).map_err(not_safetensors)?;
+            let parsed = SafeTensors::deserialize(&map)
+                .map_err(|e| candle_core::Error::Msg(format!("not a safetensors file: {e}")))?;
             let base = map.as_ptr() as usize;
             parsed
                 .tensors()
@@ -112,18 +102,7 @@ impl MappedTensors {
         Ok(MappedTensors {
             map: Arc::new(map),
             tensors,
-            metadata,
         })
-    }
-
-    /// The header's `__metadata__` entries.
-    pub(crate) fn metadata(&self) -> &HashMap<String, String> {
-        &self.metadata
-    }
-
-    /// The names of the file's tensors, in no particular order.
-    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
-        self.tensors.keys().map(String::as_str)
     }
 
     /// Whether the file has a tensor called `name`.

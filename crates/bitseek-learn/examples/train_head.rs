@@ -73,6 +73,11 @@ struct Args {
     /// The model the training vectors were embedded with (recorded in the head file).
     #[arg(long)]
     model_dir: Option<PathBuf>,
+    /// The LoRA adapter that was merged into that model when the training vectors were embedded
+    /// (`bitseek index --adapter`: none, builtin or a file): the head is then recorded as made
+    /// for the adapted vectors, and code search uses it only with that adapter.
+    #[arg(long, default_value = "none", value_name = "none|builtin|FILE")]
+    adapter: bitseek_codesearch::AdapterChoice,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -149,7 +154,8 @@ fn main() -> anyhow::Result<()> {
         write_npy_f32(std::path::Path::new(output), v.rows(), v.dim, &y)?;
     }
     if let Some(path) = &a.save {
-        let (_, info) = bitseek_codesearch::load_base_model(a.model_dir.as_deref(), false)?;
+        let (_, info) =
+            bitseek_codesearch::load_adapted_model(a.model_dir.as_deref(), false, &a.adapter)?;
         anyhow::ensure!(
             info.dim == train.dim,
             "the model in --model-dir makes {}-dimensional vectors, the training pairs have {}",
@@ -168,10 +174,11 @@ fn main() -> anyhow::Result<()> {
             "hard_negatives": a.hard_negatives, "seed": a.seed,
             "best_epoch": out.best_epoch, "start_val_mrr": out.start_val_mrr,
             "best_val_mrr": out.best_val_mrr,
+            "adapter": info.adapter.as_ref().map(|x| &x.name),
         });
         let meta = bitseek_codesearch::encoder::HeadMeta {
             base_name: info.name.clone(),
-            base_fingerprint: info.fingerprint.clone(),
+            base_fingerprint: info.vectors_fingerprint(),
             training: training.to_string(),
         };
         let bytes = bitseek_codesearch::encoder::head_bytes(&out.head.query, &out.head.doc, &meta)

@@ -22,8 +22,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bitseek_codesearch::hybrid::identifier_tokens;
 use bitseek_codesearch::{
-    CodeEmbedder, CodeError, CodeHit, Encoder, Filter, LiveIndex, ModelInfo, SearchMode,
-    SourceFile, Stale, LANGS, MAX_CONTEXT,
+    AdapterChoice, CodeEmbedder, CodeError, CodeHit, Encoder, Filter, LiveIndex, ModelInfo,
+    SearchMode, SourceFile, Stale, LANGS, MAX_CONTEXT,
 };
 use bitseek_embed::{BertEmbedder, Embedder};
 use serde::{Deserialize, Serialize};
@@ -109,11 +109,15 @@ impl CodeRepos {
         }
         // Questions go through the code head the (first) index was built with; an index built
         // with another is refused by `with_model`, naming both.
-        let encoder = match repos.first() {
-            Some(r) => Encoder::of_index(r.live.index()?.model())?,
-            None => Encoder::Default,
+        let (adapter, encoder) = match repos.first() {
+            Some(r) => {
+                let built = r.live.index()?.model().clone();
+                (AdapterChoice::of_index(&built)?, Encoder::of_index(&built)?)
+            }
+            None => (AdapterChoice::Default, Encoder::Default),
         };
-        let (embedder, model) = bitseek_codesearch::load_model(model_dir, false, &encoder)?;
+        let (embedder, model) =
+            bitseek_codesearch::load_tuned(model_dir, false, &adapter, &encoder)?;
         let repos = repos
             .into_iter()
             .map(|r| {
@@ -135,9 +139,14 @@ impl CodeRepos {
         self.repos.iter().map(|r| r.name.as_str()).collect()
     }
 
-    /// The loaded embedding model (shared with the collections' text searches).
-    pub(crate) fn embedder(&self) -> Arc<BertEmbedder> {
-        self.embedder.model.clone()
+    /// The loaded embedding model, shared with the collections' text searches when it is the
+    /// model as fetched: with a LoRA adapter merged (tuned for code) it is not, and text search
+    /// loads its own.
+    pub(crate) fn embedder(&self) -> Option<Arc<BertEmbedder>> {
+        self.model
+            .adapter
+            .is_none()
+            .then(|| self.embedder.model.clone())
     }
 }
 
@@ -488,7 +497,9 @@ fn api_error(e: CodeError) -> ApiError {
         CodeError::Store(s) => s.into(),
         e @ (CodeError::NoIndex { .. }
         | CodeError::NotACodeIndex { .. }
-        | CodeError::ModelMismatch { .. }) => ApiError::new(
+        | CodeError::ModelMismatch { .. }
+        | CodeError::EncoderMismatch { .. }
+        | CodeError::AdapterMismatch { .. }) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "index_unavailable",
             e.to_string(),

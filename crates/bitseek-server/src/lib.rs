@@ -130,7 +130,7 @@ impl AppState {
         Arc::new(AppState {
             model: text::TextModel::new(
                 options.model_dir.clone(),
-                options.code.as_ref().map(|c| c.embedder()),
+                options.code.as_ref().and_then(|c| c.embedder()),
             ),
             db,
             options,

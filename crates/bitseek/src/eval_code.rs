@@ -2,12 +2,14 @@
 //! query → function pairs (`../shared/data/codesearch`), printed as a table or one JSON object.
 
 use bitseek_codes::quantizer::QuantizerKind;
+use bitseek_codesearch::adapter::resolve_adapter;
 use bitseek_codesearch::encoder::resolve_head;
 use bitseek_codesearch::eval::{
     evaluate, evaluate_ranking, EvalOptions, Evaluation, PairSet, PairVectors, Progress,
     RankingEvaluation, RankingOptions, VectorSource,
 };
-use bitseek_codesearch::{Encoder, EncoderHead, ModelInfo};
+use bitseek_codesearch::hybrid::lexical_weight;
+use bitseek_codesearch::{AdapterChoice, AdapterId, Encoder, EncoderHead, ModelInfo};
 use bitseek_embed::ModelDir;
 use std::path::PathBuf;
 
@@ -44,14 +46,25 @@ pub struct Args {
     /// evaluates without a head (its symbol questions are embedded inside).
     #[arg(long, default_value = "default", value_name = "default|none|FILE")]
     encoder: Encoder,
-    /// Merge this LoRA adapter (scripts/train_adapter.py) into the model's weights and embed both
-    /// sides with it (implies --embed). The default code head is then not applied (it was trained
-    /// on the model's vectors without an adapter); `--encoder FILE` combines the two.
-    #[arg(long, conflicts_with = "ranking")]
-    adapter: Option<PathBuf>,
+    /// The LoRA adapter merged into the model's weights, as `bitseek index --adapter`: `default`
+    /// (with --embed, the one `bitseek index` would use; the shipped vectors are the model's
+    /// alone), `builtin` (the adapter shipped with bitseek), `none`, or an adapter file
+    /// (scripts/train_adapter.py). An adapter embeds both sides through it (implies --embed), and
+    /// `--encoder default` then takes the head trained on those vectors, if one ships.
+    #[arg(
+        long,
+        default_value = "default",
+        value_name = "default|none|builtin|FILE"
+    )]
+    adapter: AdapterChoice,
     /// Also evaluate BM25 over identifiers and its reciprocal-rank fusion (k = 60) with float32.
     #[arg(long)]
     hybrid: bool,
+    /// With --hybrid: the lexical leg's weight against the semantic leg's 1 in the fusion as
+    /// `bitseek search` runs it (default: search's weight for these vectors, known when they
+    /// are embedded here; 1 for shipped vectors).
+    #[arg(long, value_name = "W")]
+    lexical_weight: Option<f32>,
     /// Evaluate the ranking `bitseek search` runs signal by signal instead (semantic only, BM25
     /// only, fused before and after, each signal on and off), on docstring questions and on
     /// symbol lookup (each function's name, as written and as split words, embedded with the
@@ -72,12 +85,21 @@ pub struct Args {
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     let set = PairSet::read(&a.pairs, a.limit)?;
+    let adapter = match (&a.adapter, a.embed) {
+        (AdapterChoice::None, _) | (AdapterChoice::Default, false) => None,
+        (choice, _) => resolve_adapter(choice, &base_model(&a)?)?,
+    };
+    anyhow::ensure!(
+        !(a.ranking && adapter.is_some()),
+        "--ranking evaluates the model without an adapter; add --adapter none"
+    );
     let source = VectorSource {
         embed: a.embed,
         model_dir: a.model_dir.clone(),
         int8: a.int8,
-        adapter: a.adapter.clone(),
+        adapter: adapter.as_ref().map(|x| x.0.clone()),
     };
+    let adapter_id = adapter.map(|x| x.1);
     let mut bar = Bar::new(a.json);
     let vectors = PairVectors::load(&set, &source, &mut bar)?;
     let head = if a.ranking {
@@ -87,8 +109,18 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         );
         None
     } else {
-        eval_head(&a, vectors.queries.dim)?
+        eval_head(&a, vectors.queries.dim, adapter_id.clone())?
     };
+    // The vectors' identity as an index would record it (shipped vectors: the installed
+    // model's), for search's fusion weight.
+    let search_weight = base_model(&a).map_or(1.0, |info| {
+        lexical_weight(&ModelInfo {
+            dim: vectors.queries.dim,
+            adapter: adapter_id,
+            encoder: head.as_ref().map(|h| h.id.clone()),
+            ..info
+        })
+    });
     let vectors = match &head {
         Some(h) => vectors.with_head(h).expect("the head's width was checked"),
         None => vectors,
@@ -106,20 +138,32 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         quantizers: a.quantizer.clone(),
         oversample: a.oversample,
         hybrid: a.hybrid,
+        lexical_weight: a.lexical_weight.unwrap_or(search_weight),
     };
     let evaluation = evaluate(&set, &vectors, &options, &mut bar);
     report(&a, &set, &vectors.source, &evaluation)
 }
 
-/// The head `--encoder` names for vectors of width `dim`: with --embed, checked against the
-/// model like `bitseek index`; on shipped vectors (all-MiniLM-L6-v2's), by width.
-fn eval_head(a: &Args, dim: usize) -> anyhow::Result<Option<EncoderHead>> {
-    if a.adapter.is_some() && a.encoder == Encoder::Default {
-        return Ok(None);
-    }
-    if a.embed {
-        let dir = ModelDir::open(bitseek_embed::resolve_model_dir(a.model_dir.as_deref())?)?;
-        let info = ModelInfo::of(&dir, dim)?;
+/// The identity of the model in --model-dir (its width is set once it is loaded).
+fn base_model(a: &Args) -> anyhow::Result<ModelInfo> {
+    let dir = ModelDir::open(bitseek_embed::resolve_model_dir(a.model_dir.as_deref())?)?;
+    Ok(ModelInfo::of(&dir, 0)?)
+}
+
+/// The head `--encoder` names for vectors of width `dim`: with --embed or an adapter, checked
+/// against the model and adapter like `bitseek index`; on shipped vectors (all-MiniLM-L6-v2's),
+/// by width.
+fn eval_head(
+    a: &Args,
+    dim: usize,
+    adapter: Option<AdapterId>,
+) -> anyhow::Result<Option<EncoderHead>> {
+    if a.embed || adapter.is_some() {
+        let info = ModelInfo {
+            dim,
+            adapter,
+            ..base_model(a)?
+        };
         return Ok(resolve_head(&a.encoder, &info)?);
     }
     let head = match &a.encoder {

@@ -1,6 +1,6 @@
 //! `bitseek index [DIR]`: index a repository for `bitseek search` (crate `bitseek-codesearch`).
 
-use bitseek_codesearch::{index_repo, Encoder, IndexOptions, IndexReport};
+use bitseek_codesearch::{index_repo, AdapterChoice, Encoder, IndexOptions, IndexReport};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -28,6 +28,17 @@ pub struct Args {
     /// the index's.
     #[arg(long, default_value = "default", value_name = "default|none|FILE")]
     encoder: Encoder,
+    /// The LoRA adapter merged into the model's weights (at load: embedding costs the same):
+    /// `default` (bitseek's default for the model), `builtin` (the adapter shipped with bitseek,
+    /// trained for code search on all-MiniLM-L6-v2), `none`, or an adapter file
+    /// (scripts/train_adapter.py). Changing it re-embeds every unit; `bitseek search` uses the
+    /// index's.
+    #[arg(
+        long,
+        default_value = "default",
+        value_name = "default|none|builtin|FILE"
+    )]
+    adapter: AdapterChoice,
     /// Texts per embedding call (progress is shown after each).
     #[arg(long, default_value_t = 256, value_parser = crate::positive)]
     batch: usize,
@@ -46,7 +57,7 @@ pub struct Args {
     /// Check every checksum of DIR's index (segment, payloads, lexical file) instead of indexing,
     /// and fail naming any damaged file. Searches check them on the first open after each
     /// write only; this trusts nothing.
-    #[arg(long, conflicts_with_all = ["int8", "model_dir", "watch", "encoder"])]
+    #[arg(long, conflicts_with_all = ["int8", "model_dir", "watch", "encoder", "adapter"])]
     verify: bool,
 }
 
@@ -117,7 +128,7 @@ pub(crate) fn run_to(a: Args, out: &mut dyn Write) -> anyhow::Result<()> {
         return Ok(());
     }
     let (embedder, model) =
-        bitseek_codesearch::load_model(a.model_dir.as_deref(), a.int8, &a.encoder)?;
+        bitseek_codesearch::load_tuned(a.model_dir.as_deref(), a.int8, &a.adapter, &a.encoder)?;
     let opts = IndexOptions {
         batch: a.batch,
         ..IndexOptions::default()

@@ -2,8 +2,8 @@
 
 use anyhow::Context;
 use bitseek_codesearch::{
-    group_by_file, CodeHit, Encoder, Filter, HitText, LiveIndex, SearchMode, SourceFile, Stale,
-    MAX_CONTEXT,
+    group_by_file, AdapterChoice, CodeHit, Encoder, Filter, HitText, LiveIndex, SearchMode,
+    SourceFile, Stale, MAX_CONTEXT,
 };
 use bitseek_embed::{timings, Embedder};
 use std::collections::HashMap;
@@ -54,6 +54,10 @@ pub struct Args {
     /// (`bitseek index --encoder`); `none`, `default` or a head file must match it.
     #[arg(long, value_name = "default|none|FILE")]
     encoder: Option<Encoder>,
+    /// The LoRA adapter merged into the model: by default the one the index was built with
+    /// (`bitseek index --adapter`); `none`, `default`, `builtin` or an adapter file must match it.
+    #[arg(long, value_name = "default|none|builtin|FILE")]
+    adapter: Option<AdapterChoice>,
     /// Rank by the embeddings alone, without the lexical leg (BM25 over identifier words fused
     /// by reciprocal rank, on by default because it ranks better on the code-search dev sets).
     #[arg(long)]
@@ -207,8 +211,12 @@ fn answer(a: Args, out: &mut dyn Write, color: bool) -> anyhow::Result<Loaded> {
         Some(e) => e.clone(),
         None => Encoder::of_index(index.index()?.model())?,
     };
+    let adapter = match &a.adapter {
+        Some(x) => x.clone(),
+        None => AdapterChoice::of_index(index.index()?.model())?,
+    };
     let (embedder, model) =
-        bitseek_codesearch::load_model(a.model_dir.as_deref(), false, &encoder)?;
+        bitseek_codesearch::load_tuned(a.model_dir.as_deref(), false, &adapter, &encoder)?;
     index.index()?.check_model(&model)?;
     let t_model = t.elapsed();
     let t = Instant::now();

@@ -40,6 +40,9 @@ pub struct EvalOptions {
     pub oversample: usize,
     /// Also BM25 over identifiers and its reciprocal-rank fusion with float32.
     pub hybrid: bool,
+    /// The lexical leg's weight in the fusion as search runs it ([`crate::hybrid::Ranking`]'s
+    /// `lexical_weight`; 1: equal legs).
+    pub lexical_weight: f32,
 }
 
 /// Told how far an evaluation has got (a progress bar, or nothing: `()`).
@@ -177,7 +180,7 @@ pub fn evaluate(
     let candidates = CANDIDATES_PER_OVERSAMPLE * options.oversample;
     let passes = 1 + options.quantizers.len() as u64;
     progress.begin("ranking", passes * n as u64);
-    let mut rows = float32_rows(set, vectors, options.hybrid, &name_free, progress);
+    let mut rows = float32_rows(set, vectors, options, &name_free, progress);
     for &kind in &options.quantizers {
         rows.extend(code_rows(kind, vectors, candidates, &name_free, progress));
     }
@@ -190,10 +193,11 @@ pub fn evaluate(
 fn float32_rows(
     set: &PairSet,
     vectors: &PairVectors,
-    hybrid: bool,
+    options: &EvalOptions,
     name_free: &[bool],
     progress: &mut dyn Progress,
 ) -> Vec<MethodRow> {
+    let (hybrid, lexical_weight) = (options.hybrid, options.lexical_weight);
     let (queries, codes) = (&vectors.queries, &vectors.codes);
     let (n, dim) = (set.len(), queries.dim);
     let t = Instant::now();
@@ -221,7 +225,8 @@ fn float32_rows(
                             bm.scores(&set.pairs[q].query, lex);
                             let lexical = rank_of(lex, q);
                             let fused = rrf_rank(&[row, lex], q);
-                            let searched = searched_rank(row, lex, q, scratch);
+                            let searched =
+                                searched_rank(row, lex, q, lexical_weight as f64, scratch);
                             (exact, lexical, fused, searched)
                         }
                         None => (exact, 0, 0, 0),
@@ -261,7 +266,11 @@ fn float32_rows(
             None,
         ));
         rows.push(row(
-            &format!("hybrid, top {FUSION_DEPTH}/leg (as search)"),
+            &if lexical_weight == 1.0 {
+                format!("hybrid, top {FUSION_DEPTH}/leg (as search)")
+            } else {
+                format!("hybrid, top {FUSION_DEPTH}/leg, bm25 x{lexical_weight} (as search)")
+            },
             format!("{} + text", 4 * dim),
             &search_ranks,
             name_free,

@@ -128,9 +128,10 @@ pub struct VectorSource {
     /// the questions stay in f32 (shipped, or embedded in f32 under `embed`), as `bitseek search`
     /// embeds them.
     pub int8: bool,
-    /// A LoRA adapter merged into the model's weights at load (`bitseek_embed::Adapter`); both
-    /// sides are then embedded (the shipped vectors are the base model's).
-    pub adapter: Option<PathBuf>,
+    /// A LoRA adapter merged into the model's weights at load (read by `Adapter::open`, or
+    /// [`crate::adapter::resolve_adapter`]); both sides are then embedded (the shipped vectors
+    /// are the base model's).
+    pub adapter: Option<Adapter>,
 }
 
 /// The query and code vectors of a [`PairSet`] (row `i` embeds pair `i`), L2-normalised.
@@ -292,14 +293,14 @@ fn embedded(
     let dir = ModelDir::open(bitseek_embed::resolve_model_dir(
         source.model_dir.as_deref(),
     )?)?;
-    let adapter = source.adapter.as_deref().map(Adapter::open).transpose()?;
+    let adapter = source.adapter.as_ref();
     let embedder = BertEmbedder::load_adapted(
         &dir,
         EmbedOptions {
             int8,
             ..Default::default()
         },
-        adapter.as_ref(),
+        adapter,
     )?;
     let dim = embedder.dim();
     let why = if let Some(a) = &adapter {

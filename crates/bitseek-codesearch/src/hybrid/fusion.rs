@@ -43,10 +43,16 @@ pub const FUSION_DEPTH: usize = 100;
 /// often truncated): every row in any list gets `Σ 1/(RRF_K + position)` over the lists it is in
 /// (positions 1-based). Best first; ties go to the lower row.
 pub fn fuse_ranked(legs: &[&[u32]]) -> Vec<(u32, f32)> {
+    let weighted: Vec<(&[u32], f64)> = legs.iter().map(|&l| (l, 1.0)).collect();
+    fuse_weighted(&weighted)
+}
+
+/// [`fuse_ranked`] with a weight per list: a row gets `Σ weight/(RRF_K + position)`.
+pub fn fuse_weighted(legs: &[(&[u32], f64)]) -> Vec<(u32, f32)> {
     let mut fused: HashMap<u32, f64> = HashMap::new();
-    for leg in legs {
+    for &(leg, weight) in legs {
         for (p, &row) in leg.iter().enumerate() {
-            *fused.entry(row).or_default() += 1.0 / (RRF_K + (p + 1) as f64);
+            *fused.entry(row).or_default() += weight / (RRF_K + (p + 1) as f64);
         }
     }
     let mut out: Vec<(u32, f64)> = fused.into_iter().collect();
@@ -67,17 +73,19 @@ pub fn rrf_rank(legs: &[&[f32]], own: usize) -> usize {
 
 /// The fused ranking `bitseek search` returns: the semantic leg's rows (`semantic`, best first)
 /// and the best `depth` rows of the lexical scores (`lexical`, one per row, higher is better) that
-/// share a word with the question (score > 0), fused by [`fuse_ranked`]. `scratch` is reused
-/// between calls.
+/// share a word with the question (score > 0), fused by [`fuse_weighted`], the lexical leg
+/// weighted `lexical_weight` against the semantic leg's 1 ([`crate::hybrid::Ranking`]'s
+/// `lexical_weight`). `scratch` is reused between calls.
 pub fn fuse_legs(
     semantic: &[u32],
     lexical: &[f32],
     depth: usize,
+    lexical_weight: f64,
     scratch: &mut Vec<f32>,
 ) -> Vec<(u32, f32)> {
     let mut lex = top_candidates(lexical, depth, scratch);
     lex.retain(|&r| lexical[r as usize] > 0.0);
-    fuse_ranked(&[semantic, &lex])
+    fuse_weighted(&[(semantic, 1.0), (&lex, lexical_weight)])
 }
 
 /// Rank of `own` under [`fuse_legs`] as `bitseek search` runs it: the best [`FUSION_DEPTH`] rows
@@ -87,10 +95,11 @@ pub fn searched_rank(
     semantic: &[f32],
     lexical: &[f32],
     own: usize,
+    lexical_weight: f64,
     scratch: &mut Vec<f32>,
 ) -> usize {
     let sem = top_candidates(semantic, FUSION_DEPTH, scratch);
-    let fused = fuse_legs(&sem, lexical, FUSION_DEPTH, scratch);
+    let fused = fuse_legs(&sem, lexical, FUSION_DEPTH, lexical_weight, scratch);
     if let Some(p) = fused.iter().position(|&(r, _)| r as usize == own) {
         return p + 1;
     }
@@ -145,15 +154,20 @@ mod tests {
         // Rows 0 and 3 tie at 1/61 (the lower row first); wordless rows 1 and 2 stay out of the
         // lexical leg, so row 2 only comes in through the semantic list.
         assert_eq!(
-            rows(fuse_legs(&[0, 2], &lex, 2, &mut Vec::new())),
+            rows(fuse_legs(&[0, 2], &lex, 2, 1.0, &mut Vec::new())),
             [0, 3, 2]
         );
         let mut scratch = Vec::new();
-        assert_eq!(searched_rank(&sem, &lex, 3, &mut scratch), 1);
-        assert_eq!(searched_rank(&sem, &lex, 0, &mut scratch), 2);
+        assert_eq!(searched_rank(&sem, &lex, 3, 1.0, &mut scratch), 1);
+        assert_eq!(searched_rank(&sem, &lex, 0, 1.0, &mut scratch), 2);
+        // A light lexical leg moves row 3 up only as far as its weight reaches: 0.01/61 does
+        // not make up 1/63 - 1/64 (row 2), 0.05/61 passes row 0's 1/61 - 1/64.
+        assert_eq!(searched_rank(&sem, &lex, 3, 0.01, &mut scratch), 4);
+        assert_eq!(searched_rank(&sem, &lex, 3, 0.0, &mut scratch), 4);
+        assert_eq!(searched_rank(&sem, &lex, 3, 0.05, &mut scratch), 1);
         // Past both lists, rows keep their semantic rank.
         let sem: Vec<f32> = (0..150).map(|i| -(i as f32)).collect();
         let lex = vec![0f32; 150];
-        assert_eq!(searched_rank(&sem, &lex, 120, &mut scratch), 121);
+        assert_eq!(searched_rank(&sem, &lex, 120, 1.0, &mut scratch), 121);
     }
 }

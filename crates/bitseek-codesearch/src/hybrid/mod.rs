@@ -15,9 +15,10 @@ mod table;
 
 pub use file::LexicalFile;
 pub use fusion::{
-    fuse_legs, fuse_ranked, positions, rrf_rank, rrf_scores, searched_rank, FUSION_DEPTH, RRF_K,
+    fuse_legs, fuse_ranked, fuse_weighted, positions, rrf_rank, rrf_scores, searched_rank,
+    FUSION_DEPTH, RRF_K,
 };
 pub use lexical::{identifier_tokens, term_counts, Bm25};
 pub use names::{Match, Names, Role, UnitInfo};
 pub use query::{name_words, Question, STOP_WORDS};
-pub use rank::{lexical_words, rank, Ranking};
+pub use rank::{lexical_weight, lexical_words, rank, Ranking, ADAPTED_LEXICAL_WEIGHT};
