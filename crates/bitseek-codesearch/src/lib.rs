@@ -274,14 +274,21 @@ pub fn load_adapted_model(
     // the loaded model's.
     let mut info = bitseek_embed::timings::time("model fingerprint", || ModelInfo::of(&dir, 0))?;
     let adapter = adapter::resolve_adapter(adapter, &info)?;
-    let embedder =
-        bitseek_embed::BertEmbedder::load_adapted(&dir, options, adapter.as_ref().map(|a| &a.0))
-            .map_err(|e| match (&adapter, e) {
-                (Some((a, _)), e @ bitseek_embed::Error::Adapter { .. }) => {
-                    adapter::bad_adapter(a.path().to_owned(), e)
-                }
-                (_, e) => CodeError::Embed(e),
-            })?;
+    // The merged layers are kept in the cache: later processes map them (bitseek-embed's
+    // `prepared` module) instead of hashing the base weights and merging again.
+    let prepared_dir = bitseek_embed::default_prepared_dir();
+    let embedder = bitseek_embed::BertEmbedder::load_prepared(
+        &dir,
+        options,
+        adapter.as_ref().map(|a| &a.0),
+        prepared_dir.as_deref(),
+    )
+    .map_err(|e| match (&adapter, e) {
+        (Some((a, _)), e @ bitseek_embed::Error::Adapter { .. }) => {
+            adapter::bad_adapter(a.path().to_owned(), e)
+        }
+        (_, e) => CodeError::Embed(e),
+    })?;
     info.dim = embedder.dim();
     info.adapter = adapter.map(|a| a.1);
     if int8 {

@@ -38,6 +38,8 @@ pub struct Adapter {
     rank: usize,
     alpha: f32,
     base_weights_sha256: String,
+    /// xxh3-128 of the file's bytes: names this adapter in a prepared copy's key.
+    digest: u128,
     modules: Vec<String>,
     factors: HashMap<String, Factors>,
 }
@@ -147,6 +149,7 @@ impl Adapter {
             rank,
             alpha,
             base_weights_sha256,
+            digest: xxhash_rust::xxh3::xxh3_128(bytes),
             modules,
             factors,
         })
@@ -170,6 +173,11 @@ impl Adapter {
     /// The adapted layers, named as in `model.safetensors`, in the order of the base hash.
     pub fn modules(&self) -> &[String] {
         &self.modules
+    }
+
+    /// xxh3-128 of the adapter file's bytes.
+    pub fn digest(&self) -> u128 {
+        self.digest
     }
 
     /// SHA-256 of the base weights it was trained on (the adapted layers' weights, in order).

@@ -1,6 +1,7 @@
 use crate::adapter::Adapter;
 use crate::encoder::{BertConfig, Encoder};
 use crate::model_dir::read_json;
+use crate::prepared::PreparedCopy;
 use crate::{timings, Embedder, Error, ModelDir, Result};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
@@ -40,6 +41,8 @@ pub struct BertEmbedder {
     dim: usize,
     vocab: usize,
     batch_size: usize,
+    /// The prepared copy the adapted layers were mapped from, when one was.
+    prepared: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for BertEmbedder {
@@ -71,6 +74,19 @@ impl BertEmbedder {
         options: EmbedOptions,
         adapter: Option<&Adapter>,
     ) -> Result<Self> {
+        Self::load_prepared(dir, options, adapter, None)
+    }
+
+    /// [`BertEmbedder::load_adapted`], keeping the merged layers in `prepared_dir` (a cache
+    /// folder, created when missing): the first load writes them there, later loads map them
+    /// instead of hashing the base weights and merging again (the `prepared` module). The
+    /// embeddings are the same bit for bit either way.
+    pub fn load_prepared(
+        dir: &ModelDir,
+        options: EmbedOptions,
+        adapter: Option<&Adapter>,
+        prepared_dir: Option<&Path>,
+    ) -> Result<Self> {
         let start = std::time::Instant::now();
         let config_path = dir.config_path();
         let config: BertConfig = read_json(&config_path)?;
@@ -91,7 +107,11 @@ impl BertEmbedder {
         let weights_path = dir.weights_path();
         // A missing or unreadable file is an I/O error naming it, not a parse error.
         std::fs::File::open(&weights_path).map_err(Error::io(&weights_path))?;
-        let mut encoder = Encoder::load(&weights_path, &config, adapter)?;
+        let prepared = prepared_dir
+            .zip(adapter)
+            .and_then(|(d, a)| PreparedCopy::new(d, &weights_path, a));
+        let (mut encoder, from_prepared) =
+            Encoder::load(&weights_path, &config, adapter, prepared.as_ref())?;
         if options.int8 {
             encoder.quantize();
         }
@@ -102,7 +122,18 @@ impl BertEmbedder {
             dim: config.hidden_size,
             vocab: config.vocab_size,
             batch_size: options.batch_size.max(1),
+            prepared: prepared
+                .filter(|_| from_prepared)
+                .map(|p| p.path().to_path_buf()),
         })
+    }
+
+    /// The prepared copy of the adapted layers this model was loaded from ([`load_prepared`]
+    /// found it intact); `None` when they were merged at load, or without an adapter.
+    ///
+    /// [`load_prepared`]: BertEmbedder::load_prepared
+    pub fn prepared_copy(&self) -> Option<&Path> {
+        self.prepared.as_deref()
     }
 
     /// The token window: longer texts are truncated to this many tokens, special tokens included.

@@ -19,10 +19,11 @@
 
 use crate::adapter::{merge, Adapter};
 use crate::int8::{QuantDense, Scratch};
+use crate::prepared::{self, PreparedCopy};
 use crate::weights::{Floats, MappedTensors};
 use crate::{Error, Result};
 use sha2::{Digest, Sha256};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::path::Path;
 
 /// How a BERT config names its activation.
@@ -139,6 +140,10 @@ struct Weights<'a> {
     adapter: Option<&'a Adapter>,
     /// How many of the adapter's layers have been merged.
     merged: Cell<usize>,
+    /// The adapted layers already merged, from a prepared copy (the `prepared` module).
+    prepared: Option<MappedTensors>,
+    /// The layers merged here, kept to write a prepared copy from (`None`: none is written).
+    to_prepare: Option<RefCell<Vec<prepared::Layer>>>,
 }
 
 impl Weights<'_> {
@@ -165,10 +170,23 @@ impl Weights<'_> {
     }
 
     fn dense(&self, name: &str, n_in: usize, n_out: usize) -> candle_core::Result<Dense> {
-        let mut weight = self.get(&format!("{name}.weight"), &[n_out, n_in])?;
+        let weight_name = format!("{name}.weight");
+        let mut weight = self.get(&weight_name, &[n_out, n_in])?;
         if let Some((a, f)) = self.adapter.and_then(|a| Some((a, a.factors(name)?))) {
-            // Shapes were checked against the model by `check_base`.
-            weight = merge(&weight, f, a.rank(), a.scale()).into();
+            if let Some(p) = &self.prepared {
+                if p.shape(&weight_name) != Some(&[n_out, n_in][..]) {
+                    candle_core::bail!("the prepared copy has no {weight_name} of this shape");
+                }
+                weight = p.floats(&weight_name)?;
+            } else {
+                // Shapes were checked against the model by `check_base`.
+                let merged = merge(&weight, f, a.rank(), a.scale());
+                if let Some(keep) = &self.to_prepare {
+                    keep.borrow_mut()
+                        .push((weight_name, vec![n_out, n_in], merged.clone()));
+                }
+                weight = merged.into();
+            }
             self.merged.set(self.merged.get() + 1);
         }
         Ok(Dense {
@@ -221,12 +239,15 @@ fn check_base(w: &Weights, adapter: &Adapter, path: &Path) -> Result<()> {
 
 impl Encoder {
     /// Reads the weights from a safetensors file, mapped (the `weights` module), merging
-    /// `adapter` into them when given (the `adapter` module).
+    /// `adapter` into them when given (the `adapter` module): from `prepared`'s copy when it is
+    /// intact, else merged here and written there for the next load (the `prepared` module).
+    /// Also says whether the prepared copy was used.
     pub(crate) fn load(
         path: &Path,
         config: &BertConfig,
         adapter: Option<&Adapter>,
-    ) -> Result<Self> {
+        prepared: Option<&PreparedCopy>,
+    ) -> Result<(Self, bool)> {
         let weights_error = |source| Error::Weights {
             path: path.to_path_buf(),
             source,
@@ -237,13 +258,19 @@ impl Encoder {
         } else {
             "bert."
         };
+        let prepared = prepared.filter(|_| adapter.is_some());
+        let ready = prepared.and_then(|p| crate::timings::time("prepared copy", || p.open()));
         let w = Weights {
             tensors,
             prefix,
             adapter,
             merged: Cell::new(0),
+            to_prepare: (prepared.is_some() && ready.is_none()).then(|| RefCell::new(Vec::new())),
+            prepared: ready,
         };
-        if let Some(adapter) = adapter {
+        // A prepared copy was written after this check passed on these very weights (its key
+        // names the file's path, size and modification time).
+        if let (Some(adapter), None) = (adapter, &w.prepared) {
             crate::timings::time("adapter base check", || check_base(&w, adapter, path))?;
         }
         let encoder = Self::read(&w, config).map_err(weights_error)?;
@@ -259,7 +286,11 @@ impl Encoder {
                 ));
             }
         }
-        Ok(encoder)
+        if let (Some(p), Some(layers)) = (prepared, w.to_prepare) {
+            // A cache that cannot be written only costs the next load the merge again.
+            let _ = p.write(&layers.into_inner());
+        }
+        Ok((encoder, w.prepared.is_some()))
     }
 
     fn read(w: &Weights, config: &BertConfig) -> candle_core::Result<Self> {

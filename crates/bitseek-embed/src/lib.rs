@@ -37,6 +37,7 @@ mod error;
 pub mod fetch;
 mod int8;
 mod model_dir;
+mod prepared;
 pub mod timings;
 mod tokenizer_file;
 mod weights;
@@ -48,6 +49,7 @@ pub use model_dir::{
     cache_dir_from, default_model_dir, default_model_dir_from, resolve_model_dir, ModelDir,
     DEFAULT_MODEL_NAME, MODEL_DIR_ENV,
 };
+pub use prepared::{default_prepared_dir, PREPARED_DIR_ENV};
 
 /// Turns texts into vectors of one fixed dimension.
 pub trait Embedder: Send + Sync {

@@ -105,6 +105,11 @@ impl MappedTensors {
         })
     }
 
+    /// The names of the file's tensors, in no particular order.
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
+        self.tensors.keys().map(String::as_str)
+    }
+
     /// Whether the file has a tensor called `name`.
     pub(crate) fn contains(&self, name: &str) -> bool {
         self.tensors.contains_key(name)

@@ -469,3 +469,105 @@ fn merged_adapter_matches_the_training_framework() {
         assert!(moved > 0.001, "the reference looks like the base model's");
     }
 }
+
+/// The tiny model with an adapter, in `tmp`: its directory and the adapter.
+fn adapted_tiny(tmp: &Path) -> (ModelDir, Adapter) {
+    let model = make_model(tmp, Some(16));
+    let (tensors, meta) = adapter_parts(&model, &random_factors());
+    let path = tmp.join("adapter.safetensors");
+    write_adapter(&path, &tensors, &meta);
+    (ModelDir::open(tmp).unwrap(), Adapter::open(&path).unwrap())
+}
+
+#[test]
+fn a_prepared_copy_embeds_as_the_merge_and_a_damaged_one_is_rebuilt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, adapter) = adapted_tiny(tmp.path());
+    let cache = tmp.path().join("prepared");
+    let load = || {
+        BertEmbedder::load_prepared(&dir, EmbedOptions::default(), Some(&adapter), Some(&cache))
+            .unwrap()
+    };
+    let want = BertEmbedder::load_adapted(&dir, EmbedOptions::default(), Some(&adapter))
+        .unwrap()
+        .embed(&TEXTS)
+        .unwrap();
+    // The first load merges and writes the copy; the second maps it.
+    let first = load();
+    assert_eq!(first.prepared_copy(), None);
+    assert_eq!(first.embed(&TEXTS).unwrap(), want);
+    let second = load();
+    let file = second
+        .prepared_copy()
+        .expect("the copy is used")
+        .to_path_buf();
+    assert_eq!(second.embed(&TEXTS).unwrap(), want, "bit for bit");
+    drop(second);
+    // A flipped byte in the values, then a truncated file: each is found, removed, merged again
+    // (the same embeddings) and written anew.
+    let len = std::fs::metadata(&file).unwrap().len() as usize;
+    type Damage = Box<dyn Fn(&mut Vec<u8>)>;
+    let damages: [Damage; 2] = [
+        Box::new(move |b: &mut Vec<u8>| b[len - 5] ^= 0x10),
+        Box::new(|b: &mut Vec<u8>| b.truncate(b.len() / 2)),
+    ];
+    for damage in damages {
+        let mut bytes = std::fs::read(&file).unwrap();
+        damage(&mut bytes);
+        std::fs::write(&file, bytes).unwrap();
+        let again = load();
+        assert_eq!(again.prepared_copy(), None, "a damaged copy is not used");
+        assert_eq!(again.embed(&TEXTS).unwrap(), want);
+        let next = load();
+        assert_eq!(
+            next.prepared_copy(),
+            Some(file.as_path()),
+            "rewritten intact"
+        );
+        assert_eq!(next.embed(&TEXTS).unwrap(), want);
+    }
+    // Another adapter never finds this copy.
+    let other = tmp.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let (dir2, adapter2) = adapted_tiny(&other);
+    let e = BertEmbedder::load_prepared(
+        &dir2,
+        EmbedOptions::default(),
+        Some(&adapter2),
+        Some(&cache),
+    )
+    .unwrap();
+    assert_eq!(e.prepared_copy(), None);
+}
+
+#[test]
+fn concurrent_first_loads_leave_one_intact_copy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, adapter) = adapted_tiny(tmp.path());
+    let cache = tmp.path().join("prepared");
+    let want = BertEmbedder::load_adapted(&dir, EmbedOptions::default(), Some(&adapter))
+        .unwrap()
+        .embed(&TEXTS)
+        .unwrap();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                let e = BertEmbedder::load_prepared(
+                    &dir,
+                    EmbedOptions::default(),
+                    Some(&adapter),
+                    Some(&cache),
+                )
+                .unwrap();
+                assert_eq!(e.embed(&TEXTS).unwrap(), want);
+            });
+        }
+    });
+    let files: Vec<_> = std::fs::read_dir(&cache).unwrap().collect();
+    assert_eq!(files.len(), 1, "no temporary file left: {files:?}");
+    let e =
+        BertEmbedder::load_prepared(&dir, EmbedOptions::default(), Some(&adapter), Some(&cache))
+            .unwrap();
+    assert!(e.prepared_copy().is_some());
+    assert_eq!(e.embed(&TEXTS).unwrap(), want);
+}
