@@ -194,3 +194,33 @@ impl bitseek_embed::Embedder for HashedWords {
         Ok(texts.iter().map(|t| self.vector(t)).collect())
     }
 }
+
+/// Writes to `path` a code head for the tiny model ([`HIDDEN`] wide, 16 hidden units) with
+/// fixed non-zero weights, claiming the vectors whose identity is `fingerprint`
+/// (`ModelInfo::vectors_fingerprint`).
+pub fn write_head(path: &Path, fingerprint: &str) -> io::Result<()> {
+    use bitseek_codes::quantizer::learned::Mlp;
+    let mlp = |seed: u32| {
+        let v = |n: usize, k: u32| -> Vec<f32> {
+            (0..n)
+                .map(|i| (((i as u32).wrapping_mul(2654435761) ^ k) % 997) as f32 / 997.0 - 0.5)
+                .collect()
+        };
+        Mlp {
+            input: HIDDEN,
+            hidden: 16,
+            output: HIDDEN,
+            w1: v(16 * HIDDEN, seed),
+            b1: v(16, seed + 1),
+            w2: v(HIDDEN * 16, seed + 2),
+            b2: v(HIDDEN, seed + 3),
+        }
+    };
+    let meta = crate::encoder::HeadMeta {
+        base_name: "tiny".into(),
+        base_fingerprint: fingerprint.into(),
+        training: "{\"test\": true}".into(),
+    };
+    let bytes = crate::encoder::head_bytes(&mlp(1), &mlp(9), &meta).map_err(io::Error::other)?;
+    std::fs::write(path, bytes)
+}

@@ -3,9 +3,7 @@
 //! a head trained on adapted vectors goes only with its adapter, and damaged or foreign adapter
 //! files are refused with the fix.
 
-use bitseek_codes::quantizer::learned::Mlp;
-use bitseek_codesearch::encoder::{head_bytes, HeadMeta};
-use bitseek_codesearch::testing::{write_tiny_model, HIDDEN};
+use bitseek_codesearch::testing::{write_head, write_tiny_model};
 use bitseek_codesearch::{
     index_repo, load_adapted_model, load_base_model, load_tuned, AdapterChoice, CodeError,
     CodeIndex, Encoder, Filter, IndexOptions, SearchMode,
@@ -84,28 +82,7 @@ fn adapter_file(model: &Path, path: &Path, base_hash: Option<&str>) {
 
 /// A head for the tiny model's vectors whose identity is `fingerprint`.
 fn head_file(path: &Path, fingerprint: &str) {
-    let mlp = |seed: u32| {
-        let v = |n: usize, k: u32| -> Vec<f32> {
-            (0..n)
-                .map(|i| (((i as u32).wrapping_mul(2654435761) ^ k) % 997) as f32 / 997.0 - 0.5)
-                .collect()
-        };
-        Mlp {
-            input: HIDDEN,
-            hidden: 16,
-            output: HIDDEN,
-            w1: v(16 * HIDDEN, seed),
-            b1: v(16, seed + 1),
-            w2: v(HIDDEN * 16, seed + 2),
-            b2: v(HIDDEN, seed + 3),
-        }
-    };
-    let meta = HeadMeta {
-        base_name: "tiny".into(),
-        base_fingerprint: fingerprint.into(),
-        training: "{\"test\": true}".into(),
-    };
-    std::fs::write(path, head_bytes(&mlp(1), &mlp(9), &meta).unwrap()).unwrap();
+    write_head(path, fingerprint).unwrap();
 }
 
 fn stored(root: &Path) -> Vec<f32> {

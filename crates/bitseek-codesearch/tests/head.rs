@@ -2,9 +2,8 @@
 //! question vectors exactly as its towers say, `--encoder none` is the model's path unchanged,
 //! searches never mix heads, and damaged or foreign head files are refused.
 
-use bitseek_codes::quantizer::learned::Mlp;
-use bitseek_codesearch::encoder::{head_bytes, HeadMeta, Side};
-use bitseek_codesearch::testing::{write_tiny_model, HIDDEN};
+use bitseek_codesearch::encoder::Side;
+use bitseek_codesearch::testing::{write_head, write_tiny_model, HIDDEN};
 use bitseek_codesearch::{
     index_repo, load_base_model, load_model, CodeError, CodeIndex, Encoder, EncoderHead, Filter,
     IndexOptions, SearchMode,
@@ -30,29 +29,8 @@ fn repo() -> tempfile::TempDir {
 
 /// A head with non-zero weights for the tiny model (`fingerprint` is the model it claims).
 fn head_file(dir: &Path, fingerprint: &str) -> std::path::PathBuf {
-    let mlp = |seed: u32| {
-        let v = |n: usize, k: u32| -> Vec<f32> {
-            (0..n)
-                .map(|i| (((i as u32).wrapping_mul(2654435761) ^ k) % 997) as f32 / 997.0 - 0.5)
-                .collect()
-        };
-        Mlp {
-            input: HIDDEN,
-            hidden: 16,
-            output: HIDDEN,
-            w1: v(16 * HIDDEN, seed),
-            b1: v(16, seed + 1),
-            w2: v(HIDDEN * 16, seed + 2),
-            b2: v(HIDDEN, seed + 3),
-        }
-    };
-    let meta = HeadMeta {
-        base_name: "tiny".into(),
-        base_fingerprint: fingerprint.into(),
-        training: "{\"test\": true}".into(),
-    };
     let path = dir.join("head.safetensors");
-    std::fs::write(&path, head_bytes(&mlp(1), &mlp(9), &meta).unwrap()).unwrap();
+    write_head(&path, fingerprint).unwrap();
     path
 }
 
