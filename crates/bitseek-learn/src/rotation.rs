@@ -128,21 +128,16 @@ fn unit_residuals(dim: usize, padded: usize, mean: &[f32], rows: &[f32]) -> Vec<
     out
 }
 
-/// Learns RaBitQ's rotation on `rows` (`dim` floats each) by ITQ, validated by raw recall@10 of
-/// `val_queries` over `val_docs` (all L2-normalised; RaBitQ fitted on `val_docs` as an index build
-/// would, default 4-bit asymmetric query). `on_check(iter, quality, val_recall)` reports progress.
-pub fn learn_rotation(
+/// Raw recall@10 of `val_queries` over `val_docs` with RaBitQ fitted on `val_docs` (as an index
+/// build would) but rotated by the rotation given: how both learners validate.
+fn validator<'a>(
     dim: usize,
-    rows: &[f32],
-    val_queries: &[f32],
-    val_docs: &[f32],
-    cfg: &RotationConfig,
-    on_check: &mut dyn FnMut(usize, f64, f64),
-) -> LearnedRotation {
-    let start = Lattice::fit(dim, 1, rows, cfg.fit);
-    let padded = start.padded;
-    let val_lattice = Lattice::fit(dim, 1, val_docs, cfg.fit);
-    let validate = |rotation: &[f32]| -> f64 {
+    val_queries: &'a [f32],
+    val_docs: &'a [f32],
+    fit: FitOptions,
+) -> impl Fn(&[f32]) -> f64 + 'a {
+    let val_lattice = Lattice::fit(dim, 1, val_docs, fit);
+    move |rotation: &[f32]| -> f64 {
         let q = Quantizer::Lattice(Lattice {
             rotation: rotation.to_vec(),
             ..val_lattice.clone()
@@ -158,7 +153,23 @@ pub fn learn_rotation(
             &[],
         )
         .raw
-    };
+    }
+}
+
+/// Learns RaBitQ's rotation on `rows` (`dim` floats each) by ITQ, validated by raw recall@10 of
+/// `val_queries` over `val_docs` (all L2-normalised; RaBitQ fitted on `val_docs` as an index build
+/// would, default 4-bit asymmetric query). `on_check(iter, quality, val_recall)` reports progress.
+pub fn learn_rotation(
+    dim: usize,
+    rows: &[f32],
+    val_queries: &[f32],
+    val_docs: &[f32],
+    cfg: &RotationConfig,
+    on_check: &mut dyn FnMut(usize, f64, f64),
+) -> LearnedRotation {
+    let start = Lattice::fit(dim, 1, rows, cfg.fit);
+    let padded = start.padded;
+    let validate = validator(dim, val_queries, val_docs, cfg.fit);
     let o = unit_residuals(dim, padded, &start.mean, rows);
     let n = o.len() / padded;
     let o64: Vec<f64> = o.iter().map(|&v| v as f64).collect();
@@ -264,24 +275,7 @@ pub fn distill_rotation(
     let fit = FitOptions::default();
     let lattice = Lattice::fit(dim, 1, rows, fit);
     let padded = lattice.padded;
-    let val_lattice = Lattice::fit(dim, 1, val_docs, fit);
-    let validate = |rotation: &[f32]| -> f64 {
-        let q = Quantizer::Lattice(Lattice {
-            rotation: rotation.to_vec(),
-            ..val_lattice.clone()
-        });
-        recall_at(
-            &q,
-            val_queries,
-            val_docs,
-            dim,
-            10,
-            QueryMode::Asymmetric,
-            None,
-            &[],
-        )
-        .raw
-    };
+    let validate = validator(dim, val_queries, val_docs, fit);
     let n = rows.len() / dim;
     let dev = Device::Cpu;
     // Centred, padded residuals, their norms and ⟨o, μ⟩.
