@@ -278,15 +278,7 @@ fn main() -> anyhow::Result<()> {
                     r.best_quality,
                     t.elapsed().as_secs_f64()
                 );
-                let Quantizer::Lattice(fitted) =
-                    Quantizer::fit(QuantizerKind::Rabitq, dim, &db, FitOptions::default())
-                else {
-                    bail!("rabitq is a lattice quantizer");
-                };
-                let qz = Quantizer::Lattice(Lattice {
-                    rotation: r.rotation,
-                    ..fitted
-                });
+                let qz = rabitq_rotated(dim, &db, r.rotation)?;
                 let extra = serde_json::json!({"start_val_recall": r.start_val,
                     "best_val_recall": r.best_val, "best_iter": r.best_iter,
                     "start_quality": r.start_quality, "best_quality": r.best_quality,
@@ -333,15 +325,7 @@ fn main() -> anyhow::Result<()> {
                     r.best_iter,
                     t.elapsed().as_secs_f64()
                 );
-                let Quantizer::Lattice(fitted) =
-                    Quantizer::fit(QuantizerKind::Rabitq, dim, &db, FitOptions::default())
-                else {
-                    bail!("rabitq is a lattice quantizer");
-                };
-                let qz = Quantizer::Lattice(Lattice {
-                    rotation: r.rotation,
-                    ..fitted
-                });
+                let qz = rabitq_rotated(dim, &db, r.rotation)?;
                 let extra = serde_json::json!({"start_val_recall": r.start_val,
                     "best_val_recall": r.best_val, "best_step": r.best_iter,
                     "seconds": t.elapsed().as_secs_f64()});
@@ -414,4 +398,14 @@ fn main() -> anyhow::Result<()> {
         report(&name, &Quantizer::Learned(Box::new(trained.encoder)), extra);
     }
     Ok(())
+}
+
+/// RaBitQ fitted on `db` (as an index build would) with `rotation` in place of its random one.
+fn rabitq_rotated(dim: usize, db: &[f32], rotation: Vec<f32>) -> anyhow::Result<Quantizer> {
+    let Quantizer::Lattice(fitted) =
+        Quantizer::fit(QuantizerKind::Rabitq, dim, db, FitOptions::default())
+    else {
+        bail!("rabitq is a lattice quantizer");
+    };
+    Ok(Quantizer::Lattice(Lattice { rotation, ..fitted }))
 }
