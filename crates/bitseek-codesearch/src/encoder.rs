@@ -254,20 +254,7 @@ impl EncoderHead {
             Side::Query => &self.query,
             Side::Doc => &self.doc,
         };
-        let d = mlp.input;
-        let (mut hid, mut out) = (Vec::new(), Vec::new());
-        let mut res = Vec::with_capacity(rows.len());
-        for chunk in rows.chunks(4096 * d) {
-            mlp.forward(chunk, chunk.len() / d, &mut hid, &mut out);
-            res.extend_from_slice(&out[..chunk.len()]);
-        }
-        for r in res.chunks_mut(d) {
-            let norm = r.iter().map(|v| v * v).sum::<f32>().sqrt();
-            if norm > 0.0 {
-                r.iter_mut().for_each(|v| *v /= norm);
-            }
-        }
-        res
+        mlp.forward_normalized(rows)
     }
 }
 

@@ -115,6 +115,26 @@ impl Mlp {
                 .for_each(|(o, v)| *o += v);
         }
     }
+
+    /// [`Mlp::forward`] over any number of rows (4,096 at a time, so the scratch stays small),
+    /// each output row L2-normalised (a zero row stays zero): how a code head's towers are
+    /// applied, when training and when searching.
+    pub fn forward_normalized(&self, rows: &[f32]) -> Vec<f32> {
+        let (mut hid, mut out) = (Vec::new(), Vec::new());
+        let mut res = Vec::with_capacity(rows.len() / self.input * self.output);
+        for chunk in rows.chunks(4096 * self.input) {
+            let n = chunk.len() / self.input;
+            self.forward(chunk, n, &mut hid, &mut out);
+            res.extend_from_slice(&out[..n * self.output]);
+        }
+        for r in res.chunks_mut(self.output) {
+            let norm = r.iter().map(|v| v * v).sum::<f32>().sqrt();
+            if norm > 0.0 {
+                r.iter_mut().for_each(|v| *v /= norm);
+            }
+        }
+        res
+    }
 }
 
 /// `out[r] = W·x[r] + b` for row-major `W` (`outs × ins`): dot products for one row (the query
