@@ -84,39 +84,26 @@ fn symmetric_bench_and_eval_recall_is_brute_force_on_ternary_codes() {
         &s(&idx),
     ]);
     let k = K.to_string();
-    let bench = run(&[
-        "bench",
-        &s(&idx),
-        "--queries",
-        &s(&q_path),
-        "--symmetric",
-        "--repeat",
-        "1",
-        "--threads",
-        "1",
-        "--single-queries",
-        "2",
-        "--no-float",
-        "-k",
-        &k,
-        "--json",
-    ]);
-    let asym = run(&[
-        "bench",
-        &s(&idx),
-        "--queries",
-        &s(&q_path),
-        "--repeat",
-        "1",
-        "--threads",
-        "1",
-        "--single-queries",
-        "2",
-        "--no-float",
-        "-k",
-        &k,
-        "--json",
-    ]);
+    let (idx_arg, q_arg) = (s(&idx), s(&q_path));
+    let bench_with = |mode: &[&str]| {
+        let mut args = vec!["bench", &idx_arg, "--queries", &q_arg];
+        args.extend_from_slice(mode);
+        args.extend([
+            "--repeat",
+            "1",
+            "--threads",
+            "1",
+            "--single-queries",
+            "2",
+            "--no-float",
+            "-k",
+            &k,
+            "--json",
+        ]);
+        run(&args)
+    };
+    let bench = bench_with(&["--symmetric"]);
+    let asym = bench_with(&[]);
     let eval = run(&[
         "eval",
         &s(&idx),
