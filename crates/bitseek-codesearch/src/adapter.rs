@@ -130,7 +130,8 @@ pub fn resolve_adapter(
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| path.display().to_string());
-            Ok(Some((adapter, id(&name, &bytes))))
+            let id = id(&name, adapter.digest());
+            Ok(Some((adapter, id)))
         }
     }
 }
@@ -138,13 +139,14 @@ pub fn resolve_adapter(
 /// The built-in adapter's identity as an index records it.
 pub fn builtin_id() -> &'static AdapterId {
     static ID: std::sync::OnceLock<AdapterId> = std::sync::OnceLock::new();
-    ID.get_or_init(|| id(BUILTIN_NAME, BUILTIN))
+    ID.get_or_init(|| id(BUILTIN_NAME, xxhash_rust::xxh3::xxh3_128(BUILTIN)))
 }
 
-fn id(name: &str, bytes: &[u8]) -> AdapterId {
+/// `digest` is [`Adapter::digest`]: xxh3-128 of the file's bytes, hashed once when it is read.
+fn id(name: &str, digest: u128) -> AdapterId {
     AdapterId {
         name: name.to_owned(),
-        fingerprint: format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes)),
+        fingerprint: format!("{digest:032x}"),
     }
 }
 
