@@ -16,7 +16,6 @@ use crate::weights::MappedTensors;
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 use xxhash_rust::xxh3::Xxh3;
@@ -64,11 +63,11 @@ impl PreparedCopy {
             return None;
         }
         let intact = (|| {
-            let meta = header_metadata(&self.path)?;
+            let tensors = MappedTensors::open(&self.path).ok()?;
+            let meta = tensors.metadata();
             if meta.get("key") != Some(&self.key) {
                 return None;
             }
-            let tensors = MappedTensors::open(&self.path).ok()?;
             let found = values_digest(&tensors)?;
             (meta.get("xxh3") == Some(&found)).then_some(tensors)
         })();
@@ -123,21 +122,6 @@ fn values_digest(t: &MappedTensors) -> Option<String> {
         h.update(bytemuck::cast_slice(&values));
     }
     Some(format!("{:032x}", h.digest128()))
-}
-
-/// The `__metadata__` of a safetensors file's header, read without mapping the file.
-fn header_metadata(path: &Path) -> Option<HashMap<String, String>> {
-    let mut f = std::fs::File::open(path).ok()?;
-    let mut len = [0u8; 8];
-    f.read_exact(&mut len).ok()?;
-    let len = usize::try_from(u64::from_le_bytes(len)).ok()?;
-    if len > 1 << 20 {
-        return None;
-    }
-    let mut header = vec![0u8; len];
-    f.read_exact(&mut header).ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&header).ok()?;
-    serde_json::from_value(v.get("__metadata__")?.clone()).ok()
 }
 
 /// The environment variable naming the folder for prepared copies (`none`: keep none).

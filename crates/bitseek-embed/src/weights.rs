@@ -71,6 +71,8 @@ struct Entry {
 pub(crate) struct MappedTensors {
     map: Arc<Mmap>,
     tensors: HashMap<String, Entry>,
+    /// The header's `__metadata__` (empty when it has none).
+    metadata: HashMap<String, String>,
 }
 
 impl MappedTensors {
@@ -80,29 +82,34 @@ impl MappedTensors {
         // SAFETY: read-only mapping; model files are replaced by rename, never rewritten in place
         // (the module docs), and every range read from it was checked against its length below.
         let map = unsafe { Mmap::map(&file)? };
-        let tensors = {
-            let parsed = SafeTensors::deserialize(&map)
-                .map_err(|e| candle_core::Error::Msg(format!("not a safetensors file: {e}")))?;
-            let base = map.as_ptr() as usize;
-            parsed
-                .tensors()
-                .into_iter()
-                .map(|(name, view)| {
-                    let data = view.data();
-                    let entry = Entry {
-                        dtype: view.dtype(),
-                        shape: view.shape().to_vec(),
-                        start: data.as_ptr() as usize - base,
-                        len: data.len(),
-                    };
-                    (name, entry)
-                })
-                .collect()
-        };
+        // Reading the header also checks every tensor's byte range against the file's length.
+        let (header, meta) = SafeTensors::read_metadata(&map)
+            .map_err(|e| candle_core::Error::Msg(format!("not a safetensors file: {e}")))?;
+        let data_start = 8 + header;
+        let tensors = meta
+            .tensors()
+            .into_iter()
+            .map(|(name, info)| {
+                let (from, to) = info.data_offsets;
+                let entry = Entry {
+                    dtype: info.dtype,
+                    shape: info.shape.clone(),
+                    start: data_start + from,
+                    len: to - from,
+                };
+                (name, entry)
+            })
+            .collect();
         Ok(MappedTensors {
             map: Arc::new(map),
             tensors,
+            metadata: meta.metadata().clone().unwrap_or_default(),
         })
+    }
+
+    /// The header's `__metadata__` (string to string; empty when absent).
+    pub(crate) fn metadata(&self) -> &HashMap<String, String> {
+        &self.metadata
     }
 
     /// The names of the file's tensors, in no particular order.
