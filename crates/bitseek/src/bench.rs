@@ -4,7 +4,7 @@
 //! be put against its floor: the bytes a scan must read divided by what one core can read per
 //! second. All figures are medians over `--repeat` runs.
 
-use bitseek_codes::quantizer::{QuantizerKind, QueryMode};
+use bitseek_codes::quantizer::QueryMode;
 use bitseek_index::{exact, Metric, SearchParams};
 use serde_json::json;
 use std::hint::black_box;
@@ -48,23 +48,6 @@ pub struct Args {
     json: bool,
 }
 
-/// The query mode `--symmetric` asks for; refused for formats with a single query mode, where
-/// the flag would time the asymmetric scan under a symmetric label.
-fn mode(a: &Args, kind: &QuantizerKind) -> anyhow::Result<QueryMode> {
-    if !a.symmetric {
-        return Ok(QueryMode::Asymmetric);
-    }
-    match kind {
-        QuantizerKind::Rabitq
-        | QuantizerKind::Residual { .. }
-        | QuantizerKind::Ternary
-        | QuantizerKind::Learned { .. } => Ok(QueryMode::Symmetric),
-        other => anyhow::bail!(
-            "{other} codes have one query mode, so --symmetric would time the same scan; use it with rabitq, residualB, ternary or learned indexes, or drop it"
-        ),
-    }
-}
-
 /// The speed/recall curve of `--effort`: for each effort, rescored recall@k against exact float
 /// search over all the queries, and the median queries per second on the first thread count, of
 /// one query per call (`qps`) and of all the queries in one call (`qps_batch`).
@@ -84,7 +67,7 @@ fn curve(
         k: a.s.k,
         oversample: a.oversample,
         rescore: true,
-        mode: mode(a, &index.meta().quantizer)?,
+        mode: crate::query_mode(a.symmetric, &index.meta().quantizer)?,
         query_bits: a.s.query_bits,
     };
     let mut out = Vec::new();
@@ -188,7 +171,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let index = crate::open_index(&a.s.index)?;
     let m = index.meta().clone();
     let dim = m.dim;
-    let query_mode = mode(&a, &m.quantizer)?;
+    let query_mode = crate::query_mode(a.symmetric, &m.quantizer)?;
     let queries = crate::read_queries(&a.s.queries, &index)?;
     let all = index.prepare_queries(&queries.data, dim)?;
     let nq = (all.len() / dim).min(a.max_queries);

@@ -1,6 +1,5 @@
 //! `bitseek eval`: recall@k against exact float search, raw and rescored.
 
-use bitseek_codes::quantizer::QueryMode;
 use bitseek_index::eval::{exact_ids, recall};
 use bitseek_index::SearchParams;
 use std::path::PathBuf;
@@ -42,11 +41,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let bar = crate::progress(oversample.len() as u64 + 2, "evaluating", a.json);
     let truth = exact_ids(&index, base.as_ref(), &prepared, a.s.k)?;
     bar.inc(1);
-    let mode = if a.symmetric {
-        QueryMode::Symmetric
-    } else {
-        QueryMode::Asymmetric
-    };
+    let mode = crate::query_mode(a.symmetric, &index.meta().quantizer)?;
     let raw_params = SearchParams {
         k: a.s.k,
         oversample: 1,

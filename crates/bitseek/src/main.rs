@@ -141,6 +141,27 @@ pub(crate) fn read_queries(
     Ok(v)
 }
 
+/// The query mode `--symmetric` asks for on `query`, `eval` and `bench`; refused for formats with
+/// a single query mode, where the flag would run the asymmetric scan under a symmetric label.
+pub(crate) fn query_mode(
+    symmetric: bool,
+    kind: &bitseek_codes::quantizer::QuantizerKind,
+) -> anyhow::Result<bitseek_codes::quantizer::QueryMode> {
+    use bitseek_codes::quantizer::{QuantizerKind, QueryMode};
+    if !symmetric {
+        return Ok(QueryMode::Asymmetric);
+    }
+    match kind {
+        QuantizerKind::Rabitq
+        | QuantizerKind::Residual { .. }
+        | QuantizerKind::Ternary
+        | QuantizerKind::Learned { .. } => Ok(QueryMode::Symmetric),
+        other => anyhow::bail!(
+            "{other} codes have one query mode, so --symmetric would run the same scan; use it with rabitq, residualB, ternary or learned indexes, or drop it"
+        ),
+    }
+}
+
 /// Opens an index (its errors name the file).
 pub(crate) fn open_index(path: &Path) -> anyhow::Result<bitseek_index::Index> {
     Ok(bitseek_index::Index::open(path)?)

@@ -1,6 +1,5 @@
 //! `bitseek query`: top-k hits for each query vector.
 
-use bitseek_codes::quantizer::QueryMode;
 use bitseek_index::SearchParams;
 use std::io::Write;
 
@@ -36,11 +35,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         k: a.s.k,
         oversample: a.oversample,
         rescore: !a.no_rescore,
-        mode: if a.symmetric {
-            QueryMode::Symmetric
-        } else {
-            QueryMode::Asymmetric
-        },
+        mode: crate::query_mode(a.symmetric, &index.meta().quantizer)?,
         query_bits: a.s.query_bits,
     };
     let results =

@@ -175,7 +175,7 @@ fn symmetric_bench_and_eval_recall_is_brute_force_on_ternary_codes() {
 }
 
 #[test]
-fn symmetric_bench_is_refused_for_one_mode_formats() {
+fn symmetric_queries_are_refused_for_one_mode_formats() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut rng = ChaCha8Rng::seed_from_u64(8);
     let data = clustered(300, &mut rng);
@@ -191,20 +191,21 @@ fn symmetric_bench_is_refused_for_one_mode_formats() {
         "--out",
         &s(&idx),
     ]);
-    let args = [
-        "bench",
-        &s(&idx),
-        "--queries",
-        &s(&p),
-        "--symmetric",
-        "--repeat",
-        "1",
-    ];
-    let out = bitseek(&args);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{}", describe(&args, &out));
-    assert!(
-        err.contains("int8") && err.contains("one query mode") && err.contains("ternary"),
-        "{err}"
-    );
+    // `bench`, `query` and `eval` all refuse it rather than run the asymmetric scan under the flag.
+    let (idx, p) = (s(&idx), s(&p));
+    for (command, extra) in [
+        ("bench", &["--repeat", "1"][..]),
+        ("query", &[]),
+        ("eval", &[]),
+    ] {
+        let mut args = vec![command, &idx, "--queries", &p, "--symmetric"];
+        args.extend_from_slice(extra);
+        let out = bitseek(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{}", describe(&args, &out));
+        assert!(
+            err.contains("int8") && err.contains("one query mode") && err.contains("ternary"),
+            "{command}: {err}"
+        );
+    }
 }
