@@ -142,8 +142,18 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
             "the request body is empty: send a JSON object (see GET /openapi.json for this endpoint's fields)",
         ));
     }
-    serde_json::from_slice(bytes).map_err(|e| {
-        let mut message = format!("the request body is not valid JSON for this endpoint: {e}");
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let parsed = match serde_path_to_error::deserialize(&mut de) {
+        Ok(v) => de.end().map(|()| v).map_err(|e| (".".to_string(), e)),
+        Err(e) => Err((e.path().to_string(), e.into_inner())),
+    };
+    parsed.map_err(|(field, e)| {
+        // The field a value was wrong for, when there is one (`"effort": -1` → `effort`).
+        let mut message = if field == "." || e.is_syntax() || e.is_eof() {
+            format!("the request body is not valid JSON for this endpoint: {e}")
+        } else {
+            format!("the request body is not valid JSON for this endpoint: field `{field}`: {e}")
+        };
         let text = String::from_utf8_lossy(&bytes[..bytes.len().min(1 << 20)]);
         if e.is_syntax() && (text.contains("NaN") || text.contains("Infinity")) {
             message.push_str(

@@ -298,7 +298,13 @@ async fn bad_vectors_are_refused_with_the_reason() {
             "POST",
             "/collections/c/search/batch",
             r#"{"vectors": [[1, 0, 0, 0]], "effort": -2}"#,
-            "integer `-2`, expected usize",
+            "field `effort`: invalid value: integer `-2`, expected usize",
+        ),
+        (
+            "PUT",
+            "/collections/x",
+            r#"{"dim": 4, "index": {"kind": "graph", "degree": "wide"}}"#,
+            "field `index.degree`: invalid type: string \"wide\"",
         ),
         (
             "PUT",
