@@ -20,6 +20,8 @@ systems are steadier (the table's `cpu` columns). Builds use --build-threads thr
 Systems (choose with --systems):
   bitseek-ivf       `bitseek build --index ivf` (1-bit RaBitQ codes centred per list, FastScan),
                     ×4 candidates rescored from the kept f32 copy; knob: --effort (lists probed)
+  bitseek-ivf:KEEP  the same keeping KEEP (int8, int4, fp8) instead of f32 for the rescoring:
+                    bitseek-ivf:int8 holds 1 + 8 bits per dimension, as rabitq-ivf:9
   bitseek-graph     `bitseek build --index graph --degree 32` (Vamana graph, each node block holds
                     its neighbours' 1-bit RaBitQ codes for FastScan, visited nodes ranked by the
                     kept f32 copy); knob: --effort (beam width)
@@ -118,11 +120,14 @@ def saved_bytes(save, n: int) -> float:
         return os.path.getsize(p) / n
 
 
-def run_bitseek(args, base_path, queries_path, lists, kind="ivf"):
+def run_bitseek(args, base_path, queries_path, lists, kind="ivf", keep="f32"):
     exe = args.bitseek or str(ROOT / "target" / "release" / "bitseek")
     with tempfile.TemporaryDirectory() as tmp:
         idx = os.path.join(tmp, f"{kind}.bitseek")
         shape = ["--lists", str(lists)] if kind == "ivf" else ["--degree", str(args.degree)]
+        shape += ["--keep", keep]
+        # Without a kept f32 copy, the curve's exact answers come from the vectors themselves.
+        vectors = [] if keep == "f32" else ["--vectors", base_path]
         if kind == "graph" and args.graph_index:
             # A graph built before from the same base (its build time is not measured here).
             idx, build = args.graph_index, float("nan")
@@ -140,7 +145,7 @@ def run_bitseek(args, base_path, queries_path, lists, kind="ivf"):
         r = subprocess.run([exe, "bench", idx, "--queries", queries_path, "-k", str(args.k),
                             "--effort", ",".join(map(str, efforts)), "--threads", "1",
                             "--repeat", str(args.repeat), "--max-queries", str(args.nq),
-                            "--single-queries", "1", "--no-float", "--json"],
+                            "--single-queries", "1", "--no-float", *vectors, "--json"],
                            check=True, capture_output=True, text=True)
         rep = json.loads(r.stdout)
     pts = [{"knob": c["effort"], "recall": c["recall"], "qps": c["qps_batch"],
@@ -201,8 +206,9 @@ def main() -> int:
             print(f"== {key}", flush=True)
             faiss.omp_set_num_threads(args.build_threads)
             t = time.perf_counter()
-            if s in ("bitseek-ivf", "bitseek-graph"):
-                results[key] = run_bitseek(args, bp, qp, lists, s.removeprefix("bitseek-"))
+            if s.split(":")[0] in ("bitseek-ivf", "bitseek-graph"):
+                kind, _, keep = s.removeprefix("bitseek-").partition(":")
+                results[key] = run_bitseek(args, bp, qp, lists, kind, keep or "f32")
                 continue
             if s == "faiss-ivf-rabitq":
                 quant = faiss.IndexFlatIP(d)
