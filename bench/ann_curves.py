@@ -20,12 +20,18 @@ systems are steadier (the table's `cpu` columns). Builds use --build-threads thr
 Systems (choose with --systems):
   bitseek-ivf       `bitseek build --index ivf` (1-bit RaBitQ codes centred per list, FastScan),
                     ×4 candidates rescored from the kept f32 copy; knob: --effort (lists probed)
+  bitseek-ivf:KEEP  the same keeping KEEP (int8, int4, fp8) instead of f32 for the rescoring:
+                    bitseek-ivf:int8 holds 1 + 8 bits per dimension, as rabitq-ivf:9
   bitseek-graph     `bitseek build --index graph --degree 32` (Vamana graph, each node block holds
                     its neighbours' 1-bit RaBitQ codes for FastScan, visited nodes ranked by the
                     kept f32 copy); knob: --effort (beam width)
   faiss-ivf-rabitq  FAISS IndexIVFRaBitQ (1 bit, qb 4) wrapped in IndexRefineFlat (k_factor 4),
                     same number of lists; knob: nprobe
-  rabitq-ivf        RaBitQ library IvfIndex, 7-bit codes (the issue's anchor), same lists; knob: nprobe
+  rabitq-ivf        RaBitQ library IvfIndex, 7-bit codes (1-bit FastScan code + 6 extended bits,
+                    the issue's anchor), same lists and k-means; knob: nprobe
+  rabitq-ivf:B      the same with B bits: 1..9 (1-bit code + B-1 extended bits), or 32 (1-bit code
+                    and the raw float32 vector kept for reranking: the same bits per vector as
+                    bitseek-ivf with its kept f32 copy and faiss-ivf-rabitq's IndexRefineFlat)
   symqg             RaBitQ library SymphonyQG (SymqgIndex), degree 32; knob: ef
   faiss-hnsw        FAISS IndexHNSWFlat M=32, efConstruction 200; knob: efSearch
   hnswlib           hnswlib M=16, ef_construction 200; knob: ef
@@ -34,7 +40,8 @@ Systems (choose with --systems):
 For each system the table gives the build time, the bytes per vector of its saved index (what
 it holds in memory: codes, graph or lists, factors and any kept vectors; bitseek's file is mapped
 as it is), every curve point, and the best QPS among the points at recall >= 0.95 and >= 0.99
-(none if no point reached it). On a busy machine the
+(none if no point reached it), and the CPU QPS interpolated to recall 0.95 exactly (`cpu=0.95`,
+linear between the two points around it). On a busy machine the
 absolute figures drift; compare systems within one run.
 """
 from __future__ import annotations
@@ -91,6 +98,20 @@ def best_at(points, target, field="qps"):
     return max(ok) if ok else None
 
 
+def qps_at(points, target, field="qps"):
+    """QPS at exactly `target` recall, interpolated linearly between the two neighbouring points
+    of the curve (in knob order) that bracket it; None when the curve never reaches it. Compares
+    systems whose knobs land at different recalls more fairly than the best point above."""
+    pts = sorted(points, key=lambda p: p["knob"])
+    for lo, hi in zip(pts, pts[1:]):
+        if lo["recall"] < target <= hi["recall"]:
+            t = (target - lo["recall"]) / (hi["recall"] - lo["recall"])
+            return lo[field] + t * (hi[field] - lo[field])
+    if pts and pts[0]["recall"] >= target:
+        return pts[0][field]
+    return None
+
+
 def saved_bytes(save, n: int) -> float:
     """Bytes per vector of the index `save(path)` writes."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -99,11 +120,14 @@ def saved_bytes(save, n: int) -> float:
         return os.path.getsize(p) / n
 
 
-def run_bitseek(args, base_path, queries_path, lists, kind="ivf"):
+def run_bitseek(args, base_path, queries_path, lists, kind="ivf", keep="f32"):
     exe = args.bitseek or str(ROOT / "target" / "release" / "bitseek")
     with tempfile.TemporaryDirectory() as tmp:
         idx = os.path.join(tmp, f"{kind}.bitseek")
         shape = ["--lists", str(lists)] if kind == "ivf" else ["--degree", str(args.degree)]
+        shape += ["--keep", keep]
+        # Without a kept f32 copy, the curve's exact answers come from the vectors themselves.
+        vectors = [] if keep == "f32" else ["--vectors", base_path]
         if kind == "graph" and args.graph_index:
             # A graph built before from the same base (its build time is not measured here).
             idx, build = args.graph_index, float("nan")
@@ -121,7 +145,7 @@ def run_bitseek(args, base_path, queries_path, lists, kind="ivf"):
         r = subprocess.run([exe, "bench", idx, "--queries", queries_path, "-k", str(args.k),
                             "--effort", ",".join(map(str, efforts)), "--threads", "1",
                             "--repeat", str(args.repeat), "--max-queries", str(args.nq),
-                            "--single-queries", "1", "--no-float", "--json"],
+                            "--single-queries", "1", "--no-float", *vectors, "--json"],
                            check=True, capture_output=True, text=True)
         rep = json.loads(r.stdout)
     pts = [{"knob": c["effort"], "recall": c["recall"], "qps": c["qps_batch"],
@@ -182,8 +206,9 @@ def main() -> int:
             print(f"== {key}", flush=True)
             faiss.omp_set_num_threads(args.build_threads)
             t = time.perf_counter()
-            if s in ("bitseek-ivf", "bitseek-graph"):
-                results[key] = run_bitseek(args, bp, qp, lists, s.removeprefix("bitseek-"))
+            if s.split(":")[0] in ("bitseek-ivf", "bitseek-graph"):
+                kind, _, keep = s.removeprefix("bitseek-").partition(":")
+                results[key] = run_bitseek(args, bp, qp, lists, kind, keep or "f32")
                 continue
             if s == "faiss-ivf-rabitq":
                 quant = faiss.IndexFlatIP(d)
@@ -199,12 +224,13 @@ def main() -> int:
                     ivf.nprobe = v
                     return index.search(queries, k)[1]
                 knobs = args.nprobes
-            elif s == "rabitq-ivf":
+            elif s == "rabitq-ivf" or s.startswith("rabitq-ivf:"):
                 import rabitqlib
+                nbits = int(s.split(":")[1]) if ":" in s else 7
                 km = faiss.Kmeans(d, lists, niter=10, seed=1)
                 km.train(base)
                 _, assign = km.index.search(base, 1)
-                index = rabitqlib.IvfIndex(d, n, lists, 7, "l2")
+                index = rabitqlib.IvfIndex(d, n, lists, nbits, "l2")
                 index.build(base, km.centroids, assign.ravel().astype(np.uint32), args.build_threads)
                 build = time.perf_counter() - t
 
@@ -268,13 +294,15 @@ def main() -> int:
             del index
 
     print(f"\nload after: {os.getloadavg()}")
-    print(f"{'system':<18} {'build s':>8} {'B/vec':>6} {'QPS@0.95':>10} {'QPS@0.99':>10} {'cpu@0.95':>10} {'cpu@0.99':>10}   curve (knob: recall / q/s)")
+    print(f"{'system':<18} {'build s':>8} {'B/vec':>6} {'QPS@0.95':>10} {'QPS@0.99':>10} {'cpu@0.95':>10} {'cpu@0.99':>10} {'cpu=0.95':>10}   curve (knob: recall / q/s)")
     nan = float("nan")
     for s, r in results.items():
         b95, b99 = best_at(r["points"], 0.95), best_at(r["points"], 0.99)
         c95, c99 = best_at(r["points"], 0.95, "qps_cpu"), best_at(r["points"], 0.99, "qps_cpu")
+        # "cpu=0.95": CPU QPS interpolated to recall 0.95 exactly.
+        r["qps_cpu_at_095"] = i95 = qps_at(r["points"], 0.95, "qps_cpu")
         pts = "  ".join(f"{p['knob']}: {p['recall']:.3f}/{p['qps']:.0f}" for p in r["points"])
-        print(f"{s:<18} {r['build_seconds']:>8.1f} {r['bytes_per_vector']:>6.0f} {b95 or nan:>10.0f} {b99 or nan:>10.0f} {c95 or nan:>10.0f} {c99 or nan:>10.0f}   {pts}")
+        print(f"{s:<18} {r['build_seconds']:>8.1f} {r['bytes_per_vector']:>6.0f} {b95 or nan:>10.0f} {b99 or nan:>10.0f} {c95 or nan:>10.0f} {c99 or nan:>10.0f} {i95 or nan:>10.0f}   {pts}")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps({"rows": n, "dim": d, "k": k, "lists": lists,
                                                    "queries": len(queries), "results": results}, indent=1))

@@ -364,3 +364,56 @@ fn filters_and_bad_efforts() {
         .unwrap();
     assert_eq!(a, b);
 }
+
+mod nearest_centroid {
+    use bitseek_index::ivf::kmeans::{argmin_distance, argmin_scalar, nearest};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// The lane-wise argmin against its scalar twin, on lengths around the lane width and
+        /// values drawn from a few levels so that ties (lowest list wins) are common.
+        #[test]
+        fn lane_argmin_is_the_scalar_one(
+            pairs in prop::collection::vec((0u8..6, 0u8..4), 1..80),
+            inf_at in prop::option::of(0usize..80),
+        ) {
+            let mut ip: Vec<f32> = pairs.iter().map(|&(a, _)| a as f32 * 0.5).collect();
+            let cnorm: Vec<f32> = pairs.iter().map(|&(_, b)| b as f32).collect();
+            if let Some(i) = inf_at.filter(|&i| i < ip.len()) {
+                ip[i] = f32::NEG_INFINITY; // its distance is +inf: never better than a finite one
+            }
+            prop_assert_eq!(argmin_distance(&ip, &cnorm), argmin_scalar(&ip, &cnorm));
+        }
+    }
+
+    /// `nearest` (chunked matrix products, lane-wise argmin) against the distances computed one
+    /// by one, on more rows than one chunk holds.
+    #[test]
+    fn nearest_is_the_brute_force_nearest_centroid() {
+        use rand::{Rng, SeedableRng};
+        let (n, dim, lists) = (2500, 24, 37);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let data: Vec<f32> = (0..n * dim).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let cents: Vec<f32> = (0..lists * dim).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let got = nearest(&data, dim, &cents);
+        for (r, x) in data.chunks_exact(dim).enumerate() {
+            let d: Vec<f32> = cents
+                .chunks_exact(dim)
+                .map(|c| x.iter().zip(c).map(|(a, b)| (a - b) * (a - b)).sum())
+                .collect();
+            let best = d.iter().copied().fold(f32::INFINITY, f32::min);
+            // The product form rounds differently from the direct distance: the chosen list
+            // must be nearest up to that rounding.
+            prop_assert_close(d[got[r] as usize], best, r);
+        }
+    }
+
+    fn prop_assert_close(got: f32, best: f32, row: usize) {
+        assert!(
+            got <= best + 1e-4,
+            "row {row}: distance {got} against the nearest {best}"
+        );
+    }
+}
