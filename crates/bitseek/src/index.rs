@@ -160,9 +160,16 @@ pub(crate) fn run_to(a: Args, out: &mut dyn Write) -> anyhow::Result<()> {
     }
     let bar = crate::progress(0, "embedding", a.json);
     // Units per second and the time left, the two numbers a long first index is watched for.
+    // indicatif's own {per_sec} prints four decimals ("142.6611/s"); whole units read better.
     if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{msg:>10} [{bar:40}] {pos}/{len} units ({per_sec}, {eta} left)",
+        "{msg:>10} [{bar:40}] {pos}/{len} units ({rate} units/s, {eta} left)",
     ) {
+        let style = style.with_key(
+            "rate",
+            |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.0}", s.per_sec());
+            },
+        );
         bar.set_style(style.progress_chars("=> "));
     }
     let report = index_repo(&a.dir, &embedder.units(), &model, &opts, &|done, total| {
