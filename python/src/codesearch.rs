@@ -114,9 +114,10 @@ impl CodeIndex {
 
     /// Builds or updates the index like `bitseek index`: re-embeds only files whose content
     /// changed and drops deleted ones. Returns counts (units, files, files_embedded, ...).
-    /// `int8` embeds with the model's 8-bit dense layers like `bitseek index --int8`; by default
-    /// an existing index keeps its precision (switching re-embeds every unit) and a new one is
-    /// f32.
+    /// `int8` embeds with the model's 8-bit dense layers like `bitseek index --int8` (`False`:
+    /// `--f32`); by default an existing index keeps its precision (switching re-embeds every
+    /// unit) and a new one is int8 where the CPU has AVX-512 VNNI, f32 elsewhere, as
+    /// `bitseek index`.
     #[pyo3(signature = (batch=256, progress=false, int8=None))]
     fn update<'py>(
         &self,
@@ -133,10 +134,8 @@ impl CodeIndex {
         let int8 = match int8 {
             Some(b) => b,
             None => py.detach(|| {
-                self.live
-                    .index()
-                    .map(|i| i.model().precision == "int8")
-                    .unwrap_or(false)
+                let existing = self.live.index().ok();
+                bitseek_codesearch::index_int8(None, existing.as_ref().map(|i| i.model()))
             }),
         };
         let model = self.model(py, int8)?;

@@ -220,6 +220,24 @@ pub(crate) fn adapter_words(adapter: &Option<AdapterId>) -> String {
     }
 }
 
+/// Whether a new index embeds its units in int8 when nobody chose: yes where the 8-bit dense
+/// layers run on their AVX-512 VNNI kernel ([`bitseek_embed::int8_fast`]), about twice as fast
+/// as `f32` at an MRR cost within 0.5% on both languages' dev sets (README, "Code search");
+/// elsewhere the 8-bit path runs on its scalar twin, slower than `f32`, so `f32`. The index
+/// records what it used ([`ModelInfo::precision`]), and later updates keep it ([`index_int8`]).
+pub fn int8_by_default() -> bool {
+    bitseek_embed::int8_fast()
+}
+
+/// The precision an update embeds with: `choice` when given (`--int8` / `--f32`, `int8=`), else
+/// the existing index's (switching re-embeds every unit, so it is never done unasked), else
+/// [`int8_by_default`].
+pub fn index_int8(choice: Option<bool>, existing: Option<&ModelInfo>) -> bool {
+    choice
+        .or_else(|| existing.map(|m| m.precision == "int8"))
+        .unwrap_or_else(int8_by_default)
+}
+
 /// Loads the embedding model for indexing and searching: `model_dir`, else `$BITSEEK_MODEL_DIR`,
 /// else the one `bitseek model fetch` installs (the embed crate's errors say how to install a
 /// missing one), with its fingerprint, and the code head `encoder` names on top
@@ -308,8 +326,9 @@ pub struct ModelInfo {
     /// 32 hex digits: equal fingerprints embed equally.
     pub fingerprint: String,
     /// How the units were embedded: `f32`, or `int8` (the model's 8-bit dense layers, about 2x
-    /// faster, about 0.5% lower MRR). Questions are embedded in `f32` either way; changing it
-    /// re-embeds everything on the next `bitseek index`.
+    /// faster with AVX-512 VNNI, MRR within 0.5% of f32 on the dev sets; the default there,
+    /// [`int8_by_default`]). Questions are embedded in `f32` either way; changing it re-embeds
+    /// everything on the next `bitseek index`.
     #[serde(default = "f32_precision")]
     pub precision: String,
     /// The code head applied on top of the model ([`encoder`]); absent: none (the model's

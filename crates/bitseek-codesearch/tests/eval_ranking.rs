@@ -72,6 +72,9 @@ fn symbol_lookup_and_package_split() {
         queries: None,
         symbols: None,
         model_dir: Some(model),
+        adapter: None,
+        head: None,
+        default: bitseek_codesearch::hybrid::Ranking::default(),
     };
     let e = evaluate_ranking(&set, &vectors, &options, &mut ()).unwrap();
     assert_eq!(e.tune_packages, ["alpha", "gamma"]);

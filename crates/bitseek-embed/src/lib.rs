@@ -45,6 +45,7 @@ mod weights;
 pub use adapter::{Adapter, FORMAT as ADAPTER_FORMAT};
 pub use bert::{BertEmbedder, EmbedOptions, WindowedTokenizer};
 pub use error::{Error, Result};
+pub use int8::int8_fast;
 pub use model_dir::{
     cache_dir_from, default_model_dir, default_model_dir_from, resolve_model_dir, ModelDir,
     DEFAULT_MODEL_NAME, MODEL_DIR_ENV,

@@ -8,7 +8,7 @@ use bitseek_codesearch::eval::{
     evaluate, evaluate_ranking, EvalOptions, Evaluation, PairSet, PairVectors, Progress,
     RankingEvaluation, RankingOptions, VectorSource,
 };
-use bitseek_codesearch::hybrid::lexical_weight;
+use bitseek_codesearch::hybrid::{lexical_weight, Ranking};
 use bitseek_codesearch::{AdapterChoice, AdapterId, Encoder, EncoderHead, ModelInfo};
 use bitseek_embed::ModelDir;
 use std::path::PathBuf;
@@ -42,8 +42,8 @@ pub struct Args {
     int8: bool,
     /// The code head both sides go through, as `bitseek index --encoder`: `default` (the head
     /// shipped with bitseek; the shipped vectors are all-MiniLM-L6-v2's, with --embed the model
-    /// must be the one it was trained on, else no head), `none`, or a head file. --ranking
-    /// evaluates without a head (its symbol questions are embedded inside).
+    /// must be the one it was trained on, else no head), `none`, or a head file. --ranking puts
+    /// its symbol questions through the head's question tower too.
     #[arg(long, default_value = "default", value_name = "default|none|FILE")]
     encoder: Encoder,
     /// The LoRA adapter merged into the model's weights, as `bitseek index --adapter`: `default`
@@ -60,15 +60,17 @@ pub struct Args {
     /// Also evaluate BM25 over identifiers and its reciprocal-rank fusion (k = 60) with float32.
     #[arg(long)]
     hybrid: bool,
-    /// With --hybrid: the lexical leg's weight against the semantic leg's 1 in the fusion as
-    /// `bitseek search` runs it (default: search's weight for these vectors, known when they
+    /// With --hybrid or --ranking: the lexical leg's weight against the semantic leg's 1 in the
+    /// fusion as `bitseek search` runs it (default: search's weight for these vectors, known when they
     /// are embedded here; 1 for shipped vectors).
     #[arg(long, value_name = "W")]
     lexical_weight: Option<f32>,
     /// Evaluate the ranking `bitseek search` runs signal by signal instead (semantic only, BM25
     /// only, fused before and after, each signal on and off), on docstring questions and on
     /// symbol lookup (each function's name, as written and as split words, embedded with the
-    /// model), split into tune and held-out packages. Needs "package" and "name" in the pairs.
+    /// model, adapter and head of the pairs' vectors), split into tune and held-out packages.
+    /// "default (after)" is search's ranking for those vectors (its lexical weight: see
+    /// --lexical-weight). Needs "package" and "name" in the pairs.
     #[arg(long)]
     ranking: bool,
     /// With --ranking: ask the docstring questions of the first N pairs only (the pool stays the
@@ -89,10 +91,6 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         (AdapterChoice::None, _) | (AdapterChoice::Default, false) => None,
         (choice, _) => resolve_adapter(choice, &base_model(&a)?)?,
     };
-    anyhow::ensure!(
-        !(a.ranking && adapter.is_some()),
-        "--ranking evaluates the model without an adapter; add --adapter none"
-    );
     let source = VectorSource {
         embed: a.embed,
         model_dir: a.model_dir.clone(),
@@ -102,15 +100,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let adapter_id = adapter.map(|x| x.1);
     let mut bar = Bar::new(a.json);
     let vectors = PairVectors::load(&set, &source, &mut bar)?;
-    let head = if a.ranking {
-        anyhow::ensure!(
-            !matches!(a.encoder, Encoder::File(_)),
-            "--ranking evaluates without a code head; drop --encoder"
-        );
-        None
-    } else {
-        eval_head(&a, vectors.queries.dim, adapter_id.clone())?
-    };
+    let head = eval_head(&a, vectors.queries.dim, adapter_id.clone())?;
     // The vectors' identity as an index would record it (shipped vectors: the installed
     // model's), for search's fusion weight.
     let search_weight = base_model(&a).map_or(1.0, |info| {
@@ -126,10 +116,18 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         None => vectors,
     };
     if a.ranking {
+        // Symbol questions are embedded as the pairs' questions were: the shipped vectors are
+        // the model's alone, so without --embed the model embeds them without an adapter.
         let options = RankingOptions {
             queries: a.queries,
             symbols: a.symbols,
             model_dir: a.model_dir.clone(),
+            adapter: source.adapter.clone(),
+            head,
+            default: Ranking {
+                lexical_weight: a.lexical_weight.unwrap_or(search_weight),
+                ..Ranking::default()
+            },
         };
         let evaluation = evaluate_ranking(&set, &vectors, &options, &mut bar)?;
         return report_ranking(&a, &set, &vectors.source, &evaluation);

@@ -118,7 +118,7 @@ struct State {
     model_dir: Option<PathBuf>,
     /// The model questions (and `f32` indexes) are embedded with.
     model: OnceLock<Result<Arc<Model>, String>>,
-    /// Its 8-bit twin, for updating an index built with `bitseek index --int8`.
+    /// Its 8-bit twin, for indexes in int8 (`bitseek index`'s default where the CPU has VNNI).
     model_int8: OnceLock<Result<Arc<Model>, String>>,
     /// Shared by the tools' calls without a lock: searches run side by side.
     live: LiveIndex,
@@ -233,13 +233,10 @@ impl State {
 
     fn index(&self) -> Result<IndexAnswer, String> {
         let start = Instant::now();
-        // Keep the index's precision: an index built with --int8 is updated with the 8-bit model
-        // (anything else would re-embed every unit).
-        let int8 = self
-            .live
-            .index()
-            .map(|i| i.model().precision == "int8")
-            .unwrap_or(false);
+        // Keep the index's precision (anything else would re-embed every unit); a new index
+        // gets `bitseek index`'s default.
+        let existing = self.live.index().ok();
+        let int8 = bitseek_codesearch::index_int8(None, existing.as_ref().map(|i| i.model()));
         let model = self.model(int8)?;
         let r = index_repo(
             &self.root,

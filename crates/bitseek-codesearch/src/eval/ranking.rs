@@ -24,7 +24,6 @@ use bitseek_index::retrieval::{
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeSet;
-use std::path::Path;
 
 /// One way of ranking.
 #[derive(Clone, Debug)]
@@ -45,10 +44,10 @@ pub struct Named {
 }
 
 /// The methods the table shows: semantic only, BM25 only, the fusion before the code-aware
-/// signals, each signal added to it alone, the default, and the default without each signal.
-pub fn methods() -> Vec<Named> {
+/// signals, each signal added to it alone, the default (`def`: search's ranking for the vectors,
+/// [`Ranking::for_model`]), and the default without each signal.
+pub fn methods(def: Ranking) -> Vec<Named> {
     let plain = Ranking::PLAIN;
-    let def = Ranking::default();
     let m = |name: &str, method: Method| Named {
         name: name.into(),
         method,
@@ -175,6 +174,13 @@ pub struct RankingOptions {
     pub symbols: Option<usize>,
     /// The model that embeds the symbol questions (`None`: `$BITSEEK_MODEL_DIR` or the cache).
     pub model_dir: Option<std::path::PathBuf>,
+    /// The LoRA adapter merged into that model, as for the pairs' vectors.
+    pub adapter: Option<bitseek_embed::Adapter>,
+    /// The code head whose question tower the symbol questions go through, as the pairs'
+    /// questions did.
+    pub head: Option<crate::EncoderHead>,
+    /// The ranking "default (after)" stands for: search's for these vectors.
+    pub default: Ranking,
 }
 
 /// The unit name of a pair: the last component of a qualified Python name.
@@ -234,7 +240,7 @@ pub fn evaluate_ranking(
         }
     }));
     let bm25 = Bm25::new(&set.pairs.iter().map(|p| &p.code).collect::<Vec<_>>());
-    let methods = methods();
+    let methods = methods(options.default);
 
     // Symbol questions: the first `symbols` functions, each name as written and as split words.
     let s = options.symbols.unwrap_or(n).min(n);
@@ -244,7 +250,7 @@ pub fn evaluate_ranking(
         .map(|n| n.to_string())
         .chain(sym_name.iter().map(|n| name_words(n).join(" ")))
         .collect();
-    let sym_vectors = embed(&sym_texts, options.model_dir.as_deref(), progress)?;
+    let sym_vectors = embed(&sym_texts, options, progress)?;
 
     let d = options.queries.unwrap_or(n).min(n);
     progress.begin("ranking", (d + 2 * s) as u64);
@@ -473,14 +479,17 @@ fn list_rank(list: &[u32], semantic: &[f32], own: usize) -> usize {
     list.len() + rank_of(semantic, own) - ahead
 }
 
-/// Embeds the symbol questions with the model.
+/// Embeds the symbol questions with the model (and adapter and head) `options` names.
 fn embed(
     texts: &[String],
-    model_dir: Option<&Path>,
+    options: &RankingOptions,
     progress: &mut dyn Progress,
 ) -> Result<Vectors, EvalError> {
-    let dir = ModelDir::open(bitseek_embed::resolve_model_dir(model_dir)?)?;
-    let embedder = BertEmbedder::load_with(&dir, EmbedOptions::default())?;
+    let dir = ModelDir::open(bitseek_embed::resolve_model_dir(
+        options.model_dir.as_deref(),
+    )?)?;
+    let embedder =
+        BertEmbedder::load_adapted(&dir, EmbedOptions::default(), options.adapter.as_ref())?;
     let dim = embedder.dim();
     progress.begin("embedding symbol questions", texts.len() as u64);
     let mut data = Vec::with_capacity(texts.len() * dim);
@@ -493,6 +502,11 @@ fn embed(
         progress.advance(chunk.len() as u64);
     }
     progress.finish();
+    if let Some(head) = &options.head {
+        if head.dim() == dim {
+            data = head.apply(crate::encoder::Side::Query, &data);
+        }
+    }
     Ok(Vectors {
         dim,
         data,
