@@ -148,16 +148,12 @@ struct Pass {
     per_cpu_s: f64,
 }
 
-/// CPU seconds (user + system, all threads) this process has used, from `/proc/self/stat`
-/// (clock ticks of 1/100 s); `None` where there is no such file.
+/// CPU seconds (user + system, all threads) this process has used; `None` where the platform
+/// cannot say.
 fn cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name (which is in parentheses and may hold spaces).
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split(' ').collect();
-    let utime: f64 = f.get(11)?.parse().ok()?;
-    let stime: f64 = f.get(12)?.parse().ok()?;
-    Some((utime + stime) / 100.0)
+    cpu_time::ProcessTime::try_now()
+        .ok()
+        .map(|t| t.as_duration().as_secs_f64())
 }
 
 fn summarize(system: &'static str, conc: usize, writer: bool, runs: Vec<Pass>) -> Row {

@@ -125,16 +125,7 @@ fn read_bandwidth(repeat: usize) -> f64 {
 
 /// CPU seconds this process has used (all its threads).
 fn process_cpu_seconds() -> f64 {
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `t` is a valid timespec for clock_gettime to fill.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) };
-    if rc != 0 {
-        return f64::NAN;
-    }
-    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
+    cpu_time::ProcessTime::now().as_duration().as_secs_f64()
 }
 
 /// Median wall seconds and median process CPU seconds of `repeat` runs of `f`. On a shared
