@@ -96,6 +96,22 @@ fn without_the_vnni_kernel_a_new_index_is_f32() {
     // Asked for, int8 is still what the index gets.
     index_with(repo.path(), model.path(), &["--int8"], Some("avx2"));
     assert_eq!(precision(repo.path()), "int8");
+    // A re-run there keeps int8 (switching re-embeds, never unasked) and says how to leave it.
+    let out = Command::new(env!("CARGO_BIN_EXE_bitseek"))
+        .env("BITSEEK_KERNELS", "avx2")
+        .arg("index")
+        .arg(repo.path())
+        .arg("--model-dir")
+        .arg(model.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("no AVX-512 VNNI") && err.contains("--f32"),
+        "{err}"
+    );
+    assert_eq!(precision(repo.path()), "int8");
 }
 
 #[test]
