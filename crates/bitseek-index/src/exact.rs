@@ -65,18 +65,55 @@ pub fn search(
 /// `out[q * rows + r] = ⟨queries_q, block_r⟩` for row-major `queries` (nq × dim) and `block`
 /// (rows × dim): one SGEMM.
 pub fn product(queries: &[f32], block: &[f32], dim: usize, out: &mut [f32]) {
-    let nq = queries.len() / dim.max(1);
     let rows = block.len() / dim.max(1);
+    // `block` read transposed through its strides.
+    sgemm(queries, block, dim, rows, (1, dim as isize), out);
+}
+
+/// [`product`] with the block already transposed, `block_t` (dim × rows, row-major): the SGEMM
+/// then packs it from contiguous runs instead of gathering a column at a time, which pays when
+/// the same block (the IVF's centroids) meets many chunks of queries.
+pub fn product_transposed(
+    queries: &[f32],
+    block_t: &[f32],
+    dim: usize,
+    rows: usize,
+    out: &mut [f32],
+) {
+    assert_eq!(
+        block_t.len(),
+        dim * rows,
+        "product: block must be dim × rows"
+    );
+    sgemm(queries, block_t, dim, rows, (rows as isize, 1), out);
+}
+
+/// `out = queries · B` for row-major `queries` (nq × dim) and `B` (dim × rows) read at `b`
+/// through its (row, column) strides.
+fn sgemm(
+    queries: &[f32],
+    b: &[f32],
+    dim: usize,
+    rows: usize,
+    strides: (isize, isize),
+    out: &mut [f32],
+) {
+    let nq = queries.len() / dim.max(1);
     assert_eq!(
         out.len(),
         nq * rows,
         "product: output must be queries × rows"
     );
+    assert!(
+        b.len() >= dim * rows,
+        "product: block must hold dim × rows values"
+    );
     if nq == 0 || rows == 0 {
         return;
     }
-    // SAFETY: `queries` is nq×dim, `block` is rows×dim (read transposed through its strides)
-    // and `out` is nq×rows; all row-major and sized as checked above.
+    // SAFETY: `queries` is nq×dim row-major, `b` holds dim×rows values reached through
+    // `strides` (both layouts callers pass stay inside `dim * rows`), `out` is nq×rows
+    // row-major; all sized as checked above.
     unsafe {
         matrixmultiply::sgemm(
             nq,
@@ -86,9 +123,9 @@ pub fn product(queries: &[f32], block: &[f32], dim: usize, out: &mut [f32]) {
             queries.as_ptr(),
             dim as isize,
             1,
-            block.as_ptr(),
-            1,
-            dim as isize,
+            b.as_ptr(),
+            strides.0,
+            strides.1,
             0.0,
             out.as_mut_ptr(),
             rows as isize,

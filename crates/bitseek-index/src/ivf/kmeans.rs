@@ -109,42 +109,12 @@ pub fn nearest(data: &[f32], dim: usize, centroids: &[f32]) -> Vec<u32> {
         .flat_map_iter(|rows| {
             let nr = rows.len() / dim;
             let mut ip = vec![0f32; nr * lists];
-            product_t(rows, &ct, dim, lists, &mut ip);
+            crate::exact::product_transposed(rows, &ct, dim, lists, &mut ip);
             ip.chunks_exact(lists)
                 .map(|s| argmin_distance(s, &cnorm))
                 .collect::<Vec<_>>()
         })
         .collect()
-}
-
-/// `out[r * lists + c] = ⟨rows_r, μ_c⟩` for row-major `rows` (nr × dim) and the transposed
-/// centroids `ct` (dim × lists, row-major): one SGEMM.
-fn product_t(rows: &[f32], ct: &[f32], dim: usize, lists: usize, out: &mut [f32]) {
-    let nr = rows.len() / dim;
-    assert!(ct.len() == dim * lists && out.len() == nr * lists && rows.len() == nr * dim);
-    if nr == 0 || lists == 0 {
-        return;
-    }
-    // SAFETY: `rows` is nr×dim, `ct` is dim×lists and `out` is nr×lists, all row-major and
-    // sized as asserted above.
-    unsafe {
-        matrixmultiply::sgemm(
-            nr,
-            dim,
-            lists,
-            1.0,
-            rows.as_ptr(),
-            dim as isize,
-            1,
-            ct.as_ptr(),
-            lists as isize,
-            1,
-            0.0,
-            out.as_mut_ptr(),
-            lists as isize,
-            1,
-        );
-    }
 }
 
 /// Lanes of [`argmin_distance`]: one AVX-512 register of `f32`.
