@@ -13,7 +13,9 @@ use bitseek_codesearch::{
     LiveIndex, ModelInfo, SearchMode,
 };
 use bitseek_embed::Embedder;
-use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{
+    PyFileNotFoundError, PyOSError, PyRuntimeError, PyRuntimeWarning, PyValueError,
+};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::path::PathBuf;
@@ -138,6 +140,10 @@ impl CodeIndex {
                 bitseek_codesearch::index_int8(None, existing.as_ref().map(|i| i.model()))
             }),
         };
+        if let Some(w) = bitseek_codesearch::slow_int8_warning(int8) {
+            let msg = std::ffi::CString::new(w).expect("the warning holds no NUL");
+            PyErr::warn(py, &py.get_type::<PyRuntimeWarning>(), &msg, 1)?;
+        }
         let model = self.model(py, int8)?;
         let opts = IndexOptions {
             batch,

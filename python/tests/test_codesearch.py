@@ -140,3 +140,28 @@ def test_search_tests_like_cli(repo, cli):
     # library units the semantic leg found come first.)
     paths = [h["path"] for h in by_default]
     assert paths[0] == "net/http.py" and "tests/test_http.py" in paths[1:]
+
+
+def test_int8_update_without_vnni_warns(repo):
+    # The kernels are chosen once per process, so the capped CPU runs in a child interpreter.
+    import subprocess
+    import sys
+
+    if os.environ.get("BITSEEK_REQUIRE_MODEL") != "1":
+        update_or_skip(bitseek.CodeIndex(repo))  # skips when no model
+    child = """
+import sys, warnings, bitseek
+code = bitseek.CodeIndex(sys.argv[1])
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    code.update(int8=True)
+    code.update(int8=False)
+print("\\n".join(f"{w.category.__name__}: {w.message}" for w in caught))
+"""
+    env = dict(os.environ, BITSEEK_KERNELS="avx2")
+    out = subprocess.run([sys.executable, "-c", child, str(repo)], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    # One warning: the int8 update, not the f32 one.
+    assert len(lines) == 1 and lines[0].startswith("RuntimeWarning:"), out.stdout
+    assert "no AVX-512 VNNI" in lines[0] and "update(int8=False)" in lines[0], out.stdout

@@ -229,6 +229,16 @@ pub fn int8_by_default() -> bool {
     bitseek_embed::int8_fast()
 }
 
+/// What to tell whoever updates an index in int8 (`int8`) where the 8-bit layers run on their
+/// scalar twin (no AVX-512 VNNI: [`int8_by_default`] is false), many times slower than `f32`, and
+/// how to leave it; `None` where int8 is fast or not used. An index keeps its precision on every
+/// update ([`index_int8`]), so one made int8 on another machine stays slow here until asked.
+pub fn slow_int8_warning(int8: bool) -> Option<&'static str> {
+    (int8 && !int8_by_default()).then_some(
+        "this index embeds in int8, but this CPU has no AVX-512 VNNI, so its 8-bit layers run on scalar code, far slower than f32; re-embed it in f32 once with `bitseek index --f32` (Python: `update(int8=False)`)",
+    )
+}
+
 /// The precision an update embeds with: `choice` when given (`--int8` / `--f32`, `int8=`), else
 /// the existing index's (switching re-embeds every unit, so it is never done unasked), else
 /// [`int8_by_default`].

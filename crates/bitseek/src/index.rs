@@ -141,11 +141,9 @@ pub(crate) fn run_to(a: Args, out: &mut dyn Write) -> anyhow::Result<()> {
     let existing = bitseek_codesearch::CodeIndex::open(&a.dir).ok();
     let int8 = bitseek_codesearch::index_int8(choice, existing.as_ref().map(|i| i.model()));
     drop(existing);
-    if int8 && !bitseek_codesearch::int8_by_default() {
-        // An index made int8 elsewhere (or asked for) keeps int8 here, on the scalar 8-bit code.
-        eprintln!(
-            "warning: this index embeds in int8, but this CPU has no AVX-512 VNNI, so its 8-bit layers run on scalar code, far slower than f32; `bitseek index --f32` re-embeds it in f32 once"
-        );
+    // An index made int8 elsewhere (or asked for) keeps int8 here, on the scalar 8-bit code.
+    if let Some(w) = bitseek_codesearch::slow_int8_warning(int8) {
+        eprintln!("warning: {w}");
     }
     let (embedder, model) =
         bitseek_codesearch::load_tuned(a.model_dir.as_deref(), int8, &a.adapter, &a.encoder)?;

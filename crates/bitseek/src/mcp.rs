@@ -108,6 +108,9 @@ pub struct IndexAnswer {
     /// Why everything was re-embedded, when it was.
     #[serde(skip_serializing_if = "Option::is_none")]
     rebuilt_because: Option<String>,
+    /// Something the agent should pass on: an int8 index on a CPU where int8 is slow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warning: Option<String>,
 }
 
 type Model = (CodeEmbedder, ModelInfo);
@@ -237,6 +240,10 @@ impl State {
         // gets `bitseek index`'s default.
         let existing = self.live.index().ok();
         let int8 = bitseek_codesearch::index_int8(None, existing.as_ref().map(|i| i.model()));
+        let warning = bitseek_codesearch::slow_int8_warning(int8);
+        if let Some(w) = warning {
+            eprintln!("warning: {w}");
+        }
         let model = self.model(int8)?;
         let r = index_repo(
             &self.root,
@@ -256,6 +263,7 @@ impl State {
             generation: r.generation,
             seconds: start.elapsed().as_secs_f64(),
             rebuilt_because: r.rebuilt_because,
+            warning: warning.map(str::to_owned),
         })
     }
 

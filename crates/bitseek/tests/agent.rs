@@ -22,7 +22,13 @@ struct Server {
 
 impl Server {
     fn start(dir: &Path, model: &Path) -> Server {
+        Server::start_with(dir, model, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables.
+    fn start_with(dir: &Path, model: &Path, env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_bitseek"))
+            .envs(env.iter().copied())
             .args(["mcp", "--dir"])
             .arg(dir)
             .arg("--model-dir")
@@ -289,6 +295,58 @@ fn search_and_index_tools_over_raw_json_rpc() {
     assert!(r.get("error").is_some(), "{r}");
     let r = s.request("ping", json!({}));
     assert!(r.get("result").is_some(), "{r}");
+    s.close();
+}
+
+#[test]
+fn an_int8_index_on_a_cpu_without_vnni_is_updated_with_a_warning() {
+    // Capped below AVX-512 the 8-bit layers run on their scalar twin; the index keeps the int8 it
+    // was made with, and the agent is told how to leave it.
+    let repo = repo();
+    let model = tempfile::tempdir().unwrap();
+    bitseek_codesearch::testing::write_tiny_model(model.path(), 1).unwrap();
+    let avx2 = [("BITSEEK_KERNELS", "avx2")];
+    let out = Command::new(env!("CARGO_BIN_EXE_bitseek"))
+        .envs(avx2)
+        .arg("index")
+        .arg(repo.path())
+        .arg("--int8")
+        .arg("--model-dir")
+        .arg(model.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(
+        repo.path().join("src/more.rs"),
+        "pub fn mul(a: i32) -> i32 {\n    a * 2\n}\n",
+    )
+    .unwrap();
+
+    let mut s = Server::start_with(repo.path(), model.path(), &avx2);
+    s.initialize();
+    let r = s.call("index", json!({}));
+    assert_eq!(r["isError"], false, "{r}");
+    assert_eq!(r["structuredContent"]["files_embedded"], 1, "{r}");
+    let warning = r["structuredContent"]["warning"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        warning.contains("no AVX-512 VNNI") && warning.contains("--f32"),
+        "{r}"
+    );
+    s.close();
+
+    // An f32 index there gets no warning.
+    let f32_repo = self::repo();
+    let mut s = Server::start_with(f32_repo.path(), model.path(), &avx2);
+    s.initialize();
+    let r = s.call("index", json!({}));
+    assert_eq!(r["isError"], false, "{r}");
+    assert!(r["structuredContent"].get("warning").is_none(), "{r}");
     s.close();
 }
 
