@@ -15,7 +15,11 @@ bitseek's `search_batch_effort` through `bitseek bench --effort ...`, whose `qps
 reads; its one-query-per-call figure is kept as `qps_single`). Each point has two speeds: `qps`
 from wall time and `qps_cpu` from the process's CPU time over the same passes; on a machine
 other processes share, the CPU figure leaves out the time they held the core, so ratios between
-systems are steadier (the table's `cpu` columns). Builds use --build-threads threads.
+systems are steadier (the table's `cpu` columns). Builds use --build-threads threads; each build
+is timed by wall clock and by the CPU seconds of all its threads (`cpu s`; for bitseek, those of
+the `bitseek build` child), which a loaded machine does not inflate. With --json-out the file is
+rewritten after every system, so a long run (1M rows: minutes per build) that stops keeps what it
+measured.
 
 Systems (choose with --systems):
   bitseek-ivf       `bitseek build --index ivf` (1-bit RaBitQ codes centred per list, FastScan),
@@ -49,6 +53,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -112,6 +117,12 @@ def qps_at(points, target, field="qps"):
     return None
 
 
+def children_cpu() -> float:
+    """CPU seconds (user + system) of the finished child processes, all their threads."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def saved_bytes(save, n: int) -> float:
     """Bytes per vector of the index `save(path)` writes."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -130,16 +141,16 @@ def run_bitseek(args, base_path, queries_path, lists, kind="ivf", keep="f32"):
         vectors = [] if keep == "f32" else ["--vectors", base_path]
         if kind == "graph" and args.graph_index:
             # A graph built before from the same base (its build time is not measured here).
-            idx, build = args.graph_index, float("nan")
+            idx, build, build_cpu = args.graph_index, float("nan"), float("nan")
             size = os.path.getsize(idx)
             rows = np.load(base_path, mmap_mode="r").shape[0]
             info = {"file_bytes": size, "rows": rows, "graph_degree": args.degree}
         else:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), children_cpu()
             b = subprocess.run([exe, "build", "--input", base_path, "--index", kind, *shape,
                                 "--out", idx, "--json"], check=True, capture_output=True, text=True,
                                env={**os.environ, "RAYON_NUM_THREADS": str(args.build_threads)})
-            build = time.perf_counter() - t
+            build, build_cpu = time.perf_counter() - t, children_cpu() - c
             info = json.loads(b.stdout)
         efforts = args.efforts if kind == "ivf" else args.graph_efforts
         r = subprocess.run([exe, "bench", idx, "--queries", queries_path, "-k", str(args.k),
@@ -154,7 +165,7 @@ def run_bitseek(args, base_path, queries_path, lists, kind="ivf", keep="f32"):
         print(f"    effort {p['knob']:>5}: recall {p['recall']:.4f}  {p['qps']:10.0f} q/s  "
               f"{p['qps_cpu']:10.0f} q/cpu-s  ({p['qps_single']:.0f} q/s one per call)", flush=True)
     print(f"    build {build:.1f} s", flush=True)
-    return {"build_seconds": build, "points": pts, "lists": info.get("ivf_lists"),
+    return {"build_seconds": build, "build_cpu_seconds": build_cpu, "points": pts, "lists": info.get("ivf_lists"),
             "imbalance": info.get("ivf_imbalance"), "degree": info.get("graph_degree"),
             "bytes_per_vector": info["file_bytes"] / info["rows"]}
 
@@ -196,6 +207,7 @@ def main() -> int:
         flat = faiss.IndexFlatIP(d)
         flat.add(base)
         _, truth = flat.search(queries, k)
+        del flat
         print(f"{n} × {d} base, {len(queries)} queries, k={k}, {lists} lists; load {os.getloadavg()}", flush=True)
         results = {}
         systems = args.systems.split(",")
@@ -205,10 +217,14 @@ def main() -> int:
             key = s if s not in results else f"{s} (again)"
             print(f"== {key}", flush=True)
             faiss.omp_set_num_threads(args.build_threads)
-            t = time.perf_counter()
+            load = os.getloadavg()
+            print(f"   {time.strftime('%H:%M:%S')}, load {load[0]:.1f}", flush=True)
+            t, c = time.perf_counter(), time.process_time()
             if s.split(":")[0] in ("bitseek-ivf", "bitseek-graph"):
                 kind, _, keep = s.removeprefix("bitseek-").partition(":")
                 results[key] = run_bitseek(args, bp, qp, lists, kind, keep or "f32")
+                results[key]["load_before"] = load[0]
+                save_json(args, n, d, lists, len(queries), results)
                 continue
             if s == "faiss-ivf-rabitq":
                 quant = faiss.IndexFlatIP(d)
@@ -217,7 +233,7 @@ def main() -> int:
                 index.k_factor = 4
                 index.train(base)
                 index.add(base)
-                build = time.perf_counter() - t
+                build, build_cpu = time.perf_counter() - t, time.process_time() - c
                 faiss.omp_set_num_threads(1)
 
                 def search(v, index=index, ivf=ivf):
@@ -232,7 +248,7 @@ def main() -> int:
                 _, assign = km.index.search(base, 1)
                 index = rabitqlib.IvfIndex(d, n, lists, nbits, "l2")
                 index.build(base, km.centroids, assign.ravel().astype(np.uint32), args.build_threads)
-                build = time.perf_counter() - t
+                build, build_cpu = time.perf_counter() - t, time.process_time() - c
 
                 def search(v, index=index):
                     return np.asarray(index.search(queries, k, v, num_threads=1)[0])
@@ -241,7 +257,7 @@ def main() -> int:
                 import rabitqlib
                 index = rabitqlib.SymqgIndex(d, 32, "l2")
                 index.build(base, 200, args.build_threads)
-                build = time.perf_counter() - t
+                build, build_cpu = time.perf_counter() - t, time.process_time() - c
 
                 def search(v, index=index):
                     return np.asarray(index.search(queries, k, max(v, k), num_threads=1)[0])
@@ -250,7 +266,7 @@ def main() -> int:
                 index = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
                 index.hnsw.efConstruction = 200
                 index.add(base)
-                build = time.perf_counter() - t
+                build, build_cpu = time.perf_counter() - t, time.process_time() - c
                 faiss.omp_set_num_threads(1)
 
                 def search(v, index=index):
@@ -262,7 +278,7 @@ def main() -> int:
                 index = hnswlib.Index(space="ip", dim=d)
                 index.init_index(max_elements=n, M=16, ef_construction=200)
                 index.add_items(base, num_threads=args.build_threads)
-                build = time.perf_counter() - t
+                build, build_cpu = time.perf_counter() - t, time.process_time() - c
                 index.set_num_threads(1)
 
                 def search(v, index=index):
@@ -273,7 +289,7 @@ def main() -> int:
                 from usearch.index import Index
                 index = Index(ndim=d, metric="ip", dtype="f32", connectivity=16, expansion_add=128)
                 index.add(np.arange(n), base, threads=args.build_threads)
-                build = time.perf_counter() - t
+                build, build_cpu = time.perf_counter() - t, time.process_time() - c
 
                 def search(v, index=index):
                     index.expansion_search = v
@@ -289,12 +305,13 @@ def main() -> int:
             else:
                 bpv = saved_bytes(index.save, n)
             print(f"    build {build:.1f} s, {bpv:.0f} bytes/vector", flush=True)
-            results[key] = {"build_seconds": build, "bytes_per_vector": bpv,
-                            "points": curve(search, knobs, queries, truth, k, args.repeat)}
+            results[key] = {"build_seconds": build, "build_cpu_seconds": build_cpu, "bytes_per_vector": bpv,
+                            "points": curve(search, knobs, queries, truth, k, args.repeat), "load_before": load[0]}
             del index
+            save_json(args, n, d, lists, len(queries), results)
 
     print(f"\nload after: {os.getloadavg()}")
-    print(f"{'system':<18} {'build s':>8} {'B/vec':>6} {'QPS@0.95':>10} {'QPS@0.99':>10} {'cpu@0.95':>10} {'cpu@0.99':>10} {'cpu=0.95':>10}   curve (knob: recall / q/s)")
+    print(f"{'system':<18} {'build s':>8} {'cpu s':>8} {'B/vec':>6} {'QPS@0.95':>10} {'QPS@0.99':>10} {'cpu@0.95':>10} {'cpu@0.99':>10} {'cpu=0.95':>10}   curve (knob: recall / q/s)")
     nan = float("nan")
     for s, r in results.items():
         b95, b99 = best_at(r["points"], 0.95), best_at(r["points"], 0.99)
@@ -302,11 +319,16 @@ def main() -> int:
         # "cpu=0.95": CPU QPS interpolated to recall 0.95 exactly.
         r["qps_cpu_at_095"] = i95 = qps_at(r["points"], 0.95, "qps_cpu")
         pts = "  ".join(f"{p['knob']}: {p['recall']:.3f}/{p['qps']:.0f}" for p in r["points"])
-        print(f"{s:<18} {r['build_seconds']:>8.1f} {r['bytes_per_vector']:>6.0f} {b95 or nan:>10.0f} {b99 or nan:>10.0f} {c95 or nan:>10.0f} {c99 or nan:>10.0f} {i95 or nan:>10.0f}   {pts}")
-    if args.json_out:
-        Path(args.json_out).write_text(json.dumps({"rows": n, "dim": d, "k": k, "lists": lists,
-                                                   "queries": len(queries), "results": results}, indent=1))
+        print(f"{s:<18} {r['build_seconds']:>8.1f} {r['build_cpu_seconds']:>8.1f} {r['bytes_per_vector']:>6.0f} {b95 or nan:>10.0f} {b99 or nan:>10.0f} {c95 or nan:>10.0f} {c99 or nan:>10.0f} {i95 or nan:>10.0f}   {pts}")
+    save_json(args, n, d, lists, len(queries), results)
     return 0
+
+
+def save_json(args, n, d, lists, nq, results) -> None:
+    """Written after every system too, so a long run that stops keeps what it measured."""
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps({"rows": n, "dim": d, "k": args.k, "lists": lists,
+                                                   "queries": nq, "results": results}, indent=1))
 
 
 if __name__ == "__main__":
