@@ -34,10 +34,26 @@ pub(crate) struct Table {
 }
 
 impl Table {
-    /// The table of a rotated query `w` (`D'` values): per group of four dims the 16 subset sums,
-    /// shifted by the group's smallest and scaled by one step shared by all groups so the widest
-    /// group spans 0..=255.
+    /// The table of a rotated query `w` (`D'` finite values): per group of four dims the 16
+    /// subset sums, shifted by the group's smallest and scaled by one step shared by all groups
+    /// so the widest group spans 0..=255. Built once per query, it cost a graph search ~2.8 µs
+    /// (about a tenth of a query at beam 32) in scalar code; the SSE2 version (every x86_64 CPU
+    /// has it) gives the same table bit for bit in a fraction of that.
     pub fn new(w: &[f32]) -> Table {
+        #[cfg(target_arch = "x86_64")]
+        {
+            table_sse2(w)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            Table::new_scalar(w)
+        }
+    }
+
+    /// The scalar twin of [`Table::new`]: entry `k` is entry `k` without its highest bit plus
+    /// that dim (the set dims added in ascending order to +0), the group's range a scan.
+    #[cfg_attr(all(target_arch = "x86_64", not(test)), allow(dead_code))]
+    pub fn new_scalar(w: &[f32]) -> Table {
         let groups = w.len() / 4;
         let mut sums = vec![0f32; groups * 16];
         let mut lo = vec![0f32; groups];
@@ -45,8 +61,6 @@ impl Table {
         for g in 0..groups {
             let v = &w[4 * g..4 * g + 4];
             let e = &mut sums[g * 16..g * 16 + 16];
-            // Entry k adds its dims in ascending order: entry k without its highest bit, plus
-            // that dim (the same sums, in the same order, as adding the set dims one by one).
             for k in 1..16 {
                 let top = (k as u32).ilog2() as usize;
                 e[k] = e[k ^ (1 << top)] + v[top];
@@ -59,14 +73,113 @@ impl Table {
             lo[g] = mn;
             width = width.max(mx - mn);
         }
-        let delta = if width > 0.0 { width / 255.0 } else { 1.0 };
+        let delta = step(width);
         let lut = sums
             .iter()
             .enumerate()
             // e ≥ lo, so adding ½ and truncating rounds as `round` does (half away from zero),
-            // and `as u8` saturates at 255; this form vectorises where `round` is a libm call.
+            // and `as u8` saturates at 255.
             .map(|(i, &e)| ((e - lo[i / 16]) / delta + 0.5) as u8)
             .collect();
+        Table {
+            lut,
+            delta,
+            sum_lo: lo.iter().sum(),
+            sum_w: w.iter().sum(),
+        }
+    }
+}
+
+/// The shared step of a table whose widest group spans `width`.
+fn step(width: f32) -> f32 {
+    if width > 0.0 {
+        width / 255.0
+    } else {
+        1.0
+    }
+}
+
+/// `SUBSET_MASKS[j][k]`: all ones where table entry `k` includes dim `j` of its group.
+#[cfg(target_arch = "x86_64")]
+const SUBSET_MASKS: [[u32; 16]; 4] = {
+    let mut m = [[0u32; 16]; 4];
+    let mut j = 0;
+    while j < 4 {
+        let mut k = 0;
+        while k < 16 {
+            if k >> j & 1 == 1 {
+                m[j][k] = u32::MAX;
+            }
+            k += 1;
+        }
+        j += 1;
+    }
+    m
+};
+
+/// [`Table::new`] in SSE2, four entries a register. Entry `k` is `(((0 + t0) + t1) + t2) + t3`
+/// where `tj` is dim `j` if `k` includes it and +0 if not: the scalar twin's additions in its
+/// order (adding +0 changes no sum, and a sum that starts at +0 never becomes −0), so the same
+/// values. `min`/`max` of finite values are exact, and the conversion clamps to 0..=255 before
+/// truncating, as the saturating `as u8` does.
+#[cfg(target_arch = "x86_64")]
+fn table_sse2(w: &[f32]) -> Table {
+    use core::arch::x86_64::*;
+    let groups = w.len() / 4;
+    let mut sums = vec![0f32; groups * 16];
+    let mut lo = vec![0f32; groups];
+    let mut width = 0f32;
+    // SAFETY: SSE2 is part of every x86_64 CPU; every load reads 4 in-bounds f32 (masks and
+    // group values) and every store writes 4 in-bounds f32 of `sums` (16 per group).
+    unsafe {
+        let masks: [[__m128; 4]; 4] = core::array::from_fn(|j| {
+            core::array::from_fn(|c| {
+                _mm_castsi128_ps(_mm_loadu_si128(SUBSET_MASKS[j][4 * c..].as_ptr().cast()))
+            })
+        });
+        let zero = _mm_setzero_ps();
+        for (g, (e, v)) in sums.chunks_exact_mut(16).zip(w.chunks_exact(4)).enumerate() {
+            let b = [
+                _mm_set1_ps(v[0]),
+                _mm_set1_ps(v[1]),
+                _mm_set1_ps(v[2]),
+                _mm_set1_ps(v[3]),
+            ];
+            let mut mn = _mm_set1_ps(f32::INFINITY);
+            let mut mx = _mm_set1_ps(f32::NEG_INFINITY);
+            for c in 0..4 {
+                let mut x = zero;
+                for j in 0..4 {
+                    x = _mm_add_ps(x, _mm_and_ps(b[j], masks[j][c]));
+                }
+                _mm_storeu_ps(e[4 * c..].as_mut_ptr(), x);
+                mn = _mm_min_ps(mn, x);
+                mx = _mm_max_ps(mx, x);
+            }
+            // Across the four lanes.
+            mn = _mm_min_ps(mn, _mm_movehl_ps(mn, mn));
+            mn = _mm_min_ss(mn, _mm_shuffle_ps::<1>(mn, mn));
+            mx = _mm_max_ps(mx, _mm_movehl_ps(mx, mx));
+            mx = _mm_max_ss(mx, _mm_shuffle_ps::<1>(mx, mx));
+            let (mn, mx) = (_mm_cvtss_f32(mn), _mm_cvtss_f32(mx));
+            lo[g] = mn;
+            width = width.max(mx - mn);
+        }
+        let delta = step(width);
+        let mut lut = vec![0u8; groups * 16];
+        let (d, half, top) = (_mm_set1_ps(delta), _mm_set1_ps(0.5), _mm_set1_ps(255.0));
+        for ((out, e), &l) in lut.chunks_exact_mut(16).zip(sums.chunks_exact(16)).zip(&lo) {
+            let l = _mm_set1_ps(l);
+            let q: [__m128i; 4] = core::array::from_fn(|c| {
+                let x = _mm_add_ps(
+                    _mm_div_ps(_mm_sub_ps(_mm_loadu_ps(e[4 * c..].as_ptr()), l), d),
+                    half,
+                );
+                _mm_cvttps_epi32(_mm_min_ps(_mm_max_ps(x, zero), top))
+            });
+            let bytes = _mm_packus_epi16(_mm_packs_epi32(q[0], q[1]), _mm_packs_epi32(q[2], q[3]));
+            _mm_storeu_si128(out.as_mut_ptr().cast(), bytes);
+        }
         Table {
             lut,
             delta,
@@ -321,4 +434,50 @@ pub(crate) fn exhaustive(ivf: &IvfRef<'_>, queries: &[f32]) -> Vec<Vec<f32>> {
             est
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Table;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The SIMD table equals its scalar twin bit for bit: entries, step and sums.
+        #[test]
+        fn table_matches_scalar_twin(
+            groups in 1usize..40,
+            seed in any::<u64>(),
+            scale in prop_oneof![Just(1e-3f32), Just(1.0f32), Just(1e3f32)],
+        ) {
+            let mut x = seed | 1;
+            let w: Vec<f32> = (0..groups * 4)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    // Some exact zeros and negative zeros among the values.
+                    match x % 16 {
+                        0 => 0.0,
+                        1 => -0.0,
+                        _ => ((x >> 11) as f32 / (1u64 << 53) as f32 - 0.5) * scale,
+                    }
+                })
+                .collect();
+            let (a, b) = (Table::new(&w), Table::new_scalar(&w));
+            prop_assert_eq!(a.lut, b.lut);
+            prop_assert_eq!(a.delta.to_bits(), b.delta.to_bits());
+            prop_assert_eq!(a.sum_lo.to_bits(), b.sum_lo.to_bits());
+            prop_assert_eq!(a.sum_w.to_bits(), b.sum_w.to_bits());
+        }
+    }
+
+    /// A query of zeros (no width): the step falls back to 1 and every entry is 0.
+    #[test]
+    fn zero_query_table() {
+        let w = vec![0f32; 64];
+        let (a, b) = (Table::new(&w), Table::new_scalar(&w));
+        assert_eq!(a.delta, 1.0);
+        assert!(a.lut.iter().all(|&e| e == 0));
+        assert_eq!(a.lut, b.lut);
+    }
 }
