@@ -66,8 +66,7 @@ pub struct GraphMeta {
     pub degree: usize,
     /// Padded code dimension `D'` (a multiple of 64).
     pub padded: usize,
-    /// The medoid: every node is reachable from it, and a search starts from it or from the best
-    /// of a few sampled rows (`search::ENTRY_SAMPLES`).
+    /// The row every search starts from (the medoid).
     pub entry: u32,
     /// RobustPrune's `α`.
     pub alpha: f32,
@@ -79,7 +78,7 @@ pub struct GraphMeta {
 
 /// Beam width when a search names no effort. On the dev embeddings (133k MiniLM code and docstring
 /// vectors, degree 32, 1,000 held-out docstrings as queries) beams of 24, 32, 48 and 128 gave
-/// recall@10 0.936, 0.958, 0.976 and 0.991; 48 keeps a margin above 0.95 for other data.
+/// recall@10 0.940, 0.957, 0.974 and 0.992; 48 keeps a margin above 0.95 for other data.
 pub const DEFAULT_EFFORT: usize = 48;
 
 /// The owned graph arrays.
